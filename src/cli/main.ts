@@ -1,0 +1,53 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/config.ts';
+import { isAppError } from '../platform/errors/app-error.ts';
+import { runMigrate } from './migrate.ts';
+import { runServe } from './serve.ts';
+
+const HELP = `stratum: a data service on PostgreSQL
+
+Usage: stratum <command> [options]
+
+Commands:
+  serve                     run the HTTP API (HOST, PORT; DATABASE_URL or the embedded server of STRATUM_HOME)
+  migrate up                apply every pending migration
+  migrate down [n]          revert the n most recent migrations (default 1)
+  migrate status            list migrations and whether each is applied
+  help                      show this text
+
+With no DATABASE_URL, commands use the embedded PostgreSQL of STRATUM_HOME (default ./.stratum):
+the running server's if \`stratum serve\` is up, otherwise one started for the command.`;
+
+const err = (line: string) => process.stderr.write(`${line}\n`);
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * Runs one command and returns the exit code. Failures print one line, not a stack trace.
+ * @example process.exitCode = await runCli(['migrate', 'status']);
+ */
+export async function runCli(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { help: { type: 'boolean', short: 'h' } } });
+  const [command, ...rest] = positionals;
+  if (!command || command === 'help' || values.help) {
+    out(HELP);
+    return command && command !== 'help' && !values.help ? 2 : 0;
+  }
+  try {
+    const config = loadConfig(process.env, process.cwd());
+    switch (command) {
+      case 'serve': return await runServe(config, err);
+      case 'migrate': return await runMigrate(config, rest, { out, err });
+      default:
+        err(`stratum: unknown command "${command}"; see \`stratum help\``);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof ConfigError || isAppError(error)) {
+      err(`stratum: ${error.message}`);
+      return 1;
+    }
+    err(`stratum: ${(error as Error)?.message ?? String(error)}`);
+    if (process.env.STRATUM_DEBUG) err((error as Error)?.stack ?? '');
+    return 1;
+  }
+}

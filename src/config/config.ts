@@ -1,0 +1,57 @@
+import path from 'node:path';
+
+/** Where the database comes from: a server stratum starts itself, or one named by a URL. */
+export type DatabaseSource =
+  | { kind: 'embedded'; home: string }
+  | { kind: 'url'; url: string };
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly database: DatabaseSource;
+  readonly poolMax: number;
+  readonly txDeadlineMs: number;
+  readonly bodyLimitBytes: number;
+  readonly logLevel: string;
+  readonly scoreMode: 'sync';
+  readonly shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+/**
+ * Reads the configuration from an environment. The only place in stratum that looks at `process.env`.
+ * @example const config = loadConfig(process.env, process.cwd());
+ */
+export function loadConfig(env: Env, cwd: string): Config {
+  const url = env.DATABASE_URL?.trim();
+  const home = path.resolve(cwd, env.STRATUM_HOME?.trim() || '.stratum');
+  const scoreMode = env.SCORE_MODE?.trim() || 'sync';
+  if (scoreMode !== 'sync') {
+    throw new ConfigError(`SCORE_MODE "${scoreMode}" is not available yet; the only mode today is "sync"`);
+  }
+  return Object.freeze({
+    host: env.HOST?.trim() || '127.0.0.1',
+    port: readInt(env, 'PORT', 8080, 0, 65535),
+    database: url ? { kind: 'url', url } : { kind: 'embedded', home },
+    poolMax: readInt(env, 'DB_POOL_MAX', 10, 1, 1000),
+    txDeadlineMs: readInt(env, 'TX_DEADLINE_MS', 2000, 10, 600_000),
+    bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024, 100 * 1024 * 1024),
+    logLevel: env.LOG_LEVEL?.trim() || 'info',
+    scoreMode,
+    shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+  } satisfies Config);
+}

@@ -1,0 +1,75 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Sql } from '../../platform/db/connect.ts';
+import type { TransactionFn } from '../../platform/db/transaction.ts';
+import { AppError } from '../../platform/errors/app-error.ts';
+import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
+import { findUserById, insertUserWithScoreFanOut, listActionsBefore, listUsersAfter } from './users-repository.ts';
+import { ActionSchema, CreateUserBody, IdParams, PageQuery, ProblemSchema, UserSchema } from './schemas.ts';
+
+export interface UsersDeps {
+  sql: Sql;
+  transaction: TransactionFn;
+}
+
+function parseLimit(raw: string | undefined): number {
+  const limit = raw === undefined ? 50 : Number(raw);
+  if (limit < 1 || limit > 500) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 500', { details: { field: 'limit' } });
+  return limit;
+}
+
+function parseId(raw: string): number {
+  const id = Number(raw);
+  if (id < 1 || id > 2_147_483_647) throw new AppError('REQUEST.INVALID', 'params.id must be between 1 and 2147483647', { details: { field: 'id' } });
+  return id;
+}
+
+const errors = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 503: ProblemSchema };
+
+/** POST /users, GET /users, GET /users/:id, GET /actions. */
+export function usersRoutes(deps: UsersDeps) {
+  return (root: FastifyInstance): void => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.post('/users', {
+      schema: { tags: ['users'], summary: 'Create a user; every other user gets score = 1 + score + score / n', body: CreateUserBody, response: { 201: UserSchema, ...errors } },
+    }, async (request, reply) => {
+      const body = request.body;
+      const user = await deps.transaction({ label: 'users.create' }, (tx) => insertUserWithScoreFanOut(tx, {
+        username: body.username, score: body.score ?? 0, profile: body.profile,
+      }));
+      return reply.code(201).send(user);
+    });
+
+    app.get('/users', {
+      schema: { tags: ['users'], summary: 'Users in id order, keyset pages', querystring: PageQuery,
+        response: { 200: Type.Object({ items: Type.Array(UserSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } },
+    }, async (request) => {
+      const limit = parseLimit(request.query.limit);
+      const after = request.query.cursor ? decodeCursor(request.query.cursor, isIdCursor).id : 0;
+      const items = await listUsersAfter(deps.sql, after, limit);
+      const last = items.at(-1);
+      return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
+    });
+
+    app.get('/users/:id', {
+      schema: { tags: ['users'], params: IdParams, response: { 200: UserSchema, ...errors } },
+    }, async (request) => {
+      const id = parseId(request.params.id);
+      const user = await findUserById(deps.sql, id);
+      if (!user) throw new AppError('USER.NOT_FOUND', `user ${id} does not exist`, { details: { id } });
+      return user;
+    });
+
+    app.get('/actions', {
+      schema: { tags: ['users'], summary: 'Actions newest first, keyset pages', querystring: PageQuery,
+        response: { 200: Type.Object({ items: Type.Array(ActionSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } },
+    }, async (request) => {
+      const limit = parseLimit(request.query.limit);
+      const before = request.query.cursor ? decodeCursor(request.query.cursor, isIdCursor).id : undefined;
+      const items = await listActionsBefore(deps.sql, before, limit);
+      const last = items.at(-1);
+      return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
+    });
+  };
+}

@@ -1,0 +1,99 @@
+import type { Db, TxSql } from '../../platform/db/connect.ts';
+import { sqlState } from '../../platform/db/pg-errors.ts';
+import { pipeline } from '../../platform/db/pipeline.ts';
+import { AppError } from '../../platform/errors/app-error.ts';
+import type { Action, NewUser, User } from './user.ts';
+
+interface UserRow {
+  id: number;
+  username: string;
+  score: string;
+  created: Date;
+  updated: Date | null;
+  firstname: string;
+  lastname: string;
+}
+
+interface ActionRow { id: number; description: string; created: Date }
+
+function userRowToUser(row: UserRow): User {
+  return {
+    id: row.id,
+    username: row.username,
+    // The source system's score is a float in its JSON; the database keeps the exact numeric.
+    score: Number(row.score),
+    created: row.created.toISOString(),
+    updated: row.updated ? row.updated.toISOString() : null,
+    profile: { firstname: row.firstname, lastname: row.lastname },
+  };
+}
+
+function actionRowToAction(row: ActionRow): Action {
+  return { id: row.id, description: row.description, created: row.created.toISOString() };
+}
+
+/**
+ * Creates a user with its profile, gives every other user `score = 1 + score + score / n` (n = number of
+ * other users) and records the action: one round trip. The share-row-exclusive lock makes creations take
+ * turns, so each one counts and updates every user committed before it (see docs/decisions/0004).
+ * The caller owns the transaction.
+ */
+export async function insertUserWithScoreFanOut(tx: TxSql, input: NewUser): Promise<User> {
+  try {
+    const [, rows] = await pipeline([
+      tx`lock table users.users in share row exclusive mode`,
+      tx<UserRow[]>`
+        with others as (
+          select count(*) as n from users.users
+        ), new_user as (
+          insert into users.users (username, score) values (${input.username}, ${String(input.score)})
+          returning id, username, score, created, updated
+        ), profile as (
+          insert into users.user_profile (user_id, firstname, lastname)
+          select id, ${input.profile.firstname}, ${input.profile.lastname} from new_user
+          returning firstname, lastname
+        ), fan_out as (
+          update users.users u set score = 1 + u.score + u.score / others.n, updated = now()
+          from others where others.n > 0
+        ), action as (
+          insert into users.actions (description)
+          select 'new user created with id ' || id || ' and username ' || username from new_user
+        )
+        select u.id, u.username, u.score::text as score, u.created, u.updated, p.firstname, p.lastname
+        from new_user u cross join profile p`,
+    ]);
+    return userRowToUser(rows[0]!);
+  } catch (error) {
+    if (sqlState(error) === '23505') {
+      throw new AppError('USER.ALREADY_EXISTS', `a user named "${input.username}" already exists`, { cause: error, details: { username: input.username } });
+    }
+    throw error;
+  }
+}
+
+export async function findUserById(db: Db, id: number): Promise<User | undefined> {
+  const [row] = await db<UserRow[]>`
+    select u.id, u.username, u.score::text as score, u.created, u.updated, p.firstname, p.lastname
+    from users.users u join users.user_profile p on p.user_id = u.id
+    where u.id = ${id}`;
+  return row ? userRowToUser(row) : undefined;
+}
+
+/** Users in id order after `afterId`, with their profiles. */
+export async function listUsersAfter(db: Db, afterId: number, limit: number): Promise<User[]> {
+  const rows = await db<UserRow[]>`
+    select u.id, u.username, u.score::text as score, u.created, u.updated, p.firstname, p.lastname
+    from users.users u join users.user_profile p on p.user_id = u.id
+    where u.id > ${afterId}
+    order by u.id
+    limit ${limit}`;
+  return rows.map(userRowToUser);
+}
+
+/** Actions newest first, before `beforeId` (all when undefined). */
+export async function listActionsBefore(db: Db, beforeId: number | undefined, limit: number): Promise<Action[]> {
+  const rows = beforeId === undefined
+    ? await db<ActionRow[]>`select id, description, created from users.actions order by id desc limit ${limit}`
+    : await db<ActionRow[]>`select id, description, created from users.actions where id < ${beforeId} order by id desc limit ${limit}`;
+  return rows.map(actionRowToAction);
+}

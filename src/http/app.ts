@@ -1,0 +1,51 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Metrics } from '../platform/observability/metrics.ts';
+import { installProblemHandlers } from './problem.ts';
+import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
+
+export type App = FastifyInstance;
+
+export interface AppOptions {
+  bodyLimitBytes: number;
+  logLevel: string;
+  metrics: Metrics;
+  readiness: ReadinessCheck;
+  /** Each bounded context adds its routes here. */
+  routes: Array<(app: App) => void>;
+}
+
+/**
+ * Builds the Fastify app: strict schemas (no coercion of bodies, unknown fields rejected), problem+json
+ * errors, OpenAPI at /docs, health and metrics. The caller listens and closes it.
+ * @example const app = await buildApp({ bodyLimitBytes: 65536, logLevel: 'info', metrics, readiness, routes: [usersRoutes] });
+ */
+export async function buildApp(options: AppOptions): Promise<App> {
+  const app = Fastify({
+    logger: { level: options.logLevel },
+    bodyLimit: options.bodyLimitBytes,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installProblemHandlers(app);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'stratum', version: '0.1.0', description: 'A data service on PostgreSQL. Errors are application/problem+json with a stable `code`.' },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    options.metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  registerHealthRoutes(app, options.readiness, options.metrics);
+  for (const register of options.routes) register(app);
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,33 @@
+import type { FastifyInstance } from 'fastify';
+import type { Metrics } from '../platform/observability/metrics.ts';
+import { problem, sendProblem } from './problem.ts';
+
+/** Resolves when the database answers; rejects (or takes too long) when it does not. */
+export type ReadinessCheck = () => Promise<void>;
+
+const READY_TIMEOUT_MS = 1000;
+
+export function registerHealthRoutes(app: FastifyInstance, ready: ReadinessCheck, metrics: Metrics): void {
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { schema: { hide: true } }, async (request, reply) => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        ready(),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS); }),
+      ]);
+      return { status: 'ready', database: 'ok' };
+    } catch (error) {
+      request.log.warn({ err: error }, 'not ready');
+      return sendProblem(reply, problem(503, 'DB.UNAVAILABLE', `the database did not answer: ${(error as Error).message}`), 2);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}

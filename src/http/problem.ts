@@ -1,0 +1,72 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, isAppError, type ErrorCode } from '../platform/errors/app-error.ts';
+import { translatePgError, sqlState } from '../platform/db/pg-errors.ts';
+import { RETRY_AFTER_SECONDS, STATUS_BY_CODE } from './error-statuses.ts';
+
+/** RFC 9457 problem details, plus stratum's stable `code`. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  [extra: string]: unknown;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
+  413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
+  return { type: `urn:stratum:error:${code}`, title: TITLES[status] ?? 'Error', status, code, detail, ...extra };
+}
+
+export function sendProblem(reply: FastifyReply, p: Problem, retryAfterSeconds?: number): FastifyReply {
+  if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
+  return reply.code(p.status).type('application/problem+json').send(p);
+}
+
+function fromFastifyError(error: FastifyError): { status: number; code: string; detail: string } | undefined {
+  if (error.validation) {
+    const first = error.validation[0];
+    const field = [error.validationContext, first?.instancePath?.replace(/^\//, '').replace(/\//g, '.')].filter(Boolean).join('.');
+    const missing = (first?.params as { missingProperty?: string; additionalProperty?: string } | undefined);
+    const name = missing?.missingProperty ? `${field ? `${field}.` : ''}${missing.missingProperty}`
+      : missing?.additionalProperty ? `${field ? `${field}.` : ''}${missing.additionalProperty}` : field;
+    const what = missing?.additionalProperty ? 'is not a known field' : missing?.missingProperty ? 'is required' : first?.message ?? 'is invalid';
+    return { status: 400, code: 'REQUEST.INVALID', detail: `${name} ${what}` };
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return { status: 413, code: 'REQUEST.TOO_LARGE', detail: 'the request body is larger than the limit' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { status: 415, code: 'REQUEST.UNSUPPORTED_MEDIA_TYPE', detail: 'send the body as application/json' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY': return { status: 400, code: 'REQUEST.INVALID', detail: 'the body is not valid JSON' };
+    default: break;
+  }
+  if (error instanceof SyntaxError || (error.statusCode && error.statusCode >= 400 && error.statusCode < 500)) {
+    return { status: error.statusCode ?? 400, code: 'REQUEST.INVALID', detail: error.message };
+  }
+  return undefined;
+}
+
+/** The one error handler: every failure leaves as application/problem+json with a stable code. */
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
+    const edge = isAppError(error) ? undefined : fromFastifyError(error as FastifyError);
+    if (edge) return sendProblem(reply, problem(edge.status, edge.code, edge.detail));
+    const appError = isAppError(error) ? error : sqlState(error) || (error as { code?: string }).code ? translatePgError(error) : undefined;
+    if (!appError) {
+      request.log.error({ err: error }, 'unhandled error');
+      return sendProblem(reply, problem(500, 'INTERNAL', 'an unexpected error occurred; it has been logged'));
+    }
+    const status = STATUS_BY_CODE[appError.code as ErrorCode] ?? 500;
+    if (status >= 500) request.log.error({ err: appError, cause: appError.cause }, appError.message);
+    const detail = status >= 500 && appError.code === 'DB.ERROR' ? 'the database reported an error; it has been logged' : appError.message;
+    return sendProblem(reply, problem(status, appError.code, detail, appError.details ? { details: appError.details } : {}), RETRY_AFTER_SECONDS[appError.code]);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem(404, 'RESOURCE.NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
+}
+
+export { AppError };

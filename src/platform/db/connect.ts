@@ -1,0 +1,81 @@
+import postgres from 'postgres';
+import { AppError } from '../errors/app-error.ts';
+
+/** A postgres.js pool. Repositories take one of these, or a transaction handle, as their first argument. */
+export type Sql = postgres.Sql<Record<string, never>>;
+/** A connection inside a transaction (what `sql.begin` hands its callback). */
+export type TxSql = postgres.TransactionSql<Record<string, never>>;
+/** Either a pool or a transaction: what a repository function accepts. */
+export type Db = Sql | TxSql;
+
+/** Where to connect: a URL (several hosts allowed, `host1:5432,host2:5432`) or discrete fields. */
+export type ConnectTarget =
+  | { url: string }
+  | { host: string; port: number; user: string; password?: string; database: string };
+
+export interface PoolOptions {
+  /** Most connections the pool opens. */
+  max: number;
+  /** Seen in pg_stat_activity; metrics count this pool's connections by it. */
+  applicationName: string;
+  /** Seconds to wait for a TCP connection and the handshake. */
+  connectTimeoutSeconds?: number;
+  /** Seconds an unused connection stays open. */
+  idleTimeoutSeconds?: number;
+  onNotice?: (notice: postgres.Notice) => void;
+}
+
+/**
+ * Opens a lazily connecting pool. Numeric values stay strings (no float rounding); bigint counts too.
+ * @example const sql = createPool({ url: 'postgres://app@db1,db2/app?target_session_attrs=primary' }, { max: 10, applicationName: 'stratum' });
+ */
+export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
+  const common = {
+    max: options.max,
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    idle_timeout: options.idleTimeoutSeconds ?? 60,
+    max_lifetime: 60 * 30,
+    onnotice: options.onNotice ?? (() => {}),
+    connection: { application_name: options.applicationName },
+  };
+  if ('url' in target) return postgres(target.url, common) as unknown as Sql;
+  return postgres({ ...common, host: target.host, port: target.port, user: target.user, password: target.password, database: target.database }) as unknown as Sql;
+}
+
+/** The hosts a target names, for messages: `db1:5432, db2:5432`. */
+export function describeTarget(target: ConnectTarget): string {
+  if (!('url' in target)) return `${target.host}:${target.port}`;
+  try {
+    const afterScheme = target.url.replace(/^[a-z]+:\/\//i, '');
+    const hostPart = afterScheme.slice(afterScheme.lastIndexOf('@', afterScheme.search(/[/?]|$/)) + 1).split(/[/?]/)[0] ?? '';
+    return hostPart.split(',').map((h) => (h.includes(':') ? h : `${h || 'localhost'}:5432`)).join(', ');
+  } catch {
+    return 'the configured database';
+  }
+}
+
+/**
+ * Proves the database answers within `timeoutMs`, or throws DB.UNAVAILABLE with one line naming host and cause.
+ * @example await checkReachable(sql, target, 8000);
+ */
+export async function checkReachable(sql: Sql, target: ConnectTarget, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'CONNECT_TIMEOUT' })), timeoutMs);
+  });
+  try {
+    await Promise.race([sql`select 1`, timeout]);
+  } catch (error) {
+    const cause = describeCause(error);
+    throw new AppError('DB.UNAVAILABLE', `cannot reach PostgreSQL at ${describeTarget(target)}: ${cause}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describeCause(error: unknown): string {
+  const e = error as { code?: string; message?: string; errors?: Array<{ code?: string; message?: string }> };
+  if (Array.isArray(e?.errors) && e.errors.length > 0) return e.errors.map((x) => x.code ?? x.message).join(', ');
+  if (e?.code && e.message && !e.message.includes(e.code)) return `${e.code} (${e.message})`;
+  return e?.message || e?.code || String(error);
+}

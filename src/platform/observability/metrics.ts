@@ -1,0 +1,67 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Sql } from '../db/connect.ts';
+import type { TransactionObserver } from '../db/transaction.ts';
+
+export interface Metrics {
+  registry: Registry;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  transactionObserver: TransactionObserver;
+}
+
+/**
+ * One registry per process: HTTP latency by route and status, transaction retries and deadline failures,
+ * and the pool's connections as PostgreSQL sees them (pg_stat_activity, by this pool's application name).
+ * @example const metrics = createMetrics({ sql, applicationName: 'stratum-123', poolMax: 10 });
+ */
+export function createMetrics(options: { sql: Sql; applicationName: string; poolMax: number }): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const httpDuration = new Histogram({
+    name: 'stratum_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'stratum_tx_retries_total',
+    help: 'Transactions run again after a serialization failure or deadlock',
+    labelNames: ['label', 'sqlstate'] as const,
+    registers: [registry],
+  });
+  const deadlines = new Counter({
+    name: 'stratum_tx_deadline_exceeded_total',
+    help: 'Transactions that ran out of time and committed nothing',
+    labelNames: ['label'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'stratum_db_pool_max',
+    help: 'Most connections the pool may open',
+    registers: [registry],
+    collect() { this.set(options.poolMax); },
+  });
+  new Gauge({
+    name: 'stratum_db_pool_connections',
+    help: 'Open pool connections by state: in_use (running or in a transaction) or idle',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await options.sql<{ in_use: number; idle: number }[]>`
+        select count(*) filter (where state <> 'idle')::int as in_use, count(*) filter (where state = 'idle')::int as idle
+        from pg_stat_activity where application_name = ${options.applicationName} and pid <> pg_backend_pid()`
+        .catch(() => [{ in_use: 0, idle: 0 }]);
+      // The scrape's own connection is in use only for the scrape: count it as idle.
+      this.set({ state: 'in_use' }, rows[0]!.in_use);
+      this.set({ state: 'idle' }, rows[0]!.idle + 1);
+    },
+  });
+  return {
+    registry,
+    httpDuration,
+    transactionObserver: {
+      onRetry: (label, state) => retries.inc({ label, sqlstate: state }),
+      onDeadlineExceeded: (label) => deadlines.inc({ label }),
+    },
+  };
+}
