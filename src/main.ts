@@ -53,6 +53,30 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+export interface Services {
+  app: App;
+  transaction: TransactionFn;
+}
+
+/**
+ * Wires transactions, metrics and every context's routes over an open pool. Tests use this directly.
+ * @example const { app } = await assembleServices(config, sql, 'stratum-test');
+ */
+export async function assembleServices(config: Config, sql: Sql, applicationName: string): Promise<Services> {
+  const metrics = createMetrics({ sql, applicationName, poolMax: config.poolMax });
+  const transaction = createTransaction({
+    sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: metrics.transactionObserver,
+  });
+  const app = await buildApp({
+    bodyLimitBytes: config.bodyLimitBytes,
+    logLevel: config.logLevel,
+    metrics,
+    readiness: async () => { await sql`select 1`; },
+    routes: [usersRoutes({ sql, transaction })],
+  });
+  return { app, transaction };
+}
+
 /**
  * The composition root: database, migrations, transactions, metrics and routes, listening on HOST:PORT.
  * @example const server = await startServer(loadConfig(process.env, process.cwd()), console.log);
@@ -62,17 +86,7 @@ export async function startServer(config: Config, log: (line: string) => void): 
   try {
     const applied = await database.migrator.up();
     if (applied.length > 0) log(`applied ${applied.length} migration(s)`);
-    const metrics = createMetrics({ sql: database.sql, applicationName: database.applicationName, poolMax: config.poolMax });
-    const transaction = createTransaction({
-      sql: database.sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: metrics.transactionObserver,
-    });
-    const app = await buildApp({
-      bodyLimitBytes: config.bodyLimitBytes,
-      logLevel: config.logLevel,
-      metrics,
-      readiness: async () => { await database.sql`select 1`; },
-      routes: [usersRoutes({ sql: database.sql, transaction })],
-    });
+    const { app, transaction } = await assembleServices(config, database.sql, database.applicationName);
     const url = await app.listen({ host: config.host, port: config.port });
     let stopping: Promise<void> | undefined;
     return {

@@ -53,7 +53,7 @@ export async function insertUserWithScoreFanOut(tx: TxSql, input: NewUser): Prom
           select id, ${input.profile.firstname}, ${input.profile.lastname} from new_user
           returning firstname, lastname
         ), fan_out as (
-          update users.users u set score = 1 + u.score + u.score / others.n, updated = now()
+          update users.users u set score = trim_scale(1 + u.score + u.score / others.n), updated = now()
           from others where others.n > 0
         ), action as (
           insert into users.actions (description)
