@@ -1,0 +1,59 @@
+import postgres from 'postgres';
+import { openEmbedded } from '../../src/platform/db/embedded/embedded-server.ts';
+
+/** The PostgreSQL server a benchmark runs on; every benchmark works in databases of its own there. */
+export interface BenchServer {
+  /** For the report: `embedded (.stratum-bench)` or `DATABASE_URL`. */
+  source: string;
+  /** e.g. `18.1` */
+  version: string;
+  /** Drops `name` if a failed run left it, creates it empty, and returns its URL. */
+  createDatabase(name: string): Promise<string>;
+  dropDatabase(name: string): Promise<void>;
+  /** Closes the admin connection and stops an embedded server this process started. */
+  close(): Promise<void>;
+}
+
+const EMBEDDED_HOME = '.stratum-bench';
+
+/**
+ * The server in DATABASE_URL when set (only new databases are touched, never the one the URL names),
+ * else an embedded PostgreSQL under .stratum-bench/, stopped again by `close()` or on Ctrl-C.
+ */
+export async function openBenchServer(env: Record<string, string | undefined>): Promise<BenchServer> {
+  const external = env.DATABASE_URL?.trim();
+  const embedded = external ? undefined : await openEmbedded({ home: EMBEDDED_HOME, role: 'serve' });
+  const adminUrl = external ?? urlOf(embedded!.target);
+  const stopOnSignal = () => {
+    void embedded?.release().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const [{ server_version: version }] = await admin<[{ server_version: string }]>`show server_version`;
+  return {
+    source: external ? 'DATABASE_URL' : `embedded (${EMBEDDED_HOME})`,
+    version,
+    async createDatabase(name) {
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.unsafe(`create database ${name}`);
+      const url = new URL(adminUrl);
+      url.pathname = `/${name}`;
+      return url.toString();
+    },
+    async dropDatabase(name) {
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+    },
+    async close() {
+      process.off('SIGINT', stopOnSignal);
+      process.off('SIGTERM', stopOnSignal);
+      await admin.end({ timeout: 5 });
+      await embedded?.release();
+    },
+  };
+}
+
+function urlOf(t: { host: string; port: number; user: string; password?: string; database: string }): string {
+  return `postgres://${encodeURIComponent(t.user)}:${encodeURIComponent(t.password ?? '')}@${t.host}:${t.port}/${t.database}`;
+}

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { startTestApp } from './support/app.ts';
+import { checkReachable, createPool, describeTarget } from '../src/platform/db/connect.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { assembleServices } from '../src/main.ts';
+import { isAppError } from '../src/platform/errors/app-error.ts';
+
+let db: TestDatabase;
+
+beforeAll(async () => { db = await createTestDatabase(); });
+afterAll(async () => { await db?.drop(); });
+
+/** The test database's URL with a dead host listed first. */
+function multiHostUrl(): string {
+  const u = new URL(db.url);
+  return `postgres://${u.username}${u.password ? `:${u.password}` : ''}@127.0.0.1:1,${u.host}${u.pathname}`;
+}
+
+describe('connections', () => {
+  it('reaches the database through a multi-host URL whose first host is down', async () => {
+    const sql = createPool({ url: multiHostUrl() }, { max: 2, applicationName: 'multi-host-test', connectTimeoutSeconds: 2 });
+    try {
+      const [row] = await sql`select current_database() as name`;
+      expect(row!.name).toBe(db.name);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('names every host of a URL, and the cause, when none answers', async () => {
+    const target = { url: 'postgres://nobody@127.0.0.1:1,127.0.0.1:2/x' };
+    expect(describeTarget(target)).toBe('127.0.0.1:1, 127.0.0.1:2');
+    const sql = createPool(target, { max: 1, applicationName: 'unreachable-test', connectTimeoutSeconds: 1 });
+    const error = await checkReachable(sql, target, 3000).then(() => undefined, (e) => e);
+    await sql.end({ timeout: 0 });
+    expect(isAppError(error, 'DB.UNAVAILABLE')).toBe(true);
+    expect(error.message).toMatch(/^cannot reach PostgreSQL at 127\.0\.0\.1:1, 127\.0\.0\.1:2: \S/);
+  });
+});
+
+describe('health, metrics and docs', () => {
+  it('reports ready while the database answers, and 503 when it does not', async () => {
+    const { app } = await startTestApp(db);
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    await app.close();
+
+    const dead = createPool({ url: 'postgres://nobody@127.0.0.1:1/x' }, { max: 1, applicationName: 'dead', connectTimeoutSeconds: 1 });
+    const config = loadConfig({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/x', LOG_LEVEL: 'silent' }, process.cwd());
+    const down = await assembleServices(config, dead, 'dead');
+    const res = await down.app.inject({ method: 'GET', url: '/readyz' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().code).toBe('DB.UNAVAILABLE');
+    await down.app.close();
+    await dead.end({ timeout: 0 });
+  });
+
+  it('exports HTTP latency, pool and transaction metrics in Prometheus format', async () => {
+    const { app } = await startTestApp(db);
+    await app.inject({ method: 'POST', url: '/users', payload: { username: 'metered', profile: { firstname: 'a', lastname: 'b' } } });
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toMatch(/stratum_http_request_duration_seconds_bucket\{[^}]*method="POST",route="\/users",status="201"/);
+    expect(res.body).toMatch(/stratum_db_pool_connections\{state="in_use"\} \d+/);
+    expect(res.body).toMatch(/stratum_db_pool_connections\{state="idle"\} \d+/);
+    expect(res.body).toMatch(/stratum_db_pool_max 10/);
+    expect(res.body).toContain('stratum_tx_retries_total');
+    expect(res.body).toContain('stratum_tx_deadline_exceeded_total');
+    await app.close();
+  });
+
+  it('serves the OpenAPI document with the users routes, and rejects oversized bodies with 413', async () => {
+    const { app } = await startTestApp(db, { bodyLimitBytes: 1024 });
+    const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/users', '/users/{id}', '/actions']));
+    const big = await app.inject({ method: 'POST', url: '/users', payload: { username: 'x'.repeat(2000), profile: { firstname: 'a', lastname: 'b' } } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().code).toBe('REQUEST.TOO_LARGE');
+    const unknown = await app.inject({ method: 'GET', url: '/nothing-here' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().code).toBe('RESOURCE.NOT_FOUND');
+    await app.close();
+  });
+});
