@@ -1,0 +1,96 @@
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { RunningServer } from '../src/main.ts';
+import { createPool } from '../src/platform/db/connect.ts';
+import { openBenchServer, type BenchServer } from './support/database.ts';
+import { interleave } from './support/schedule.ts';
+import { summarize } from './support/stats.ts';
+import { awaitedPerUser, pipelinedPerUser, setBasedSql } from './users/baselines.ts';
+import { resetUsers, scoreTotal, seedUsers, verifyCreation } from './users/dataset.ts';
+import type { CreationMethod, NewUserInput } from './users/method.ts';
+import { baselineSamples, parseUsersOptions } from './users/options.ts';
+import { formatSize, type SizeResults } from './users/report.ts';
+import { startStratum, stratumOverHttp } from './users/stratum-http.ts';
+
+/**
+ * POST /users latency at each size of the users table, next to three baselines; see docs/benchmarks.md.
+ * Prints markdown on stdout and progress on stderr.
+ */
+export async function runUsersBench(argv: readonly string[]): Promise<void> {
+  const options = parseUsersOptions(argv);
+  const started = performance.now();
+  const server = await openBenchServer(process.env);
+  try {
+    console.log(heading(server));
+    for (const size of options.sizes) console.log(formatSize(await benchSize(server, size, options.samples)));
+  } finally {
+    await server.close();
+  }
+  progress(`done in ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+}
+
+interface Planned { key: Exclude<keyof SizeResults, 'size'>; method: CreationMethod; samples: number; timings: number[] }
+
+/** One size in a database of its own: seed, one checked warm-up creation per method, then the timed rounds. */
+async function benchSize(server: BenchServer, size: number, samples: number): Promise<SizeResults> {
+  const database = `stratum_bench_${size}`;
+  const url = await server.createDatabase(database);
+  const sql = createPool({ url }, { max: 1, applicationName: 'stratum-bench', idleTimeoutSeconds: 3600 });
+  let stratum: RunningServer | undefined;
+  let seq = 0;
+  const nextUser = (): NewUserInput => ({ username: `bench-${size}-${++seq}`, firstname: 'Bench', lastname: `Mark ${seq}` });
+  try {
+    progress(`${size} users: seeding`);
+    await seedUsers(sql, size);
+    stratum = await startStratum(url);
+    const plan: Planned[] = [
+      { key: 'stratum', method: stratumOverHttp(stratum.url), samples, timings: [] },
+      { key: 'setBased', method: setBasedSql(sql), samples, timings: [] },
+      { key: 'pipelined', method: pipelinedPerUser(sql), samples: baselineSamples(size, samples), timings: [] },
+      { key: 'awaited', method: awaitedPerUser(sql), samples: baselineSamples(size, samples), timings: [] },
+    ];
+    // The warm-up opens connections, prepares statements, leaves the table in the state every timed
+    // creation starts from (vacuumed after one fan-out) and checks that each method does all the work.
+    for (const p of plan) {
+      progress(`${size} users: warm-up ${p.method.name}`);
+      await resetUsers(sql, size);
+      const before = await scoreTotal(sql);
+      await p.method.create(nextUser());
+      await verifyCreation(sql, size, before);
+    }
+    const rounds = interleave(plan);
+    for (const [r, round] of rounds.entries()) {
+      for (const p of round) {
+        await resetUsers(sql, size);
+        const t0 = performance.now();
+        await p.method.create(nextUser());
+        p.timings.push(performance.now() - t0);
+      }
+      progress(`${size} users: round ${r + 1}/${rounds.length}: ${round.map((p) => `${p.key} ${p.timings.at(-1)!.toFixed(1)} ms`).join(', ')}`);
+    }
+    const result = (key: Planned['key']) => {
+      const p = plan.find((x) => x.key === key)!;
+      return { name: p.method.name, summary: summarize(p.timings) };
+    };
+    return { size, stratum: result('stratum'), setBased: result('setBased'), pipelined: result('pipelined'), awaited: result('awaited') };
+  } finally {
+    await stratum?.stop();
+    await sql.end({ timeout: 5 });
+    await server.dropDatabase(database);
+  }
+}
+
+function heading(server: BenchServer): string {
+  const cpus = os.cpus();
+  return [
+    '## POST /users: creating a user while every other user\'s score moves', '',
+    `date: ${new Date().toISOString().slice(0, 10)}`, '',
+    `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, `
+      + `Node ${process.version}, PostgreSQL ${server.version} (${server.source})`, '',
+    'Milliseconds per creation, one at a time; p99 is nearest rank, so with fewer than 100 samples it is the slowest one.', '',
+  ].join('\n');
+}
+
+function progress(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
