@@ -205,7 +205,8 @@ describe('GET /users, /users/:id, /actions', () => {
     const seen: number[] = [];
     let cursor: string | null = null;
     do {
-      const res = await app.inject({ method: 'GET', url: `/users?limit=3${cursor ? `&cursor=${cursor}` : ''}` });
+      const res: { statusCode: number; json(): { items: { id: number; profile: unknown }[]; nextCursor: string | null } } =
+        await app.inject({ method: 'GET', url: `/users?limit=3${cursor ? `&cursor=${cursor}` : ''}` });
       expect(res.statusCode).toBe(200);
       const page = res.json();
       seen.push(...page.items.map((u: { id: number }) => u.id));
