@@ -1,4 +1,5 @@
 import { runUsersBench } from './users.ts';
+import { UsageError } from './users/options.ts';
 
 /** `npm run bench -- <name> [options]`: runs one benchmark, then exits (pools and servers closed). */
 const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
@@ -8,14 +9,18 @@ const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
 const [name, ...rest] = process.argv.slice(2);
 const run = name ? benchmarks[name] : undefined;
 if (!run) {
-  console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}> [options]${name ? ` (no benchmark named "${name}")` : ''}`);
+  const known = Object.keys(benchmarks).join('|');
+  console.error(`usage: npm run bench -- <${known}> [options]${name ? `  (there is no benchmark named "${name}")` : ''}`);
   process.exit(2);
 }
 try {
   await run(rest);
   process.exit(0);
 } catch (error) {
-  console.error(`bench ${name} failed: ${error instanceof Error ? error.message : String(error)}`);
-  if (error instanceof Error && error.stack && !(error.message.includes('usage:'))) console.error(error.stack);
+  if (error instanceof UsageError) {
+    console.error(error.message);
+    process.exit(2);
+  }
+  console.error(`bench ${name} failed:`, error);
   process.exit(1);
 }

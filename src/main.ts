@@ -1,19 +1,23 @@
 import type { Config } from './config/config.ts';
+import { openContextPools, type ContextPools } from './context-pools.ts';
 import { allMigrations } from './contexts/index.ts';
-import { usersRoutes } from './contexts/users/routes.ts';
 import { buildApp, type App } from './http/app.ts';
 import { checkReachable, createPool, type ConnectTarget, type Sql } from './platform/db/connect.ts';
 import { openEmbedded } from './platform/db/embedded/embedded-server.ts';
-import { createTransaction, type TransactionFn } from './platform/db/transaction.ts';
+import type { TransactionFn } from './platform/db/transaction.ts';
 import { createMigrator, type Migrator } from './platform/migrate/migrator.ts';
 import { createMetrics } from './platform/observability/metrics.ts';
+import { wireContexts } from './wiring.ts';
 
 /** How long start-up waits for the database before it gives up with one line. */
-const REACH_TIMEOUT_MS = 8000;
+const REACH_TIMEOUT_MS = 6000;
 
 export interface Database {
+  /** The administrative pool: migrations, the users context, readiness. */
   sql: Sql;
   target: ConnectTarget;
+  /** The embedded server's password (context role passwords derive from it); undefined for DATABASE_URL. */
+  adminSecret: string | undefined;
   applicationName: string;
   migrator: Migrator;
   /** Ends the pool (waiting up to `timeoutSeconds` for running queries) and stops an embedded server we own. */
@@ -22,7 +26,7 @@ export interface Database {
 
 /**
  * Opens the configured database: the embedded server of STRATUM_HOME (started, or the running one found),
- * or DATABASE_URL. Fails within ~8 s with one line naming the host when the database cannot be reached.
+ * or DATABASE_URL. Fails within ~6 s with one line naming the host when the database cannot be reached.
  */
 export async function openDatabase(config: Config, role: 'serve' | 'command', log: (line: string) => void): Promise<Database> {
   const embedded = config.database.kind === 'embedded'
@@ -30,7 +34,7 @@ export async function openDatabase(config: Config, role: 'serve' | 'command', lo
     : undefined;
   const target: ConnectTarget = embedded ? embedded.target : { url: (config.database as { url: string }).url };
   const applicationName = `stratum-${role}-${process.pid}`;
-  const sql = createPool(target, { max: config.poolMax, applicationName, connectTimeoutSeconds: 5 });
+  const sql = createPool(target, { max: config.poolMax, applicationName, connectTimeoutSeconds: 5, statementTimeoutMs: config.statementTimeoutMs });
   const close = async (timeoutSeconds = 5) => {
     await sql.end({ timeout: timeoutSeconds });
     await embedded?.release();
@@ -41,7 +45,56 @@ export async function openDatabase(config: Config, role: 'serve' | 'command', lo
     await close(0);
     throw error;
   }
-  return { sql, target, applicationName, migrator: createMigrator({ sql, migrations: allMigrations(), log }), close };
+  return {
+    sql, target, applicationName, adminSecret: embedded?.target.password,
+    migrator: createMigrator({ sql, migrations: allMigrations(), log }),
+    close,
+  };
+}
+
+/** Opens the contexts' own pools on a migrated database. */
+export function openPools(config: Config, database: Database): Promise<ContextPools> {
+  return openContextPools({
+    admin: database.sql, target: database.target, adminSecret: database.adminSecret,
+    passwords: config.rolePasswords, poolMax: config.poolMax, applicationName: database.applicationName,
+    statementTimeoutMs: config.statementTimeoutMs,
+  });
+}
+
+export interface Services {
+  app: App;
+  transaction: TransactionFn;
+  /** Closes the app and what it opened (caches, Redis); not the pools it was given. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the HTTP app over open pools: metrics, every context's routes, caches. Tests use this directly.
+ * @example const services = await assembleServices(config, { admin: sql, pools, applicationName: 'stratum-test' });
+ */
+export async function assembleServices(config: Config, deps: { admin: Sql; pools: ContextPools; applicationName: string }): Promise<Services> {
+  const metrics = createMetrics({ sql: deps.admin, applicationName: deps.applicationName, poolMax: config.poolMax });
+  const contexts = await wireContexts(config, { ...deps, metrics });
+  try {
+    const app = await buildApp({
+      bodyLimitBytes: config.bodyLimitBytes,
+      logLevel: config.logLevel,
+      metrics,
+      readiness: async () => { await deps.admin`select 1`; },
+      routes: contexts.routes,
+    });
+    return {
+      app,
+      transaction: contexts.transaction,
+      async close() {
+        await app.close();
+        await contexts.close();
+      },
+    };
+  } catch (error) {
+    await contexts.close();
+    throw error;
+  }
 }
 
 export interface RunningServer {
@@ -49,58 +102,59 @@ export interface RunningServer {
   url: string;
   database: Database;
   transaction: TransactionFn;
-  /** Stops taking requests, waits for those in flight, closes the pool, stops an owned embedded server. */
+  /** Stops taking requests, waits for those in flight, closes the pools, stops an owned embedded server. */
   stop(): Promise<void>;
 }
 
-export interface Services {
-  app: App;
-  transaction: TransactionFn;
-}
-
 /**
- * Wires transactions, metrics and every context's routes over an open pool. Tests use this directly.
- * @example const { app } = await assembleServices(config, sql, 'stratum-test');
- */
-export async function assembleServices(config: Config, sql: Sql, applicationName: string): Promise<Services> {
-  const metrics = createMetrics({ sql, applicationName, poolMax: config.poolMax });
-  const transaction = createTransaction({
-    sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: metrics.transactionObserver,
-  });
-  const app = await buildApp({
-    bodyLimitBytes: config.bodyLimitBytes,
-    logLevel: config.logLevel,
-    metrics,
-    readiness: async () => { await sql`select 1`; },
-    routes: [usersRoutes({ sql, transaction })],
-  });
-  return { app, transaction };
-}
-
-/**
- * The composition root: database, migrations, transactions, metrics and routes, listening on HOST:PORT.
+ * The composition root: database, migrations, context pools, services, listening on HOST:PORT.
  * @example const server = await startServer(loadConfig(process.env, process.cwd()), console.log);
  */
 export async function startServer(config: Config, log: (line: string) => void): Promise<RunningServer> {
   const database = await openDatabase(config, 'serve', log);
+  let pools: ContextPools | undefined;
+  let services: Services | undefined;
   try {
     const applied = await database.migrator.up();
     if (applied.length > 0) log(`applied ${applied.length} migration(s)`);
-    const { app, transaction } = await assembleServices(config, database.sql, database.applicationName);
-    const url = await app.listen({ host: config.host, port: config.port });
+    pools = await openPools(config, database);
+    services = await assembleServices(config, { admin: database.sql, pools, applicationName: database.applicationName });
+    const url = await services.app.listen({ host: config.host, port: config.port });
     let stopping: Promise<void> | undefined;
+    const running = { services, pools };
     return {
-      app, url, database, transaction,
+      app: services.app, url, database, transaction: services.transaction,
       stop() {
         stopping ??= (async () => {
-          await app.close();
-          await database.close(Math.ceil(config.shutdownTimeoutMs / 1000));
+          await closeWithin(running.services, config.shutdownTimeoutMs, log);
+          const seconds = Math.ceil(config.shutdownTimeoutMs / 1000);
+          await running.pools.end(seconds);
+          await database.close(seconds);
         })();
         return stopping;
       },
     };
   } catch (error) {
+    await services?.close().catch(() => {});
+    await pools?.end(0);
     await database.close(0);
     throw error;
+  }
+}
+
+/** Closes the app, but cuts the requests still open after `timeoutMs` so a stuck client cannot stall shutdown. */
+async function closeWithin(services: Services, timeoutMs: number, log: (line: string) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const cut = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      log(`requests still open after ${timeoutMs} ms; closing their connections`);
+      services.app.server.closeAllConnections();
+      resolve();
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([services.close(), cut]);
+  } finally {
+    clearTimeout(timer);
   }
 }

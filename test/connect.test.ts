@@ -41,24 +41,25 @@ describe('connections', () => {
 
 describe('health, metrics and docs', () => {
   it('reports ready while the database answers, and 503 when it does not', async () => {
-    const { app } = await startTestApp(db);
-    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    const live = await startTestApp(db);
+    const ready = await live.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
-    await app.close();
+    expect((await live.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    await live.close();
 
     const dead = createPool({ url: 'postgres://nobody@127.0.0.1:1/x' }, { max: 1, applicationName: 'dead', connectTimeoutSeconds: 1 });
     const config = loadConfig({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/x', LOG_LEVEL: 'silent' }, process.cwd());
-    const down = await assembleServices(config, dead, 'dead');
+    const down = await assembleServices(config, { admin: dead, pools: { accounts: dead, images: dead, end: async () => {} }, applicationName: 'dead' });
     const res = await down.app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.json().code).toBe('DB.UNAVAILABLE');
-    await down.app.close();
+    await down.close();
     await dead.end({ timeout: 0 });
   });
 
   it('exports HTTP latency, pool and transaction metrics in Prometheus format', async () => {
-    const { app } = await startTestApp(db);
+    const testApp = await startTestApp(db);
+    const app = testApp.app;
     await app.inject({ method: 'POST', url: '/users', payload: { username: 'metered', profile: { firstname: 'a', lastname: 'b' } } });
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
@@ -68,11 +69,12 @@ describe('health, metrics and docs', () => {
     expect(res.body).toMatch(/stratum_db_pool_max 10/);
     expect(res.body).toContain('stratum_tx_retries_total');
     expect(res.body).toContain('stratum_tx_deadline_exceeded_total');
-    await app.close();
+    await testApp.close();
   });
 
   it('serves the OpenAPI document with the users routes, and rejects oversized bodies with 413', async () => {
-    const { app } = await startTestApp(db, { bodyLimitBytes: 1024 });
+    const testApp = await startTestApp(db, { bodyLimitBytes: 1024 });
+    const app = testApp.app;
     const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/users', '/users/{id}', '/actions']));
     const big = await app.inject({ method: 'POST', url: '/users', payload: { username: 'x'.repeat(2000), profile: { firstname: 'a', lastname: 'b' } } });
@@ -81,6 +83,6 @@ describe('health, metrics and docs', () => {
     const unknown = await app.inject({ method: 'GET', url: '/nothing-here' });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().code).toBe('RESOURCE.NOT_FOUND');
-    await app.close();
+    await testApp.close();
   });
 });

@@ -4,7 +4,7 @@ import { createTransaction, type TransactionRuntime } from '../src/platform/db/t
 import { pipeline } from '../src/platform/db/pipeline.ts';
 import { bulkUpdate } from '../src/platform/db/bulk-update.ts';
 import { isAppError } from '../src/platform/errors/app-error.ts';
-import type { Sql } from '../src/platform/db/connect.ts';
+import { createPool, type Sql } from '../src/platform/db/connect.ts';
 
 let db: TestDatabase;
 
@@ -136,6 +136,73 @@ describe('transaction()', () => {
     const [state] = await db.sql`select state from pg_stat_activity where pid = ${row!.pid}`;
     expect(state!.state).toBe('idle');
     await one.end();
+  });
+
+  /** Holds `lock table items in <mode>` on another connection until the returned release() is called. */
+  async function holdTableLock(mode: string) {
+    const holder = db.pool(1, `${db.applicationName}-holder`);
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => { locked = r; });
+    const holding = holder.begin(async (tx) => {
+      await tx.unsafe(`lock table items in ${mode} mode`);
+      locked();
+      await new Promise<void>((r) => { release = r; });
+    });
+    await isLocked;
+    return async () => { release(); await holding; await holder.end(); };
+  }
+
+  it('cancels the running statement, not a pipelined one queued behind it, and frees the connection', async () => {
+    const one = db.pool(1, `${db.applicationName}-pipelined`);
+    const { transaction } = runtime(one);
+    const release = await holdTableLock('share');
+    try {
+      await expectCode(transaction({ deadlineMs: 300 }, (tx) => pipeline([
+        tx`lock table items in share row exclusive mode`,
+        tx`update items set note = 'queued behind the lock' where id = 1`,
+      ])), 'TX.DEADLINE_EXCEEDED');
+      // The same (only) connection is usable again, outside any transaction.
+      const [row] = await one`select current_setting('statement_timeout') as st, pg_backend_pid() as pid`;
+      expect(row!.st).toBe('0');
+      const [activity] = await db.sql`select state from pg_stat_activity where pid = ${row!.pid}`;
+      expect(activity!.state).toBe('idle');
+    } finally {
+      await release();
+      await one.end();
+    }
+    expect((await db.sql`select note from items where id = 1`)[0]!.note).not.toBe('queued behind the lock');
+  });
+
+  it('fails a statement issued after the deadline at once instead of giving it a fresh timeout', async () => {
+    const { transaction } = runtime(db.sql);
+    const release = await holdTableLock('exclusive');
+    let outcome!: (value: string) => void;
+    const lateStatement = new Promise<string>((r) => { outcome = r; });
+    try {
+      await expectCode(transaction({ deadlineMs: 150 }, async (tx) => {
+        await new Promise((r) => setTimeout(r, 300));
+        // Behind an exclusive lock, this would wait until the lock is released if it were sent.
+        await tx`update items set note = 'after the deadline' where id = 2`.then(() => outcome('ran'), () => outcome('refused'));
+      }), 'TX.DEADLINE_EXCEEDED');
+      expect(await lateStatement).toBe('refused');
+    } finally {
+      await release();
+    }
+    expect((await db.sql`select note from items where id = 2`)[0]!.note).toBeNull();
+  });
+
+  it('survives a cancel that cannot reach its host (multi-host URL whose first host is down)', async () => {
+    const u = new URL(db.url);
+    const multi = `postgres://${u.username}${u.password ? `:${u.password}` : ''}@127.0.0.1:1,${u.host}${u.pathname}`;
+    const pool = createPool({ url: multi }, { max: 1, applicationName: `${db.applicationName}-multi`, connectTimeoutSeconds: 2 });
+    const { transaction } = runtime(pool);
+    try {
+      await expectCode(transaction({ deadlineMs: 300 }, async (tx) => { await tx`select pg_sleep(5)`; }), 'TX.DEADLINE_EXCEEDED');
+      expect((await pool`select 1 as one`)[0]!.one).toBe(1);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('uses the requested isolation level and read-only mode', async () => {

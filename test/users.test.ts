@@ -1,18 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { startTestApp } from './support/app.ts';
+import { startTestApp, type TestApp } from './support/app.ts';
 import type { App } from '../src/http/app.ts';
 
 let db: TestDatabase;
 let app: App;
+let testApp: TestApp;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  app = (await startTestApp(db, { txDeadlineMs: 1500 })).app;
+  testApp = await startTestApp(db, { txDeadlineMs: 1500 });
+  app = testApp.app;
 });
 
 afterAll(async () => {
-  await app?.close();
+  await testApp?.close();
   await db?.drop();
 });
 
@@ -149,7 +151,7 @@ describe('POST /users', () => {
       }
       expect(concurrent).toEqual(await scores(replayDb.sql));
     } finally {
-      await replay.app.close();
+      await replay.close();
       await replayDb.drop();
     }
   });

@@ -6,6 +6,11 @@ export interface UsersBenchOptions {
 
 export const USERS_USAGE = 'usage: npm run bench -- users [--sizes 1000,10000,100000] [--samples 30]';
 
+/** Bad command-line arguments: the message ends with the usage line. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
 const DEFAULTS: UsersBenchOptions = { sizes: [1000, 10_000, 100_000], samples: 30 };
 
 /** Reads `--sizes a,b,c` and `--samples n` (also `--name=value`); throws with the usage line otherwise. */
@@ -16,7 +21,7 @@ export function parseUsersOptions(argv: readonly string[]): UsersBenchOptions {
     const [flag, value] = [args[i], args[i + 1]];
     if (flag === '--sizes' && value) options.sizes = value.split(',').map((s) => positiveInt(s, flag));
     else if (flag === '--samples' && value) options.samples = positiveInt(value, flag);
-    else throw new Error(`unknown or incomplete argument "${flag}"\n${USERS_USAGE}`);
+    else throw new UsageError(`unknown or incomplete argument "${flag}"\n${USERS_USAGE}`);
   }
   return options;
 }
@@ -27,8 +32,6 @@ export function baselineSamples(size: number, samples: number): number {
 }
 
 function positiveInt(raw: string, flag: string): number {
-  if (!/^\d+$/.test(raw.replaceAll('_', '')) || Number(raw.replaceAll('_', '')) < 1) {
-    throw new Error(`${flag} takes whole numbers of at least 1, got "${raw}"\n${USERS_USAGE}`);
-  }
-  return Number(raw.replaceAll('_', ''));
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new UsageError(`${flag} takes whole numbers of at least 1, got "${raw}"\n${USERS_USAGE}`);
+  return Number(raw);
 }

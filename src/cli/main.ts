@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { isAppError } from '../platform/errors/app-error.ts';
+import { runLoadtestCommand } from './loadtest/command.ts';
 import { runMigrate } from './migrate.ts';
+import { runSeed } from './seed.ts';
 import { runServe } from './serve.ts';
 
 const HELP = `stratum: a data service on PostgreSQL
@@ -13,6 +15,10 @@ Commands:
   migrate up                apply every pending migration
   migrate down [n]          revert the n most recent migrations (default 1)
   migrate status            list migrations and whether each is applied
+  seed accounts [--count N] [--start S]
+                            create Person_S..Person_(S+N-1) with events and images; idempotent (see seed --help)
+  loadtest <scenario> --url URL --rate R --duration S [--ramp S] [--json FILE]
+                            open-model load: accounts-read or accounts-mixed (see loadtest --help)
   help                      show this text
 
 With no DATABASE_URL, commands use the embedded PostgreSQL of STRATUM_HOME (default ./.stratum):
@@ -28,15 +34,21 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 export async function runCli(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { help: { type: 'boolean', short: 'h' } } });
   const [command, ...rest] = positionals;
-  if (!command || command === 'help' || values.help) {
+  if (!command || command === 'help') {
     out(HELP);
-    return command && command !== 'help' && !values.help ? 2 : 0;
+    return 0;
+  }
+  if (command === 'loadtest') return runLoadtestCommand(rest, { out, err });
+  if (values.help && command !== 'seed') {
+    out(HELP);
+    return 0;
   }
   try {
     const config = loadConfig(process.env, process.cwd());
     switch (command) {
       case 'serve': return await runServe(config, err);
       case 'migrate': return await runMigrate(config, rest, { out, err });
+      case 'seed': return await runSeed(config, rest, { out, err });
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;

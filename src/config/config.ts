@@ -11,10 +11,20 @@ export interface Config {
   readonly database: DatabaseSource;
   readonly poolMax: number;
   readonly txDeadlineMs: number;
+  /** Server-side limit for plain reads outside transactions. */
+  readonly statementTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
   readonly scoreMode: 'sync';
   readonly shutdownTimeoutMs: number;
+  readonly cacheTtlMs: number;
+  readonly cacheMaxEntries: number;
+  /** A shared cache tier and cross-instance invalidation when set. */
+  readonly redisUrl: string | undefined;
+  /** Passwords of the bounded contexts' roles on an external server; derived on the embedded one. */
+  readonly rolePasswords: Readonly<Record<'accounts' | 'images', string | undefined>>;
+  /** Longest wait for the images context when reading an account. */
+  readonly imagesTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -49,9 +59,18 @@ export function loadConfig(env: Env, cwd: string): Config {
     database: url ? { kind: 'url', url } : { kind: 'embedded', home },
     poolMax: readInt(env, 'DB_POOL_MAX', 10, 1, 1000),
     txDeadlineMs: readInt(env, 'TX_DEADLINE_MS', 2000, 10, 600_000),
+    statementTimeoutMs: readInt(env, 'DB_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
     bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024, 100 * 1024 * 1024),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
     scoreMode,
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    cacheTtlMs: readInt(env, 'CACHE_TTL_MS', 30_000, 0, 86_400_000),
+    cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
+    redisUrl: env.REDIS_URL?.trim() || undefined,
+    rolePasswords: Object.freeze({
+      accounts: env.ACCOUNTS_DB_PASSWORD || undefined,
+      images: env.IMAGES_DB_PASSWORD || undefined,
+    }),
+    imagesTimeoutMs: readInt(env, 'IMAGES_TIMEOUT_MS', 250, 1, 60_000),
   } satisfies Config);
 }

@@ -1,7 +1,9 @@
 import type { Migration } from '../platform/migrate/migration.ts';
+import { accountsMigrations } from './accounts/migrations/index.ts';
+import { imagesMigrations } from './images/migrations/index.ts';
 import { usersMigrations } from './users/migrations/index.ts';
 
 /** Every context's migrations, in the order the contexts apply. */
 export function allMigrations(): Migration[] {
-  return [...usersMigrations()];
+  return [...usersMigrations(), ...accountsMigrations(), ...imagesMigrations()];
 }

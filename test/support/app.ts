@@ -1,10 +1,28 @@
 import { loadConfig, type Config } from '../../src/config/config.ts';
+import { openContextPools } from '../../src/context-pools.ts';
 import { assembleServices, type Services } from '../../src/main.ts';
 import type { TestDatabase } from './db.ts';
 
-/** The real app over a test database, with config overrides (e.g. a short deadline). */
-export async function startTestApp(db: TestDatabase, overrides: Partial<Config> = {}): Promise<Services & { config: Config }> {
+export interface TestApp extends Services {
+  config: Config;
+  /** Closes the app, its caches and the context pools it opened. */
+  close(): Promise<void>;
+}
+
+/** The real app over a test database (with the contexts' own roles), with config overrides. */
+export async function startTestApp(db: TestDatabase, overrides: Partial<Config> = {}): Promise<TestApp> {
   const config = { ...loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'silent' }, process.cwd()), ...overrides };
-  const services = await assembleServices(config, db.sql, db.applicationName);
-  return { ...services, config };
+  const adminSecret = decodeURIComponent(new URL(db.url).password) || undefined;
+  const pools = await openContextPools({
+    admin: db.sql, target: { url: db.url }, adminSecret, passwords: config.rolePasswords, poolMax: 5, applicationName: db.applicationName,
+  });
+  const services = await assembleServices(config, { admin: db.sql, pools, applicationName: db.applicationName });
+  return {
+    ...services,
+    config,
+    async close() {
+      await services.close();
+      await pools.end();
+    },
+  };
 }

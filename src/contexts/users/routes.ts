@@ -24,6 +24,12 @@ function parseId(raw: string): number {
   return id;
 }
 
+/** Cursor ids are ids of `serial` columns. */
+function userIdOf(id: number): number {
+  if (id > 2_147_483_647) throw new AppError('REQUEST.INVALID', 'cursor is not a cursor this endpoint issued', { details: { field: 'cursor' } });
+  return id;
+}
+
 const errors = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 503: ProblemSchema };
 
 /** POST /users, GET /users, GET /users/:id, GET /actions. */
@@ -35,7 +41,7 @@ export function usersRoutes(deps: UsersDeps) {
       schema: { tags: ['users'], summary: 'Create a user; every other user gets score = 1 + score + score / n', body: CreateUserBody, response: { 201: UserSchema, ...errors } },
     }, async (request, reply) => {
       const body = request.body;
-      const user = await deps.transaction({ label: 'users.create' }, (tx) => insertUserWithScoreFanOut(tx, {
+      const user = await deps.transaction({ label: 'users.create', isolation: 'read committed' }, (tx) => insertUserWithScoreFanOut(tx, {
         username: body.username, score: body.score ?? 0, profile: body.profile,
       }));
       return reply.code(201).send(user);
@@ -46,7 +52,7 @@ export function usersRoutes(deps: UsersDeps) {
         response: { 200: Type.Object({ items: Type.Array(UserSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } },
     }, async (request) => {
       const limit = parseLimit(request.query.limit);
-      const after = request.query.cursor ? decodeCursor(request.query.cursor, isIdCursor).id : 0;
+      const after = request.query.cursor ? userIdOf(decodeCursor(request.query.cursor, isIdCursor).id) : 0;
       const items = await listUsersAfter(deps.sql, after, limit);
       const last = items.at(-1);
       return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
@@ -66,7 +72,7 @@ export function usersRoutes(deps: UsersDeps) {
         response: { 200: Type.Object({ items: Type.Array(ActionSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } },
     }, async (request) => {
       const limit = parseLimit(request.query.limit);
-      const before = request.query.cursor ? decodeCursor(request.query.cursor, isIdCursor).id : undefined;
+      const before = request.query.cursor ? userIdOf(decodeCursor(request.query.cursor, isIdCursor).id) : undefined;
       const items = await listActionsBefore(deps.sql, before, limit);
       const last = items.at(-1);
       return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };

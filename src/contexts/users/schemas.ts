@@ -1,6 +1,7 @@
 import { Type } from '@fastify/type-provider-typebox';
+import { Text } from '../../http/schemas.ts';
 
-const Name = Type.String({ minLength: 1, maxLength: 100 });
+const Name = Text(1, 100);
 
 export const CreateUserBody = Type.Object({
   username: Name,
@@ -30,6 +31,4 @@ export const PageQuery = Type.Object({
 
 export const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,10}$' }) });
 
-export const ProblemSchema = Type.Object({
-  type: Type.String(), title: Type.String(), status: Type.Integer(), code: Type.String(), detail: Type.String(),
-}, { additionalProperties: true });
+export { ProblemSchema } from '../../http/schemas.ts';

@@ -10,7 +10,7 @@ export type Db = Sql | TxSql;
 
 /** Where to connect: a URL (several hosts allowed, `host1:5432,host2:5432`) or discrete fields. */
 export type ConnectTarget =
-  | { url: string }
+  | { url: string; user?: string; password?: string }
   | { host: string; port: number; user: string; password?: string; database: string };
 
 export interface PoolOptions {
@@ -23,6 +23,11 @@ export interface PoolOptions {
   /** Seconds an unused connection stays open. */
   idleTimeoutSeconds?: number;
   onNotice?: (notice: postgres.Notice) => void;
+  /**
+   * Server-side limit for statements outside transaction() (plain reads), and for their lock waits, so no
+   * query holds a connection forever. transaction() overrides it with its own deadline. 0 = no limit.
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -36,9 +41,16 @@ export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
     idle_timeout: options.idleTimeoutSeconds ?? 60,
     max_lifetime: 60 * 30,
     onnotice: options.onNotice ?? (() => {}),
-    connection: { application_name: options.applicationName },
+    connection: {
+      application_name: options.applicationName,
+      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, lock_timeout: options.statementTimeoutMs } : {}),
+    },
   };
-  if ('url' in target) return postgres(target.url, common) as unknown as Sql;
+  if ('url' in target) {
+    // Options override the URL's credentials, so a multi-host URL can be reused for another role.
+    const credentials = { ...(target.user ? { username: target.user } : {}), ...(target.password !== undefined ? { password: target.password } : {}) };
+    return postgres(target.url, { ...common, ...credentials }) as unknown as Sql;
+  }
   return postgres({ ...common, host: target.host, port: target.port, user: target.user, password: target.password, database: target.database }) as unknown as Sql;
 }
 

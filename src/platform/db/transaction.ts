@@ -32,10 +32,17 @@ export interface TransactionRuntime {
 
 export type TransactionFn = <T>(options: TransactionOptions, fn: (tx: TxSql) => Promise<T>) => Promise<T>;
 
-interface Query { state?: unknown; active?: boolean; cancel(): unknown }
+interface Query {
+  /** True only while the statement runs on the server (postgres.js sets it when sent, clears it when settled). */
+  active?: boolean;
+  /** postgres.js's cancel function; it returns the cancel request's promise, which `Query.cancel()` drops. */
+  canceller?: ((q: Query) => Promise<unknown> | void) | null;
+}
 
 /** The slack PostgreSQL gets past the deadline before it ends a session left idle inside a transaction. */
 const IDLE_SESSION_SLACK_MS = 1000;
+/** How long past the deadline the caller waits for the attempt to wind down before being answered anyway. */
+const ANSWER_GRACE_MS = 100;
 
 /**
  * Builds `transaction(options, fn)`: runs `fn` in one transaction that ends by its deadline (default 2 s).
@@ -65,8 +72,9 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       } catch (error) {
         if (error === DEADLINE) throw exceeded();
         const state = sqlState(error);
-        // statement_timeout and lock_timeout are set from the deadline, so either firing means it has passed.
-        if (state === '57014' || state === '55P03') throw exceeded(error);
+        // statement_timeout and lock_timeout are set from the deadline: either firing near it means it has passed
+        // (a 55P03 from NOWAIT, or a cancel by someone else, well before the deadline is reported as what it is).
+        if ((state === '57014' || state === '55P03') && runtime.now() >= deadlineAt - DEADLINE_TOLERANCE_MS) throw exceeded(error);
         if (isRetryableTxError(error)) {
           const backoff = Math.min(maxBackoff, baseBackoff * 2 ** (attempt - 1)) * runtime.random();
           if (runtime.now() + backoff < deadlineAt) {
@@ -84,6 +92,8 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
 
 /** Thrown inside an attempt when its deadline passed before or right after the caller's work. */
 const DEADLINE = Symbol('deadline');
+/** Server timers and ours may disagree by a few milliseconds. */
+const DEADLINE_TOLERANCE_MS = 25;
 
 async function runAttempt<T>(
   sql: Sql,
@@ -93,28 +103,35 @@ async function runAttempt<T>(
   now: () => number,
   fn: (tx: TxSql) => Promise<T>,
 ): Promise<T> {
-  let expired = false;
+  const state = { expired: false, committing: false, queries: [] as Query[], cancelling: undefined as Promise<unknown> | undefined };
   let entered = false;
-  const queries: Query[] = [];
-  let rejectWaiting: ((reason: unknown) => void) | undefined;
+  let answerNow: ((reason: unknown) => void) | undefined;
+  let graceTimer: NodeJS.Timeout | undefined;
 
-  const timer = setTimeout(() => {
-    expired = true;
+  const deadlineTimer = setTimeout(() => {
+    state.expired = true;
     if (!entered) {
       // Still waiting for a connection or for BEGIN: answer now; the attempt aborts itself once it starts.
-      rejectWaiting?.(DEADLINE);
+      answerNow?.(DEADLINE);
       return;
     }
-    // One cancel request stops whatever statement the transaction's backend is running.
-    const running = queries.findLast((q) => q.state !== undefined);
-    running?.cancel();
+    // Stop the statement the server is running (one cancel request per running query, never an unsent one).
+    const cancels = state.queries.filter((q) => q.active === true && q.canceller).map((q) => {
+      const cancel = q.canceller!;
+      q.canceller = null;
+      return Promise.resolve(cancel(q)).catch(() => {});
+    });
+    if (cancels.length > 0) state.cancelling = Promise.all(cancels);
+    // Whatever the attempt is doing now, it can no longer commit; unless its COMMIT is already on the wire,
+    // the caller is answered shortly, and the rollback finishes in the background.
+    graceTimer = setTimeout(() => { if (!state.committing) answerNow?.(DEADLINE); }, ANSWER_GRACE_MS);
   }, remaining);
 
   const mode = [options.isolation ? `isolation level ${options.isolation}` : '', options.readOnly ? 'read only' : '']
     .filter(Boolean).join(' ');
 
   const attempt = sql.begin(mode, async (tx) => {
-    if (expired) throw DEADLINE;
+    if (state.expired) throw DEADLINE;
     entered = true;
     const ms = Math.max(1, Math.floor(deadlineAt - now()));
     // Not awaited: postgres.js pipelines it ahead of the caller's first statement, so it costs no round trip.
@@ -122,26 +139,45 @@ async function runAttempt<T>(
       set_config('lock_timeout', ${String(ms)}, true),
       set_config('idle_in_transaction_session_timeout', ${String(ms + IDLE_SESSION_SLACK_MS)}, true)`;
     limits.catch(() => {});
-    const result = await fn(trackQueries(tx, queries));
-    await limits;
-    // Past the deadline nothing may commit, even work that finished: the caller is told it failed.
-    if (expired) throw DEADLINE;
-    return result;
+    try {
+      const result = await fn(trackQueries(tx, state));
+      await limits;
+      // Past the deadline nothing may commit, even work that finished: the caller is told it failed.
+      if (state.expired) throw DEADLINE;
+      state.committing = true;
+      return result;
+    } catch (error) {
+      // A cancel request travels on its own socket: let it land before ROLLBACK frees the connection, so it
+      // cannot reach whatever statement the connection runs next.
+      await state.cancelling;
+      throw error;
+    }
   }) as Promise<T>;
 
-  const waiting = new Promise<never>((_, reject) => { rejectWaiting = reject; });
+  const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
   try {
-    return await Promise.race([attempt, waiting]);
+    return await Promise.race([attempt, answeredEarly]);
   } finally {
-    clearTimeout(timer);
+    clearTimeout(deadlineTimer);
+    clearTimeout(graceTimer);
     attempt.catch(() => {});
   }
 }
 
-/** Wraps a transaction handle so every query made through it can be cancelled at the deadline. */
-function trackQueries(tx: TxSql, queries: Query[]): TxSql {
+/**
+ * Wraps a transaction handle so every query made through it can be cancelled at the deadline, and so a
+ * statement issued after the deadline fails at once instead of getting a fresh statement_timeout.
+ */
+function trackQueries(tx: TxSql, state: { expired: boolean; queries: Query[] }): TxSql {
   const track = <R>(q: R): R => {
-    if (q && typeof (q as unknown as Query).cancel === 'function') queries.push(q as unknown as Query);
+    if (q && typeof (q as { then?: unknown }).then === 'function' && 'canceller' in (q as object)) {
+      if (state.expired) {
+        const refused = Promise.reject(DEADLINE);
+        refused.catch(() => {}); // handled: awaiting it still rejects, leaving it unawaited does not crash
+        return refused as R;
+      }
+      state.queries.push(q as unknown as Query);
+    }
     return q;
   };
   return new Proxy(tx, {
@@ -157,7 +193,7 @@ function trackQueries(tx: TxSql, queries: Query[]): TxSql {
         return (...args: unknown[]) => {
           const fnIndex = args.findIndex((a) => typeof a === 'function');
           const inner = args[fnIndex] as (s: TxSql) => unknown;
-          args[fnIndex] = (s: TxSql) => inner(trackQueries(s, queries));
+          args[fnIndex] = (s: TxSql) => inner(trackQueries(s, state));
           return (value as (...a: unknown[]) => unknown).apply(target, args);
         };
       }

@@ -42,7 +42,8 @@ export function createMigrator(options: MigratorOptions) {
   async function locked<T>(fn: (tx: TxSql, applied: AppliedRow[]) => Promise<T>): Promise<T> {
     try {
       return (await sql.begin(async (tx) => {
-        await tx`select set_config('lock_timeout', ${String(lockTimeoutMs)}, true)`;
+        // Migrations may run long: no statement limit, only a bounded wait for the lock.
+        await tx`select set_config('lock_timeout', ${String(lockTimeoutMs)}, true), set_config('statement_timeout', '0', true)`;
         await tx`select pg_advisory_xact_lock(${LOCK_KEY.toString()}::bigint)`;
         await tx`select set_config('lock_timeout', '0', true)`;
         await tx.unsafe(`create schema if not exists stratum;

@@ -43,13 +43,13 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
   });
   new Gauge({
     name: 'stratum_db_pool_connections',
-    help: 'Open pool connections by state: in_use (running or in a transaction) or idle',
+    help: 'Open connections of this process\'s pools by state: in_use (running or in a transaction) or idle',
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
       const rows = await options.sql<{ in_use: number; idle: number }[]>`
         select count(*) filter (where state <> 'idle')::int as in_use, count(*) filter (where state = 'idle')::int as idle
-        from pg_stat_activity where application_name = ${options.applicationName} and pid <> pg_backend_pid()`
+        from pg_stat_activity where application_name like ${`${options.applicationName}%`} and pid <> pg_backend_pid()`
         .catch(() => [{ in_use: 0, idle: 0 }]);
       // The scrape's own connection is in use only for the scrape: count it as idle.
       this.set({ state: 'in_use' }, rows[0]!.in_use);

@@ -110,6 +110,9 @@ function resolveLayout(home: string, user: ServerUser): Layout {
   } else {
     ensureOwnedDirectory(user, pgRoot);
     if (!canUseDirectory(user, pgRoot)) {
+      if (fs.existsSync(path.join(pgRoot, 'data', 'PG_VERSION'))) {
+        throw new Error(`the PostgreSQL data in ${pgRoot} is not reachable by the "${user.name}" user (a directory above it is closed to it); open the path to that user (chmod o+x on each directory), or move STRATUM_HOME`);
+      }
       // STRATUM_HOME (or a directory above it) is closed to the server's user: keep the data where it may go.
       fs.rmSync(pgRoot, { recursive: true, force: true });
       const key = createHash('sha256').update(home).digest('hex').slice(0, 16);
@@ -122,14 +125,20 @@ function resolveLayout(home: string, user: ServerUser): Layout {
   return { pgRoot, dataDir: path.join(pgRoot, 'data'), logFile: path.join(pgRoot, 'server.log'), ownerFile, credentialsFile };
 }
 
+/** The server's generated password: created once, atomically (two first starts agree on one). */
 function loadCredentials(file: string): { password: string } {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as { password: string };
-  } catch {
-    const credentials = { password: randomBytes(18).toString('base64url') };
-    fs.writeFileSync(file, JSON.stringify(credentials), { mode: 0o600, flag: 'wx' });
-    return credentials;
+  if (!fs.existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify({ password: randomBytes(18).toString('base64url') }), { mode: 0o600 });
+    try {
+      fs.linkSync(tmp, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
   }
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as { password: string };
 }
 
 interface Binaries { initdb: string; pg_ctl: string; postgres: string }
@@ -220,7 +229,8 @@ function runAs(user: ServerUser, file: string, args: string[]): Promise<string> 
       cwd: '/',
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+      // Only what the tools need: the server never sees the application's secrets.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
     });
     let output = '';
     child.stdout.on('data', (d) => { output += d; });

@@ -10,9 +10,21 @@ export interface OwnerRecord {
   role: 'serve' | 'command';
   port: number;
   startedAt: string;
+  /** The kernel's start time of `pid` (Linux), so a reused pid is not mistaken for the owner. */
+  pidStart?: string;
 }
 
 export type ClaimResult = { claimed: true } | { claimed: false; owner: OwnerRecord };
+
+/** The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), where there is /proc. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
 
 /** True when a process with this pid exists (signal 0 checks without sending anything). */
 export function isProcessAlive(pid: number): boolean {
@@ -24,6 +36,15 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
+/** True when the record's process still runs: same pid, same start time, and not this process's own pid. */
+export function isOwnerAlive(record: OwnerRecord): boolean {
+  if (record.pid === process.pid) return false; // a record from an earlier life of a reused pid
+  if (!isProcessAlive(record.pid)) return false;
+  const started = processStartTime(record.pid);
+  return record.pidStart === undefined || started === undefined || started === record.pidStart;
+}
+
+/** Who owns the server of a home, read from its owner file; undefined when nobody does or it is unreadable. */
 export function readOwner(file: string): OwnerRecord | undefined {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as OwnerRecord;
@@ -38,17 +59,21 @@ export function readOwner(file: string): OwnerRecord | undefined {
  */
 export function claimOwnership(file: string, record: OwnerRecord): ClaimResult {
   for (let tries = 0; tries < 5; tries++) {
+    // Written whole to a private file, then linked into place: link() fails if the name exists, and nobody can
+    // ever read a half-written record.
+    const tmp = `${file}.${process.pid}.claim`;
+    fs.writeFileSync(tmp, JSON.stringify({ ...record, pidStart: record.pidStart ?? processStartTime(record.pid) }), { mode: 0o600 });
     try {
-      const fd = fs.openSync(file, 'wx', 0o600);
-      fs.writeSync(fd, JSON.stringify(record));
-      fs.closeSync(fd);
+      fs.linkSync(tmp, file);
       return { claimed: true };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
     const owner = readOwner(file);
-    if (owner && isProcessAlive(owner.pid)) return { claimed: false, owner };
-    // A dead owner, or a half-written record from one: remove it unless someone replaced it meanwhile.
+    if (owner && isOwnerAlive(owner)) return { claimed: false, owner };
+    // A dead owner (or an unreadable record): remove it unless someone replaced it meanwhile.
     const again = readOwner(file);
     if (!again || again.pid === owner?.pid) fs.rmSync(file, { force: true });
   }
@@ -58,7 +83,7 @@ export function claimOwnership(file: string, record: OwnerRecord): ClaimResult {
 /** Records the port once the server listens, so attaching processes can find it. */
 export function updateOwner(file: string, record: OwnerRecord): void {
   const tmp = `${file}.${record.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
+  fs.writeFileSync(tmp, JSON.stringify({ ...record, pidStart: record.pidStart ?? processStartTime(record.pid) }), { mode: 0o600 });
   fs.renameSync(tmp, file);
 }
 

@@ -1,0 +1,99 @@
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import { CLIENT_TIMEOUT, type Outcome } from './tally.ts';
+
+/** One request a scenario wants made. */
+export interface RequestPlan {
+  /** The row it is reported under: read, create, update, query. */
+  kind: string;
+  method: 'GET' | 'POST' | 'PUT';
+  /** Path and query under the target URL, starting with `/`. */
+  path: string;
+  body?: unknown;
+  expectStatus: number;
+  /** Sees the parsed body of an expected answer; returning false marks the answer malformed. */
+  accept?: (body: unknown) => boolean;
+}
+
+/** The service under load: one keep-alive pool to its origin. */
+export interface HttpTarget {
+  pool: Pool;
+  basePath: string;
+  timeoutMs: number;
+}
+
+export const CLIENT_INVALID_RESPONSE = 'CLIENT.INVALID_RESPONSE';
+
+/**
+ * Opens a pool with as many connections as requests may be in flight, so requests queue on the server,
+ * where the measurement belongs, not in the client.
+ */
+export function openHttpTarget(url: URL, connections: number, timeoutMs: number): HttpTarget {
+  const pool = new Pool(url.origin, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    // The per-request signal decides; these only stop a socket from hanging past it.
+    headersTimeout: timeoutMs + 1_000,
+    bodyTimeout: timeoutMs + 1_000,
+  });
+  return { pool, basePath: url.pathname.replace(/\/+$/, ''), timeoutMs };
+}
+
+export async function closeHttpTarget(target: HttpTarget): Promise<void> {
+  await target.pool.destroy();
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function problemCode(body: unknown): string | undefined {
+  const code = (body as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && code.length > 0 ? code : undefined;
+}
+
+function hasDegraded(body: unknown): boolean {
+  const degraded = (body as { degraded?: unknown } | null | undefined)?.degraded;
+  return Array.isArray(degraded) && degraded.length > 0;
+}
+
+/** The code a failed request is grouped under when no HTTP answer came. */
+export function networkErrorCode(error: unknown): string {
+  const e = error as { name?: string; code?: unknown; cause?: { code?: unknown } } | undefined;
+  if (e?.name === 'TimeoutError' || e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT') return CLIENT_TIMEOUT;
+  if (typeof e?.code === 'string') return e.code;
+  if (typeof e?.cause?.code === 'string') return e.cause.code;
+  return e?.name ?? 'UNKNOWN';
+}
+
+/**
+ * Makes one request and says what became of it. Latency runs from `scheduledAt` (a `performance.now()`
+ * value), not from when the request left, so a client that falls behind cannot hide the wait.
+ */
+export async function sendPlannedRequest(target: HttpTarget, plan: RequestPlan, scheduledAt: number): Promise<Outcome> {
+  try {
+    const answer = await target.pool.request({
+      method: plan.method,
+      path: `${target.basePath}${plan.path}`,
+      headers: plan.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      body: plan.body === undefined ? undefined : JSON.stringify(plan.body),
+      signal: AbortSignal.timeout(target.timeoutMs),
+    });
+    const text = await answer.body.text();
+    const latencyMs = performance.now() - scheduledAt;
+    const status = answer.statusCode;
+    if (status !== plan.expectStatus) {
+      return { ok: false, code: problemCode(parseJson(text)) ?? String(status), status, latencyMs };
+    }
+    const body = parseJson(text);
+    if (plan.accept && !plan.accept(body)) return { ok: false, code: CLIENT_INVALID_RESPONSE, status, latencyMs };
+    return { ok: true, latencyMs, degraded: hasDegraded(body) };
+  } catch (error) {
+    return { ok: false, code: networkErrorCode(error), status: null, latencyMs: null };
+  }
+}

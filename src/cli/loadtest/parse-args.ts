@@ -1,0 +1,113 @@
+import { parseArgs } from 'node:util';
+import { isScenarioName, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
+
+export const USAGE = `usage: stratum loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S]`;
+
+export const HELP = `${USAGE}
+
+Drives an open-model load (a fixed arrival rate) against a running stratum and prints what came of it.
+  accounts-read    GET /accounts/:id of random seeded accounts (the source ran --rate 50 --duration 75 --ramp 5)
+  accounts-mixed   ~70% reads, 15% POST /accounts, 10% PUT /accounts/:id, 5% name-prefix queries; then every
+                   created account is read back and a missing one is reported as lost
+
+  --url            base URL of the service, e.g. http://127.0.0.1:8080
+  --rate           arrivals per second after the ramp
+  --duration       seconds of the whole run, ramp included
+  --ramp           seconds to climb linearly from 0 to --rate (default 0)
+  --accounts       seeded accounts to address, Person_0 .. Person_<N-1> (default 15000)
+  --seed           seed of the random choices, for a reproducible run (default 1)
+  --json           also write the report as JSON to this file
+  --max-in-flight  requests in flight at once; arrivals beyond it fail as CLIENT.OVERLOADED (default 1000)
+  --timeout        seconds a request may take before it fails as CLIENT.TIMEOUT (default 10)
+
+Exit code: 0 when every request succeeded and nothing was lost, 1 otherwise, 2 for bad arguments.`;
+
+export interface LoadtestOptions {
+  scenario: ScenarioName;
+  url: URL;
+  rate: number;
+  duration: number;
+  ramp: number;
+  accounts: number;
+  seed: number;
+  json: string | undefined;
+  maxInFlight: number;
+  timeoutS: number;
+}
+
+export type ParsedArgs =
+  | { kind: 'options'; options: LoadtestOptions }
+  | { kind: 'help' }
+  | { kind: 'invalid'; message: string };
+
+class ArgumentError extends Error {}
+
+function numberOption(raw: string | undefined, name: string, fallback: number | undefined, check: (n: number) => boolean, rule: string): number {
+  if (raw === undefined) {
+    if (fallback === undefined) throw new ArgumentError(`--${name} is required`);
+    return fallback;
+  }
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || !check(n)) throw new ArgumentError(`--${name} must be ${rule}, got "${raw}"`);
+  return n;
+}
+
+const positive = (n: number) => n > 0;
+const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
+
+function parseUrl(raw: string | undefined): URL {
+  if (raw === undefined) throw new ArgumentError('--url is required');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ArgumentError(`--url must be an http(s) URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ArgumentError(`--url must be an http(s) URL, got "${raw}"`);
+  if (url.search || url.hash) throw new ArgumentError(`--url must not carry a query or fragment, got "${raw}"`);
+  return url;
+}
+
+/**
+ * Reads `loadtest` arguments into options, or says in one line what is wrong with them.
+ * @example parseLoadtestArgs(['accounts-read', '--url', 'http://127.0.0.1:8080', '--rate', '50', '--duration', '75', '--ramp', '5'])
+ */
+export function parseLoadtestArgs(args: string[]): ParsedArgs {
+  try {
+    const { values, positionals } = parseArgs({
+      args, allowPositionals: true, strict: true,
+      options: {
+        url: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, ramp: { type: 'string' },
+        accounts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' },
+        'max-in-flight': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) return { kind: 'help' };
+    const [scenario, ...extra] = positionals;
+    if (scenario === undefined) throw new ArgumentError(`a scenario is required: ${SCENARIO_NAMES.join(' or ')}`);
+    if (!isScenarioName(scenario)) throw new ArgumentError(`unknown scenario "${scenario}": use ${SCENARIO_NAMES.join(' or ')}`);
+    if (extra.length > 0) throw new ArgumentError(`unexpected argument "${extra[0]}"`);
+    const url = parseUrl(values.url);
+    const rate = numberOption(values.rate, 'rate', undefined, positive, 'a positive number');
+    const duration = numberOption(values.duration, 'duration', undefined, positive, 'a positive number of seconds');
+    const ramp = numberOption(values.ramp, 'ramp', 0, (n) => n >= 0, 'zero or more seconds');
+    if (ramp > duration) throw new ArgumentError(`--ramp (${ramp} s) must not be longer than --duration (${duration} s)`);
+    return {
+      kind: 'options',
+      options: {
+        scenario, url, rate, duration, ramp,
+        accounts: numberOption(values.accounts, 'accounts', 15_000, positiveInt, 'a positive integer'),
+        seed: numberOption(values.seed, 'seed', 1, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2^32)'),
+        json: values.json,
+        maxInFlight: numberOption(values['max-in-flight'], 'max-in-flight', 1_000, positiveInt, 'a positive integer'),
+        timeoutS: numberOption(values.timeout, 'timeout', 10, positive, 'a positive number of seconds'),
+      },
+    };
+  } catch (error) {
+    // parseArgs throws TypeErrors with codes for unknown options and missing values; both are usage errors.
+    if (error instanceof ArgumentError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      return { kind: 'invalid', message: (error as Error).message };
+    }
+    throw error;
+  }
+}

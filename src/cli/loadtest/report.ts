@@ -1,0 +1,94 @@
+import type { LoadtestOptions } from './parse-args.ts';
+import { summarizeLatencies, type LatencySummary } from './percentiles.ts';
+import type { ReadBackResult } from './read-back.ts';
+import type { FailureGroup, Tally } from './tally.ts';
+
+interface Counts {
+  scheduled: number;
+  sent: number;
+  completed: number;
+  ok: number;
+  failed: number;
+  degraded: number;
+}
+
+/** What `loadtest` prints, and writes with --json. Latencies in ms, from each request's scheduled start. */
+export interface LoadtestReport {
+  scenario: string;
+  url: string;
+  rate: number;
+  rampS: number;
+  durationS: number;
+  seed: number;
+  accounts: number;
+  elapsedS: number;
+  totals: Counts & { latencyMs: LatencySummary };
+  kinds: Record<string, Counts & { latencyMs: LatencySummary }>;
+  failures: FailureGroup[];
+  readBack: ReadBackResult | null;
+}
+
+/** Assembles the report; `elapsedS` is passed in so this stays a pure function. */
+export function buildReport(options: LoadtestOptions, tally: Tally, readBack: ReadBackResult | null, elapsedS: number): LoadtestReport {
+  const kinds: LoadtestReport['kinds'] = {};
+  const totals: Counts = { scheduled: 0, sent: 0, completed: 0, ok: 0, failed: 0, degraded: 0 };
+  const all: number[] = [];
+  for (const [name, k] of Object.entries(tally.kinds)) {
+    const { latencies, ...counts } = k;
+    kinds[name] = { ...counts, latencyMs: summarizeLatencies(latencies) };
+    for (const key of Object.keys(totals) as (keyof Counts)[]) totals[key] += counts[key];
+    for (const l of latencies) all.push(l);
+  }
+  return {
+    scenario: options.scenario, url: options.url.toString(), rate: options.rate, rampS: options.ramp, durationS: options.duration,
+    seed: options.seed, accounts: options.accounts, elapsedS: Math.round(elapsedS * 10) / 10,
+    totals: { ...totals, latencyMs: summarizeLatencies(all) },
+    kinds,
+    failures: [...tally.failures.values()].sort((a, b) => b.count - a.count || a.code.localeCompare(b.code)),
+    readBack: readBack && { ...readBack, lost: [...readBack.lost].sort(), unverified: [...readBack.unverified].sort((a, b) => a.id.localeCompare(b.id)) },
+  };
+}
+
+/** True when every request succeeded and every created account was found again. */
+export function isCleanRun(report: LoadtestReport): boolean {
+  return report.totals.failed === 0 && (report.readBack === null || (report.readBack.lost.length === 0 && report.readBack.unverified.length === 0));
+}
+
+function table(rows: (string | number)[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => String(r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]!) : String(cell).padStart(widths[c]!))).join('  ').trimEnd());
+}
+
+const ms = (v: number | null) => (v === null ? '-' : v.toFixed(1));
+const SHOWN_IDS = 10;
+
+/** The report as short tables for a terminal. */
+export function formatReport(report: LoadtestReport): string[] {
+  const t = report.totals;
+  const lines = [
+    `${report.scenario} on ${report.url}: ${report.rate} req/s, ramp ${report.rampS} s, duration ${report.durationS} s, seed ${report.seed}, ${report.elapsedS} s elapsed`,
+    `scheduled ${t.scheduled}, sent ${t.sent}, completed ${t.completed}, ok ${t.ok}, failed ${t.failed}${t.degraded ? `, degraded reads ${t.degraded}` : ''}`,
+    '',
+  ];
+  const kindRows = Object.entries(report.kinds).map(([name, k]) => [name, k.scheduled, k.sent, k.ok, k.failed, ms(k.latencyMs.p50), ms(k.latencyMs.p90), ms(k.latencyMs.p99), ms(k.latencyMs.max)]);
+  lines.push(...table([
+    ['kind', 'scheduled', 'sent', 'ok', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+    ...kindRows,
+    ['all', t.scheduled, t.sent, t.ok, t.failed, ms(t.latencyMs.p50), ms(t.latencyMs.p90), ms(t.latencyMs.p99), ms(t.latencyMs.max)],
+  ]));
+  if (report.failures.length > 0) {
+    lines.push('');
+    lines.push(...table([
+      ['failure', 'status', 'count', 'by kind'],
+      ...report.failures.map((f) => [f.code, f.status ?? '-', f.count, Object.entries(f.byKind).map(([k, n]) => `${k} ${n}`).join(', ')]),
+    ]));
+  }
+  const rb = report.readBack;
+  if (rb) {
+    lines.push('');
+    lines.push(`read back ${rb.created} created accounts: ${rb.verified} found, ${rb.lost.length} lost, ${rb.unverified.length} unverified`);
+    if (rb.lost.length > 0) lines.push(`lost: ${rb.lost.slice(0, SHOWN_IDS).join(', ')}${rb.lost.length > SHOWN_IDS ? `, … (${rb.lost.length - SHOWN_IDS} more)` : ''}`);
+    if (rb.unverified.length > 0) lines.push(`unverified: ${rb.unverified.slice(0, SHOWN_IDS).map((u) => `${u.id} (${u.code})`).join(', ')}${rb.unverified.length > SHOWN_IDS ? ', …' : ''}`);
+  }
+  return lines;
+}

@@ -1,0 +1,87 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Sql } from '../../platform/db/connect.ts';
+import type { TransactionFn } from '../../platform/db/transaction.ts';
+import { AppError } from '../../platform/errors/app-error.ts';
+import { AccountIdParams, ProblemSchema, Text } from '../../http/schemas.ts';
+import type { AccountView, ImageLookup } from './account.ts';
+import { loadAccountView } from './account-view.ts';
+import { countEventsByNamePrefix, insertAccount, renameAccount } from './accounts-repository.ts';
+
+/** The read cache as accounts uses it (the platform cache satisfies it). */
+export interface AccountViewCache {
+  getOrLoad(key: string, load: (signal: AbortSignal) => Promise<AccountView | undefined>, options?: { shouldCache?: (value: AccountView) => boolean }): Promise<AccountView | undefined>;
+  invalidate(key: string): Promise<void>;
+}
+
+export interface AccountsDeps {
+  sql: Sql;
+  transaction: TransactionFn;
+  lookupImage: ImageLookup;
+  cache: AccountViewCache;
+}
+
+/** The cache key of an account's view; the images context's writes drop it too. */
+export function accountViewKey(id: string): string {
+  return `account:${id.toLowerCase()}`;
+}
+
+const Event = Type.Object({ id: Type.String(), eventName: Type.String(), created: Type.String({ format: 'date-time' }) });
+const AccountSchema = Type.Object({ id: Type.String(), name: Type.String(), events: Type.Array(Event) });
+const AccountViewSchema = Type.Object({
+  id: Type.String(), name: Type.String(), events: Type.Array(Event),
+  imageData: Type.Union([Type.Object({ url: Type.String() }), Type.Null()]),
+  degraded: Type.Optional(Type.Array(Type.String())),
+});
+const NameBody = Type.Object({ name: Text(1, 100) }, { additionalProperties: false });
+const PrefixQuery = Type.Object({
+  namePrefix: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000]*$', description: 'matched literally: _ and % are plain characters' }),
+  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1..1000, default 100' })),
+}, { additionalProperties: false });
+const errors = { 400: ProblemSchema, 404: ProblemSchema, 503: ProblemSchema };
+
+/** POST /accounts, PUT /accounts/:id, GET /accounts/:id, GET /accounts?namePrefix= */
+export function accountsRoutes(deps: AccountsDeps) {
+  const notFound = (id: string) => new AppError('ACCOUNT.NOT_FOUND', `account ${id} does not exist`, { details: { id } });
+
+  return (root: FastifyInstance): void => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.post('/accounts', {
+      schema: { tags: ['accounts'], summary: 'Create an account (with its CREATED event)', body: NameBody, response: { 201: AccountSchema, ...errors } },
+    }, async (request, reply) => {
+      const account = await deps.transaction({ label: 'accounts.create' }, (tx) => insertAccount(tx, request.body.name));
+      return reply.code(201).send(account);
+    });
+
+    app.put('/accounts/:id', {
+      schema: { tags: ['accounts'], summary: 'Rename an account (appends an UPDATED event)', params: AccountIdParams, body: NameBody, response: { 200: AccountSchema, ...errors } },
+    }, async (request) => {
+      const id = request.params.id.toLowerCase();
+      const account = await deps.transaction({ label: 'accounts.rename' }, (tx) => renameAccount(tx, id, request.body.name));
+      if (!account) throw notFound(id);
+      await deps.cache.invalidate(accountViewKey(id));
+      return account;
+    });
+
+    app.get('/accounts/:id', {
+      schema: { tags: ['accounts'], summary: 'An account with its events and image', params: AccountIdParams, response: { 200: AccountViewSchema, ...errors } },
+    }, async (request) => {
+      const id = request.params.id.toLowerCase();
+      const view = await deps.cache.getOrLoad(accountViewKey(id), () => loadAccountView(deps.sql, deps.lookupImage, id), {
+        shouldCache: (v) => v.degraded === undefined,
+      });
+      if (!view) throw notFound(id);
+      return view;
+    });
+
+    app.get('/accounts', {
+      schema: { tags: ['accounts'], summary: 'Event counts per account name starting with a prefix', querystring: PrefixQuery,
+        response: { 200: Type.Array(Type.Object({ name: Type.String(), count: Type.Integer() })), ...errors } },
+    }, async (request) => {
+      const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
+      if (limit < 1 || limit > 1000) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 1000', { details: { field: 'limit' } });
+      return countEventsByNamePrefix(deps.sql, request.query.namePrefix, limit);
+    });
+  };
+}

@@ -1,0 +1,2 @@
+drop table if exists images.account_images;
+drop schema if exists images;

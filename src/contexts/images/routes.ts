@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TransactionFn } from '../../platform/db/transaction.ts';
+import { AppError } from '../../platform/errors/app-error.ts';
+import { upsertAccountImage } from './images-repository.ts';
+import { AccountIdParams, ProblemSchema } from '../../http/schemas.ts';
+
+export interface ImagesDeps {
+  transaction: TransactionFn;
+  /** Port into the accounts context: does this account exist? */
+  accountExists: (accountId: string) => Promise<boolean>;
+  /** Called after the image's transaction committed (the accounts read cache drops its entry). */
+  afterImageChanged: (accountId: string) => Promise<void>;
+}
+
+const ImageBody = Type.Object({
+  url: Type.String({ minLength: 1, maxLength: 2000, pattern: '^[hH][tT][tT][pP][sS]?://[^\\s]+$', description: 'an http or https URL' }),
+}, { additionalProperties: false });
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** PUT /accounts/:id/image */
+export function imagesRoutes(deps: ImagesDeps) {
+  return (root: FastifyInstance): void => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    app.put('/accounts/:id/image', {
+      schema: {
+        tags: ['images'], summary: "Set an account's image", params: AccountIdParams, body: ImageBody,
+        response: { 200: Type.Object({ accountId: Type.String(), url: Type.String() }), 400: ProblemSchema, 404: ProblemSchema, 503: ProblemSchema },
+      },
+    }, async (request) => {
+      const { id } = request.params;
+      const { url } = request.body;
+      if (!isHttpUrl(url)) throw new AppError('REQUEST.INVALID', 'body.url must be an http or https URL', { details: { field: 'url' } });
+      if (!(await deps.accountExists(id))) throw new AppError('ACCOUNT.NOT_FOUND', `account ${id} does not exist`, { details: { id } });
+      const image = await deps.transaction({ label: 'images.set' }, (tx) => upsertAccountImage(tx, id, url));
+      await deps.afterImageChanged(id);
+      return image;
+    });
+  };
+}

@@ -1,0 +1,4 @@
+export { createReadCache, type ReadCache, type ReadCacheObserver, type ReadCacheOptions } from './read-cache.ts';
+export type { RedisTierClient } from './redis-client.ts';
+export { createRedisTier, type RedisTier, type RedisTierOperation, type RedisTierOptions, type RedisTierPolicy } from './redis-tier.ts';
+export type { SharedRead, SharedTier } from './shared-tier.ts';

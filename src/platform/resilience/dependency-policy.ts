@@ -1,0 +1,47 @@
+import {
+  ConsecutiveBreaker, ExponentialBackoff, TimeoutStrategy, circuitBreaker, handleWhen, retry, timeout, wrap,
+  type CircuitState,
+} from 'cockatiel';
+
+export interface DependencyPolicyOptions {
+  /** Longest wait for one attempt; the attempt's AbortSignal fires then. */
+  attemptTimeoutMs: number;
+  /** Extra attempts after a transient failure. */
+  retries: number;
+  /** Consecutive failures that open the breaker. */
+  breakerThreshold: number;
+  /** How long an open breaker refuses calls before letting one through. */
+  halfOpenAfterMs: number;
+  /** Which errors are worth another attempt (connection loss, timeouts); others fail at once. */
+  isTransient: (error: unknown) => boolean;
+  onStateChange?: (state: CircuitState) => void;
+}
+
+export interface DependencyPolicy {
+  /** Runs `fn` under timeout, retry and circuit breaker; `fn` must honour the signal. */
+  execute<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
+}
+
+/**
+ * One policy per dependency, built once and shared: a timeout per attempt, retries with exponential backoff
+ * for transient errors, and a consecutive-failure circuit breaker around both so a failing dependency is
+ * left alone instead of being retried by every request.
+ * @example const images = createDependencyPolicy({ attemptTimeoutMs: 200, retries: 1, breakerThreshold: 5, halfOpenAfterMs: 5000, isTransient });
+ *          const image = await images.execute((signal) => findImage(sql, id, signal));
+ */
+export function createDependencyPolicy(options: DependencyPolicyOptions): DependencyPolicy {
+  const attemptTimeout = timeout(options.attemptTimeoutMs, TimeoutStrategy.Aggressive);
+  const retrying = retry(handleWhen(options.isTransient), {
+    maxAttempts: options.retries,
+    backoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 100 }),
+  });
+  const breaker = circuitBreaker(handleWhen(() => true), {
+    halfOpenAfter: options.halfOpenAfterMs,
+    breaker: new ConsecutiveBreaker(options.breakerThreshold),
+  });
+  if (options.onStateChange) breaker.onStateChange(options.onStateChange);
+  const policy = wrap(breaker, retrying, attemptTimeout);
+  return {
+    execute: (fn) => policy.execute(({ signal }) => fn(signal)),
+  };
+}
