@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { RunningServer } from '../src/main.ts';
 import { createPool, type Sql } from '../src/platform/db/connect.ts';
 import { openBenchServer, type BenchServer } from './support/database.ts';
+import { collectGarbage } from './support/gc.ts';
 import { interleave } from './support/schedule.ts';
 import { summarize } from './support/stats.ts';
 import { awaitedPerUser, pipelinedPerUser, setBasedSql } from './users/baselines.ts';
@@ -42,7 +43,7 @@ async function benchSize(server: BenchServer, size: number, samples: number): Pr
   try {
     progress(`${size} users: seeding`);
     await seedUsers(sql, size);
-    stratum = await startStratum(url);
+    stratum = await startStratum(url, server.owned);
     const plan: Planned[] = [
       { key: 'stratum', method: stratumOverHttp(stratum.url), samples, timings: [] },
       { key: 'setBased', method: setBasedSql(sql), samples, timings: [] },
@@ -57,6 +58,7 @@ async function benchSize(server: BenchServer, size: number, samples: number): Pr
     for (const [r, round] of rounds.entries()) {
       for (const p of round) {
         await resetUsers(sql, size);
+        collectGarbage();
         const t0 = performance.now();
         await p.method.create(nextUser());
         p.timings.push(performance.now() - t0);

@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import type { Config } from './config/config.ts';
 import { openContextPools, type ContextPools } from './context-pools.ts';
 import { allMigrations } from './contexts/index.ts';
@@ -74,11 +75,12 @@ export interface Services {
  */
 export async function assembleServices(config: Config, deps: { admin: Sql; pools: ContextPools; applicationName: string }): Promise<Services> {
   const metrics = createMetrics({ sql: deps.admin, applicationName: deps.applicationName, poolMax: config.poolMax });
-  const contexts = await wireContexts(config, { ...deps, metrics });
+  const logger = pino({ level: config.logLevel });
+  const contexts = await wireContexts(config, { ...deps, metrics, logger });
   try {
     const app = await buildApp({
       bodyLimitBytes: config.bodyLimitBytes,
-      logLevel: config.logLevel,
+      logger,
       metrics,
       readiness: async () => { await deps.admin`select 1`; },
       routes: contexts.routes,

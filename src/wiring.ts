@@ -14,6 +14,8 @@ import type { Sql } from './platform/db/connect.ts';
 import { isConnectionError } from './platform/db/pg-errors.ts';
 import { createTransaction, type TransactionFn } from './platform/db/transaction.ts';
 import type { Metrics } from './platform/observability/metrics.ts';
+import { AppError } from './platform/errors/app-error.ts';
+import type { Logger } from 'pino';
 import { createDependencyPolicy } from './platform/resilience/dependency-policy.ts';
 
 export interface WiredContexts {
@@ -30,23 +32,23 @@ export interface WiredContexts {
  */
 export async function wireContexts(
   config: Config,
-  deps: { admin: Sql; pools: ContextPools; applicationName: string; metrics: Metrics },
+  deps: { admin: Sql; pools: ContextPools; applicationName: string; metrics: Metrics; logger: Logger },
 ): Promise<WiredContexts> {
   const transactionOn = (sql: Sql) => createTransaction({
     sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: deps.metrics.transactionObserver,
   });
   const usersTransaction = transactionOn(deps.admin);
 
-  const redis = config.redisUrl ? createClient({ url: config.redisUrl }) : undefined;
-  if (redis) {
-    redis.on('error', () => {}); // reconnects by itself; the cache degrades to its local tier meanwhile
-    await redis.connect();
-  }
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, deps.logger) : undefined;
   const cache = createReadCache<AccountView>({
     namespace: 'stratum:accounts',
     ttlMs: config.cacheTtlMs,
     maxEntries: config.cacheMaxEntries,
-    shared: redis ? createRedisTier({ client: redis, namespace: 'stratum:accounts', ttlMs: config.cacheTtlMs }) : undefined,
+    observer: deps.metrics.cacheObserver('accounts'),
+    shared: redis ? createRedisTier({
+      client: redis, namespace: 'stratum:accounts', ttlMs: config.cacheTtlMs,
+      onError: (error, context) => deps.logger.warn({ err: error, ...context }, 'shared cache tier unavailable; serving from the local tier and the database'),
+    }) : undefined,
   });
 
   const imagesPolicy = createDependencyPolicy({
@@ -63,7 +65,10 @@ export async function wireContexts(
     transaction: usersTransaction,
     routes: [
       usersRoutes({ sql: deps.admin, transaction: usersTransaction }),
-      accountsRoutes({ sql: deps.pools.accounts, transaction: transactionOn(deps.pools.accounts), lookupImage, cache }),
+      accountsRoutes({
+        sql: deps.pools.accounts, transaction: transactionOn(deps.pools.accounts), lookupImage, cache,
+        onViewLoad: () => deps.metrics.countCacheLoad('accounts'),
+      }),
       imagesRoutes({
         transaction: transactionOn(deps.pools.images),
         accountExists: (id) => accountExists(deps.pools.accounts, id),
@@ -75,4 +80,34 @@ export async function wireContexts(
       if (redis?.isOpen) await redis.quit();
     },
   };
+}
+
+const REDIS_CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * Connects the shared cache tier's client, or fails start-up with one line. Once connected, node-redis
+ * reconnects by itself; the cache serves from its local tier and the database meanwhile.
+ */
+async function connectRedis(url: string, logger: Logger) {
+  const client = createClient({ url, socket: { connectTimeout: REDIS_CONNECT_TIMEOUT_MS, reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000) } });
+  let lastError: unknown;
+  client.on('error', (error) => {
+    lastError = error;
+    if (client.isReady) logger.warn({ err: error }, 'redis connection error');
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${REDIS_CONNECT_TIMEOUT_MS} ms`)), REDIS_CONNECT_TIMEOUT_MS); }),
+    ]);
+    return client;
+  } catch (error) {
+    client.destroy();
+    const where = new URL(url).host;
+    const cause = (lastError as Error | undefined)?.message || (error as Error).message;
+    throw new AppError('SERVICE.UNAVAILABLE', `cannot reach Redis at ${where}: ${cause}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -211,3 +211,64 @@ describe('seeding', () => {
     expect((await inject('GET', `/accounts/${seededAccountId(43)}`)).json().imageData).toBeNull();
   });
 });
+
+describe('the read cache of GET /accounts/:id', () => {
+  async function metric(name: string): Promise<number> {
+    const text = (await inject('GET', '/metrics')).body;
+    const line = text.split('\n').find((l) => l.startsWith(name));
+    return line ? Number(line.split(' ').pop()) : 0;
+  }
+
+  it('serves concurrent misses of one account with one database read (single flight)', async () => {
+    const account = await createAccount('Concurrent');
+    const loadsBefore = await metric('stratum_cache_loads_total{cache="accounts"}');
+    const answers = await Promise.all(Array.from({ length: 25 }, () => inject('GET', `/accounts/${account.id}`)));
+    expect(answers.every((a) => a.statusCode === 200 && a.json().name === 'Concurrent')).toBe(true);
+    expect(await metric('stratum_cache_loads_total{cache="accounts"}')).toBe(loadsBefore + 1);
+    // and the next read is a hit, with no load at all
+    await inject('GET', `/accounts/${account.id}`);
+    expect(await metric('stratum_cache_loads_total{cache="accounts"}')).toBe(loadsBefore + 1);
+  });
+
+  it('drops the cached view after a rename and after an image change commit', async () => {
+    const account = await createAccount('Before');
+    expect((await inject('GET', `/accounts/${account.id}`)).json().name).toBe('Before');
+    await inject('PUT', `/accounts/${account.id}`, { name: 'After' });
+    expect((await inject('GET', `/accounts/${account.id}`)).json().name).toBe('After');
+    await inject('PUT', `/accounts/${account.id}/image`, { url: 'https://img.test/after.png' });
+    expect((await inject('GET', `/accounts/${account.id}`)).json().imageData).toEqual({ url: 'https://img.test/after.png' });
+  });
+
+  it('does not cache a missing account', async () => {
+    const loadsBefore = await metric('stratum_cache_loads_total{cache="accounts"}');
+    await inject('GET', `/accounts/${MISSING}`);
+    await inject('GET', `/accounts/${MISSING}`);
+    expect(await metric('stratum_cache_loads_total{cache="accounts"}')).toBe(loadsBefore + 2);
+  });
+});
+
+const redisUrl = process.env.REDIS_URL;
+if (!redisUrl) console.log('[stratum tests] REDIS_URL not set: skipping the two-instance Redis cache test of accounts');
+
+describe.skipIf(!redisUrl)('two stratum instances sharing Redis', () => {
+  it('shows a write made on one instance on the other at once', async () => {
+    const a = await startTestApp(db, { redisUrl });
+    const b = await startTestApp(db, { redisUrl });
+    try {
+      const urlA = await a.app.listen({ host: '127.0.0.1', port: 0 });
+      const urlB = await b.app.listen({ host: '127.0.0.1', port: 0 });
+      const created = await (await fetch(`${urlA}/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Shared v1' }) })).json();
+      // B caches the view (locally and in Redis), A reads it from the shared tier.
+      expect((await (await fetch(`${urlB}/accounts/${created.id}`)).json()).name).toBe('Shared v1');
+      expect((await (await fetch(`${urlA}/accounts/${created.id}`)).json()).name).toBe('Shared v1');
+      for (const version of ['v2', 'v3', 'v4']) {
+        const put = await fetch(`${urlA}/accounts/${created.id}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: `Shared ${version}` }) });
+        expect(put.status).toBe(200);
+        expect((await (await fetch(`${urlB}/accounts/${created.id}`)).json()).name).toBe(`Shared ${version}`);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

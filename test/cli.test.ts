@@ -66,9 +66,9 @@ describe('stratum serve and the CLI on the embedded PostgreSQL', () => {
     expect(serverRunning()).toBe(false);
 
     const down = await runStratum(['migrate', 'down', '1'], env);
-    expect(down.stdout).toMatch(/reverted users\/1 create_users/);
+    expect(down.stdout).toMatch(/^reverted images\/2 images_role$/m);
     const up = await runStratum(['migrate', 'up'], env);
-    expect(up.stdout).toMatch(/applied users\/1 create_users/);
+    expect(up.stdout).toMatch(/^applied images\/2 images_role$/m);
     const bad = await runStratum(['migrate', 'down', 'x'], env);
     expect(bad.code).toBe(2);
   });

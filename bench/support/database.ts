@@ -5,6 +5,8 @@ import { openEmbedded } from '../../src/platform/db/embedded/embedded-server.ts'
 export interface BenchServer {
   /** For the report: `embedded (.stratum-bench)` or `DATABASE_URL`. */
   source: string;
+  /** True for the embedded server: the benchmark owns it, roles and all. */
+  owned: boolean;
   /** e.g. `18.1` */
   version: string;
   /** Drops `name` if a failed run left it, creates it empty, and returns its URL. */
@@ -33,7 +35,8 @@ export async function openBenchServer(env: Record<string, string | undefined>): 
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   const [{ server_version: version }] = await admin<[{ server_version: string }]>`show server_version`;
   return {
-    source: external ? 'DATABASE_URL' : `embedded (${EMBEDDED_HOME})`,
+    source: external ? 'DATABASE_URL' : `embedded, ${EMBEDDED_HOME}`,
+    owned: !external,
     version,
     async createDatabase(name) {
       await admin.unsafe(`drop database if exists ${name} with (force)`);

@@ -1,14 +1,22 @@
+import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config/config.ts';
 import { startServer, type RunningServer } from '../../src/main.ts';
 import type { CreationMethod } from './method.ts';
 
+/** The contexts' own database roles: their passwords come from these variables on a server stratum does not own. */
+const ROLE_PASSWORD_VARIABLES = ['ACCOUNTS_DB_PASSWORD', 'IMAGES_DB_PASSWORD'];
+
 /**
- * Starts stratum in this process (its own pool, routes, transactions and metrics) on 127.0.0.1 and a free
- * port, over the database at `databaseUrl`. The deadline is generous so 100,000-user fan-outs finish.
+ * Starts stratum in this process (its composition root: pools, migrations, routes, transactions, metrics) on
+ * 127.0.0.1 and a free port, over the database at `databaseUrl`. The deadline is generous so 100,000-user
+ * fan-outs finish. On the benchmark's own server the contexts' roles get throwaway passwords; on
+ * DATABASE_URL's they come from the environment, as for `stratum serve`.
  */
-export async function startStratum(databaseUrl: string): Promise<RunningServer> {
-  const config = loadConfig({ DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', TX_DEADLINE_MS: '60000' }, process.cwd());
-  return startServer(config, () => {});
+export async function startStratum(databaseUrl: string, ownServer: boolean): Promise<RunningServer> {
+  const rolePasswords = Object.fromEntries(ROLE_PASSWORD_VARIABLES.map((name) =>
+    [name, ownServer ? randomBytes(18).toString('base64url') : process.env[name]]));
+  const env = { ...rolePasswords, DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', TX_DEADLINE_MS: '60000' };
+  return startServer(loadConfig(env, process.cwd()), () => {});
 }
 
 /** stratum itself: a real HTTP POST /users with Node's fetch, timed until the 201 body has been read. */

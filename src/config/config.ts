@@ -65,7 +65,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     scoreMode,
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     cacheTtlMs: readInt(env, 'CACHE_TTL_MS', 30_000, 0, 86_400_000),
-    cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
+    cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 10_000, 1, 1_000_000),
     redisUrl: env.REDIS_URL?.trim() || undefined,
     rolePasswords: Object.freeze({
       accounts: env.ACCOUNTS_DB_PASSWORD || undefined,

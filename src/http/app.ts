@@ -1,4 +1,5 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -10,7 +11,7 @@ export type App = FastifyInstance;
 
 export interface AppOptions {
   bodyLimitBytes: number;
-  logLevel: string;
+  logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck;
   /** Each bounded context adds its routes here. */
@@ -20,11 +21,11 @@ export interface AppOptions {
 /**
  * Builds the Fastify app: strict schemas (no coercion of bodies, unknown fields rejected), problem+json
  * errors, OpenAPI at /docs, health and metrics. The caller listens and closes it.
- * @example const app = await buildApp({ bodyLimitBytes: 65536, logLevel: 'info', metrics, readiness, routes: [usersRoutes] });
+ * @example const app = await buildApp({ bodyLimitBytes: 65536, logger: pino(), metrics, readiness, routes: [usersRoutes] });
  */
 export async function buildApp(options: AppOptions): Promise<App> {
   const app = Fastify({
-    logger: { level: options.logLevel },
+    loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes,
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -19,6 +19,8 @@ export interface AccountsDeps {
   transaction: TransactionFn;
   lookupImage: ImageLookup;
   cache: AccountViewCache;
+  /** Called for each read of an account view from the databases (a cache miss that loads). */
+  onViewLoad?: () => void;
 }
 
 /** The cache key of an account's view; the images context's writes drop it too. */
@@ -68,7 +70,10 @@ export function accountsRoutes(deps: AccountsDeps) {
       schema: { tags: ['accounts'], summary: 'An account with its events and image', params: AccountIdParams, response: { 200: AccountViewSchema, ...errors } },
     }, async (request) => {
       const id = request.params.id.toLowerCase();
-      const view = await deps.cache.getOrLoad(accountViewKey(id), () => loadAccountView(deps.sql, deps.lookupImage, id), {
+      const view = await deps.cache.getOrLoad(accountViewKey(id), () => {
+        deps.onViewLoad?.();
+        return loadAccountView(deps.sql, deps.lookupImage, id);
+      }, {
         shouldCache: (v) => v.degraded === undefined,
       });
       if (!view) throw notFound(id);

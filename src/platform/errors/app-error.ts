@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'MIGRATION.LOCK_TIMEOUT'
   | 'MIGRATION.INVALID'
   | 'SERVER.SHUTTING_DOWN'
+  | 'SERVICE.UNAVAILABLE'
   | 'INTERNAL';
 
 /** Details safe to show a client: no SQL, no parameters, no secrets. */

@@ -6,6 +6,10 @@ export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   transactionObserver: TransactionObserver;
+  /** Observer hooks for a read cache, counted under its name. */
+  cacheObserver(cache: string): { onHit(tier: 'local' | 'shared'): void; onMiss(): void };
+  /** Counts one load (a read of the source of truth) for a cache: single flight shows as loads < misses. */
+  countCacheLoad(cache: string): void;
 }
 
 /**
@@ -56,9 +60,26 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
       this.set({ state: 'idle' }, rows[0]!.idle + 1);
     },
   });
+  const cacheRequests = new Counter({
+    name: 'stratum_cache_requests_total',
+    help: 'Read cache lookups by cache and result (hit_local, hit_shared, miss)',
+    labelNames: ['cache', 'result'] as const,
+    registers: [registry],
+  });
+  const cacheLoads = new Counter({
+    name: 'stratum_cache_loads_total',
+    help: 'Reads of the source of truth on a cache miss (concurrent misses of one key share one load)',
+    labelNames: ['cache'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     httpDuration,
+    cacheObserver: (cache) => ({
+      onHit: (tier) => cacheRequests.inc({ cache, result: tier === 'local' ? 'hit_local' : 'hit_shared' }),
+      onMiss: () => cacheRequests.inc({ cache, result: 'miss' }),
+    }),
+    countCacheLoad: (cache) => cacheLoads.inc({ cache }),
     transactionObserver: {
       onRetry: (label, state) => retries.inc({ label, sqlstate: state }),
       onDeadlineExceeded: (label) => deadlines.inc({ label }),
