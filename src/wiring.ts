@@ -59,7 +59,7 @@ export async function wireContexts(
     isTransient: (error) => error instanceof TaskCancelledError || isConnectionError(error),
   });
   const lookupImage: ImageLookup = (accountId, signal) =>
-    imagesPolicy.execute((attemptSignal) => findAccountImage(deps.pools.images, accountId, AbortSignal.any([signal, attemptSignal])));
+    imagesPolicy.execute((attemptSignal) => findAccountImage(deps.pools.images, accountId, attemptSignal), signal);
 
   return {
     transaction: usersTransaction,

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { isAppError } from '../platform/errors/app-error.ts';
 import { runLoadtestCommand } from './loadtest/command.ts';
@@ -32,14 +31,15 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
  * @example process.exitCode = await runCli(['migrate', 'status']);
  */
 export async function runCli(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { help: { type: 'boolean', short: 'h' } } });
-  const [command, ...rest] = positionals;
+  const command = argv[0]?.startsWith('-') ? undefined : argv[0];
+  // Each command parses its own options: hand it everything after its name.
+  const rest = argv.slice(1);
   if (!command || command === 'help') {
     out(HELP);
     return 0;
   }
   if (command === 'loadtest') return runLoadtestCommand(rest, { out, err });
-  if (values.help && command !== 'seed') {
+  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed') {
     out(HELP);
     return 0;
   }

@@ -18,8 +18,11 @@ export interface DependencyPolicyOptions {
 }
 
 export interface DependencyPolicy {
-  /** Runs `fn` under timeout, retry and circuit breaker; `fn` must honour the signal. */
-  execute<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` under timeout, retry and circuit breaker; `fn` must honour the signal it gets, which also
+   * aborts with `signal` (the caller gave up).
+   */
+  execute<T>(fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
 
 /**
@@ -42,6 +45,7 @@ export function createDependencyPolicy(options: DependencyPolicyOptions): Depend
   if (options.onStateChange) breaker.onStateChange(options.onStateChange);
   const policy = wrap(breaker, retrying, attemptTimeout);
   return {
-    execute: (fn) => policy.execute(({ signal }) => fn(signal)),
+    // A per-call parent signal: without one, cockatiel hangs every call's listener on one shared signal.
+    execute: (fn, signal) => policy.execute(({ signal: attempt }) => fn(attempt), signal ?? new AbortController().signal),
   };
 }
