@@ -1,9 +1,11 @@
+import { runAccountsBench } from './accounts.ts';
 import { runUsersBench } from './users.ts';
 import { UsageError } from './users/options.ts';
 
 /** `npm run bench -- <name> [options]`: runs one benchmark, then exits (pools and servers closed). */
 const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
   users: runUsersBench,
+  accounts: runAccountsBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

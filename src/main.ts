@@ -3,7 +3,7 @@ import type { Config } from './config/config.ts';
 import { openContextPools, type ContextPools } from './context-pools.ts';
 import { allMigrations } from './contexts/index.ts';
 import { buildApp, type App } from './http/app.ts';
-import { checkReachable, createPool, type ConnectTarget, type Sql } from './platform/db/connect.ts';
+import { checkReachable, createPool, passwordOfUrl, type ConnectTarget, type Sql } from './platform/db/connect.ts';
 import { openEmbedded } from './platform/db/embedded/embedded-server.ts';
 import type { TransactionFn } from './platform/db/transaction.ts';
 import { createMigrator, type Migrator } from './platform/migrate/migrator.ts';
@@ -17,7 +17,7 @@ export interface Database {
   /** The administrative pool: migrations, the users context, readiness. */
   sql: Sql;
   target: ConnectTarget;
-  /** The embedded server's password (context role passwords derive from it); undefined for DATABASE_URL. */
+  /** The embedded server's password, or DATABASE_URL's: context role passwords derive from it. */
   adminSecret: string | undefined;
   applicationName: string;
   migrator: Migrator;
@@ -47,7 +47,8 @@ export async function openDatabase(config: Config, role: 'serve' | 'command', lo
     throw error;
   }
   return {
-    sql, target, applicationName, adminSecret: embedded?.target.password,
+    // Context role passwords derive from the administrative secret we hold: the embedded server's, or the URL's.
+    sql, target, applicationName, adminSecret: embedded?.target.password ?? passwordOfUrl((target as { url: string }).url),
     migrator: createMigrator({ sql, migrations: allMigrations(), log }),
     close,
   };

@@ -8,6 +8,8 @@ import { accountsRoutes, accountViewKey } from './contexts/accounts/routes.ts';
 import { findAccountImage } from './contexts/images/images-repository.ts';
 import { imagesRoutes } from './contexts/images/routes.ts';
 import { usersRoutes } from './contexts/users/routes.ts';
+import type { Order } from './contexts/orders/order.ts';
+import { ordersRoutes } from './contexts/orders/routes.ts';
 import type { App } from './http/app.ts';
 import { createReadCache, createRedisTier } from './platform/cache/index.ts';
 import type { Sql } from './platform/db/connect.ts';
@@ -51,6 +53,17 @@ export async function wireContexts(
     }) : undefined,
   });
 
+  const orderCache = createReadCache<Order>({
+    namespace: 'stratum:orders',
+    ttlMs: config.cacheTtlMs,
+    maxEntries: config.cacheMaxEntries,
+    observer: deps.metrics.cacheObserver('orders'),
+    shared: redis ? createRedisTier({
+      client: redis, namespace: 'stratum:orders', ttlMs: config.cacheTtlMs,
+      onError: (error, context) => deps.logger.warn({ err: error, ...context }, 'shared cache tier unavailable; serving from the local tier and the database'),
+    }) : undefined,
+  });
+
   const imagesPolicy = createDependencyPolicy({
     attemptTimeoutMs: config.imagesTimeoutMs,
     retries: 1,
@@ -74,9 +87,17 @@ export async function wireContexts(
         accountExists: (id) => accountExists(deps.pools.accounts, id),
         afterImageChanged: (id) => cache.invalidate(accountViewKey(id)),
       }),
+      ordersRoutes({
+        sql: deps.admin, transaction: usersTransaction, importDeadlineMs: config.importDeadlineMs,
+        cache: {
+          getOrLoad: (key, load) => orderCache.getOrLoad(key, (signal) => { deps.metrics.countCacheLoad('orders'); return load(signal); }),
+          invalidate: (key) => orderCache.invalidate(key),
+        },
+      }),
     ],
     async close() {
       await cache.close();
+      await orderCache.close();
       if (redis?.isOpen) await redis.quit();
     },
   };

@@ -34,7 +34,7 @@ export function awaitedPerUser(sql: Sql): CreationMethod {
     name: '(a) one awaited UPDATE per user',
     async create(input) {
       await sql.begin(async (tx) => {
-        await tx`lock table users.users in share row exclusive mode`;
+        await tx`select pg_advisory_xact_lock(8463219666992391026)`;
         const user = await insertUserAndProfile(tx, input);
         const ids = await otherIds(tx, user.id);
         for (const id of ids) await updateOne(tx, id, ids.length);
@@ -50,7 +50,7 @@ export function pipelinedPerUser(sql: Sql): CreationMethod {
     name: '(b) one UPDATE per user, pipelined',
     async create(input) {
       await sql.begin(async (tx) => {
-        await tx`lock table users.users in share row exclusive mode`;
+        await tx`select pg_advisory_xact_lock(8463219666992391026)`;
         const user = await insertUserAndProfile(tx, input);
         const ids = await otherIds(tx, user.id);
         await Promise.all(ids.map((id) => updateOne(tx, id, ids.length)));
@@ -61,7 +61,7 @@ export function pipelinedPerUser(sql: Sql): CreationMethod {
 }
 
 /**
- * (c) The bare set-based transaction: begin; lock; insert user; insert profile; one UPDATE of every other
+ * (c) The bare set-based transaction: begin; the creation lock (the same advisory lock stratum takes); insert user; insert profile; one UPDATE of every other
  * user; insert action; commit. n is counted by the UPDATE itself (an uncorrelated subquery, run once; it
  * sees the new user, hence the - 1).
  */
@@ -70,7 +70,7 @@ export function setBasedSql(sql: Sql): CreationMethod {
     name: '(c) set-based SQL, no HTTP',
     async create(input) {
       await sql.begin(async (tx) => {
-        await tx`lock table users.users in share row exclusive mode`;
+        await tx`select pg_advisory_xact_lock(8463219666992391026)`;
         const user = await insertUserAndProfile(tx, input);
         await tx`update users.users
           set score = trim_scale(1 + score + score / (select count(*) - 1 from users.users)), updated = now()

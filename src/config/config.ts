@@ -25,6 +25,8 @@ export interface Config {
   readonly rolePasswords: Readonly<Record<'accounts' | 'images', string | undefined>>;
   /** Longest wait for the images context when reading an account. */
   readonly imagesTimeoutMs: number;
+  /** Deadline of one order-items import (a COPY of a large file). */
+  readonly importDeadlineMs: number;
 }
 
 export class ConfigError extends Error {
@@ -72,5 +74,6 @@ export function loadConfig(env: Env, cwd: string): Config {
       images: env.IMAGES_DB_PASSWORD || undefined,
     }),
     imagesTimeoutMs: readInt(env, 'IMAGES_TIMEOUT_MS', 250, 1, 60_000),
+    importDeadlineMs: readInt(env, 'IMPORT_DEADLINE_MS', 600_000, 1000, 86_400_000),
   } satisfies Config);
 }

@@ -1,5 +1,6 @@
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { openContextPools } from '../../src/context-pools.ts';
+import { passwordOfUrl } from '../../src/platform/db/connect.ts';
 import { assembleServices, type Services } from '../../src/main.ts';
 import type { TestDatabase } from './db.ts';
 
@@ -12,7 +13,7 @@ export interface TestApp extends Services {
 /** The real app over a test database (with the contexts' own roles), with config overrides. */
 export async function startTestApp(db: TestDatabase, overrides: Partial<Config> = {}): Promise<TestApp> {
   const config = { ...loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'silent' }, process.cwd()), ...overrides };
-  const adminSecret = decodeURIComponent(new URL(db.url).password) || undefined;
+  const adminSecret = passwordOfUrl(db.url);
   const pools = await openContextPools({
     admin: db.sql, target: { url: db.url }, adminSecret, passwords: config.rolePasswords, poolMax: 5, applicationName: db.applicationName,
   });

@@ -41,6 +41,8 @@ const PrefixQuery = Type.Object({
   limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1..1000, default 100' })),
 }, { additionalProperties: false });
 const errors = { 400: ProblemSchema, 404: ProblemSchema, 503: ProblemSchema };
+/** A degraded view (the images context failed) is answered but not cached. */
+const CACHE_COMPLETE_VIEWS_ONLY = { shouldCache: (view: AccountView) => view.degraded === undefined };
 
 /** POST /accounts, PUT /accounts/:id, GET /accounts/:id, GET /accounts?namePrefix= */
 export function accountsRoutes(deps: AccountsDeps) {
@@ -73,9 +75,7 @@ export function accountsRoutes(deps: AccountsDeps) {
       const view = await deps.cache.getOrLoad(accountViewKey(id), () => {
         deps.onViewLoad?.();
         return loadAccountView(deps.sql, deps.lookupImage, id);
-      }, {
-        shouldCache: (v) => v.degraded === undefined,
-      });
+      }, CACHE_COMPLETE_VIEWS_ONLY);
       if (!view) throw notFound(id);
       return view;
     });

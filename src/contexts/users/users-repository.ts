@@ -4,6 +4,9 @@ import { pipeline } from '../../platform/db/pipeline.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import type { Action, NewUser, User } from './user.ts';
 
+/** The advisory lock key creations take turns on (the bytes of "users.cr", recognisable in pg_locks). */
+const USER_CREATION_LOCK = '8463219666992391026';
+
 interface UserRow {
   id: number;
   username: string;
@@ -34,14 +37,14 @@ function actionRowToAction(row: ActionRow): Action {
 
 /**
  * Creates a user with its profile, gives every other user `score = 1 + score + score / n` (n = number of
- * other users) and records the action: one round trip. The share-row-exclusive lock makes creations take
+ * other users) and records the action: one round trip. A transaction-scoped advisory lock makes creations take
  * turns, so each one counts and updates every user committed before it (see docs/decisions/0004).
  * The caller owns the transaction.
  */
 export async function insertUserWithScoreFanOut(tx: TxSql, input: NewUser): Promise<User> {
   try {
     const [, rows] = await pipeline([
-      tx`lock table users.users in share row exclusive mode`,
+      tx`select pg_advisory_xact_lock(${USER_CREATION_LOCK})`,
       tx<UserRow[]>`
         with others as (
           select count(*) as n from users.users

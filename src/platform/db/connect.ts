@@ -54,6 +54,15 @@ export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
   return postgres({ ...common, host: target.host, port: target.port, user: target.user, password: target.password, database: target.database }) as unknown as Sql;
 }
 
+/** The password in a connection URL's user info (multi-host URLs too), or undefined. */
+export function passwordOfUrl(url: string): string | undefined {
+  const match = /^[a-z]+:\/\/([^@/?#]*)@/i.exec(url);
+  const userInfo = match?.[1];
+  if (!userInfo || !userInfo.includes(':')) return undefined;
+  const password = decodeURIComponent(userInfo.slice(userInfo.indexOf(':') + 1));
+  return password || undefined;
+}
+
 /** The hosts a target names, for messages: `db1:5432, db2:5432`. */
 export function describeTarget(target: ConnectTarget): string {
   if (!('url' in target)) return `${target.host}:${target.port}`;

@@ -11,6 +11,8 @@ export interface TransactionOptions {
   readOnly?: boolean;
   /** Names the transaction in metrics and errors. */
   label?: string;
+  /** Most attempts (default: as many as the deadline allows); 1 for work that cannot run twice, e.g. a consumed stream. */
+  maxAttempts?: number;
 }
 
 export interface TransactionObserver {
@@ -75,7 +77,7 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
         // statement_timeout and lock_timeout are set from the deadline: either firing near it means it has passed
         // (a 55P03 from NOWAIT, or a cancel by someone else, well before the deadline is reported as what it is).
         if ((state === '57014' || state === '55P03') && runtime.now() >= deadlineAt - DEADLINE_TOLERANCE_MS) throw exceeded(error);
-        if (isRetryableTxError(error)) {
+        if (isRetryableTxError(error) && attempt < (options.maxAttempts ?? Infinity)) {
           const backoff = Math.min(maxBackoff, baseBackoff * 2 ** (attempt - 1)) * runtime.random();
           if (runtime.now() + backoff < deadlineAt) {
             runtime.observer?.onRetry?.(label, state!, attempt);

@@ -33,7 +33,8 @@ export interface DependencyPolicy {
  *          const image = await images.execute((signal) => findImage(sql, id, signal));
  */
 export function createDependencyPolicy(options: DependencyPolicyOptions): DependencyPolicy {
-  const attemptTimeout = timeout(options.attemptTimeoutMs, TimeoutStrategy.Aggressive);
+  // abortOnReturn: false: a finished attempt needs no abort (each abort builds a DOMException with a stack).
+  const attemptTimeout = timeout(options.attemptTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
   const retrying = retry(handleWhen(options.isTransient), {
     maxAttempts: options.retries,
     backoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 100 }),

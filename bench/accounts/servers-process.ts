@@ -1,0 +1,76 @@
+/**
+ * The benchmark's server process (started by spawn-servers.ts; run it alone with
+ * `node --import tsx bench/accounts/servers-process.ts`): PostgreSQL (embedded under .stratum-bench-accounts,
+ * or DATABASE_URL), migrated and seeded; stratum with its default cache settings; stratum with
+ * CACHE_TTL_MS=0; and the bare Fastify app, all in this one process on 127.0.0.1. Prints
+ * `{"bare":port,"cached":port,"uncached":port}` on stdout once all listen, and nothing else there. Stops
+ * everything on SIGTERM or SIGINT, or when stdin closes (the parent went away).
+ */
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { assembleServices, openDatabase, openPools } from '../../src/main.ts';
+import { buildBareApp } from './bare-app.ts';
+import { SEEDED_ACCOUNTS } from './dataset.ts';
+import { seedBenchAccounts } from './seed.ts';
+
+const STRATUM_HOME = '.stratum-bench-accounts';
+
+const log = (line: string) => process.stderr.write(`[bench servers] ${line}\n`);
+
+/** Closes what was opened, last first; each step runs once even when a signal and a failure both stop us. */
+const closers: Array<{ name: string; close: () => Promise<void> }> = [];
+let stopping: Promise<void> | undefined;
+function stop(exitCode: number): Promise<void> {
+  stopping ??= (async () => {
+    for (const { name, close } of closers.reverse()) {
+      await close().catch((error: unknown) => { log(`closing ${name}: ${(error as Error).message}`); exitCode = 1; });
+    }
+    process.exit(exitCode);
+  })();
+  return stopping;
+}
+process.once('SIGTERM', () => void stop(0));
+process.once('SIGINT', () => void stop(0));
+process.stdin.on('end', () => void stop(0)).resume();
+
+/**
+ * The caller's environment with the benchmark's home, silent logs and loopback; without the cache variables
+ * and REDIS_URL, so "cached" means stratum's default: the in-process tier, CACHE_TTL_MS=30000.
+ */
+function serverEnv(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const { CACHE_TTL_MS: _ttl, CACHE_MAX_ENTRIES: _max, REDIS_URL: _redis, ...rest } = env;
+  return { ...rest, STRATUM_HOME, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0' };
+}
+
+async function listen(name: string, app: FastifyInstance, close: () => Promise<void>): Promise<number> {
+  closers.push({ name, close });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return (app.server.address() as AddressInfo).port;
+}
+
+try {
+  const env = serverEnv(process.env);
+  const configs: Record<'cached' | 'uncached', Config> = {
+    cached: loadConfig(env, process.cwd()),
+    uncached: loadConfig({ ...env, CACHE_TTL_MS: '0' }, process.cwd()),
+  };
+  const database = await openDatabase(configs.cached, 'serve', log);
+  closers.push({ name: 'the database', close: () => database.close() });
+  await database.migrator.up();
+
+  const ports: Record<string, number> = {};
+  for (const [name, config] of Object.entries(configs)) {
+    const pools = await openPools(config, database);
+    closers.push({ name: `${name} pools`, close: () => pools.end() });
+    if (name === 'cached') await seedBenchAccounts(database.sql, pools, SEEDED_ACCOUNTS, log);
+    const services = await assembleServices(config, { admin: database.sql, pools, applicationName: database.applicationName });
+    ports[name] = await listen(`stratum ${name}`, services.app, () => services.close());
+  }
+  const bare = await buildBareApp();
+  ports.bare = await listen('bare Fastify', bare, () => bare.close());
+  process.stdout.write(`${JSON.stringify(ports)}\n`);
+} catch (error) {
+  log(`start-up failed: ${(error as Error).stack ?? error}`);
+  await stop(1);
+}

@@ -1,0 +1,56 @@
+import type { Readable } from 'node:stream';
+import type { TxSql } from '../../platform/db/connect.ts';
+import { CopyChunkRejected, copyInChunks, type RejectedChunk } from '../../platform/db/copy-chunks.ts';
+import { AppError } from '../../platform/errors/app-error.ts';
+import { readLines } from '../../platform/io/read-lines.ts';
+
+export interface ImportResult {
+  imported: number;
+  rejected: RejectedChunk[];
+}
+
+export interface ImportOptions {
+  chunkSize: number;
+  atomic: boolean;
+  onProgress?: (progress: { linesRead: number; imported: number }) => void;
+}
+
+const HEADER = /^\s*"?product_id"?\s*,\s*"?quantity"?\s*,\s*"?price"?\s*$/i;
+const COPY_ITEMS = 'copy orders.order_items (order_id, product_id, quantity, price) from stdin with (format csv)';
+
+async function* withoutHeader(lines: AsyncIterable<{ text: string; lineNo: number }>) {
+  for await (const line of lines) {
+    if (line.lineNo === 1 && HEADER.test(line.text)) continue;
+    yield line;
+  }
+}
+
+/**
+ * Streams `product_id,quantity,price` CSV into an order's items with COPY, in savepoint-guarded chunks (a bad
+ * chunk is skipped and reported; with `atomic`, the whole import fails instead), then recomputes the order's
+ * total in the same transaction. The order row is locked for the whole import. The caller owns the transaction.
+ */
+export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable, options: ImportOptions): Promise<ImportResult> {
+  const [order] = await tx`select id from orders.orders where id = ${orderId} for update`;
+  if (!order) throw new AppError('ORDER.NOT_FOUND', `order ${orderId} does not exist`, { details: { id: orderId } });
+  const prefix = `${orderId},`;
+  let result: ImportResult;
+  try {
+    result = await copyInChunks(tx, {
+      copySql: COPY_ITEMS,
+      lines: withoutHeader(readLines(csv)),
+      chunkSize: options.chunkSize,
+      atomic: options.atomic,
+      toRow: (line) => prefix + line,
+      onChunk: options.onProgress,
+    });
+  } catch (error) {
+    if (error instanceof CopyChunkRejected) {
+      throw new AppError('IMPORT.REJECTED', `nothing was imported: ${error.message}`, { cause: error, details: { imported: 0, rejected: [error.chunk] } });
+    }
+    throw error;
+  }
+  await tx`update orders.orders o set total_amount = coalesce((select sum(i.quantity * i.price) from orders.order_items i where i.order_id = o.id), 0),
+    updated_at = now() where o.id = ${orderId}`;
+  return result;
+}

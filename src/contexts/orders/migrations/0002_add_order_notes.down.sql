@@ -1,0 +1,1 @@
+alter table orders.orders drop column if exists notes;

@@ -1,0 +1,44 @@
+import { Type } from '@fastify/type-provider-typebox';
+
+const Money = (description: string) => Type.String({ pattern: '^(0|[1-9][0-9]{0,7})(\\.[0-9]{1,2})?$', description });
+const PositiveId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+export const StatusSchema = Type.Union([Type.Literal('pending'), Type.Literal('processing'), Type.Literal('completed'), Type.Literal('cancelled')]);
+
+export const NewOrderBody = Type.Object({
+  customerId: PositiveId,
+  items: Type.Array(Type.Object({
+    productId: PositiveId,
+    quantity: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }),
+    price: Money('a decimal string with at most 2 decimals, e.g. "12.34"'),
+  }, { additionalProperties: false }), { minItems: 1, maxItems: 1000 }),
+  notes: Type.Optional(Type.Union([Type.String({ maxLength: 2000, pattern: '^[^\\u0000]*$' }), Type.Null()])),
+}, { additionalProperties: false });
+
+const ItemSchema = Type.Object({ id: Type.Integer(), productId: Type.Integer(), quantity: Type.Integer(), price: Type.String() });
+
+export const OrderSchema = Type.Object({
+  id: Type.Integer(),
+  customerId: Type.Integer(),
+  status: StatusSchema,
+  totalAmount: Type.String(),
+  notes: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  items: Type.Array(ItemSchema),
+});
+
+export const OrderIdParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,15}$' }) });
+
+export const ListQuery = Type.Object({
+  customerId: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+  status: Type.Optional(StatusSchema),
+  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1..500, default 50' })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+}, { additionalProperties: false });
+
+export const PatchBody = Type.Object({ status: StatusSchema }, { additionalProperties: false });
+
+export const ImportQuery = Type.Object({
+  chunkSize: Type.Optional(Type.String({ pattern: '^[0-9]{1,7}$', description: 'rows per savepoint, 1..1000000, default 1000' })),
+  atomic: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+}, { additionalProperties: false });

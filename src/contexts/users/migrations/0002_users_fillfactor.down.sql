@@ -1,0 +1,1 @@
+alter table users.users reset (fillfactor);
