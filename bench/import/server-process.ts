@@ -1,0 +1,51 @@
+/**
+ * The import benchmark's stratum server (started by bench/import.ts; alone: `node --import tsx
+ * bench/import/server-process.ts`): PostgreSQL (embedded under .stratum-bench-import, or DATABASE_URL), migrated,
+ * the contexts' pools, and stratum's app as `stratum serve` assembles it, on 127.0.0.1 and a free port. Prints
+ * `{"port":n,"databaseUrl":"postgres://…"}` on stdout once it listens (the URL is for the benchmark's own
+ * baselines and table resets), and nothing else there. Stops on SIGTERM or SIGINT, or when stdin closes.
+ */
+import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../../src/config/config.ts';
+import { assembleServices, openDatabase, openPools } from '../../src/main.ts';
+import type { ConnectTarget } from '../../src/platform/db/connect.ts';
+import { BENCH_IMPORT_HOME } from './options.ts';
+
+const log = (line: string) => process.stderr.write(`[bench server] ${line}\n`);
+
+const closers: Array<{ name: string; close: () => Promise<void> }> = [];
+let stopping: Promise<void> | undefined;
+function stop(exitCode: number): Promise<void> {
+  stopping ??= (async () => {
+    for (const { name, close } of closers.reverse()) {
+      await close().catch((error: unknown) => { log(`closing ${name}: ${(error as Error).message}`); exitCode = 1; });
+    }
+    process.exit(exitCode);
+  })();
+  return stopping;
+}
+process.once('SIGTERM', () => void stop(0));
+process.once('SIGINT', () => void stop(0));
+process.stdin.on('end', () => void stop(0)).resume();
+
+function urlOf(target: ConnectTarget): string {
+  if ('url' in target) return target.url;
+  return `postgres://${encodeURIComponent(target.user)}:${encodeURIComponent(target.password ?? '')}@${target.host}:${target.port}/${target.database}`;
+}
+
+try {
+  const config = loadConfig({ ...process.env, STRATUM_HOME: BENCH_IMPORT_HOME, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0' }, process.cwd());
+  const database = await openDatabase(config, 'serve', log);
+  closers.push({ name: 'the database', close: () => database.close() });
+  await database.migrator.up();
+  const pools = await openPools(config, database);
+  closers.push({ name: 'the pools', close: () => pools.end() });
+  const services = await assembleServices(config, { admin: database.sql, pools, applicationName: database.applicationName });
+  closers.push({ name: 'stratum', close: () => services.close() });
+  await services.app.listen({ host: config.host, port: 0 });
+  const port = (services.app.server.address() as AddressInfo).port;
+  process.stdout.write(`${JSON.stringify({ port, databaseUrl: urlOf(database.target) })}\n`);
+} catch (error) {
+  log(`start-up failed: ${(error as Error).stack ?? error}`);
+  await stop(1);
+}
