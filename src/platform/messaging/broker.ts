@@ -1,0 +1,83 @@
+/**
+ * The one port every broker adapter implements (postgres, rabbitmq, nats, redis; shaped so a Kafka adapter fits:
+ * a partitioned log with consumer groups).
+ *
+ * The contract:
+ * - Events are routed to one of `partitions` partitions by a hash of their key (`partitionOf`), so events of one
+ *   key stay in one partition, in publish order.
+ * - Every consumer group gets every event. Within a group, consumers compete: each partition is served by at most
+ *   one consumer at a time, which hands its events to the handler one after another, in order.
+ * - Delivery is at least once: an event whose handler did not finish (a crash, a lost connection) is delivered
+ *   again, to this or another consumer of the group. Exactly-once *effects* are the consumer runner's job
+ *   (processed_messages), not the adapter's.
+ * - A handler failure is retried in place (the partition waits, keeping order) with the runner's backoff; after
+ *   `maxAttempts` the runner moves the event to the group's dead letters and the partition goes on.
+ */
+export interface OutboxEvent {
+  /** Unique (UUID); the deduplication key of consumers. */
+  id: string;
+  type: string;
+  /** The ordering key, e.g. an account or customer id. */
+  key: string;
+  payload: unknown;
+  headers: Record<string, string>;
+  /** ISO 8601, when the event was written to the outbox (commit time of the business write, nearly). */
+  createdAt: string;
+}
+
+export interface Delivery {
+  event: OutboxEvent;
+  partition: number;
+}
+
+/** What the runner tells the adapter once it is done with a delivery. */
+export type Outcome = { kind: 'ack' } | { kind: 'dead-letter'; error: string; attempts: number };
+
+export interface SubscribeOptions {
+  /** Called for each event of a claimed partition, one at a time per partition; resolves with what to do. */
+  handle: (delivery: Delivery) => Promise<Outcome>;
+  /** Partitions this consumer serves at most at once. */
+  maxPartitions?: number;
+}
+
+export interface Subscription {
+  /** Stops taking events, lets the ones in hand finish (or releases them unacknowledged), then resolves. */
+  stop(): Promise<void>;
+}
+
+export interface DeadLetter {
+  id: string;
+  group: string;
+  event: OutboxEvent;
+  error: string;
+  attempts: number;
+  deadAt: string;
+}
+
+export interface DeadLetterStore {
+  list(group: string, limit: number): Promise<DeadLetter[]>;
+  get(group: string, id: string): Promise<DeadLetter | undefined>;
+  /** Publishes the event again to this group only (other groups already have it) and removes the dead letter. */
+  replay(group: string, id: string): Promise<boolean>;
+  drop(group: string, id: string): Promise<boolean>;
+}
+
+export interface Broker {
+  readonly name: 'postgres' | 'rabbitmq' | 'nats' | 'redis';
+  readonly partitions: number;
+  /** Publishes in order; resolves only once the broker has durably accepted every event. */
+  publish(events: readonly OutboxEvent[]): Promise<void>;
+  subscribe(group: string, options: SubscribeOptions): Promise<Subscription>;
+  readonly deadLetters: DeadLetterStore;
+  close(): Promise<void>;
+}
+
+/** The partition of a key: FNV-1a, stable across processes and languages. */
+export function partitionOf(key: string, partitions: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % partitions;
+}

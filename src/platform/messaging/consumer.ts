@@ -1,0 +1,61 @@
+import type { TxSql } from '../db/connect.ts';
+import type { TransactionFn } from '../db/transaction.ts';
+import type { Broker, Delivery, OutboxEvent, Outcome, Subscription } from './broker.ts';
+
+export interface ConsumeOptions {
+  broker: Broker;
+  transaction: TransactionFn;
+  group: string;
+  /** The effect: runs inside a transaction that also records the event as processed for this group. */
+  handler: (event: OutboxEvent, tx: TxSql) => Promise<void>;
+  /** Attempts before the event goes to the group's dead letters. */
+  maxAttempts?: number;
+  /** Backoff before attempt n+1: base * 2^(n-1), with full jitter, capped. */
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  onError?: (event: OutboxEvent, attempt: number, error: unknown) => void;
+}
+
+/**
+ * Consumes a group's events with exactly-once effects on at-least-once delivery: the handler's transaction
+ * inserts (group, event id) into processed_messages first; an event seen before is acknowledged without running
+ * the handler again. Failures retry in place with exponential backoff (the partition waits, so order holds);
+ * after `maxAttempts` the event goes to the group's dead letters with the last error.
+ * @example const sub = await consume({ broker, transaction, group: 'scores', handler: (e, tx) => applyFanOut(tx, e) });
+ */
+export async function consume(options: ConsumeOptions): Promise<Subscription> {
+  const maxAttempts = options.maxAttempts ?? 5;
+  const base = options.baseBackoffMs ?? 100;
+  const cap = options.maxBackoffMs ?? 5000;
+  const random = options.random ?? Math.random;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+
+  async function handleOnce(event: OutboxEvent): Promise<void> {
+    await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
+      const fresh = await tx`insert into messaging.processed_messages (consumer_group, message_id)
+        values (${options.group}, ${event.id}) on conflict do nothing returning 1`;
+      if (fresh.length === 0) return; // delivered again: the effect is already committed
+      await options.handler(event, tx);
+    });
+  }
+
+  async function handle(delivery: Delivery): Promise<Outcome> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      try {
+        await handleOnce(delivery.event);
+        return { kind: 'ack' };
+      } catch (error) {
+        lastError = error;
+        options.onError?.(delivery.event, attempt, error);
+        if (attempt < maxAttempts) await sleep(Math.min(cap, base * 2 ** (attempt - 1)) * random());
+      }
+    }
+    const message = lastError instanceof Error ? lastError.message : String(lastError);
+    return { kind: 'dead-letter', error: message, attempts: maxAttempts };
+  }
+
+  return options.broker.subscribe(options.group, { handle });
+}

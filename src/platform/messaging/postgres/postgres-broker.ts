@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import type { Sql } from '../../db/connect.ts';
+import { partitionOf, type Broker, type DeadLetter, type OutboxEvent } from '../broker.ts';
+import { subscribeToLog, type LogSubscription } from './postgres-subscription.ts';
+
+export interface PostgresBrokerOptions {
+  sql: Sql;
+  /** Separates brokers sharing one database (tests, several deployments). */
+  namespace?: string;
+  partitions?: number;
+  /** How long a consumer's lease of a partition lasts without renewal (a dead consumer's partitions move after it). */
+  leaseMs?: number;
+  pollMs?: number;
+  batchSize?: number;
+  /** End `sql` on close (the broker was given a pool of its own). */
+  ownsPool?: boolean;
+  log?: (message: string, error?: unknown) => void;
+}
+
+const LOG_CHANNEL = 'stratum_log';
+
+interface DeadLetterRow { id: string; group_name: string; partition: number; event: OutboxEvent; error: string; attempts: number; dead_at: Date }
+
+const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({ id: r.id, group: r.group_name, event: r.event, error: r.error, attempts: r.attempts, deadAt: r.dead_at.toISOString() });
+
+/**
+ * The embedded default broker: a partitioned log in PostgreSQL (messaging.log), positions per group and
+ * partition with leases for competing consumers, NOTIFY to wake consumers, and dead letters in a table.
+ * Publishers take turns on an advisory lock, so log order is commit order and no reader skips a late commit.
+ * @example const broker = await createPostgresBroker({ sql }); await broker.publish(events);
+ */
+export async function createPostgresBroker(options: PostgresBrokerOptions): Promise<Broker> {
+  const { sql } = options;
+  const namespace = options.namespace ?? 'stratum';
+  const partitions = options.partitions ?? 8;
+  const log = options.log ?? (() => {});
+  const subscriptions = new Set<LogSubscription>();
+  const waiters = new Set<() => void>();
+  const listener = await sql.listen(LOG_CHANNEL, (payload) => {
+    if (payload !== namespace) return;
+    for (const wake of [...waiters]) wake();
+  });
+  const waitForNews = (ms: number) => new Promise<void>((resolve) => {
+    const done = () => { clearTimeout(timer); waiters.delete(done); resolve(); };
+    const timer = setTimeout(done, ms);
+    waiters.add(done);
+  });
+
+  async function append(events: readonly OutboxEvent[], targetGroup: string | null): Promise<void> {
+    if (events.length === 0) return;
+    await sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))`;
+      await tx`insert into messaging.log (namespace, partition, target_group, event)
+        select ${namespace}, p, ${targetGroup}, e::jsonb
+        from unnest(${events.map((e) => partitionOf(e.key, partitions))}::int[], ${events.map((e) => JSON.stringify(e))}::text[]) with ordinality as t(p, e, n)
+        order by n`;
+      await tx`select pg_notify(${LOG_CHANNEL}, ${namespace})`;
+    });
+  }
+
+  return {
+    name: 'postgres',
+    partitions,
+    publish: (events) => append(events, null),
+    async subscribe(group, subscribeOptions) {
+      const subscription = await subscribeToLog({
+        sql, namespace, group, partitions, consumerId: randomUUID(), leaseMs: options.leaseMs ?? 10_000,
+        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 100, waitForNews, log,
+      }, subscribeOptions);
+      subscriptions.add(subscription);
+      return {
+        async stop() {
+          subscriptions.delete(subscription);
+          await subscription.stop();
+        },
+      };
+    },
+    deadLetters: {
+      async list(group, limit) {
+        const rows = await sql<DeadLetterRow[]>`select * from messaging.dead_letters
+          where namespace = ${namespace} and group_name = ${group} order by dead_at, id limit ${limit}`;
+        return rows.map(toDeadLetter);
+      },
+      async get(group, id) {
+        const [row] = await sql<DeadLetterRow[]>`select * from messaging.dead_letters where namespace = ${namespace} and group_name = ${group} and id = ${id}`;
+        return row ? toDeadLetter(row) : undefined;
+      },
+      async replay(group, id) {
+        return (await sql.begin(async (tx) => {
+          const [row] = await tx<DeadLetterRow[]>`delete from messaging.dead_letters
+            where namespace = ${namespace} and group_name = ${group} and id = ${id} returning *`;
+          if (!row) return false;
+          await tx`select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))`;
+          await tx`insert into messaging.log (namespace, partition, target_group, event) values (${namespace}, ${row.partition}, ${group}, ${tx.json(row.event as never)})`;
+          await tx`select pg_notify(${LOG_CHANNEL}, ${namespace})`;
+          return true;
+        })) as boolean;
+      },
+      async drop(group, id) {
+        const rows = await sql`delete from messaging.dead_letters where namespace = ${namespace} and group_name = ${group} and id = ${id} returning 1`;
+        return rows.length > 0;
+      },
+    },
+    async close() {
+      await Promise.all([...subscriptions].map((s) => s.abandon()));
+      subscriptions.clear();
+      for (const wake of [...waiters]) wake();
+      await listener.unlisten().catch(() => {});
+      if (options.ownsPool) await sql.end({ timeout: 1 });
+    },
+  };
+}
