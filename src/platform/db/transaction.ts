@@ -1,6 +1,6 @@
 import { AppError } from '../errors/app-error.ts';
 import type { Sql, TxSql } from './connect.ts';
-import { isRetryableTxError, sqlState, translatePgError } from './pg-errors.ts';
+import { isConnectionError, isRetryableTxError, sqlState, translatePgError } from './pg-errors.ts';
 
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
 
@@ -86,6 +86,8 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
           }
           throw exceeded(error);
         }
+        // The caller's own errors pass through as they are; only database errors are translated.
+        if (state === undefined && !isConnectionError(error)) throw error;
         throw translatePgError(error);
       }
     }

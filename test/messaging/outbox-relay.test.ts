@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { createPostgresBroker } from '../../src/platform/messaging/postgres/postgres-broker.ts';
+import { addToOutbox } from '../../src/platform/messaging/outbox.ts';
+import { createRelay } from '../../src/platform/messaging/relay.ts';
+import { consume } from '../../src/platform/messaging/consumer.ts';
+import { createTransaction } from '../../src/platform/db/transaction.ts';
+import type { Broker, OutboxEvent } from '../../src/platform/messaging/broker.ts';
+import { eventually, eventuallyAsync } from './contract.ts';
+
+let db: TestDatabase;
+let broker: Broker;
+let transaction: ReturnType<typeof createTransaction>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.sql`create table public.effects (event_id uuid not null, n int not null)`;
+  broker = await createPostgresBroker({ sql: db.pool(4, `${db.applicationName}-broker`), ownsPool: true, namespace: 'relaytest', leaseMs: 1500, pollMs: 100 });
+  transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+});
+
+afterAll(async () => {
+  await broker?.close();
+  await db?.drop();
+});
+
+async function unsent() {
+  return (await db.sql`select count(*)::int as n from messaging.outbox where sent_at is null`)[0]!.n as number;
+}
+
+describe('the outbox and its relay', () => {
+  it('publishes what committed, nothing of what rolled back', async () => {
+    await transaction({}, (tx) => addToOutbox(tx, { type: 't.kept', key: 'k', payload: { a: 1 } }));
+    await transaction({}, async (tx) => {
+      await addToOutbox(tx, { type: 't.dropped', key: 'k', payload: {} });
+      throw new Error('roll back');
+    }).catch(() => {});
+    const published: OutboxEvent[] = [];
+    const spy: Broker = { ...broker, publish: async (events) => { published.push(...events); await broker.publish(events); } };
+    const relay = createRelay({ sql: db.sql, broker: spy });
+    while (await relay.runOnce() > 0);
+    expect(published.map((e) => e.type)).toEqual(['t.kept']);
+    expect(published[0]).toMatchObject({ key: 'k', payload: { a: 1 }, headers: {} });
+    expect(await unsent()).toBe(0);
+  });
+
+  it('publishes again what a relay published but could not mark (killed in between): nothing is lost', async () => {
+    const id = await transaction({}, (tx) => addToOutbox(tx, { type: 't.once', key: 'x', payload: {} }));
+    const published: string[] = [];
+    const dying: Broker = { ...broker, publish: async (events) => { published.push(...events.map((e) => e.id)); await broker.publish(events); throw new Error('killed after publishing'); } };
+    await expect(createRelay({ sql: db.sql, broker: dying }).runOnce()).rejects.toThrow(/killed/);
+    expect(await unsent()).toBe(1);
+    const healthy: Broker = { ...broker, publish: async (events) => { published.push(...events.map((e) => e.id)); await broker.publish(events); } };
+    await createRelay({ sql: db.sql, broker: healthy }).runOnce();
+    expect(published).toEqual([id, id]);
+    expect(await unsent()).toBe(0);
+  });
+
+  it('lets two relays run at once without sending an event twice', async () => {
+    for (let i = 0; i < 300; i++) await transaction({}, (tx) => addToOutbox(tx, { type: 't.many', key: `k${i % 7}`, payload: { i } }));
+    const sent: string[] = [];
+    const counting: Broker = { ...broker, publish: async (events) => { sent.push(...events.map((e) => e.id)); await broker.publish(events); } };
+    const a = createRelay({ sql: db.sql, broker: counting, batchSize: 50 });
+    const b = createRelay({ sql: db.sql, broker: counting, batchSize: 50 });
+    const drain = async (relay: typeof a) => { for (let i = 0; i < 40; i++) { await relay.runOnce(); if (await unsent() === 0) return; } };
+    await Promise.all([drain(a), drain(b)]);
+    expect(await unsent()).toBe(0);
+    expect(sent.length).toBe(new Set(sent).size);
+    expect(sent.length).toBe(300);
+  });
+
+  it('wakes on NOTIFY after a commit, and the consumer applies each effect once even when an event comes twice', async () => {
+    const relay = createRelay({ sql: db.sql, broker, pollMs: 60_000 });
+    await relay.start();
+    const subscription = await consume({
+      broker, transaction, group: 'effects',
+      handler: async (event, tx) => { await tx`insert into public.effects (event_id, n) values (${event.id}, 1)`; },
+    });
+    try {
+      const id = await transaction({}, (tx) => addToOutbox(tx, { type: 't.effect', key: 'e', payload: {} }));
+      await eventuallyAsync(() => db.sql`select count(*)::int as n from public.effects where event_id = ${id}`, (r) => r[0]!.n === 1, 'the effect');
+      // The same event delivered again (a relay that re-sent it): no second effect.
+      const [row] = await db.sql`select id, type, key, payload, headers, created_at from messaging.outbox where id = ${id}`;
+      await broker.publish([{ id: row!.id, type: row!.type, key: row!.key, payload: row!.payload, headers: row!.headers, createdAt: row!.created_at.toISOString() }]);
+      const marker = await transaction({}, (tx) => addToOutbox(tx, { type: 't.effect', key: 'e', payload: {} }));
+      await eventuallyAsync(() => db.sql`select count(*)::int as n from public.effects where event_id = ${marker}`, (r) => r[0]!.n === 1, 'the next effect');
+      expect((await db.sql`select count(*)::int as n from public.effects where event_id = ${id}`)[0]!.n).toBe(1);
+    } finally {
+      await subscription.stop();
+      await relay.stop();
+    }
+  });
+
+  it('retries a failing handler with backoff, dead-letters it after maxAttempts with the last error, and replays it', async () => {
+    let attempts = 0;
+    let healed = false;
+    const subscription = await consume({
+      broker, transaction, group: 'fragile', maxAttempts: 3, baseBackoffMs: 1,
+      handler: async (event, tx) => {
+        if (event.type !== 't.poison') return;
+        attempts++;
+        if (!healed) throw new Error(`attempt ${attempts} failed`);
+        await tx`insert into public.effects (event_id, n) values (${event.id}, 2)`;
+      },
+    });
+    try {
+      const id = await transaction({}, (tx) => addToOutbox(tx, { type: 't.poison', key: 'p', payload: {} }));
+      await createRelay({ sql: db.sql, broker }).runOnce();
+      const letters = await eventuallyAsync(() => broker.deadLetters.list('fragile', 10), (l) => l.length === 1, 'the dead letter');
+      expect(attempts).toBe(3);
+      expect(letters[0]).toMatchObject({ error: 'attempt 3 failed', attempts: 3, event: { id } });
+      healed = true;
+      await broker.deadLetters.replay('fragile', letters[0]!.id);
+      await eventuallyAsync(() => db.sql`select count(*)::int as n from public.effects where event_id = ${id} and n = 2`, (r) => r[0]!.n === 1, 'the replayed effect');
+      await eventually(() => attempts === 4, 'exactly one more attempt');
+    } finally {
+      await subscription.stop();
+    }
+  });
+});
