@@ -11,6 +11,8 @@ import { usersRoutes } from './contexts/users/routes.ts';
 import type { Order } from './contexts/orders/order.ts';
 import { ordersRoutes } from './contexts/orders/routes.ts';
 import type { App } from './http/app.ts';
+import { adminRoutes } from './http/admin.ts';
+import { startMessaging } from './messaging-wiring.ts';
 import { createReadCache, createRedisTier } from './platform/cache/index.ts';
 import type { Sql } from './platform/db/connect.ts';
 import { isConnectionError } from './platform/db/pg-errors.ts';
@@ -40,6 +42,7 @@ export async function wireContexts(
     sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: deps.metrics.transactionObserver,
   });
   const usersTransaction = transactionOn(deps.admin);
+  const messaging = await startMessaging(config, { admin: deps.admin, transaction: usersTransaction, logger: deps.logger });
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, deps.logger) : undefined;
   const cache = createReadCache<AccountView>({
@@ -77,7 +80,8 @@ export async function wireContexts(
   return {
     transaction: usersTransaction,
     routes: [
-      usersRoutes({ sql: deps.admin, transaction: usersTransaction }),
+      usersRoutes({ sql: deps.admin, transaction: usersTransaction, scoreMode: config.scoreMode }),
+      adminRoutes({ token: config.adminToken, deadLetters: messaging.broker.deadLetters }),
       accountsRoutes({
         sql: deps.pools.accounts, transaction: transactionOn(deps.pools.accounts), lookupImage, cache,
         onViewLoad: () => deps.metrics.countCacheLoad('accounts'),
@@ -96,6 +100,7 @@ export async function wireContexts(
       }),
     ],
     async close() {
+      await messaging.stop();
       await cache.close();
       await orderCache.close();
       if (redis?.isOpen) await redis.quit();

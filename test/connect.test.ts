@@ -48,7 +48,7 @@ describe('health, metrics and docs', () => {
     await live.close();
 
     const dead = createPool({ url: 'postgres://nobody@127.0.0.1:1/x' }, { max: 1, applicationName: 'dead', connectTimeoutSeconds: 1 });
-    const config = loadConfig({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/x', LOG_LEVEL: 'silent' }, process.cwd());
+    const config = loadConfig({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/x', LOG_LEVEL: 'silent', ROLE: 'api' }, process.cwd());
     const down = await assembleServices(config, { admin: dead, pools: { accounts: dead, images: dead, end: async () => {} }, applicationName: 'dead' });
     const res = await down.app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);

@@ -15,8 +15,15 @@ export interface Config {
   readonly statementTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
-  readonly scoreMode: 'sync';
+  readonly scoreMode: 'sync' | 'async';
   readonly shutdownTimeoutMs: number;
+  /** Where the outbox relays events: the embedded default `postgres`, or an external broker at BROKER_URL. */
+  readonly broker: BrokerKind;
+  readonly brokerUrl: string | undefined;
+  /** `all` serves HTTP and runs the relay and consumers; `api` only serves; `worker` only relays and consumes. */
+  readonly role: 'all' | 'api' | 'worker';
+  /** Bearer token of the /admin routes; without one they answer 404. */
+  readonly adminToken: string | undefined;
   readonly cacheTtlMs: number;
   readonly cacheMaxEntries: number;
   /** A shared cache tier and cross-instance invalidation when set. */
@@ -35,6 +42,9 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+export type BrokerKind = 'postgres' | 'rabbitmq' | 'nats' | 'redis';
+const BROKERS: readonly BrokerKind[] = ['postgres', 'rabbitmq', 'nats', 'redis'];
+
 function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -52,9 +62,15 @@ export function loadConfig(env: Env, cwd: string): Config {
   const url = env.DATABASE_URL?.trim();
   const home = path.resolve(cwd, env.STRATUM_HOME?.trim() || '.stratum');
   const scoreMode = env.SCORE_MODE?.trim() || 'sync';
-  if (scoreMode !== 'sync') {
-    throw new ConfigError(`SCORE_MODE "${scoreMode}" is not available yet; the only mode today is "sync"`);
+  if (scoreMode !== 'sync' && scoreMode !== 'async') {
+    throw new ConfigError(`SCORE_MODE must be "sync" or "async", got "${scoreMode}"`);
   }
+  const broker = env.BROKER?.trim() || 'postgres';
+  if (!BROKERS.includes(broker as BrokerKind)) throw new ConfigError(`BROKER must be one of ${BROKERS.join(', ')}, got "${broker}"`);
+  const brokerUrl = env.BROKER_URL?.trim() || undefined;
+  if (broker !== 'postgres' && !brokerUrl) throw new ConfigError(`BROKER=${broker} needs BROKER_URL`);
+  const role = env.ROLE?.trim() || 'all';
+  if (role !== 'all' && role !== 'api' && role !== 'worker') throw new ConfigError(`ROLE must be all, api or worker, got "${role}"`);
   return Object.freeze({
     host: env.HOST?.trim() || '127.0.0.1',
     port: readInt(env, 'PORT', 8080, 0, 65535),
@@ -64,7 +80,11 @@ export function loadConfig(env: Env, cwd: string): Config {
     statementTimeoutMs: readInt(env, 'DB_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
     bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024, 100 * 1024 * 1024),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
-    scoreMode,
+    scoreMode: scoreMode as 'sync' | 'async',
+    broker: broker as BrokerKind,
+    brokerUrl,
+    role: role as 'all' | 'api' | 'worker',
+    adminToken: env.ADMIN_TOKEN || undefined,
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     cacheTtlMs: readInt(env, 'CACHE_TTL_MS', 30_000, 0, 86_400_000),
     cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 10_000, 1, 1_000_000),

@@ -3,6 +3,7 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Sql } from '../../platform/db/connect.ts';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
+import { addToOutbox } from '../../platform/messaging/outbox.ts';
 import { AccountIdParams, ProblemSchema, Text } from '../../http/schemas.ts';
 import type { AccountView, ImageLookup } from './account.ts';
 import { loadAccountView } from './account-view.ts';
@@ -54,7 +55,11 @@ export function accountsRoutes(deps: AccountsDeps) {
     app.post('/accounts', {
       schema: { tags: ['accounts'], summary: 'Create an account (with its CREATED event)', body: NameBody, response: { 201: AccountSchema, ...errors } },
     }, async (request, reply) => {
-      const account = await deps.transaction({ label: 'accounts.create' }, (tx) => insertAccount(tx, request.body.name));
+      const account = await deps.transaction({ label: 'accounts.create' }, async (tx) => {
+        const created = await insertAccount(tx, request.body.name);
+        await addToOutbox(tx, { type: 'account.created', key: created.id, payload: { id: created.id, name: created.name } });
+        return created;
+      });
       return reply.code(201).send(account);
     });
 
@@ -62,7 +67,11 @@ export function accountsRoutes(deps: AccountsDeps) {
       schema: { tags: ['accounts'], summary: 'Rename an account (appends an UPDATED event)', params: AccountIdParams, body: NameBody, response: { 200: AccountSchema, ...errors } },
     }, async (request) => {
       const id = request.params.id.toLowerCase();
-      const account = await deps.transaction({ label: 'accounts.rename' }, (tx) => renameAccount(tx, id, request.body.name));
+      const account = await deps.transaction({ label: 'accounts.rename' }, async (tx) => {
+        const renamed = await renameAccount(tx, id, request.body.name);
+        if (renamed) await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name: renamed.name } });
+        return renamed;
+      });
       if (!account) throw notFound(id);
       await deps.cache.invalidate(accountViewKey(id));
       return account;

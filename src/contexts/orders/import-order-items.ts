@@ -3,6 +3,7 @@ import type { TxSql } from '../../platform/db/connect.ts';
 import { CopyChunkRejected, copyInChunks, type RejectedChunk } from '../../platform/db/copy-chunks.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { readLines } from '../../platform/io/read-lines.ts';
+import { addToOutbox } from '../../platform/messaging/outbox.ts';
 
 export interface ImportResult {
   imported: number;
@@ -31,7 +32,7 @@ async function* withoutHeader(lines: AsyncIterable<{ text: string; lineNo: numbe
  * total in the same transaction. The order row is locked for the whole import. The caller owns the transaction.
  */
 export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable, options: ImportOptions): Promise<ImportResult> {
-  const [order] = await tx`select id from orders.orders where id = ${orderId} for update`;
+  const [order] = await tx<{ customer_id: string }[]>`select customer_id from orders.orders where id = ${orderId} for update`;
   if (!order) throw new AppError('ORDER.NOT_FOUND', `order ${orderId} does not exist`, { details: { id: orderId } });
   const prefix = `${orderId},`;
   let result: ImportResult;
@@ -52,5 +53,6 @@ export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable
   }
   await tx`update orders.orders o set total_amount = coalesce((select sum(i.quantity * i.price) from orders.order_items i where i.order_id = o.id), 0),
     updated_at = now() where o.id = ${orderId}`;
+  await addToOutbox(tx, { type: 'order.items_imported', key: String(order.customer_id), payload: { id: orderId, imported: result.imported, rejected: result.rejected.length } });
   return result;
 }

@@ -4,6 +4,7 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Sql } from '../../platform/db/connect.ts';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
+import { addToOutbox } from '../../platform/messaging/outbox.ts';
 import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
 import { ProblemSchema } from '../../http/schemas.ts';
 import { importOrderItems } from './import-order-items.ts';
@@ -49,7 +50,11 @@ export function ordersRoutes(deps: OrdersDeps) {
     app.post('/orders', {
       schema: { tags: ['orders'], summary: 'Create an order with its items (one round trip; the total is computed by PostgreSQL)', body: NewOrderBody, response: { 201: OrderSchema, ...errors } },
     }, async (request, reply) => {
-      const order = await deps.transaction({ label: 'orders.create' }, (tx) => insertOrderWithItems(tx, request.body));
+      const order = await deps.transaction({ label: 'orders.create' }, async (tx) => {
+        const created = await insertOrderWithItems(tx, request.body);
+        await addToOutbox(tx, { type: 'order.created', key: String(created.customerId), payload: { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount } });
+        return created;
+      });
       return reply.code(201).send(order);
     });
 
@@ -71,7 +76,13 @@ export function ordersRoutes(deps: OrdersDeps) {
     }, async (request) => {
       const id = parseOrderId(request.params.id);
       const to = request.body.status;
-      const result = await deps.transaction({ label: 'orders.transition' }, (tx) => transitionOrder(tx, id, statusesLeadingTo(to), to));
+      const result = await deps.transaction({ label: 'orders.transition' }, async (tx) => {
+        const outcome = await transitionOrder(tx, id, statusesLeadingTo(to), to);
+        if (outcome.kind === 'changed') {
+          await addToOutbox(tx, { type: 'order.status_changed', key: String(outcome.order.customerId), payload: { id, from: outcome.from, to } });
+        }
+        return outcome;
+      });
       if (result.kind === 'missing') throw notFound(id);
       if (result.kind === 'refused') {
         throw new AppError('ORDER.INVALID_TRANSITION', `order ${id} is ${result.current}; it cannot become ${to}`, { details: { id, from: result.current, to } });

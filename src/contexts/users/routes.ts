@@ -4,12 +4,18 @@ import type { Sql } from '../../platform/db/connect.ts';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
-import { findUserById, insertUserWithScoreFanOut, listActionsBefore, listUsersAfter } from './users-repository.ts';
-import { ActionSchema, CreateUserBody, IdParams, PageQuery, ProblemSchema, UserSchema } from './schemas.ts';
+import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { findUserById, insertUserDeferringFanOut, insertUserWithScoreFanOut, listActionsBefore, listUsersAfter } from './users-repository.ts';
+
+/** All user events share one key: creations must be applied in creation order. */
+export const USER_EVENTS_KEY = 'users';
+import { ActionSchema, CreateUserBody, CreatedUserSchema, IdParams, PageQuery, ProblemSchema, UserSchema } from './schemas.ts';
 
 export interface UsersDeps {
   sql: Sql;
   transaction: TransactionFn;
+  /** `sync`: the fan-out runs in the creating transaction; `async`: a consumer of user.created applies it. */
+  scoreMode: 'sync' | 'async';
 }
 
 function parseLimit(raw: string | undefined): number {
@@ -38,12 +44,23 @@ export function usersRoutes(deps: UsersDeps) {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
     app.post('/users', {
-      schema: { tags: ['users'], summary: 'Create a user; every other user gets score = 1 + score + score / n', body: CreateUserBody, response: { 201: UserSchema, ...errors } },
+      schema: { tags: ['users'], summary: 'Create a user; every other user gets score = 1 + score + score / n', body: CreateUserBody, response: { 201: CreatedUserSchema, ...errors } },
     }, async (request, reply) => {
       const body = request.body;
-      const user = await deps.transaction({ label: 'users.create', isolation: 'read committed' }, (tx) => insertUserWithScoreFanOut(tx, {
-        username: body.username, score: body.score ?? 0, profile: body.profile,
-      }));
+      const input = { username: body.username, score: body.score ?? 0, profile: body.profile };
+      if (deps.scoreMode === 'async') {
+        const user = await deps.transaction({ label: 'users.create', isolation: 'read committed' }, async (tx) => {
+          const created = await insertUserDeferringFanOut(tx, input);
+          await addToOutbox(tx, { type: 'user.created', key: USER_EVENTS_KEY, payload: { id: created.user.id, username: created.user.username, others: created.others } });
+          return created.user;
+        });
+        return reply.code(201).send({ ...user, scoreFanout: 'pending' as const });
+      }
+      const user = await deps.transaction({ label: 'users.create', isolation: 'read committed' }, async (tx) => {
+        const created = await insertUserWithScoreFanOut(tx, input);
+        await addToOutbox(tx, { type: 'user.created', key: USER_EVENTS_KEY, payload: { id: created.id, username: created.username } });
+        return created;
+      });
       return reply.code(201).send(user);
     });
 

@@ -18,6 +18,9 @@ export const UserSchema = Type.Object({
   profile: Type.Object({ firstname: Type.String(), lastname: Type.String() }),
 });
 
+/** The answer to POST /users; `scoreFanout: "pending"` when SCORE_MODE=async. */
+export const CreatedUserSchema = Type.Intersect([UserSchema, Type.Object({ scoreFanout: Type.Optional(Type.Literal('pending')) })]);
+
 export const ActionSchema = Type.Object({
   id: Type.Integer(),
   description: Type.String(),

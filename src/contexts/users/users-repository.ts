@@ -100,3 +100,51 @@ export async function listActionsBefore(db: Db, beforeId: number | undefined, li
     : await db<ActionRow[]>`select id, description, created from users.actions where id < ${beforeId} order by id desc limit ${limit}`;
   return rows.map(actionRowToAction);
 }
+
+/**
+ * SCORE_MODE=async: creates the user, its profile and the action, and returns the number of other users at
+ * this creation (the fan-out's n), without the fan-out; the caller writes a user.created event carrying n, in
+ * the same transaction. Creations still take turns, so ids follow creation order and "the users before this
+ * creation" are exactly those with a smaller id.
+ */
+export async function insertUserDeferringFanOut(tx: TxSql, input: NewUser): Promise<{ user: User; others: number }> {
+  try {
+    const [, rows] = await pipeline([
+      tx`select pg_advisory_xact_lock(${USER_CREATION_LOCK})`,
+      tx<(UserRow & { others: number })[]>`
+        with others as (
+          select count(*)::int as n from users.users
+        ), new_user as (
+          insert into users.users (username, score) values (${input.username}, ${String(input.score)})
+          returning id, username, score, created, updated
+        ), profile as (
+          insert into users.user_profile (user_id, firstname, lastname)
+          select id, ${input.profile.firstname}, ${input.profile.lastname} from new_user
+          returning firstname, lastname
+        ), action as (
+          insert into users.actions (description)
+          select 'new user created with id ' || id || ' and username ' || username from new_user
+        )
+        select u.id, u.username, u.score::text as score, u.created, u.updated, p.firstname, p.lastname, others.n as others
+        from new_user u cross join profile p cross join others`,
+    ]);
+    const row = rows[0]!;
+    return { user: userRowToUser(row), others: row.others };
+  } catch (error) {
+    if (sqlState(error) === '23505') {
+      throw new AppError('USER.ALREADY_EXISTS', `a user named "${input.username}" already exists`, { cause: error, details: { username: input.username } });
+    }
+    throw error;
+  }
+}
+
+/**
+ * The fan-out of one creation, applied later by a consumer: every user created before `userId` gets
+ * `score = 1 + score + score / others`, with the n of that creation. Applied in creation order, it gives
+ * exactly the scores of the synchronous mode.
+ */
+export async function applyScoreFanOut(tx: TxSql, userId: number, others: number): Promise<number> {
+  if (others === 0) return 0;
+  const result = await tx`update users.users set score = trim_scale(1 + score + score / ${others}::bigint), updated = now() where id < ${userId}`;
+  return result.count;
+}

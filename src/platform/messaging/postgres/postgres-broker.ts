@@ -36,10 +36,12 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
   const log = options.log ?? (() => {});
   const subscriptions = new Set<LogSubscription>();
   const waiters = new Set<() => void>();
-  const listener = await sql.listen(LOG_CHANNEL, (payload) => {
+  // LISTEN only once something subscribes: a publishing-only broker needs no connection of its own.
+  let listener: Promise<{ unlisten(): Promise<void> }> | undefined;
+  const listen = () => (listener ??= sql.listen(LOG_CHANNEL, (payload) => {
     if (payload !== namespace) return;
     for (const wake of [...waiters]) wake();
-  });
+  }));
   const waitForNews = (ms: number) => new Promise<void>((resolve) => {
     const done = () => { clearTimeout(timer); waiters.delete(done); resolve(); };
     const timer = setTimeout(done, ms);
@@ -63,6 +65,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     partitions,
     publish: (events) => append(events, null),
     async subscribe(group, subscribeOptions) {
+      await listen();
       const subscription = await subscribeToLog({
         sql, namespace, group, partitions, consumerId: randomUUID(), leaseMs: options.leaseMs ?? 10_000,
         pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 100, waitForNews, log,
@@ -105,7 +108,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
       await Promise.all([...subscriptions].map((s) => s.abandon()));
       subscriptions.clear();
       for (const wake of [...waiters]) wake();
-      await listener.unlisten().catch(() => {});
+      await (await listener?.catch(() => undefined))?.unlisten().catch(() => {});
       if (options.ownsPool) await sql.end({ timeout: 1 });
     },
   };

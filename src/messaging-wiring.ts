@@ -1,0 +1,80 @@
+import type { Logger } from 'pino';
+import type { Config } from './config/config.ts';
+import { USER_EVENTS_KEY } from './contexts/users/routes.ts';
+import { applyScoreFanOut } from './contexts/users/users-repository.ts';
+import type { Sql } from './platform/db/connect.ts';
+import type { TransactionFn } from './platform/db/transaction.ts';
+import type { Broker, Subscription } from './platform/messaging/broker.ts';
+import { consume } from './platform/messaging/consumer.ts';
+import { createPostgresBroker } from './platform/messaging/postgres/postgres-broker.ts';
+import { createRelay, type Relay } from './platform/messaging/relay.ts';
+
+/** The consumer group that applies deferred score fan-outs (SCORE_MODE=async). */
+export const SCORE_FANOUT_GROUP = 'users.score-fanout';
+
+/** Opens the configured broker: the PostgreSQL log by default, or RabbitMQ, NATS JetStream, Redis Streams. */
+export async function openBroker(config: Config, admin: Sql, logger: Logger): Promise<Broker> {
+  const log = (message: string, error?: unknown) => logger.warn({ err: error }, message);
+  switch (config.broker) {
+    case 'postgres':
+      return createPostgresBroker({ sql: admin, log });
+    case 'rabbitmq': {
+      const { createRabbitMqBroker } = await import('./platform/messaging/rabbitmq/index.ts');
+      return createRabbitMqBroker({ url: config.brokerUrl!, namespace: 'stratum', log });
+    }
+    case 'nats': {
+      const { createNatsBroker } = await import('./platform/messaging/nats/index.ts');
+      return createNatsBroker({ servers: config.brokerUrl!, namespace: 'stratum', log });
+    }
+    case 'redis': {
+      const { createRedisStreamsBroker } = await import('./platform/messaging/redis/index.ts');
+      return createRedisStreamsBroker({ url: config.brokerUrl!, namespace: 'stratum', log });
+    }
+  }
+}
+
+export interface Messaging {
+  broker: Broker;
+  /** Stops consumers (finishing what they hold) and the relay, then closes the broker. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The background side: the outbox relay and stratum's own consumers, when this process is a worker
+ * (ROLE=all or worker).
+ */
+export async function startMessaging(config: Config, deps: { admin: Sql; transaction: TransactionFn; logger: Logger }): Promise<Messaging> {
+  const broker = await openBroker(config, deps.admin, deps.logger);
+  const subscriptions: Subscription[] = [];
+  let relay: Relay | undefined;
+  try {
+    if (config.role !== 'api') {
+      relay = createRelay({ sql: deps.admin, broker, log: (m, e) => deps.logger.warn({ err: e }, m) });
+      await relay.start();
+      if (config.scoreMode === 'async') {
+        subscriptions.push(await consume({
+          broker, transaction: deps.transaction, group: SCORE_FANOUT_GROUP,
+          handler: async (event, tx) => {
+            if (event.type !== 'user.created' || event.key !== USER_EVENTS_KEY) return;
+            const { id, others } = event.payload as { id: number; others?: number };
+            if (typeof others === 'number') await applyScoreFanOut(tx, id, others);
+          },
+          onError: (event, attempt, error) => deps.logger.warn({ err: error, eventId: event.id, attempt }, 'score fan-out failed; retrying'),
+        }));
+      }
+    }
+  } catch (error) {
+    await Promise.all(subscriptions.map((s) => s.stop()));
+    await relay?.stop();
+    await broker.close();
+    throw error;
+  }
+  return {
+    broker,
+    async stop() {
+      await Promise.all(subscriptions.map((s) => s.stop()));
+      await relay?.stop();
+      await broker.close();
+    },
+  };
+}
