@@ -1,6 +1,8 @@
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { isAppError } from '../platform/errors/app-error.ts';
 import { runLoadtestCommand } from './loadtest/command.ts';
+import { runDlq } from './dlq.ts';
+import { runImport } from './import.ts';
 import { runMigrate } from './migrate.ts';
 import { runSeed } from './seed.ts';
 import { runServe } from './serve.ts';
@@ -18,6 +20,10 @@ Commands:
                             create Person_S..Person_(S+N-1) with events and images; idempotent (see seed --help)
   loadtest <scenario> --url URL --rate R --duration S [--ramp S] [--json FILE]
                             open-model load: accounts-read or accounts-mixed (see loadtest --help)
+  import order-items --order ID --file items.csv [--chunk-size N] [--atomic]
+                            stream CSV items into an order through COPY (see import --help)
+  dlq list|show|replay|drop --group G [--id ID]
+                            dead letters of a consumer group (see dlq --help)
   help                      show this text
 
 With no DATABASE_URL, commands use the embedded PostgreSQL of STRATUM_HOME (default ./.stratum):
@@ -39,7 +45,7 @@ export async function runCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'loadtest') return runLoadtestCommand(rest, { out, err });
-  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed') {
+  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed' && command !== 'dlq' && command !== 'import') {
     out(HELP);
     return 0;
   }
@@ -49,6 +55,8 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'serve': return await runServe(config, err);
       case 'migrate': return await runMigrate(config, rest, { out, err });
       case 'seed': return await runSeed(config, rest, { out, err });
+      case 'dlq': return await runDlq(config, rest, { out, err });
+      case 'import': return await runImport(config, rest, { out, err });
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;
