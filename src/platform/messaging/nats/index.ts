@@ -1,0 +1,2 @@
+export { createNatsBroker, type NatsBrokerOptions } from './nats-broker.ts';
+export { natsLayout, groupToken, type NatsLayout } from './nats-layout.ts';

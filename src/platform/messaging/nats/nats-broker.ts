@@ -1,0 +1,94 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import type { Broker } from '../broker.ts';
+import { createNatsDeadLetters } from './nats-dead-letters.ts';
+import { groupToken, natsLayout } from './nats-layout.ts';
+import { publishInPartitionOrder } from './nats-publish.ts';
+import { subscribeGroup, type GroupSubscription } from './nats-subscription.ts';
+import { ensureGroupConsumer, ensureStreams } from './nats-topology.ts';
+
+export interface NatsBrokerOptions {
+  servers: string | string[];
+  /** Lower-case; names the streams (`<NAMESPACE>_EVENTS`, `<NAMESPACE>_DLQ`) and prefixes every subject. */
+  namespace: string;
+  partitions?: number;
+  /** How long the server waits for an ack before delivering an event again; a running handler extends it. */
+  ackWaitMs?: number;
+  /** Delay before an event whose handling threw unexpectedly is delivered again. */
+  retryDelayMs?: number;
+  /** How long events stay in the events stream. */
+  maxAgeMs?: number;
+  /** The window in which a second publish of the same event id is dropped. */
+  duplicateWindowMs?: number;
+  /** The clock of dead letters' `deadAt`. */
+  now?: () => Date;
+  log?: (message: string, error?: unknown) => void;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The NATS JetStream broker: a stream `<NAMESPACE>_EVENTS` with a subject per partition, a durable pull consumer
+ * per group and partition (`<group>_p<i>`, one unacknowledged event at a time), and dead letters in a stream
+ * `<NAMESPACE>_DLQ` with a subject per group. Several instances of the app share the consumers and compete for
+ * events; the connection reconnects for as long as it takes.
+ * @example
+ * const broker = await createNatsBroker({ servers: 'nats://127.0.0.1:4222', namespace: 'stratum' });
+ * const sub = await broker.subscribe('billing', { handle: async ({ event }) => { await bill(event); return { kind: 'ack' }; } });
+ * await broker.publish(events);
+ * await sub.stop();
+ * await broker.close();
+ */
+export async function createNatsBroker(options: NatsBrokerOptions): Promise<Broker> {
+  const layout = natsLayout(options.namespace);
+  const partitions = options.partitions ?? 8;
+  if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be a positive integer, not ${partitions}`);
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const retryDelayMs = options.retryDelayMs ?? 1000;
+  const log = options.log ?? (() => {});
+
+  const nc = await connect({ servers: options.servers, name: `stratum-${layout.namespace}`, maxReconnectAttempts: -1 });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    await ensureStreams(jsm, layout, { maxAgeMs: options.maxAgeMs ?? 7 * DAY_MS, duplicateWindowMs: options.duplicateWindowMs ?? 120_000 });
+    const deadLetters = createNatsDeadLetters({ js, jsm, layout, partitions, now: options.now ?? (() => new Date()) });
+    const subscriptions = new Set<GroupSubscription>();
+
+    return {
+      name: 'nats',
+      partitions,
+      publish: (events) => publishInPartitionOrder(js, layout, partitions, events),
+      async subscribe(group, subscribeOptions) {
+        groupToken(group); // fails on a name no consumer can have, before anything is created
+        const infos = await Promise.all(Array.from({ length: partitions }, (_, p) => ensureGroupConsumer(jsm, layout, group, p, { ackWaitMs })));
+        const subscription = subscribeGroup({
+          group, consumers: infos.map((info) => js.consumers.getConsumerFromInfo(info)), deadLetters,
+          ackWaitMs, retryDelayMs, isConnectionClosed: () => nc.isClosed(), log,
+        }, subscribeOptions);
+        subscriptions.add(subscription);
+        return {
+          async stop() {
+            await subscription.stop();
+            subscriptions.delete(subscription);
+          },
+        };
+      },
+      deadLetters: {
+        list: (group, limit) => deadLetters.list(group, limit),
+        get: (group, id) => deadLetters.get(group, id),
+        replay: (group, id) => deadLetters.replay(group, id),
+        drop: (group, id) => deadLetters.drop(group, id),
+      },
+      async close() {
+        // Like a crash for what is in hand: nothing more is acknowledged, the server delivers it again after the ack wait.
+        for (const subscription of subscriptions) subscription.abandon();
+        subscriptions.clear();
+        if (!nc.isClosed()) await nc.close();
+      },
+    };
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+}
