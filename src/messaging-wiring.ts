@@ -20,7 +20,8 @@ export async function openBroker(config: Config, admin: Sql, logger: Logger): Pr
       return createPostgresBroker({ sql: admin, log });
     case 'rabbitmq': {
       const { createRabbitMqBroker } = await import('./platform/messaging/rabbitmq/index.ts');
-      return createRabbitMqBroker({ url: config.brokerUrl!, namespace: 'stratum', log });
+      // Groups declared up front: a direct exchange drops events published before their group's queues exist.
+      return createRabbitMqBroker({ url: config.brokerUrl!, namespace: 'stratum', groups: [SCORE_FANOUT_GROUP], log });
     }
     case 'nats': {
       const { createNatsBroker } = await import('./platform/messaging/nats/index.ts');
