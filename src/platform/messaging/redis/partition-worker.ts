@@ -1,0 +1,197 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OutboxEvent, Outcome, SubscribeOptions } from '../broker.ts';
+import { deadLetterFields, eventFromFields, type EntryFields } from './entry-codec.ts';
+import type { RedisStreamsKeys } from './keys.ts';
+import { destroyClient, type Log, type RedisStreamsClient } from './redis-client.ts';
+import { readGroup, type StreamEntry } from './stream-entries.ts';
+
+export interface PartitionWorkerOptions {
+  /** The worker's own connected client: it blocks on it, and destroys it when done. */
+  connection: RedisStreamsClient;
+  /** Sends CLIENT UNBLOCK on another connection, so a stop does not wait out a blocking read. */
+  unblock: (clientId: number) => Promise<unknown>;
+  keys: RedisStreamsKeys;
+  group: string;
+  /** This subscription's consumer name in the group (also the owner written in its leases). */
+  consumer: string;
+  partition: number;
+  handle: SubscribeOptions['handle'];
+  /** How long an entry of another consumer stays pending before this one takes it over (XAUTOCLAIM). */
+  claimIdleMs: number;
+  batchSize: number;
+  blockMs: number;
+  /** The pause before entries are handled again after the handler threw or Redis failed. */
+  retryDelayMs: number;
+  now: () => Date;
+  log: Log;
+}
+
+/**
+ * `release`: the lease is still ours and goes to another consumer, so the entries read ahead are marked idle
+ * for it to claim at once. `lost`: the lease is already someone else's, who may have claimed them: leave them.
+ */
+export type StopMode = 'release' | 'lost';
+
+export interface PartitionWorker {
+  /** Stops reading, lets the entry in hand finish and be acknowledged, then resolves. */
+  stop(mode: StopMode): Promise<void>;
+  /** Stops at once: nothing in hand is acknowledged and the connection is destroyed (a process that dies). */
+  abandon(): void;
+}
+
+type HandleResult = 'done' | 'stopped' | 'failed';
+
+/**
+ * Serves one partition of a group while the caller holds its lease: first the backlog (this consumer's own
+ * pending entries, then others' entries idle longer than claimIdleMs), waiting while entries that are not yet
+ * claimable remain pending so no newer entry overtakes them; then new entries with a blocking XREADGROUP.
+ * It reads the partition's replay stream alongside. Entries go to the handler one after another; each is
+ * acknowledged (or dead-lettered and acknowledged) before the next starts.
+ * @example const worker = startPartitionWorker({ connection, unblock, keys, group, consumer, partition: 3, handle, ...timings, now, log });
+ * await worker.stop('release');
+ */
+export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker {
+  const { connection, group, consumer, partition } = o;
+  const eventsStream = o.keys.events(partition);
+  const replayStream = o.keys.replay(group, partition);
+  const streams = [eventsStream, replayStream];
+  const pollMs = Math.max(20, Math.min(500, Math.floor(o.claimIdleMs / 4)));
+  const pauses = new AbortController();
+  let stopMode: StopMode | undefined;
+  let abandoned = false;
+  let clientId: number | undefined;
+  let blocking = false;
+  let done = false;
+  let stopped: Promise<void> | undefined;
+  // A function, not a comparison: the flags change while the worker awaits.
+  const stopping = () => stopMode !== undefined || abandoned;
+  const pause = (ms: number) => sleep(ms, undefined, { signal: pauses.signal }).catch(() => {});
+  const where = `partition ${partition} of group ${group}`;
+
+  async function readBacklog(): Promise<StreamEntry[] | 'caught-up' | 'waiting'> {
+    const own = await readGroup(connection, group, consumer, streams, '0', { count: o.batchSize });
+    if (own.length > 0) return own;
+    for (const stream of streams) {
+      const claimed = await connection.xAutoClaim(stream, group, consumer, o.claimIdleMs, '0-0', { COUNT: o.batchSize });
+      const entries = claimed.messages.flatMap((m) => (m === null ? [] : [{ stream, id: String(m.id), fields: m.message as EntryFields }]));
+      if (entries.length > 0) return entries;
+    }
+    const pending = await Promise.all(streams.map((stream) => connection.xPending(stream, group)));
+    return pending.every((p) => Number(p.pending) === 0) ? 'caught-up' : 'waiting';
+  }
+
+  async function readNew(): Promise<StreamEntry[]> {
+    if (stopping()) return [];
+    blocking = true;
+    try {
+      return await readGroup(connection, group, consumer, streams, '>', { count: o.batchSize, blockMs: o.blockMs });
+    } finally {
+      blocking = false;
+    }
+  }
+
+  async function settle(entry: StreamEntry, event: OutboxEvent | undefined, outcome: Outcome): Promise<void> {
+    const tx = connection.multi();
+    if (event && outcome.kind === 'dead-letter') {
+      tx.xAdd(o.keys.deadLetters(group), '*', deadLetterFields(event, outcome.error, outcome.attempts, o.now()));
+    }
+    tx.xAck(entry.stream, group, entry.id);
+    // Only this group reads its replay stream: once handled, a replayed entry has no reader left.
+    if (entry.stream === replayStream) tx.xDel(entry.stream, entry.id);
+    await tx.exec();
+  }
+
+  async function handBack(entries: StreamEntry[]): Promise<void> {
+    if (abandoned || stopMode === 'lost' || entries.length === 0) return;
+    for (const stream of streams) {
+      const ids = entries.filter((e) => e.stream === stream).map((e) => e.id);
+      // Still ours, but idle as if long forgotten: the next holder's XAUTOCLAIM takes them at once, in order.
+      if (ids.length > 0) await connection.xClaimJustId(stream, group, consumer, 0, ids, { IDLE: o.claimIdleMs });
+    }
+  }
+
+  async function handleInOrder(entries: StreamEntry[]): Promise<HandleResult> {
+    for (let i = 0; i < entries.length; i++) {
+      if (stopping()) {
+        await handBack(entries.slice(i));
+        return 'stopped';
+      }
+      const entry = entries[i]!;
+      let event: OutboxEvent | undefined;
+      try {
+        if (entry.fields !== null) event = eventFromFields(entry.fields);
+      } catch (error) {
+        o.log(`redis streams broker: entry ${entry.id} of ${entry.stream} is not an event of this adapter; acknowledged and skipped`, error);
+      }
+      if (event === undefined) {
+        // Deleted while pending, or written by something else: nothing to hand over, and it must not block the partition.
+        await settle(entry, undefined, { kind: 'ack' });
+        continue;
+      }
+      let outcome: Outcome;
+      try {
+        outcome = await o.handle({ event, partition });
+      } catch (error) {
+        o.log(`redis streams broker: the handler of ${where} threw on event ${event.id}; it stays pending and is handled again`, error);
+        return 'failed';
+      }
+      if (abandoned) return 'stopped';
+      await settle(entry, event, outcome);
+    }
+    return 'done';
+  }
+
+  async function run(): Promise<void> {
+    let caughtUp = false;
+    while (!stopping()) {
+      try {
+        clientId ??= await connection.clientId();
+        if (!caughtUp) {
+          const backlog = await readBacklog();
+          if (backlog === 'caught-up') caughtUp = true;
+          else if (backlog === 'waiting') await pause(pollMs);
+          else if ((await handleInOrder(backlog)) === 'failed') await pause(o.retryDelayMs);
+          continue;
+        }
+        if ((await handleInOrder(await readNew())) === 'failed') {
+          caughtUp = false;
+          await pause(o.retryDelayMs);
+        }
+      } catch (error) {
+        if (stopping()) break;
+        o.log(`redis streams broker: ${where} failed; reading its backlog again after a pause`, error);
+        caughtUp = false;
+        await pause(o.retryDelayMs);
+      }
+    }
+  }
+
+  const running = run().finally(() => { done = true; });
+
+  async function finish(): Promise<void> {
+    let unblocking: Promise<unknown> | undefined;
+    while (!done && !abandoned) {
+      // Repeated, one at a time: an UNBLOCK that reaches Redis before the read does is lost, and while Redis is
+      // unreachable they would only pile up in the offline queue.
+      if (blocking && clientId !== undefined && unblocking === undefined) {
+        unblocking = o.unblock(clientId).catch(() => {}).finally(() => { unblocking = undefined; });
+      }
+      await Promise.race([running, sleep(50)]);
+    }
+    destroyClient(connection);
+  }
+
+  return {
+    stop(mode) {
+      if (stopMode === undefined || mode === 'lost') stopMode = mode;
+      pauses.abort();
+      stopped ??= finish();
+      return stopped;
+    },
+    abandon() {
+      abandoned = true;
+      pauses.abort();
+      destroyClient(connection);
+    },
+  };
+}
