@@ -1,4 +1,5 @@
 import { runAccountsBench } from './accounts.ts';
+import { runImportBench } from './import.ts';
 import { runUsersBench } from './users.ts';
 import { UsageError } from './users/options.ts';
 
@@ -6,6 +7,7 @@ import { UsageError } from './users/options.ts';
 const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
   users: runUsersBench,
   accounts: runAccountsBench,
+  import: runImportBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import postgres from 'postgres';
 import { AppError } from '../errors/app-error.ts';
 
@@ -41,6 +42,7 @@ export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
     idle_timeout: options.idleTimeoutSeconds ?? 60,
     max_lifetime: 60 * 30,
     onnotice: options.onNotice ?? (() => {}),
+    socket: noDelaySockets(),
     connection: {
       application_name: options.applicationName,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, lock_timeout: options.statementTimeoutMs } : {}),
@@ -99,4 +101,18 @@ function describeCause(error: unknown): string {
   if (Array.isArray(e?.errors) && e.errors.length > 0) return e.errors.map((x) => x.code ?? x.message).join(', ');
   if (e?.code && e.message && !e.message.includes(e.code)) return `${e.code} (${e.message})`;
   return e?.message || e?.code || String(error);
+}
+
+/**
+ * Sockets with TCP_NODELAY, as libpq opens them. postgres.js's own sockets leave Nagle's algorithm on, and a
+ * small message written right after a large one (the end of a COPY after its data) then waits for the server's
+ * delayed ACK, about 40 ms per COPY. Several hosts are tried in turn, as postgres.js does.
+ */
+function noDelaySockets(): (options: { host: string[]; port: number[]; path?: string }) => net.Socket {
+  let attempt = 0;
+  return ({ host, port, path }) => {
+    if (path) return net.connect({ path });
+    const i = attempt++ % host.length;
+    return net.connect({ host: host[i], port: port[i] ?? port[0]!, noDelay: true });
+  };
 }

@@ -34,45 +34,83 @@ export class CopyChunkRejected extends Error {
   }
 }
 
+/** About this many rows go to PostgreSQL in one COPY behind one savepoint while every row is good. */
+const GROUP_ROWS = 10_000;
+
+interface Chunk { rows: string[]; lineNos: number[] }
+
 /**
- * Streams lines into PostgreSQL with COPY FROM STDIN, one COPY per chunk of `chunkSize` lines, each behind a
- * savepoint: a chunk PostgreSQL rejects (bad number, failed check, wrong column count) is rolled back and
- * reported while the others stay. Memory holds one chunk at a time, whatever the input's size. The caller owns
- * the transaction (and commits, or not, what was copied).
+ * Streams lines into PostgreSQL with COPY FROM STDIN in chunks of `chunkSize` lines: a chunk PostgreSQL
+ * rejects (bad number, failed check, wrong column count) is rolled back and reported while the others stay.
+ * While rows are good, consecutive chunks travel together in one COPY behind one savepoint (about 10,000 rows:
+ * fewer round trips and subtransactions); when such a group fails, it is rolled back and copied again chunk by
+ * chunk, each behind its own savepoint, to find and report exactly the bad chunks. Memory holds one group at a
+ * time, whatever the input's size. The caller owns the transaction.
  * @example
  * const result = await copyInChunks(tx, { copySql: 'copy t (a, b) from stdin with (format csv)', lines, chunkSize: 1000, atomic: false, toRow: (l) => l });
  */
 export async function copyInChunks(tx: TxSql, options: CopyChunksOptions): Promise<CopyChunksResult> {
   const result: CopyChunksResult = { imported: 0, rejected: [] };
-  let rows: string[] = [];
-  let lineNos: number[] = [];
+  const chunksPerGroup = Math.max(1, Math.floor(GROUP_ROWS / options.chunkSize));
+  let group: Chunk[] = [];
+  let current: Chunk = { rows: [], lineNos: [] };
 
-  const flush = async () => {
-    if (rows.length === 0) return;
-    const chunk = { fromLine: lineNos[0]!, toLine: lineNos.at(-1)! };
-    const data = rows.join('\n') + '\n';
-    const count = rows.length;
-    const numbers = lineNos;
-    rows = [];
-    lineNos = [];
-    try {
-      if (options.atomic) await copyOnce(tx, options.copySql, data);
-      else await tx.savepoint((sp) => copyOnce(sp, options.copySql, data));
+  const rejection = (chunk: Chunk, error: unknown): RejectedChunk =>
+    ({ fromLine: chunk.lineNos[0]!, toLine: chunk.lineNos.at(-1)!, reason: describeCopyError(error, chunk.lineNos) });
+
+  const copyChunks = (chunks: Chunk[]) => copyOnce(tx, options.copySql, chunks.map((c) => c.rows.join('\n')).join('\n') + '\n');
+
+  const flushGroup = async () => {
+    if (group.length === 0) return;
+    const chunks = group;
+    group = [];
+    const count = chunks.reduce((n, c) => n + c.rows.length, 0);
+    if (options.atomic) {
+      try {
+        await copyChunks(chunks);
+      } catch (error) {
+        const lineNos = chunks.flatMap((c) => c.lineNos);
+        const failed = failedLine(error, lineNos);
+        const chunk = chunks.find((c) => failed !== undefined && c.lineNos.includes(failed)) ?? chunks[0]!;
+        throw new CopyChunkRejected({ ...rejection(chunk, error), reason: describeCopyError(error, lineNos) }, { cause: error });
+      }
       result.imported += count;
-    } catch (error) {
-      const rejected = { ...chunk, reason: describeCopyError(error, numbers) };
-      if (options.atomic) throw new CopyChunkRejected(rejected, { cause: error });
-      result.rejected.push(rejected);
+    } else {
+      await tx.unsafe('savepoint stratum_copy_group');
+      try {
+        await copyChunks(chunks);
+        await tx.unsafe('release savepoint stratum_copy_group');
+        result.imported += count;
+      } catch {
+        await tx.unsafe('rollback to savepoint stratum_copy_group');
+        for (const chunk of chunks) {
+          await tx.unsafe('savepoint stratum_copy_chunk');
+          try {
+            await copyChunks([chunk]);
+            await tx.unsafe('release savepoint stratum_copy_chunk');
+            result.imported += chunk.rows.length;
+          } catch (error) {
+            await tx.unsafe('rollback to savepoint stratum_copy_chunk');
+            result.rejected.push(rejection(chunk, error));
+          }
+        }
+        await tx.unsafe('release savepoint stratum_copy_group');
+      }
     }
-    options.onChunk?.({ linesRead: chunk.toLine, imported: result.imported });
+    options.onChunk?.({ linesRead: chunks.at(-1)!.lineNos.at(-1)!, imported: result.imported });
   };
 
   for await (const { text, lineNo } of options.lines) {
-    rows.push(options.toRow(text));
-    lineNos.push(lineNo);
-    if (rows.length >= options.chunkSize) await flush();
+    current.rows.push(options.toRow(text));
+    current.lineNos.push(lineNo);
+    if (current.rows.length >= options.chunkSize) {
+      group.push(current);
+      current = { rows: [], lineNos: [] };
+      if (group.length >= chunksPerGroup) await flushGroup();
+    }
   }
-  await flush();
+  if (current.rows.length > 0) group.push(current);
+  await flushGroup();
   return result;
 }
 
@@ -97,11 +135,16 @@ async function copyOnce(tx: TxSql, copySql: string, data: string): Promise<void>
   await Promise.race([finished, failed]);
 }
 
-/** PostgreSQL says "COPY t, line 7, column x: ..." about the chunk; name the input line instead. */
+/** The input line a COPY error is about ("COPY t, line 7, ..." counts the lines of that COPY). */
+function failedLine(error: unknown, lineNos: number[]): number | undefined {
+  const where = /line (\d+)/.exec((error as { where?: string }).where ?? '');
+  return where ? lineNos[Number(where[1]) - 1] : undefined;
+}
+
+/** PostgreSQL says "COPY t, line 7, column x: ..." about the COPY; name the input line instead. */
 function describeCopyError(error: unknown, lineNos: number[]): string {
   const e = error as { message?: string; where?: string; detail?: string };
-  const where = /line (\d+)/.exec(e.where ?? '');
-  const line = where ? lineNos[Number(where[1]) - 1] : undefined;
+  const line = failedLine(error, lineNos);
   const column = /column (\w+)/.exec(e.where ?? '')?.[1];
   return [line ? `line ${line}` : undefined, column ? `column ${column}` : undefined, e.message ?? String(error)].filter(Boolean).join(': ');
 }
