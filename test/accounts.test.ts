@@ -13,7 +13,7 @@ let stratum: TestApp;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  stratum = await startTestApp(db, { imagesTimeoutMs: 150 });
+  stratum = await startTestApp(db, { imagesTimeoutMs: 400 });
 });
 
 afterAll(async () => {
@@ -101,7 +101,7 @@ describe('accounts API', () => {
 
   it('answers without the image, marked degraded, when the images context is stuck; the degraded answer is not cached', async () => {
     const account = await createAccount('Dave');
-    await inject('PUT', `/accounts/${account.id}/image`, { url: 'https://img.test/dave.png' });
+    expect((await inject('PUT', `/accounts/${account.id}/image`, { url: 'https://img.test/dave.png' })).statusCode).toBe(200);
     await stratum.app.inject({ method: 'PUT', url: `/accounts/${account.id}`, payload: { name: 'Dave' } }); // drop any cached view
     const blocker = db.pool(1, `${db.applicationName}-blocker`);
     let release!: () => void;
@@ -122,7 +122,10 @@ describe('accounts API', () => {
       await holding;
       await blocker.end();
     }
-    const after = (await inject('GET', `/accounts/${account.id}`)).json();
+    // Once the images context answers again, so does the account's image (a loaded machine may need a retry
+    // or two of the request: an attempt slower than the timeout degrades that one answer).
+    let after = (await inject('GET', `/accounts/${account.id}`)).json();
+    for (let i = 0; i < 10 && after.degraded; i++) after = (await inject('GET', `/accounts/${account.id}`)).json();
     expect(after.imageData).toEqual({ url: 'https://img.test/dave.png' });
     expect(after.degraded).toBeUndefined();
   });
