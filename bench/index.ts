@@ -1,5 +1,6 @@
 import { runAccountsBench } from './accounts.ts';
 import { runImportBench } from './import.ts';
+import { runMessagingBench } from './messaging.ts';
 import { runUsersBench } from './users.ts';
 import { UsageError } from './users/options.ts';
 
@@ -8,6 +9,7 @@ const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
   users: runUsersBench,
   accounts: runAccountsBench,
   import: runImportBench,
+  messaging: runMessagingBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);
