@@ -118,3 +118,25 @@ describe('the outbox and its relay', () => {
     }
   });
 });
+
+describe('the PostgreSQL log', () => {
+  it('is trimmed up to the position every group has passed', async () => {
+    const log = await createPostgresBroker({ sql: db.pool(2, `${db.applicationName}-trim`), ownsPool: true, namespace: 'trimtest', pollMs: 100 });
+    try {
+      const seen: string[] = [];
+      const sub = await log.subscribe('only', { handle: async (d) => { seen.push(d.event.id); return { kind: 'ack' }; } });
+      const events = Array.from({ length: 10 }, (_, i) => ({ id: crypto.randomUUID(), type: 't', key: `k${i}`, payload: {}, headers: {}, createdAt: new Date().toISOString() }));
+      await log.publish(events);
+      await eventually(() => seen.length === 10, 'all 10 events');
+      await sub.stop();
+      expect(await log.trim()).toBe(10);
+      expect((await db.sql`select count(*)::int as n from messaging.log where namespace = 'trimtest'`)[0]!.n).toBe(0);
+      // A second group that has not read them keeps them.
+      await log.subscribe('late', { handle: async () => new Promise(() => {}) });
+      await log.publish(events.slice(0, 3).map((e) => ({ ...e, id: crypto.randomUUID() })));
+      expect(await log.trim()).toBe(0);
+    } finally {
+      await log.close();
+    }
+  });
+});

@@ -14,6 +14,10 @@ export interface PostgresBrokerOptions {
   batchSize?: number;
   /** End `sql` on close (the broker was given a pool of its own). */
   ownsPool?: boolean;
+  /** Log rows every group has passed are deleted; with no group at all, rows older than this. Default 24 h. */
+  retentionMs?: number;
+  /** How often publishing also trims the log. Default 60 s. */
+  trimEveryMs?: number;
   log?: (message: string, error?: unknown) => void;
 }
 
@@ -29,7 +33,7 @@ const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({ id: r.id, group: r.gro
  * Publishers take turns on an advisory lock, so log order is commit order and no reader skips a late commit.
  * @example const broker = await createPostgresBroker({ sql }); await broker.publish(events);
  */
-export async function createPostgresBroker(options: PostgresBrokerOptions): Promise<Broker> {
+export async function createPostgresBroker(options: PostgresBrokerOptions): Promise<Broker & { trim(): Promise<number> }> {
   const { sql } = options;
   const namespace = options.namespace ?? 'stratum';
   const partitions = options.partitions ?? 8;
@@ -48,7 +52,27 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     waiters.add(done);
   });
 
+  const retentionMs = options.retentionMs ?? 24 * 3600_000;
+  const trimEveryMs = options.trimEveryMs ?? 60_000;
+  let lastTrim = Date.now();
+
+  /** Deletes, per partition, what every group has consumed (and, while no group exists, what is older than the retention). */
+  async function trim(): Promise<number> {
+    const result = await sql`
+      delete from messaging.log l
+      where l.namespace = ${namespace}
+        and case when exists (select 1 from messaging.positions p where p.namespace = ${namespace})
+          then l.seq <= (select min(p.position) from messaging.positions p where p.namespace = ${namespace} and p.partition = l.partition)
+          else (l.event->>'createdAt')::timestamptz < now() - make_interval(secs => ${retentionMs / 1000})
+        end`;
+    return result.count;
+  }
+
   async function append(events: readonly OutboxEvent[], targetGroup: string | null): Promise<void> {
+    if (Date.now() - lastTrim > trimEveryMs) {
+      lastTrim = Date.now();
+      await trim().catch((error) => log('trimming the message log failed', error));
+    }
     if (events.length === 0) return;
     await sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))`;
@@ -63,6 +87,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
   return {
     name: 'postgres',
     partitions,
+    trim,
     publish: (events) => append(events, null),
     async subscribe(group, subscribeOptions) {
       await listen();
