@@ -19,6 +19,12 @@ interface UserRow {
 
 interface ActionRow { id: number; description: string; created: Date }
 
+/** A unique violation on the username is the conflict USER.ALREADY_EXISTS; anything else passes through. */
+function duplicateAsConflict(error: unknown, username: string): unknown {
+  if (sqlState(error) !== '23505') return error;
+  return new AppError('USER.ALREADY_EXISTS', `a user named "${username}" already exists`, { cause: error, details: { username } });
+}
+
 function userRowToUser(row: UserRow): User {
   return {
     id: row.id,
@@ -67,10 +73,7 @@ export async function insertUserWithScoreFanOut(tx: TxSql, input: NewUser): Prom
     ]);
     return userRowToUser(rows[0]!);
   } catch (error) {
-    if (sqlState(error) === '23505') {
-      throw new AppError('USER.ALREADY_EXISTS', `a user named "${input.username}" already exists`, { cause: error, details: { username: input.username } });
-    }
-    throw error;
+    throw duplicateAsConflict(error, input.username);
   }
 }
 
@@ -131,10 +134,7 @@ export async function insertUserDeferringFanOut(tx: TxSql, input: NewUser): Prom
     const row = rows[0]!;
     return { user: userRowToUser(row), others: row.others };
   } catch (error) {
-    if (sqlState(error) === '23505') {
-      throw new AppError('USER.ALREADY_EXISTS', `a user named "${input.username}" already exists`, { cause: error, details: { username: input.username } });
-    }
-    throw error;
+    throw duplicateAsConflict(error, input.username);
   }
 }
 
