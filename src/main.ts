@@ -129,10 +129,17 @@ export async function startServer(config: Config, log: (line: string) => void): 
       app: services.app, url, database, transaction: services.transaction,
       stop() {
         stopping ??= (async () => {
-          await closeWithin(running.services, config.shutdownTimeoutMs, log);
           const seconds = Math.ceil(config.shutdownTimeoutMs / 1000);
-          await running.pools.end(seconds);
-          await database.close(seconds);
+          try {
+            await closeWithin(running.services, config.shutdownTimeoutMs, log);
+          } finally {
+            // Whatever happened above, the pools and an owned embedded server are closed.
+            try {
+              await running.pools.end(seconds);
+            } finally {
+              await database.close(seconds);
+            }
+          }
         })();
         return stopping;
       },

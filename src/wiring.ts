@@ -42,9 +42,11 @@ export async function wireContexts(
     sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: deps.metrics.transactionObserver,
   });
   const usersTransaction = transactionOn(deps.admin);
-  const messaging = await startMessaging(config, { admin: deps.admin, transaction: usersTransaction, logger: deps.logger });
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, deps.logger) : undefined;
+  // Started after Redis answered, so a Redis failure at start leaves no relay or consumer running.
+  const messaging = await startMessaging(config, { admin: deps.admin, transaction: usersTransaction, logger: deps.logger })
+    .catch(async (error) => { if (redis?.isOpen) await redis.quit(); throw error; });
   const cache = createReadCache<AccountView>({
     namespace: 'stratum:accounts',
     ttlMs: config.cacheTtlMs,

@@ -212,6 +212,16 @@ describe('POST /orders/:id/items/import', () => {
     expect((await inject('POST', `/orders/${order.id}/items/import`, { items: [] })).statusCode).toBe(415);
   });
 
+  it('refuses items for a completed or cancelled order with 409, and a line that never ends with 400', async () => {
+    const order = await createOrder(36);
+    expect((await importCsv(order.id, 'x'.repeat(70_000))).json()).toMatchObject({ status: 400, code: 'REQUEST.INVALID' });
+    await inject('PATCH', `/orders/${order.id}`, { status: 'cancelled' });
+    const res = await importCsv(order.id, csv(['1,1,1.00']));
+    expect(res.statusCode).toBe(409);
+    expect(res.json().code).toBe('ORDER.INVALID_TRANSITION');
+    expect((await inject('GET', `/orders/${order.id}`)).json().items).toHaveLength(1);
+  });
+
   it('drops the cached order after an import', async () => {
     const order = await createOrder(34, [{ productId: 1, quantity: 1, price: '2.00' }]);
     expect((await inject('GET', `/orders/${order.id}`)).json().items).toHaveLength(1);

@@ -3,6 +3,7 @@ import type { ErrorCode } from '../platform/errors/app-error.ts';
 /** The one table from error code to HTTP status. */
 export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   'REQUEST.INVALID': 400,
+  'REQUEST.ABORTED': 400,
   'RESOURCE.NOT_FOUND': 404,
   'USER.ALREADY_EXISTS': 409,
   'USER.NOT_FOUND': 404,

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { TxSql } from '../../platform/db/connect.ts';
 import { CopyChunkRejected, copyInChunks, type RejectedChunk } from '../../platform/db/copy-chunks.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
-import { readLines } from '../../platform/io/read-lines.ts';
+import { LineTooLongError, readLines } from '../../platform/io/read-lines.ts';
 import { addToOutbox } from '../../platform/messaging/outbox.ts';
 
 export interface ImportResult {
@@ -32,8 +32,11 @@ async function* withoutHeader(lines: AsyncIterable<{ text: string; lineNo: numbe
  * total in the same transaction. The order row is locked for the whole import. The caller owns the transaction.
  */
 export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable, options: ImportOptions): Promise<ImportResult> {
-  const [order] = await tx<{ customer_id: string }[]>`select customer_id from orders.orders where id = ${orderId} for update`;
+  const [order] = await tx<{ customer_id: string; status: string }[]>`select customer_id, status from orders.orders where id = ${orderId} for update`;
   if (!order) throw new AppError('ORDER.NOT_FOUND', `order ${orderId} does not exist`, { details: { id: orderId } });
+  if (order.status === 'completed' || order.status === 'cancelled') {
+    throw new AppError('ORDER.INVALID_TRANSITION', `order ${orderId} is ${order.status}; its items can no longer change`, { details: { id: orderId, status: order.status } });
+  }
   const prefix = `${orderId},`;
   let result: ImportResult;
   try {
@@ -46,6 +49,9 @@ export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable
       onChunk: options.onProgress,
     });
   } catch (error) {
+    if (error instanceof LineTooLongError) {
+      throw new AppError('REQUEST.INVALID', `nothing was imported: ${error.message}`, { cause: error, details: { line: error.lineNo } });
+    }
     if (error instanceof CopyChunkRejected) {
       throw new AppError('IMPORT.REJECTED', `nothing was imported: ${error.message}`, { cause: error, details: { imported: 0, rejected: [error.chunk] } });
     }

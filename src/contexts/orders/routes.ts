@@ -133,8 +133,22 @@ export function ordersRoutes(deps: OrdersDeps) {
       }
       const body = request.body as Readable | undefined;
       if (!body || typeof (body as Readable).pipe !== 'function') throw new AppError('REQUEST.INVALID', 'the body must be CSV lines: product_id,quantity,price');
-      const result = await deps.transaction({ label: 'orders.import', deadlineMs: deps.importDeadlineMs, maxAttempts: 1 },
-        (tx) => importOrderItems(tx, id, body, { chunkSize, atomic: request.query.atomic === 'true' }));
+      // A client that goes away mid-upload errors the request stream; remember it to answer for what it is.
+      let cutOff = false;
+      const onCut = () => { cutOff = true; };
+      request.raw.once('aborted', onCut);
+      request.raw.once('error', onCut);
+      let result;
+      try {
+        result = await deps.transaction({ label: 'orders.import', deadlineMs: deps.importDeadlineMs, maxAttempts: 1 },
+          (tx) => importOrderItems(tx, id, body, { chunkSize, atomic: request.query.atomic === 'true' }));
+      } catch (error) {
+        // A client that went away mid-upload is not a database failure: nothing was committed, say so plainly.
+        if (cutOff) {
+          throw new AppError('REQUEST.ABORTED', 'the upload ended before its last byte; nothing was imported', { cause: error });
+        }
+        throw error;
+      }
       await deps.cache.invalidate(orderKey(id));
       return result;
     });

@@ -42,7 +42,7 @@ export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
     idle_timeout: options.idleTimeoutSeconds ?? 60,
     max_lifetime: 60 * 30,
     onnotice: options.onNotice ?? (() => {}),
-    socket: noDelaySockets(),
+
     connection: {
       application_name: options.applicationName,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, lock_timeout: options.statementTimeoutMs } : {}),
@@ -51,9 +51,11 @@ export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
   if ('url' in target) {
     // Options override the URL's credentials, so a multi-host URL can be reused for another role.
     const credentials = { ...(target.user ? { username: target.user } : {}), ...(target.password !== undefined ? { password: target.password } : {}) };
-    return postgres(target.url, { ...common, ...credentials }) as unknown as Sql;
+    // Several hosts: postgres.js's own sockets, which try the hosts in its order for each connection.
+    const sockets = describeTarget(target).includes(',') ? {} : { socket: noDelaySocket };
+    return postgres(target.url, { ...common, ...sockets, ...credentials }) as unknown as Sql;
   }
-  return postgres({ ...common, host: target.host, port: target.port, user: target.user, password: target.password, database: target.database }) as unknown as Sql;
+  return postgres({ ...common, ...({ socket: noDelaySocket } as object), host: target.host, port: target.port, user: target.user, password: target.password, database: target.database }) as unknown as Sql;
 }
 
 /** The password in a connection URL's user info (multi-host URLs too), or undefined. */
@@ -104,15 +106,15 @@ function describeCause(error: unknown): string {
 }
 
 /**
- * Sockets with TCP_NODELAY, as libpq opens them. postgres.js's own sockets leave Nagle's algorithm on, and a
- * small message written right after a large one (the end of a COPY after its data) then waits for the server's
- * delayed ACK, about 40 ms per COPY. Several hosts are tried in turn, as postgres.js does.
+ * A socket with TCP_NODELAY, as libpq opens them, for a single-host target. postgres.js's own sockets leave
+ * Nagle's algorithm on, and a small message written right after a large one (the end of a COPY after its data)
+ * then waits for the server's delayed ACK, about 40 ms per COPY. `host`/`port` are set as postgres.js sets them
+ * (TLS takes the server name from them).
  */
-function noDelaySockets(): (options: { host: string[]; port: number[]; path?: string }) => net.Socket {
-  let attempt = 0;
-  return ({ host, port, path }) => {
-    if (path) return net.connect({ path });
-    const i = attempt++ % host.length;
-    return net.connect({ host: host[i], port: port[i] ?? port[0]!, noDelay: true });
-  };
+function noDelaySocket({ host, port, path }: { host: string[]; port: number[]; path?: string }): net.Socket {
+  if (path) return net.connect({ path });
+  const socket = net.connect({ host: host[0], port: port[0]!, noDelay: true }) as net.Socket & { host?: string; port?: number };
+  socket.host = host[0];
+  socket.port = port[0];
+  return socket;
 }

@@ -4,6 +4,7 @@
  */
 export type ErrorCode =
   | 'REQUEST.INVALID'
+  | 'REQUEST.ABORTED'
   | 'RESOURCE.NOT_FOUND'
   | 'USER.ALREADY_EXISTS'
   | 'USER.NOT_FOUND'
