@@ -3,7 +3,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../../src/platform/db/connect.ts';
 import type { TransactionFn } from '../../src/platform/db/transaction.ts';
-import type { Broker, OutboxEvent, Subscription } from '../../src/platform/messaging/broker.ts';
+import type { Broker, Delivery, OutboxEvent, Subscription } from '../../src/platform/messaging/broker.ts';
 import { consume } from '../../src/platform/messaging/consumer.ts';
 import { createRelay, type Relay } from '../../src/platform/messaging/relay.ts';
 import { cpuBetween, sampleCpu } from '../support/cpu-time.ts';
@@ -194,6 +194,16 @@ function observeBroker(broker: Broker, trackerOf: (event: OutboxEvent) => RunTra
         if (outcome.kind === 'ack') tracker?.acked(delivery.event.id, delivery.partition, performance.now());
         return outcome;
       },
+      ...(subscribeOptions.handleBatch ? {
+        async handleBatch(deliveries: Delivery[]) {
+          const at = performance.now();
+          for (const d of deliveries) trackerOf(d.event)?.delivered(d.event.id, d.partition, at);
+          const outcomes = await subscribeOptions.handleBatch!(deliveries);
+          const done = performance.now();
+          deliveries.forEach((d, i) => { if (outcomes[i]!.kind === 'ack') trackerOf(d.event)?.acked(d.event.id, d.partition, done); });
+          return outcomes;
+        },
+      } : {}),
     }),
     close: () => broker.close(),
   };

@@ -36,6 +36,11 @@ export type Outcome = { kind: 'ack' } | { kind: 'dead-letter'; error: string; at
 export interface SubscribeOptions {
   /** Called for each event of a claimed partition, one at a time per partition; resolves with what to do. */
   handle: (delivery: Delivery) => Promise<Outcome>;
+  /**
+   * Optional: the same for consecutive deliveries of ONE partition, in order, one outcome per delivery. Adapters
+   * that read several events at once call it so the runner can apply them in one transaction.
+   */
+  handleBatch?: (deliveries: Delivery[]) => Promise<Outcome[]>;
   /** Partitions this consumer serves at most at once. */
   maxPartitions?: number;
 }

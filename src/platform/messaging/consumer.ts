@@ -57,5 +57,30 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     return { kind: 'dead-letter', error: message, attempts: maxAttempts };
   }
 
-  return options.broker.subscribe(options.group, { handle });
+  /**
+   * Consecutive deliveries of one partition in ONE transaction: one insert into processed_messages for all of
+   * them, the handler for each that is new, one commit. If anything fails, they are handled one at a time,
+   * which retries and, if need be, dead-letters exactly the failing event.
+   */
+  async function handleBatch(deliveries: Delivery[]): Promise<Outcome[]> {
+    if (deliveries.length === 1) return [await handle(deliveries[0]!)];
+    try {
+      await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
+        const ids = deliveries.map((d) => d.event.id);
+        const fresh = new Set((await tx<{ message_id: string }[]>`insert into messaging.processed_messages (consumer_group, message_id)
+          select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) on conflict do nothing returning message_id`).map((r) => r.message_id));
+        for (const d of deliveries) {
+          if (!fresh.delete(d.event.id)) continue; // seen before (or twice in this batch): no second effect
+          await options.handler(d.event, tx);
+        }
+      });
+      return deliveries.map(() => ({ kind: 'ack' }) as const);
+    } catch {
+      const outcomes: Outcome[] = [];
+      for (const d of deliveries) outcomes.push(await handle(d));
+      return outcomes;
+    }
+  }
+
+  return options.broker.subscribe(options.group, { handle, handleBatch });
 }

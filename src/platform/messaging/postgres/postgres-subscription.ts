@@ -1,5 +1,5 @@
 import type { Sql } from '../../db/connect.ts';
-import type { OutboxEvent, SubscribeOptions, Subscription } from '../broker.ts';
+import type { Outcome, OutboxEvent, SubscribeOptions, Subscription } from '../broker.ts';
 
 export interface PartitionedLogConsumer {
   sql: Sql;
@@ -74,23 +74,40 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
         and p.lease_owner = ${c.consumerId} and l.seq > p.position
         and (l.target_group is null or l.target_group = ${c.group})
       order by l.seq limit ${c.batchSize}`;
+    if (options.handleBatch && rows.length > 1) {
+      // The whole batch in one go: the runner applies it in one transaction, the position moves once.
+      const outcomes = await options.handleBatch(rows.map((row) => ({ event: row.event, partition })));
+      if (is('abandoned')) return 0;
+      await advance(partition, rows, outcomes);
+      return is('stopping') ? 0 : rows.length;
+    }
     for (const row of rows) {
       if (is('abandoned')) return 0;
       const outcome = await options.handle({ event: row.event, partition });
       if (is('abandoned')) return 0;
-      const advanced = await sql.begin(async (tx) => {
-        if (outcome.kind === 'dead-letter') {
-          await tx`insert into messaging.dead_letters (id, namespace, group_name, partition, event, error, attempts)
-            values (gen_random_uuid(), ${c.namespace}, ${c.group}, ${partition}, ${tx.json(row.event as never)}, ${outcome.error}, ${outcome.attempts})`;
-        }
-        return tx`update messaging.positions set position = ${row.seq}, lease_until = now() + ${lease}::interval
-          where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId}
-          returning 1`;
-      });
-      if (advanced.length === 0) throw new Error(`lost the lease of partition ${partition}; rolled back`);
+      await advance(partition, [row], [outcome]);
       if (is('stopping')) return 0;
     }
     return rows.length;
+  }
+
+  /** Stores the dead letters among `outcomes` and moves the partition's position past `rows`, in one transaction. */
+  async function advance(partition: number, rows: LogRow[], outcomes: Outcome[]): Promise<void> {
+    const advanced = await sql.begin(async (tx) => {
+      // Losing this commit in a crash only means a redelivery, which processed_messages absorbs.
+      await tx`set local synchronous_commit = off`;
+      for (let i = 0; i < rows.length; i++) {
+        const outcome = outcomes[i]!;
+        if (outcome.kind === 'dead-letter') {
+          await tx`insert into messaging.dead_letters (id, namespace, group_name, partition, event, error, attempts)
+            values (gen_random_uuid(), ${c.namespace}, ${c.group}, ${partition}, ${tx.json(rows[i]!.event as never)}, ${outcome.error}, ${outcome.attempts})`;
+        }
+      }
+      return tx`update messaging.positions set position = ${rows.at(-1)!.seq}, lease_until = now() + ${lease}::interval
+        where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId}
+        returning 1`;
+    });
+    if (advanced.length === 0) throw new Error(`lost the lease of partition ${partition}; rolled back`);
   }
 
   async function run(): Promise<void> {
