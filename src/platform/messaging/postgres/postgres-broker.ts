@@ -93,7 +93,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
       await listen();
       const subscription = await subscribeToLog({
         sql, namespace, group, partitions, consumerId: randomUUID(), leaseMs: options.leaseMs ?? 10_000,
-        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 100, waitForNews, log,
+        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, waitForNews, log,
       }, subscribeOptions);
       subscriptions.add(subscription);
       return {
