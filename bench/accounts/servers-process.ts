@@ -16,23 +16,11 @@ import { seedBenchAccounts } from './seed.ts';
 
 const STRATUM_HOME = '.stratum-bench-accounts';
 
+import { serverLifecycle } from '../support/server-lifecycle.ts';
+
 const log = (line: string) => process.stderr.write(`[bench servers] ${line}\n`);
 
-/** Closes what was opened, last first; each step runs once even when a signal and a failure both stop us. */
-const closers: Array<{ name: string; close: () => Promise<void> }> = [];
-let stopping: Promise<void> | undefined;
-function stop(exitCode: number): Promise<void> {
-  stopping ??= (async () => {
-    for (const { name, close } of closers.reverse()) {
-      await close().catch((error: unknown) => { log(`closing ${name}: ${(error as Error).message}`); exitCode = 1; });
-    }
-    process.exit(exitCode);
-  })();
-  return stopping;
-}
-process.once('SIGTERM', () => void stop(0));
-process.once('SIGINT', () => void stop(0));
-process.stdin.on('end', () => void stop(0)).resume();
+const { onStop, stop } = serverLifecycle(log);
 
 /**
  * The caller's environment with the benchmark's home, silent logs and loopback; without the cache variables
@@ -44,7 +32,7 @@ function serverEnv(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
 }
 
 async function listen(name: string, app: FastifyInstance, close: () => Promise<void>): Promise<number> {
-  closers.push({ name, close });
+  onStop(name, close);
   await app.listen({ host: '127.0.0.1', port: 0 });
   return (app.server.address() as AddressInfo).port;
 }
@@ -56,13 +44,13 @@ try {
     uncached: loadConfig({ ...env, CACHE_TTL_MS: '0' }, process.cwd()),
   };
   const database = await openDatabase(configs.cached, 'serve', log);
-  closers.push({ name: 'the database', close: () => database.close() });
+  onStop('the database', () => database.close());
   await database.migrator.up();
 
   const ports: Record<string, number> = {};
   for (const [name, config] of Object.entries(configs)) {
     const pools = await openPools(config, database);
-    closers.push({ name: `${name} pools`, close: () => pools.end() });
+    onStop(`${name} pools`, () => pools.end());
     if (name === 'cached') await seedBenchAccounts(database.sql, pools, SEEDED_ACCOUNTS, log);
     const services = await assembleServices(config, { admin: database.sql, pools, applicationName: database.applicationName });
     ports[name] = await listen(`stratum ${name}`, services.app, () => services.close());

@@ -11,22 +11,11 @@ import { assembleServices, openDatabase, openPools } from '../../src/main.ts';
 import type { ConnectTarget } from '../../src/platform/db/connect.ts';
 import { BENCH_IMPORT_HOME } from './options.ts';
 
+import { serverLifecycle } from '../support/server-lifecycle.ts';
+
 const log = (line: string) => process.stderr.write(`[bench server] ${line}\n`);
 
-const closers: Array<{ name: string; close: () => Promise<void> }> = [];
-let stopping: Promise<void> | undefined;
-function stop(exitCode: number): Promise<void> {
-  stopping ??= (async () => {
-    for (const { name, close } of closers.reverse()) {
-      await close().catch((error: unknown) => { log(`closing ${name}: ${(error as Error).message}`); exitCode = 1; });
-    }
-    process.exit(exitCode);
-  })();
-  return stopping;
-}
-process.once('SIGTERM', () => void stop(0));
-process.once('SIGINT', () => void stop(0));
-process.stdin.on('end', () => void stop(0)).resume();
+const { onStop, stop } = serverLifecycle(log);
 
 function urlOf(target: ConnectTarget): string {
   if ('url' in target) return target.url;
@@ -36,12 +25,12 @@ function urlOf(target: ConnectTarget): string {
 try {
   const config = loadConfig({ ...process.env, STRATUM_HOME: BENCH_IMPORT_HOME, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0' }, process.cwd());
   const database = await openDatabase(config, 'serve', log);
-  closers.push({ name: 'the database', close: () => database.close() });
+  onStop('the database', () => database.close());
   await database.migrator.up();
   const pools = await openPools(config, database);
-  closers.push({ name: 'the pools', close: () => pools.end() });
+  onStop('the pools', () => pools.end());
   const services = await assembleServices(config, { admin: database.sql, pools, applicationName: database.applicationName });
-  closers.push({ name: 'stratum', close: () => services.close() });
+  onStop('stratum', () => services.close());
   await services.app.listen({ host: config.host, port: 0 });
   const port = (services.app.server.address() as AddressInfo).port;
   process.stdout.write(`${JSON.stringify({ port, databaseUrl: urlOf(database.target) })}\n`);

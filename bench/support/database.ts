@@ -16,15 +16,13 @@ export interface BenchServer {
   close(): Promise<void>;
 }
 
-const EMBEDDED_HOME = '.stratum-bench';
-
 /**
  * The server in DATABASE_URL when set (only new databases are touched, never the one the URL names),
- * else an embedded PostgreSQL under .stratum-bench/, stopped again by `close()` or on Ctrl-C.
+ * else an embedded PostgreSQL under `home` (default .stratum-bench/), stopped again by `close()` or on Ctrl-C.
  */
-export async function openBenchServer(env: Record<string, string | undefined>): Promise<BenchServer> {
+export async function openBenchServer(env: Record<string, string | undefined>, home = '.stratum-bench'): Promise<BenchServer> {
   const external = env.DATABASE_URL?.trim();
-  const embedded = external ? undefined : await openEmbedded({ home: EMBEDDED_HOME, role: 'serve' });
+  const embedded = external ? undefined : await openEmbedded({ home, role: 'serve' });
   const adminUrl = external ?? urlOf(embedded!.target);
   const stopOnSignal = () => {
     void embedded?.release().finally(() => process.exit(130));
@@ -35,7 +33,7 @@ export async function openBenchServer(env: Record<string, string | undefined>): 
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   const [{ server_version: version }] = await admin<[{ server_version: string }]>`show server_version`;
   return {
-    source: external ? 'DATABASE_URL' : `embedded, ${EMBEDDED_HOME}`,
+    source: external ? 'DATABASE_URL' : `embedded, ${home}`,
     owned: !external,
     version,
     async createDatabase(name) {
