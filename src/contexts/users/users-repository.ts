@@ -42,18 +42,19 @@ function actionRowToAction(row: ActionRow): Action {
 }
 
 /**
- * Creates a user with its profile, gives every other user `score = 1 + score + score / n` (n = number of
- * other users) and records the action: one round trip. A transaction-scoped advisory lock makes creations take
- * turns, so each one counts and updates every user committed before it (see docs/decisions/0004).
- * The caller owns the transaction.
+ * Creates the user, its profile and the action in one statement after the creation lock (one round trip),
+ * with the fan-out to every other user in the same statement when `fanOut` is set. Returns the user and the
+ * number of other users at this creation (the fan-out's n). A transaction-scoped advisory lock makes creations
+ * take turns, so each one counts (and updates) every user committed before it and ids follow creation order
+ * (see docs/decisions/0004). The caller owns the transaction.
  */
-export async function insertUserWithScoreFanOut(tx: TxSql, input: NewUser): Promise<User> {
+async function createUser(tx: TxSql, input: NewUser, fanOut: boolean): Promise<{ user: User; others: number }> {
   try {
     const [, rows] = await pipeline([
       tx`select pg_advisory_xact_lock(${USER_CREATION_LOCK})`,
-      tx<UserRow[]>`
+      tx<(UserRow & { others: number })[]>`
         with others as (
-          select count(*) as n from users.users
+          select count(*)::int as n from users.users
         ), new_user as (
           insert into users.users (username, score) values (${input.username}, ${String(input.score)})
           returning id, username, score, created, updated
@@ -61,20 +62,29 @@ export async function insertUserWithScoreFanOut(tx: TxSql, input: NewUser): Prom
           insert into users.user_profile (user_id, firstname, lastname)
           select id, ${input.profile.firstname}, ${input.profile.lastname} from new_user
           returning firstname, lastname
-        ), fan_out as (
+        ), ${fanOut ? tx`fan_out as (
           update users.users u set score = trim_scale(1 + u.score + u.score / others.n), updated = now()
           from others where others.n > 0
-        ), action as (
+        ), ` : tx``}action as (
           insert into users.actions (description)
           select 'new user created with id ' || id || ' and username ' || username from new_user
         )
-        select u.id, u.username, u.score::text as score, u.created, u.updated, p.firstname, p.lastname
-        from new_user u cross join profile p`,
+        select u.id, u.username, u.score::text as score, u.created, u.updated, p.firstname, p.lastname, others.n as others
+        from new_user u cross join profile p cross join others`,
     ]);
-    return userRowToUser(rows[0]!);
+    const row = rows[0]!;
+    return { user: userRowToUser(row), others: row.others };
   } catch (error) {
     throw duplicateAsConflict(error, input.username);
   }
+}
+
+/**
+ * Creates a user with its profile, gives every other user `score = 1 + score + score / n` (n = number of
+ * other users) and records the action: one round trip, one set-based fan-out.
+ */
+export async function insertUserWithScoreFanOut(tx: TxSql, input: NewUser): Promise<User> {
+  return (await createUser(tx, input, true)).user;
 }
 
 export async function findUserById(db: Db, id: number): Promise<User | undefined> {
@@ -105,37 +115,12 @@ export async function listActionsBefore(db: Db, beforeId: number | undefined, li
 }
 
 /**
- * SCORE_MODE=async: creates the user, its profile and the action, and returns the number of other users at
- * this creation (the fan-out's n), without the fan-out; the caller writes a user.created event carrying n, in
- * the same transaction. Creations still take turns, so ids follow creation order and "the users before this
- * creation" are exactly those with a smaller id.
+ * SCORE_MODE=async: creates the user, its profile and the action without the fan-out, and returns n; the caller
+ * writes a user.created event carrying n in the same transaction, and a consumer applies the fan-out later
+ * (applyScoreFanOut): "the users before this creation" are exactly those with a smaller id.
  */
-export async function insertUserDeferringFanOut(tx: TxSql, input: NewUser): Promise<{ user: User; others: number }> {
-  try {
-    const [, rows] = await pipeline([
-      tx`select pg_advisory_xact_lock(${USER_CREATION_LOCK})`,
-      tx<(UserRow & { others: number })[]>`
-        with others as (
-          select count(*)::int as n from users.users
-        ), new_user as (
-          insert into users.users (username, score) values (${input.username}, ${String(input.score)})
-          returning id, username, score, created, updated
-        ), profile as (
-          insert into users.user_profile (user_id, firstname, lastname)
-          select id, ${input.profile.firstname}, ${input.profile.lastname} from new_user
-          returning firstname, lastname
-        ), action as (
-          insert into users.actions (description)
-          select 'new user created with id ' || id || ' and username ' || username from new_user
-        )
-        select u.id, u.username, u.score::text as score, u.created, u.updated, p.firstname, p.lastname, others.n as others
-        from new_user u cross join profile p cross join others`,
-    ]);
-    const row = rows[0]!;
-    return { user: userRowToUser(row), others: row.others };
-  } catch (error) {
-    throw duplicateAsConflict(error, input.username);
-  }
+export function insertUserDeferringFanOut(tx: TxSql, input: NewUser): Promise<{ user: User; others: number }> {
+  return createUser(tx, input, false);
 }
 
 /**
