@@ -145,6 +145,41 @@ export function describeBrokerContract(target: ContractTarget): void {
       expect(await broker.deadLetters.drop('picky', again[0]!.id)).toBe(false);
     });
 
+    it('hands consecutive events to handleBatch in order, settling each by its own outcome', async () => {
+      const ns = `c${randomUUID().slice(0, 8)}`;
+      const broker = await make(ns);
+      const events = Array.from({ length: 80 }, (_, i) => event(`b${i % 4}`, i));
+      const poison = events[41]!;
+      const got: OutboxEvent[] = [];
+      const outcomeOf = (d: Delivery): Outcome => (d.event.id === poison.id ? { kind: 'dead-letter', error: 'poison in a batch', attempts: 2 } : ACK);
+      const s = await broker.subscribe('batched', {
+        handle: async (d) => { got.push(d.event); return outcomeOf(d); },
+        handleBatch: async (ds) => {
+          expect(new Set(ds.map((d) => d.partition)).size).toBe(1);
+          got.push(...ds.map((d) => d.event));
+          return ds.map(outcomeOf);
+        },
+      });
+      subscriptions.push(s);
+      await broker.publish(events);
+      await eventually(() => new Set(got.map((e) => e.id)).size >= 80, 'all 80 events');
+      for (let k = 0; k < 4; k++) {
+        expect(got.filter((e) => e.key === `b${k}`).map((e) => (e.payload as { n: number }).n))
+          .toEqual(events.filter((e) => e.key === `b${k}`).map((e) => (e.payload as { n: number }).n));
+      }
+      const letters = await eventuallyAsync(() => broker.deadLetters.list('batched', 10), (l) => l.length === 1, 'the dead letter of the batch');
+      expect(letters[0]).toMatchObject({ error: 'poison in a batch', attempts: 2, event: { id: poison.id } });
+      // Settled, not pending: a new consumer of the group gets nothing again.
+      await s.stop();
+      const again: OutboxEvent[] = [];
+      const later = await make(ns);
+      await subscribe(later, 'batched', async (d) => { again.push(d.event); return ACK; });
+      const marker = event('b0', 999);
+      await later.publish([marker]);
+      await eventually(() => again.some((e) => e.id === marker.id), 'the marker event');
+      expect(again.map((e) => e.id)).toEqual([marker.id]);
+    });
+
     it('lets the event in hand finish when a subscription stops', async () => {
       const ns = `c${randomUUID().slice(0, 8)}`;
       const broker = await make(ns);

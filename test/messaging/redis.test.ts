@@ -102,6 +102,29 @@ describe('redis streams: fair share of partition leases', () => {
       }
     });
 
+    it('hands the events of one read to handleBatch together, and reads a batch whose handler threw again', async () => {
+      const broker = await open(`r${randomUUID().slice(0, 8)}`);
+      const events = Array.from({ length: 20 }, (_, i) => event('one-key', i));
+      // Published before the group exists: its first read finds all 20 (groups start at 0).
+      await broker.publish(events);
+      const batches: number[][] = [];
+      let thrown = false;
+      subscriptions.push(await broker.subscribe('g', {
+        handle: async (d) => { batches.push([n(d.event)]); return ACK; },
+        handleBatch: async (ds) => {
+          batches.push(ds.map((d) => n(d.event)));
+          if (!thrown) {
+            thrown = true;
+            throw new Error('a bug in the batch handler');
+          }
+          return ds.map(() => ACK);
+        },
+      }));
+      await eventually(() => batches.length >= 2, 'the batch and its second reading');
+      expect(batches[0]).toEqual(events.map(n));
+      expect(batches[1]).toEqual(events.map(n));
+    });
+
     it('handles again, before the next one, an event whose handler threw', async () => {
       const broker = await open(`r${randomUUID().slice(0, 8)}`);
       const events = Array.from({ length: 6 }, (_, i) => event('one-key', i));

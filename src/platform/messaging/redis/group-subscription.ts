@@ -113,7 +113,7 @@ export async function subscribeToGroup(c: GroupSubscriptionOptions, options: Sub
       return false;
     }
     const worker = startPartitionWorker({
-      connection, partition, keys, group, consumer, handle: options.handle,
+      connection, partition, keys, group, consumer, handle: options.handle, handleBatch: options.handleBatch,
       unblock: (id) => client.sendCommand(['CLIENT', 'UNBLOCK', String(id)]),
       claimIdleMs: c.claimIdleMs, batchSize: c.batchSize, blockMs: c.blockMs, retryDelayMs: c.retryDelayMs, now: c.now, log: c.log,
     });

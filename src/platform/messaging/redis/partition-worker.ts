@@ -16,6 +16,8 @@ export interface PartitionWorkerOptions {
   consumer: string;
   partition: number;
   handle: SubscribeOptions['handle'];
+  /** When given, consecutive events read together go to it in one call (the runner applies them in one transaction). */
+  handleBatch?: SubscribeOptions['handleBatch'];
   /** How long an entry of another consumer stays pending before this one takes it over (XAUTOCLAIM). */
   claimIdleMs: number;
   batchSize: number;
@@ -45,8 +47,9 @@ type HandleResult = 'done' | 'stopped' | 'failed';
  * Serves one partition of a group while the caller holds its lease: first the backlog (this consumer's own
  * pending entries, then others' entries idle longer than claimIdleMs), waiting while entries that are not yet
  * claimable remain pending so no newer entry overtakes them; then new entries with a blocking XREADGROUP.
- * It reads the partition's replay stream alongside. Entries go to the handler one after another; each is
- * acknowledged (or dead-lettered and acknowledged) before the next starts.
+ * It reads the partition's replay stream alongside. Entries go to the handler one after another, or, with
+ * `handleBatch`, the events of one read together; they are acknowledged (or dead-lettered and acknowledged)
+ * in one MULTI before the next ones start.
  * @example const worker = startPartitionWorker({ connection, unblock, keys, group, consumer, partition: 3, handle, ...timings, now, log });
  * await worker.stop('release');
  */
@@ -90,14 +93,23 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
     }
   }
 
-  async function settle(entry: StreamEntry, event: OutboxEvent | undefined, outcome: Outcome): Promise<void> {
+  /** Acknowledges handled entries in one MULTI, after adding the dead letters among them; `events[i]` may be undefined (nothing to hand over). */
+  async function settle(entries: StreamEntry[], events: Array<OutboxEvent | undefined>, outcomes: Outcome[]): Promise<void> {
     const tx = connection.multi();
-    if (event && outcome.kind === 'dead-letter') {
-      tx.xAdd(o.keys.deadLetters(group), '*', deadLetterFields(event, outcome.error, outcome.attempts, o.now()));
+    entries.forEach((entry, i) => {
+      const event = events[i];
+      const outcome = outcomes[i]!;
+      if (event && outcome.kind === 'dead-letter') {
+        tx.xAdd(o.keys.deadLetters(group), '*', deadLetterFields(event, outcome.error, outcome.attempts, o.now()));
+      }
+    });
+    for (const stream of streams) {
+      const ids = entries.filter((e) => e.stream === stream).map((e) => e.id);
+      if (ids.length === 0) continue;
+      tx.xAck(stream, group, ids);
+      // Only this group reads its replay stream: once handled, a replayed entry has no reader left.
+      if (stream === replayStream) tx.xDel(stream, ids);
     }
-    tx.xAck(entry.stream, group, entry.id);
-    // Only this group reads its replay stream: once handled, a replayed entry has no reader left.
-    if (entry.stream === replayStream) tx.xDel(entry.stream, entry.id);
     await tx.exec();
   }
 
@@ -110,33 +122,44 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
     }
   }
 
+  function decode(entry: StreamEntry): OutboxEvent | undefined {
+    try {
+      return entry.fields === null ? undefined : eventFromFields(entry.fields);
+    } catch (error) {
+      o.log(`redis streams broker: entry ${entry.id} of ${entry.stream} is not an event of this adapter; acknowledged and skipped`, error);
+      return undefined;
+    }
+  }
+
   async function handleInOrder(entries: StreamEntry[]): Promise<HandleResult> {
-    for (let i = 0; i < entries.length; i++) {
+    const events = entries.map(decode);
+    for (let i = 0; i < entries.length;) {
       if (stopping()) {
         await handBack(entries.slice(i));
         return 'stopped';
       }
-      const entry = entries[i]!;
-      let event: OutboxEvent | undefined;
-      try {
-        if (entry.fields !== null) event = eventFromFields(entry.fields);
-      } catch (error) {
-        o.log(`redis streams broker: entry ${entry.id} of ${entry.stream} is not an event of this adapter; acknowledged and skipped`, error);
-      }
-      if (event === undefined) {
+      if (events[i] === undefined) {
         // Deleted while pending, or written by something else: nothing to hand over, and it must not block the partition.
-        await settle(entry, undefined, { kind: 'ack' });
+        await settle([entries[i]!], [undefined], [{ kind: 'ack' }]);
+        i++;
         continue;
       }
-      let outcome: Outcome;
+      // The run of consecutive events from here: all of them with handleBatch, else just this one.
+      let end = i + 1;
+      if (o.handleBatch) while (end < entries.length && events[end] !== undefined) end++;
+      const run = entries.slice(i, end);
+      const runEvents = events.slice(i, end) as OutboxEvent[];
+      const deliveries = runEvents.map((event) => ({ event, partition }));
+      let outcomes: Outcome[];
       try {
-        outcome = await o.handle({ event, partition });
+        outcomes = deliveries.length > 1 ? await o.handleBatch!(deliveries) : [await o.handle(deliveries[0]!)];
       } catch (error) {
-        o.log(`redis streams broker: the handler of ${where} threw on event ${event.id}; it stays pending and is handled again`, error);
+        o.log(`redis streams broker: the handler of ${where} threw on event ${runEvents[0]!.id}${runEvents.length > 1 ? ` or one of the ${runEvents.length - 1} after it` : ''}; they stay pending and are handled again`, error);
         return 'failed';
       }
       if (abandoned) return 'stopped';
-      await settle(entry, event, outcome);
+      await settle(run, runEvents, outcomes);
+      i = end;
     }
     return 'done';
   }
