@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
 import { partitionOf, type Broker, type DeadLetter, type OutboxEvent } from '../broker.ts';
+import { createLogNews, logNotice, parseLogNotice } from './log-news.ts';
 import { subscribeToLog, type LogSubscription } from './postgres-subscription.ts';
 
 export interface PostgresBrokerOptions {
@@ -39,18 +40,13 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
   const partitions = options.partitions ?? 8;
   const log = options.log ?? (() => {});
   const subscriptions = new Set<LogSubscription>();
-  const waiters = new Set<() => void>();
+  const news = createLogNews(partitions);
   // LISTEN only once something subscribes: a publishing-only broker needs no connection of its own.
   let listener: Promise<{ unlisten(): Promise<void> }> | undefined;
   const listen = () => (listener ??= sql.listen(LOG_CHANNEL, (payload) => {
-    if (payload !== namespace) return;
-    for (const wake of [...waiters]) wake();
-  }));
-  const waitForNews = (ms: number) => new Promise<void>((resolve) => {
-    const done = () => { clearTimeout(timer); waiters.delete(done); resolve(); };
-    const timer = setTimeout(done, ms);
-    waiters.add(done);
-  });
+    const named = parseLogNotice(payload, namespace);
+    if (named !== null) news.arrived(named);
+  }, () => news.wakeAll())); // (re)connected: notices may have been missed meanwhile
 
   const retentionMs = options.retentionMs ?? 24 * 3600_000;
   const trimEveryMs = options.trimEveryMs ?? 60_000;
@@ -74,13 +70,14 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
       await trim().catch((error) => log('trimming the message log failed', error));
     }
     if (events.length === 0) return;
+    const eventPartitions = events.map((e) => partitionOf(e.key, partitions));
     await sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))`;
       await tx`insert into messaging.log (namespace, partition, target_group, event)
         select ${namespace}, p, ${targetGroup}, e::jsonb
-        from unnest(${events.map((e) => partitionOf(e.key, partitions))}::int[], ${events.map((e) => JSON.stringify(e))}::text[]) with ordinality as t(p, e, n)
+        from unnest(${eventPartitions}::int[], ${events.map((e) => JSON.stringify(e))}::text[]) with ordinality as t(p, e, n)
         order by n`;
-      await tx`select pg_notify(${LOG_CHANNEL}, ${namespace})`;
+      await tx`select pg_notify(${LOG_CHANNEL}, ${logNotice(namespace, eventPartitions)})`;
     });
   }
 
@@ -93,7 +90,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
       await listen();
       const subscription = await subscribeToLog({
         sql, namespace, group, partitions, consumerId: randomUUID(), leaseMs: options.leaseMs ?? 10_000,
-        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, waitForNews, log,
+        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, news, log,
       }, subscribeOptions);
       subscriptions.add(subscription);
       return {
@@ -120,7 +117,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
           if (!row) return false;
           await tx`select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))`;
           await tx`insert into messaging.log (namespace, partition, target_group, event) values (${namespace}, ${row.partition}, ${group}, ${tx.json(row.event as never)})`;
-          await tx`select pg_notify(${LOG_CHANNEL}, ${namespace})`;
+          await tx`select pg_notify(${LOG_CHANNEL}, ${logNotice(namespace, [row.partition])})`;
           return true;
         })) as boolean;
       },
@@ -132,7 +129,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     async close() {
       await Promise.all([...subscriptions].map((s) => s.abandon()));
       subscriptions.clear();
-      for (const wake of [...waiters]) wake();
+      news.wakeAll();
       await (await listener?.catch(() => undefined))?.unlisten().catch(() => {});
       if (options.ownsPool) await sql.end({ timeout: 1 });
     },

@@ -1,5 +1,6 @@
 import type { Sql } from '../../db/connect.ts';
 import type { Outcome, OutboxEvent, SubscribeOptions, Subscription } from '../broker.ts';
+import type { LogNews } from './log-news.ts';
 
 export interface PartitionedLogConsumer {
   sql: Sql;
@@ -8,10 +9,11 @@ export interface PartitionedLogConsumer {
   partitions: number;
   consumerId: string;
   leaseMs: number;
+  /** How long a caught-up partition waits for a NOTIFY before it looks again anyway. */
   pollMs: number;
   batchSize: number;
-  /** Resolves when new events may be there (a NOTIFY), or after pollMs. */
-  waitForNews: (ms: number) => Promise<void>;
+  /** The broker's NOTIFYs, per partition. */
+  news: LogNews;
   log: (message: string, error?: unknown) => void;
 }
 
@@ -22,21 +24,45 @@ export interface LogSubscription extends Subscription {
 
 interface LogRow { seq: string; event: OutboxEvent }
 
+/** A partition this consumer serves: its loop, and how to end it. */
+interface Served {
+  loop: Promise<void>;
+  /** Aborted when the partition is to be let go: the loop finishes the batch in hand and ends. */
+  letGo: AbortController;
+}
+
 /**
- * A consumer of the PostgreSQL log: it heartbeats, leases its fair share of the group's partitions (renewed
- * with every step), and hands each leased partition's events to the handler in order, advancing the
- * partition's position after each. An event whose handler did not finish is not advanced past, so the next
- * holder of the lease gets it again.
+ * A consumer of the PostgreSQL log: it heartbeats and, every leaseMs / 3, renews its leases and takes its fair
+ * share of the group's free partitions. Each leased partition has a loop of its own that hands the partition's
+ * events to the handler in order (a batch at a time through handleBatch when the runner has it) and advances
+ * the partition's position after each batch; a caught-up partition waits for a NOTIFY naming it. An event
+ * whose handler did not finish is not advanced past, so the next holder of the lease gets it again.
  */
 export async function subscribeToLog(c: PartitionedLogConsumer, options: SubscribeOptions): Promise<LogSubscription> {
   const { sql } = c;
   const lease = `${c.leaseMs} milliseconds`;
+  const maxPartitions = options.maxPartitions ?? c.partitions;
   await sql`insert into messaging.positions (namespace, group_name, partition)
     select ${c.namespace}, ${c.group}, p from generate_series(0, ${c.partitions - 1}::int) p on conflict do nothing`;
   let state: 'running' | 'stopping' | 'abandoned' = 'running';
   // A function, not a comparison: `state` changes while this consumer awaits.
   const is = (s: typeof state) => state === s;
-  let held: number[] = [];
+  const served = new Map<number, Served>();
+  let wakeTicks: (() => void) | undefined;
+
+  /** Lets partitions go: their loops finish the batch in hand first, then the leases are freed. */
+  async function letGo(partitions: number[]): Promise<void> {
+    const loops = partitions.flatMap((p) => {
+      const s = served.get(p);
+      if (!s) return [];
+      s.letGo.abort();
+      return [s.loop];
+    });
+    await Promise.all(loops);
+    for (const p of partitions) served.delete(p);
+    await sql`update messaging.positions set lease_owner = null, lease_until = null
+      where namespace = ${c.namespace} and group_name = ${c.group} and partition = any(${partitions}::int[]) and lease_owner = ${c.consumerId}`;
+  }
 
   async function leasePartitions(): Promise<void> {
     await sql`insert into messaging.consumers (namespace, group_name, consumer_id, seen_until)
@@ -44,29 +70,60 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       on conflict (namespace, group_name, consumer_id) do update set seen_until = excluded.seen_until`;
     const [live] = await sql<{ n: number }[]>`select count(*)::int as n from messaging.consumers
       where namespace = ${c.namespace} and group_name = ${c.group} and seen_until > now()`;
-    const share = Math.ceil(c.partitions / Math.max(1, live!.n));
-    if (held.length > share) {
-      const extra = held.slice(share);
-      await sql`update messaging.positions set lease_owner = null, lease_until = null
-        where namespace = ${c.namespace} and group_name = ${c.group} and partition = any(${extra}::int[]) and lease_owner = ${c.consumerId}`;
+    const share = Math.min(maxPartitions, Math.ceil(c.partitions / Math.max(1, live!.n)));
+    const mine = [...served.keys()].sort((a, b) => a - b);
+    if (mine.length > share) await letGo(mine.slice(share));
+    // Renewing waits for a running advance of the partition (a row lock), so it is not taken for lost.
+    const held = [...served.keys()];
+    const renewed = held.length === 0 ? [] : (await sql<{ partition: number }[]>`
+      update messaging.positions set lease_until = now() + ${lease}::interval
+      where namespace = ${c.namespace} and group_name = ${c.group} and partition = any(${held}::int[]) and lease_owner = ${c.consumerId}
+      returning partition`).map((r) => r.partition);
+    const lost = held.filter((p) => !renewed.includes(p));
+    if (lost.length > 0) {
+      c.log(`consumer ${c.group}: lost the lease of partition(s) ${lost.join(', ')}; another consumer serves them`);
+      await letGo(lost);
     }
-    const rows = await sql<{ partition: number }[]>`
+    const want = share - served.size;
+    if (want <= 0 || !is('running')) return;
+    const taken = await sql<{ partition: number }[]>`
       with candidates as (
         select partition from messaging.positions
         where namespace = ${c.namespace} and group_name = ${c.group}
-          and (lease_owner = ${c.consumerId} or lease_owner is null or lease_until < now())
-        order by lease_owner = ${c.consumerId} desc nulls last, partition
-        limit ${share}
+          and (lease_owner is null or lease_until < now() or lease_owner = ${c.consumerId})
+          and partition <> all(${[...served.keys()]}::int[])
+        order by partition
+        limit ${want}
         for update skip locked
       )
       update messaging.positions p set lease_owner = ${c.consumerId}, lease_until = now() + ${lease}::interval
       from candidates where p.namespace = ${c.namespace} and p.group_name = ${c.group} and p.partition = candidates.partition
       returning p.partition`;
-    held = rows.map((r) => r.partition).sort((a, b) => a - b);
+    for (const { partition } of taken) {
+      if (!is('running')) break;
+      const controller = new AbortController();
+      served.set(partition, { letGo: controller, loop: servePartition(partition, controller.signal) });
+    }
+  }
+
+  /** Serves one leased partition until it is let go or the subscription stops. */
+  async function servePartition(partition: number, letGoSignal: AbortSignal): Promise<void> {
+    const stopping = () => !is('running') || letGoSignal.aborted;
+    while (!stopping()) {
+      const seen = c.news.seen(partition);
+      let taken = 0;
+      try {
+        taken = await drainBatch(partition, stopping);
+      } catch (error) {
+        if (stopping()) break;
+        c.log(`consumer ${c.group}: partition ${partition}: ${(error as Error).message}`, error);
+      }
+      if (taken < c.batchSize && !stopping()) await c.news.wait(partition, seen, c.pollMs, letGoSignal);
+    }
   }
 
   /** Handles one batch of a partition; returns how many events it took (a full batch means: look again). */
-  async function drainBatch(partition: number): Promise<number> {
+  async function drainBatch(partition: number, stopping: () => boolean): Promise<number> {
     const rows = await sql<LogRow[]>`
       select l.seq, l.event from messaging.log l
       join messaging.positions p on p.namespace = l.namespace and p.partition = l.partition
@@ -79,14 +136,14 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       const outcomes = await options.handleBatch(rows.map((row) => ({ event: row.event, partition })));
       if (is('abandoned')) return 0;
       await advance(partition, rows, outcomes);
-      return is('stopping') ? 0 : rows.length;
+      return rows.length;
     }
     for (const row of rows) {
       if (is('abandoned')) return 0;
       const outcome = await options.handle({ event: row.event, partition });
       if (is('abandoned')) return 0;
       await advance(partition, [row], [outcome]);
-      if (is('stopping')) return 0;
+      if (stopping()) return 0;
     }
     return rows.length;
   }
@@ -110,21 +167,24 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
     if (advanced.length === 0) throw new Error(`lost the lease of partition ${partition}; rolled back`);
   }
 
-  async function run(): Promise<void> {
-    while (state === 'running') {
-      let more = false;
+  async function tick(): Promise<void> {
+    const every = Math.max(10, Math.floor(c.leaseMs / 3));
+    while (is('running')) {
       try {
         await leasePartitions();
-        const taken = await Promise.all(held.map((p) => drainBatch(p)));
-        more = taken.some((n) => n === c.batchSize);
       } catch (error) {
-        if (state === 'running') c.log(`consumer ${c.group}: ${(error as Error).message}`, error);
+        if (is('running')) c.log(`consumer ${c.group}: ${(error as Error).message}`, error);
       }
-      if (!more && state === 'running') await c.waitForNews(c.pollMs);
+      if (!is('running')) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, every);
+        wakeTicks = () => { clearTimeout(timer); resolve(); };
+      });
+      wakeTicks = undefined;
     }
   }
 
-  const loop = run();
+  const ticking = tick();
   const release = async () => {
     await sql`update messaging.positions set lease_owner = null, lease_until = null
       where namespace = ${c.namespace} and group_name = ${c.group} and lease_owner = ${c.consumerId}`;
@@ -134,11 +194,18 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
     async stop() {
       if (state !== 'running') return;
       state = 'stopping';
-      await loop;
+      wakeTicks?.();
+      await ticking;
+      for (const s of served.values()) s.letGo.abort();
+      await Promise.all([...served.values()].map((s) => s.loop));
+      served.clear();
       await release();
     },
     async abandon() {
       state = 'abandoned';
+      wakeTicks?.();
+      for (const s of served.values()) s.letGo.abort();
+      served.clear();
     },
   };
 }

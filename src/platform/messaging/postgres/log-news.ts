@@ -1,0 +1,72 @@
+/**
+ * What the log's NOTIFYs said, per partition: a counter that moves with every notice, and waiters woken by it.
+ * A consumer reads the counter before it reads the log and waits only if it has not moved since, so a notice
+ * that arrives while it is reading is never slept through.
+ */
+export interface LogNews {
+  /** The partition's notice counter. */
+  seen(partition: number): number;
+  /** Resolves once the partition's counter differs from `since`, after `ms`, or when `signal` aborts. */
+  wait(partition: number, since: number, ms: number, signal?: AbortSignal): Promise<void>;
+  /** Records a notice: for these partitions, or for all of them (`undefined`). */
+  arrived(partitions: readonly number[] | undefined): void;
+  /** Wakes every waiter (closing). */
+  wakeAll(): void;
+}
+
+/**
+ * The payload of a log NOTIFY: the namespace, a space, and the partitions that got events, comma-separated.
+ * @example logNotice('stratum', [0, 3]) // 'stratum 0,3'
+ */
+export function logNotice(namespace: string, partitions: Iterable<number>): string {
+  return `${namespace} ${[...new Set(partitions)].sort((a, b) => a - b).join(',')}`;
+}
+
+/**
+ * The partitions a NOTIFY payload names for `namespace`: a list, `undefined` for "all" (a payload with the
+ * namespace alone), or null when the notice is about another namespace.
+ * @example parseLogNotice('stratum 0,3', 'stratum') // [0, 3]
+ */
+export function parseLogNotice(payload: string, namespace: string): number[] | undefined | null {
+  if (payload === namespace) return undefined;
+  if (!payload.startsWith(`${namespace} `)) return null;
+  const partitions = payload.slice(namespace.length + 1).split(',').map(Number);
+  return partitions.every(Number.isInteger) ? partitions : undefined;
+}
+
+/**
+ * The news board of one broker with `partitions` partitions.
+ * @example const news = createLogNews(8); const since = news.seen(3); ...read... await news.wait(3, since, 500);
+ */
+export function createLogNews(partitions: number): LogNews {
+  const counters = new Array<number>(partitions).fill(0);
+  const waiters = Array.from({ length: partitions }, () => new Set<() => void>());
+  const wake = (p: number) => {
+    counters[p] = counters[p]! + 1;
+    for (const done of [...waiters[p]!]) done();
+  };
+
+  return {
+    seen: (partition) => counters[partition]!,
+    wait(partition, since, ms, signal) {
+      if (counters[partition] !== since || signal?.aborted) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiters[partition]!.delete(done);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        waiters[partition]!.add(done);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    },
+    arrived(list) {
+      for (const p of list ?? counters.keys()) if (p >= 0 && p < partitions) wake(p);
+    },
+    wakeAll() {
+      for (let p = 0; p < partitions; p++) wake(p);
+    },
+  };
+}
