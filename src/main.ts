@@ -72,9 +72,9 @@ export interface Services {
 
 /**
  * Builds the HTTP app over open pools: metrics, every context's routes, caches. Tests use this directly.
- * @example const services = await assembleServices(config, { admin: sql, pools, applicationName: 'stratum-test' });
+ * @example const services = await assembleServices(config, { admin: sql, target: { url }, pools, applicationName: 'stratum-test' });
  */
-export async function assembleServices(config: Config, deps: { admin: Sql; pools: ContextPools; applicationName: string }): Promise<Services> {
+export async function assembleServices(config: Config, deps: { admin: Sql; target: ConnectTarget; pools: ContextPools; applicationName: string }): Promise<Services> {
   const metrics = createMetrics({ sql: deps.admin, applicationName: deps.applicationName, poolMax: config.poolMax });
   const logger = pino({ level: config.logLevel });
   const contexts = await wireContexts(config, { ...deps, metrics, logger });
@@ -121,7 +121,7 @@ export async function startServer(config: Config, log: (line: string) => void): 
     const applied = await database.migrator.up();
     if (applied.length > 0) log(`applied ${applied.length} migration(s)`);
     pools = await openPools(config, database);
-    services = await assembleServices(config, { admin: database.sql, pools, applicationName: database.applicationName });
+    services = await assembleServices(config, { admin: database.sql, target: database.target, pools, applicationName: database.applicationName });
     const url = await services.app.listen({ host: config.host, port: config.port });
     let stopping: Promise<void> | undefined;
     const running = { services, pools };

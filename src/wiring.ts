@@ -9,12 +9,18 @@ import { findAccountImage } from './contexts/images/images-repository.ts';
 import { imagesRoutes } from './contexts/images/routes.ts';
 import { usersRoutes } from './contexts/users/routes.ts';
 import type { Order } from './contexts/orders/order.ts';
+import { createOrdersService } from './contexts/orders/orders-service.ts';
+import { createSimulatedPayments } from './contexts/orders/payments.ts';
 import { ordersRoutes } from './contexts/orders/routes.ts';
+import { openOrderShards } from './orders-shards.ts';
 import type { App } from './http/app.ts';
 import { adminRoutes } from './http/admin.ts';
 import { startMessaging } from './messaging-wiring.ts';
 import { createReadCache, createRedisTier } from './platform/cache/index.ts';
-import type { Sql } from './platform/db/connect.ts';
+import type { ConnectTarget, Sql } from './platform/db/connect.ts';
+import { faultPoints } from './platform/faults.ts';
+import { createRelay, type Relay } from './platform/messaging/relay.ts';
+import { startShardMaintenance } from './platform/sharding/maintenance.ts';
 import { isConnectionError } from './platform/db/pg-errors.ts';
 import { createTransaction, type TransactionFn } from './platform/db/transaction.ts';
 import type { Metrics } from './platform/observability/metrics.ts';
@@ -36,7 +42,7 @@ export interface WiredContexts {
  */
 export async function wireContexts(
   config: Config,
-  deps: { admin: Sql; pools: ContextPools; applicationName: string; metrics: Metrics; logger: Logger },
+  deps: { admin: Sql; target: ConnectTarget; pools: ContextPools; applicationName: string; metrics: Metrics; logger: Logger },
 ): Promise<WiredContexts> {
   const transactionOn = (sql: Sql) => createTransaction({
     sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: deps.metrics.transactionObserver,
@@ -57,6 +63,29 @@ export async function wireContexts(
       onError: (error, context) => deps.logger.warn({ err: error, ...context }, 'shared cache tier unavailable; serving from the local tier and the database'),
     }) : undefined,
   });
+
+  // Orders live on shards: each a database with the orders schema, found through the catalog's bucket map.
+  const fault = faultPoints(config.faults);
+  const warn = (message: string, error?: unknown) => deps.logger.warn({ err: error }, message);
+  const shards = await openOrderShards(config, {
+    catalog: deps.admin, target: deps.target, applicationName: deps.applicationName,
+    observer: deps.metrics.transactionObserver, log: (line) => deps.logger.info(line),
+  }).catch(async (error) => { await messaging.stop(); if (redis?.isOpen) await redis.quit(); throw error; });
+  const orders = createOrdersService({
+    shards, payments: createSimulatedPayments(deps.admin), shardDeadlineMs: config.shardDeadlineMs,
+    txDeadlineMs: config.txDeadlineMs, importDeadlineMs: config.importDeadlineMs, fault, log: warn,
+  });
+  // In-doubt two-phase commits and unfinished sagas of a process that died are finished before serving.
+  const maintenance = await startShardMaintenance({ shards, sagas: orders.sagas, sagaDefinitions: [orders.checkoutSaga as never], log: warn });
+  // Each shard's outbox has its own relay (the worker role's job).
+  const shardRelays: Relay[] = [];
+  if (config.role !== 'api') {
+    for (const shard of shards.all()) {
+      const relay = createRelay({ sql: shard.sql, broker: messaging.broker, log: warn });
+      await relay.start();
+      shardRelays.push(relay);
+    }
+  }
 
   const orderCache = createReadCache<Order>({
     namespace: 'stratum:orders',
@@ -94,7 +123,7 @@ export async function wireContexts(
         afterImageChanged: (id) => cache.invalidate(accountViewKey(id)),
       }),
       ordersRoutes({
-        sql: deps.admin, transaction: usersTransaction, importDeadlineMs: config.importDeadlineMs,
+        orders,
         cache: {
           getOrLoad: (key, load) => orderCache.getOrLoad(key, (signal) => { deps.metrics.countCacheLoad('orders'); return load(signal); }),
           invalidate: (key) => orderCache.invalidate(key),
@@ -102,7 +131,10 @@ export async function wireContexts(
       }),
     ],
     async close() {
+      await maintenance.stop();
+      await Promise.all(shardRelays.map((r) => r.stop()));
       await messaging.stop();
+      await shards.close();
       await cache.close();
       await orderCache.close();
       if (redis?.isOpen) await redis.quit();

@@ -4,6 +4,7 @@ import { startTestApp } from './support/app.ts';
 import { checkReachable, createPool, describeTarget } from '../src/platform/db/connect.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { assembleServices } from '../src/main.ts';
+import { startFaultProxy } from './support/cache-fault-proxy.ts';
 import { isAppError } from '../src/platform/errors/app-error.ts';
 
 let db: TestDatabase;
@@ -47,14 +48,18 @@ describe('health, metrics and docs', () => {
     expect((await live.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
     await live.close();
 
-    const dead = createPool({ url: 'postgres://nobody@127.0.0.1:1/x' }, { max: 1, applicationName: 'dead', connectTimeoutSeconds: 1 });
-    const config = loadConfig({ DATABASE_URL: 'postgres://nobody@127.0.0.1:1/x', LOG_LEVEL: 'silent', ROLE: 'api' }, process.cwd());
-    const down = await assembleServices(config, { admin: dead, pools: { accounts: dead, images: dead, end: async () => {} }, applicationName: 'dead' });
+    // The same app through a proxy that then drops every connection: the database looks down.
+    const proxy = await startFaultProxy(db.url);
+    const viaProxy = createPool({ url: proxy.url }, { max: 1, applicationName: db.applicationName, connectTimeoutSeconds: 1 });
+    const config = loadConfig({ DATABASE_URL: proxy.url, LOG_LEVEL: 'silent', ROLE: 'api' }, process.cwd());
+    const down = await assembleServices(config, { admin: viaProxy, target: { url: proxy.url }, pools: { accounts: viaProxy, images: viaProxy, end: async () => {} }, applicationName: db.applicationName });
+    proxy.cut();
     const res = await down.app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.json().code).toBe('DB.UNAVAILABLE');
     await down.close();
-    await dead.end({ timeout: 0 });
+    await viaProxy.end({ timeout: 0 });
+    await proxy.close();
   });
 
   it('exports HTTP latency, pool and transaction metrics in Prometheus format', async () => {

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStratum } from './support/child.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { startTestApp } from './support/app.ts';
+import { bucketOfKey } from '../src/platform/sharding/buckets.ts';
 
 // `stratum import order-items` as a user runs it: a child process on a database of its own (DATABASE_URL).
 let db: TestDatabase;
@@ -12,6 +14,8 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   db = await createTestDatabase();
+  // An app start creates and stamps the orders shards the child processes will find.
+  await (await startTestApp(db)).close();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stratum-import-cli-'));
   env = { DATABASE_URL: db.url };
 });
@@ -20,8 +24,17 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** The shard holding a customer's orders, per the catalog's bucket map. */
+async function shardOf(customerId: number) {
+  const [row] = await db.sql<{ shard_id: number }[]>`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
+  return (await db.shards())[row!.shard_id]!;
+}
+
 async function createOrder(customerId: number): Promise<number> {
-  const [order] = await db.sql<{ id: string }[]>`insert into orders.orders (customer_id, status, total_amount) values (${customerId}, 'pending', 0) returning id`;
+  const sql = await shardOf(customerId);
+  const bucket = bucketOfKey(customerId);
+  const [order] = await sql<{ id: string }[]>`insert into orders.orders (id, customer_id, bucket, status, total_amount)
+    values ((nextval('orders.order_seq') * 64 + (select shard_id from shard.info)) * 1024 + ${bucket}, ${customerId}, ${bucket}, 'pending', 0) returning id`;
   return Number(order!.id);
 }
 
@@ -32,7 +45,9 @@ function writeCsv(name: string, lines: string[]): string {
 }
 
 async function orderState(id: number): Promise<{ items: number; total: string }> {
-  const [row] = await db.sql<{ items: number; total: string }[]>`
+  const [{ customer_id }] = (await Promise.all((await db.shards()).map((sql) => sql<{ customer_id: string }[]>`select customer_id from orders.orders where id = ${id}`))).flat() as [{ customer_id: string }];
+  const sql = await shardOf(Number(customer_id));
+  const [row] = await sql<{ items: number; total: string }[]>`
     select (select count(*)::int from orders.order_items where order_id = o.id) as items, o.total_amount as total
       from orders.orders o where o.id = ${id}`;
   return row!;

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { allMigrations } from '../src/contexts/index.ts';
+import { shardMigrations } from '../src/contexts/index.ts';
+import { bucketOfKey } from '../src/platform/sharding/buckets.ts';
 import { createMigrator } from '../src/platform/migrate/migrator.ts';
 import { findOrder, listOrders } from '../src/contexts/orders/orders-repository.ts';
 import type { Sql } from '../src/platform/db/connect.ts';
@@ -12,7 +13,7 @@ describe('orders migrations on populated data', () => {
   afterAll(async () => { await db?.drop(); });
 
   it('adds notes and splits customer names, and the down migrations restore the data exactly', async () => {
-    const all = allMigrations();
+    const all = shardMigrations();
     const upTo = (context: string, version: number) => all.slice(0, all.findIndex((m) => m.context === context && m.version === version) + 1);
     await createMigrator({ sql: db.sql, migrations: upTo('orders', 1) }).up();
     const names = ['Ada Lovelace', 'Grace Brewster Murray Hopper', 'Plato', null, 'Jean-Luc Picard'];
@@ -48,9 +49,11 @@ describe('the orders queries use their indexes', () => {
   const plans: unknown[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await db.sql`insert into orders.orders (customer_id, status, total_amount)
-      select 1 + (i % 2000), (array['pending', 'processing', 'completed', 'cancelled'])[1 + (i % 4)], 10 from generate_series(1, 40000) i`;
+    db = await createTestDatabase({ empty: true });
+    await createMigrator({ sql: db.sql, migrations: shardMigrations() }).up();
+    await db.sql`insert into shard.owned_buckets (bucket) select b from generate_series(0, 1023) b where b % 2 = 0`;
+    await db.sql`insert into orders.orders (id, customer_id, bucket, status, total_amount)
+      select i, 1 + (i % 2000), orders.bucket_of(1 + (i % 2000)), (array['pending', 'processing', 'completed', 'cancelled'])[1 + (i % 4)], 10 from generate_series(1, 40000) i`;
     await db.sql`insert into orders.order_items (order_id, product_id, quantity, price)
       select o.id, k, 1, 3.33 from orders.orders o, generate_series(1, 3) k`;
     await db.sql`analyze orders.orders`;
@@ -98,10 +101,26 @@ describe('the orders queries use their indexes', () => {
     ['keyset page by status', () => listOrders(explained, { status: 'cancelled', beforeId: 20000, limit: 50 })],
     ['keyset page, no filter', () => listOrders(explained, { beforeId: 20000, limit: 50 })],
     ['get with items', () => findOrder(explained, 12345)],
+    ['page by status on a shard, owned buckets only', () => listOrders(explained, { status: 'processing', beforeId: 20000, limit: 50, ownedOnly: true })],
   ] as const)('%s: no sequential scan of orders or order_items', async (_name, run) => {
     const nodes = await planOf(run);
     const seq = nodes.filter((n) => n.type === 'Seq Scan' && (n.relation === 'orders' || n.relation === 'order_items'));
     expect(seq).toEqual([]);
     expect(nodes.some((n) => /Index/.test(n.type))).toBe(true);
+  });
+});
+
+describe('the bucket of a customer', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase({ empty: true });
+    await createMigrator({ sql: db.sql, migrations: shardMigrations() }).up();
+  });
+  afterAll(async () => { await db?.drop(); });
+
+  it('is the same in SQL (orders.bucket_of) and in TypeScript (bucketOfKey)', async () => {
+    const keys = [1, 2, 3, 42, 1023, 1024, 65_535, 2_147_483_647, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER];
+    const rows = await db.sql<{ k: string; b: number }[]>`select k::text, orders.bucket_of(k) as b from unnest(${keys}::bigint[]) as k`;
+    expect(rows.map((r) => r.b)).toEqual(keys.map(bucketOfKey));
   });
 });

@@ -29,7 +29,7 @@ try {
   await database.migrator.up();
   const pools = await openPools(config, database);
   onStop('the pools', () => pools.end());
-  const services = await assembleServices(config, { admin: database.sql, pools, applicationName: database.applicationName });
+  const services = await assembleServices(config, { admin: database.sql, target: database.target, pools, applicationName: database.applicationName });
   onStop('stratum', () => services.close());
   await services.app.listen({ host: config.host, port: 0 });
   const port = (services.app.server.address() as AddressInfo).port;

@@ -4,7 +4,9 @@ import cliProgress from 'cli-progress';
 import type { Config } from '../config/config.ts';
 import { importOrderItems, type ImportResult } from '../contexts/orders/import-order-items.ts';
 import { openDatabase } from '../main.ts';
-import { createTransaction } from '../platform/db/transaction.ts';
+import { bucketOfId } from '../platform/sharding/buckets.ts';
+import { inBucket } from '../platform/sharding/routing.ts';
+import { openOrderShards } from '../orders-shards.ts';
 import { isAppError, type AppError } from '../platform/errors/app-error.ts';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }
@@ -53,8 +55,8 @@ function parseImportArgs(args: string[]): ImportArgs | 'help' | string {
 }
 
 /**
- * `stratum import order-items`: the HTTP import's transaction and function over a file, on the administrative
- * pool, with a progress bar (bytes of the file read) on a terminal.
+ * `stratum import order-items`: the HTTP import's transaction and function over a file, on the order's
+ * shard, with a progress bar (bytes of the file read) on a terminal.
  * @example process.exitCode = await runImport(config, ['order-items', '--order', '7', '--file', 'items.csv'], io);
  */
 export async function runImport(config: Config, args: string[], io: Io): Promise<number> {
@@ -68,7 +70,7 @@ export async function runImport(config: Config, args: string[], io: Io): Promise
   const database = await openDatabase(config, 'command', (line) => io.err(`stratum: ${line}`));
   try {
     await database.migrator.up();
-    const transaction = createTransaction({ sql: database.sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random });
+    const shards = await openOrderShards(config, { catalog: database.sql, target: database.target, applicationName: database.applicationName });
     const csv = fs.createReadStream(parsed.file);
     const bar = process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'importing items [{bar}] {percentage}% {lines} lines, {imported} imported {duration_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic)
@@ -76,12 +78,12 @@ export async function runImport(config: Config, args: string[], io: Io): Promise
     bar?.start(parsed.size, 0, { lines: 0, imported: 0 });
     let result: ImportResult;
     try {
-      result = await transaction({ label: 'orders.import', deadlineMs: config.importDeadlineMs, maxAttempts: 1 }, (tx) =>
+      result = await inBucket(shards, bucketOfId(parsed.orderId), { label: 'orders.import', deadlineMs: config.importDeadlineMs, maxAttempts: 1 }, (tx) =>
         importOrderItems(tx, parsed.orderId, csv, {
           chunkSize: parsed.chunkSize,
           atomic: parsed.atomic,
           onProgress: ({ linesRead, imported }) => bar?.update(csv.bytesRead, { lines: linesRead, imported }),
-        }));
+        }), { movingWaitMs: 0 });
       bar?.update(parsed.size);
     } catch (error) {
       if (!isAppError(error)) throw error;
@@ -90,6 +92,7 @@ export async function runImport(config: Config, args: string[], io: Io): Promise
     } finally {
       bar?.stop();
       csv.destroy();
+      await shards.close();
     }
     io.out(JSON.stringify(result));
     return result.rejected.length === 0 ? 0 : 1;

@@ -34,6 +34,16 @@ export interface Config {
   readonly imagesTimeoutMs: number;
   /** Deadline of one order-items import (a COPY of a large file). */
   readonly importDeadlineMs: number;
+  /** The orders shards registered at the catalog's first start: URLs, or databases on the main server. */
+  readonly ordersShards: readonly ({ url: string } | { database: string })[] | undefined;
+  /** With no ORDERS_SHARDS: how many shard databases the main server hosts. */
+  readonly ordersShardCount: number;
+  /** The shard catalog's database; unset: the main database. */
+  readonly catalogUrl: string | undefined;
+  /** Deadline of each shard's part of a listing or stats across shards. */
+  readonly shardDeadlineMs: number;
+  /** Crash points armed for crash tests (STRATUM_FAULTS, comma-separated). */
+  readonly faults: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -52,6 +62,20 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+/**
+ * ORDERS_SHARDS: PostgreSQL URLs separated by whitespace or `;` (a URL may itself list several hosts with
+ * commas). Unset or empty: undefined (the main server hosts the shards).
+ */
+function parseShards(raw: string | undefined): Config['ordersShards'] {
+  const parts = (raw ?? '').split(/[\s;]+/).filter(Boolean);
+  if (parts.length === 0) return undefined;
+  if (parts.length > 64) throw new ConfigError(`ORDERS_SHARDS lists ${parts.length} shards; at most 64`);
+  for (const url of parts) {
+    if (!/^postgres(ql)?:\/\//i.test(url)) throw new ConfigError(`ORDERS_SHARDS entries must be postgres:// URLs, got "${url.slice(0, 40)}"`);
+  }
+  return Object.freeze(parts.map((url) => ({ url })));
 }
 
 /**
@@ -95,5 +119,10 @@ export function loadConfig(env: Env, cwd: string): Config {
     }),
     imagesTimeoutMs: readInt(env, 'IMAGES_TIMEOUT_MS', 250, 1, 60_000),
     importDeadlineMs: readInt(env, 'IMPORT_DEADLINE_MS', 600_000, 1000, 86_400_000),
+    ordersShards: parseShards(env.ORDERS_SHARDS),
+    ordersShardCount: readInt(env, 'ORDERS_SHARD_COUNT', 4, 1, 64),
+    catalogUrl: env.CATALOG_URL?.trim() || undefined,
+    shardDeadlineMs: readInt(env, 'SHARD_DEADLINE_MS', 2000, 10, 600_000),
+    faults: Object.freeze((env.STRATUM_FAULTS ?? '').split(',').map((f) => f.trim()).filter(Boolean)),
   } satisfies Config);
 }

@@ -17,6 +17,8 @@ export interface TestDatabase {
   applicationName: string;
   /** Opens another pool on the same database (a second app instance, a competing migrator). */
   pool(max?: number, applicationName?: string): Sql;
+  /** Pools on the orders shards an app over this database created (<name>_orders_<i>), in shard order. */
+  shards(): Promise<Sql[]>;
   /** Ends every pool, fails if a connection of this database was left open, and drops the database. */
   drop(): Promise<void>;
 }
@@ -49,8 +51,20 @@ export async function createTestDatabase(options: { empty?: boolean; poolMax?: n
     return p;
   };
   const sql = pool(options.poolMax ?? 10);
+  let shardPools: Sql[] | undefined;
   return {
     name, url, sql, applicationName, pool,
+    async shards() {
+      if (shardPools) return shardPools;
+      const rows = await sql<{ datname: string }[]>`select datname from pg_database where datname like ${`${name}\\_orders\\_%`}
+        order by length(datname), datname`;
+      shardPools = rows.map((r) => {
+        const p = createPool({ url: withDatabase(admin.url, r.datname) }, { max: 2, applicationName });
+        pools.push(p);
+        return p;
+      });
+      return shardPools;
+    },
     async drop() {
       await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
       const check = postgres(admin.url, { max: 1, onnotice: () => {} });
@@ -63,6 +77,9 @@ export async function createTestDatabase(options: { empty?: boolean; poolMax?: n
           await new Promise((r) => setTimeout(r, 50));
         }
         await check.unsafe(`drop database if exists ${name} with (force)`);
+        // The orders shards an app over this database created (<name>_orders_<i>).
+        const shards = await check<{ datname: string }[]>`select datname from pg_database where datname like ${`${name}\\_orders\\_%`}`;
+        for (const shard of shards) await check.unsafe(`drop database if exists ${shard.datname} with (force)`);
         if (left > 0) throw new Error(`${left} connection(s) to ${name} were left open`);
       } finally {
         await check.end();

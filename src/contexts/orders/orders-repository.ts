@@ -1,6 +1,5 @@
 import type { Db, TxSql } from '../../platform/db/connect.ts';
-import type { NewOrder, Order, OrderStats, OrderStatus } from './order.ts';
-import { ORDER_STATUSES } from './order.ts';
+import type { NewOrder, Order, OrderStatus } from './order.ts';
 
 /** The JSON shape of an order, built by PostgreSQL; `o` is an orders row, `items` a json array. */
 const ORDER_JSON = `json_build_object(
@@ -17,11 +16,19 @@ function orderJsonToOrder(row: OrderJson): Order {
   return { ...row, createdAt: new Date(row.createdAt).toISOString(), updatedAt: new Date(row.updatedAt).toISOString() };
 }
 
+/** Where a new order goes: its bucket (from the customer), and the saga creating it, if any. */
+export interface OrderPlacement {
+  bucket: number;
+  /** A saga's order is created once per saga: a second insert with the same saga id inserts nothing. */
+  sagaId?: string;
+}
+
 /**
  * Writes the order and all its items in ONE statement (one round trip): the items arrive as arrays and are
- * unnested; the total is computed by PostgreSQL from the same arrays.
+ * unnested; the total is computed by PostgreSQL from the same arrays. The id is minted on the shard:
+ * (sequence * 64 + shard id) * 1024 + bucket. Undefined only when the saga's order already exists.
  */
-export async function insertOrderWithItems(tx: TxSql, order: NewOrder): Promise<Order> {
+export async function insertOrderWithItems(tx: TxSql, order: NewOrder, placement: OrderPlacement): Promise<Order | undefined> {
   const productIds = order.items.map((i) => i.productId);
   const quantities = order.items.map((i) => i.quantity);
   const prices = order.items.map((i) => i.price);
@@ -29,8 +36,11 @@ export async function insertOrderWithItems(tx: TxSql, order: NewOrder): Promise<
     with lines as (
       select * from unnest(${productIds}::bigint[], ${quantities}::int[], ${prices}::numeric[]) with ordinality as t(product_id, quantity, price, n)
     ), o as (
-      insert into orders.orders (customer_id, status, total_amount, notes)
-      select ${order.customerId}, 'pending', coalesce(sum(quantity * price), 0), ${order.notes ?? null} from lines
+      insert into orders.orders (id, customer_id, bucket, saga_id, status, total_amount, notes)
+      select (nextval('orders.order_seq') * 64 + (select shard_id from shard.info)) * 1024 + ${placement.bucket},
+             ${order.customerId}, ${placement.bucket}, ${placement.sagaId ?? null}, 'pending', coalesce(sum(quantity * price), 0), ${order.notes ?? null}
+      from lines
+      on conflict (saga_id) do nothing
       returning *
     ), items as (
       insert into orders.order_items (order_id, product_id, quantity, price)
@@ -40,7 +50,14 @@ export async function insertOrderWithItems(tx: TxSql, order: NewOrder): Promise<
     select ${tx.unsafe(ORDER_JSON)},
       'items', (select json_agg(json_build_object('id', id, 'productId', product_id, 'quantity', quantity, 'price', price::text) order by id) from items)
     ) as order from o`;
-  return orderJsonToOrder(row!.order);
+  return row ? orderJsonToOrder(row.order) : undefined;
+}
+
+/** The order a saga created, if it did. */
+export async function findOrderOfSaga(db: Db, sagaId: string): Promise<Order | undefined> {
+  const [row] = await db<{ order: OrderJson }[]>`
+    select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order from orders.orders o where o.saga_id = ${sagaId}`;
+  return row ? orderJsonToOrder(row.order) : undefined;
 }
 
 /** The order with its items as one JSON aggregate, from one query. */
@@ -88,31 +105,41 @@ export interface OrderPageQuery {
   /** Only orders with a smaller id (the last id of the previous page). */
   beforeId?: number;
   limit: number;
+  /** Only the buckets this shard owns (a listing across shards: a bucket being moved is on two shards). */
+  ownedOnly?: boolean;
 }
 
 /**
  * Newest first by id; keyset pagination (no OFFSET), served by (customer_id, id desc) or (status, id desc).
- * Each combination of filters is its own statement, so each gets a plan that uses its index.
+ * Each combination of filters is its own statement, so each gets a plan that uses its index. The query is
+ * returned unsent-awaited so a caller can cancel it (see abortable()); rowsToOrders() reads its rows.
  */
-export async function listOrders(db: Db, query: OrderPageQuery): Promise<Order[]> {
+export function listOrdersQuery(db: Db, query: OrderPageQuery) {
   const conditions = [
     query.customerId !== undefined ? db`o.customer_id = ${query.customerId}` : undefined,
     query.status !== undefined ? db`o.status = ${query.status}` : undefined,
     query.beforeId !== undefined ? db`o.id < ${query.beforeId}` : undefined,
+    query.ownedOnly ? db`o.bucket in (select bucket from shard.owned_buckets)` : undefined,
   ].filter((c) => c !== undefined);
   const where = conditions.length === 0 ? db`` : conditions.slice(1).reduce((all, c) => db`${all} and ${c}`, db`where ${conditions[0]!}`);
-  const rows = await db<{ order: OrderJson }[]>`
+  return db<{ order: OrderJson }[]>`
     select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order
     from orders.orders o
     ${where}
     order by o.id desc
     limit ${query.limit}`;
+}
+
+export function rowsToOrders(rows: ReadonlyArray<{ order: OrderJson }>): Order[] {
   return rows.map((r) => orderJsonToOrder(r.order));
 }
 
-export async function orderStats(db: Db): Promise<OrderStats> {
-  const rows = await db<{ status: OrderStatus; n: number }[]>`select status, count(*)::int as n from orders.orders group by status`;
-  const byStatus = Object.fromEntries(ORDER_STATUSES.map((s) => [s, 0])) as Record<OrderStatus, number>;
-  for (const r of rows) byStatus[r.status] = r.n;
-  return { byStatus, total: rows.reduce((sum, r) => sum + r.n, 0) };
+export async function listOrders(db: Db, query: OrderPageQuery): Promise<Order[]> {
+  return rowsToOrders(await listOrdersQuery(db, query));
+}
+
+/** Orders by status on one shard, counting only the buckets it owns (cancellable, see abortable()). */
+export function orderStatsQuery(db: Db) {
+  return db<{ status: OrderStatus; n: number }[]>`
+    select status, count(*)::int as n from orders.orders where bucket in (select bucket from shard.owned_buckets) group by status`;
 }

@@ -1,16 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Sql } from '../../platform/db/connect.ts';
-import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
 import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
 import { ProblemSchema } from '../../http/schemas.ts';
-import { importOrderItems } from './import-order-items.ts';
-import { statusesLeadingTo, type Order } from './order.ts';
-import { deleteOrder, findOrder, insertOrderWithItems, listOrders, orderStats, transitionOrder } from './orders-repository.ts';
-import { ImportQuery, ListQuery, NewOrderBody, OrderIdParams, OrderSchema, PatchBody } from './schemas.ts';
+import type { Order } from './order.ts';
+import { CheckoutFailed, checkoutError, type OrdersService } from './orders-service.ts';
+import { CheckoutBody, ConsistencyQuery, ImportQuery, ListQuery, NewOrderBody, OrderIdParams, OrderSchema, PatchBody, ProductParams, StockBody, TransferBody } from './schemas.ts';
 
 /** The read cache as orders uses it (the platform cache satisfies it). */
 export interface OrderCache {
@@ -19,11 +15,8 @@ export interface OrderCache {
 }
 
 export interface OrdersDeps {
-  sql: Sql;
-  transaction: TransactionFn;
+  orders: OrdersService;
   cache: OrderCache;
-  /** Deadline of an import transaction (COPY of a large file takes longer than a request's default). */
-  importDeadlineMs: number;
 }
 
 export function orderKey(id: number): string {
@@ -38,6 +31,8 @@ function parseOrderId(raw: string): number {
 
 const notFound = (id: number) => new AppError('ORDER.NOT_FOUND', `order ${id} does not exist`, { details: { id } });
 const errors = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema, 503: ProblemSchema };
+const MovedSchema = Type.Object({ type: Type.String(), title: Type.String(), status: Type.Integer(), code: Type.String(), detail: Type.String(), movedTo: Type.Integer() });
+const StatsSchema = Type.Object({ byStatus: Type.Record(Type.String(), Type.Integer()), total: Type.Integer(), missingShards: Type.Array(Type.Integer()) });
 const RejectedSchema = Type.Object({ fromLine: Type.Integer(), toLine: Type.Integer(), reason: Type.String() });
 
 /** POST/GET/PATCH/DELETE /orders, GET /orders (keyset pages), GET /orders/stats, POST /orders/:id/items/import */
@@ -50,25 +45,31 @@ export function ordersRoutes(deps: OrdersDeps) {
     app.post('/orders', {
       schema: { tags: ['orders'], summary: 'Create an order with its items (one round trip; the total is computed by PostgreSQL)', body: NewOrderBody, response: { 201: OrderSchema, ...errors } },
     }, async (request, reply) => {
-      const order = await deps.transaction({ label: 'orders.create' }, async (tx) => {
-        const created = await insertOrderWithItems(tx, request.body);
-        await addToOutbox(tx, { type: 'order.created', key: String(created.customerId), payload: { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount } });
-        return created;
-      });
-      return reply.code(201).send(order);
+      return reply.code(201).send(await deps.orders.create(request.body));
     });
 
     app.get('/orders/stats', {
-      schema: { tags: ['orders'], summary: 'Number of orders by status', response: { 200: Type.Object({ byStatus: Type.Record(Type.String(), Type.Integer()), total: Type.Integer() }) } },
-    }, async () => orderStats(deps.sql));
+      schema: { tags: ['orders'], summary: 'Number of orders by status, summed over every shard (asked at once)', querystring: ConsistencyQuery, response: { 200: StatsSchema, ...errors } },
+    }, async (request) => deps.orders.stats(request.query.consistency ?? 'strict'));
 
     app.get('/orders/:id', {
-      schema: { tags: ['orders'], summary: 'An order with its items (one JSON aggregate)', params: OrderIdParams, response: { 200: OrderSchema, ...errors } },
-    }, async (request) => {
+      schema: { tags: ['orders'], summary: 'An order with its items (one JSON aggregate)', params: OrderIdParams, response: { 200: OrderSchema, 301: MovedSchema, ...errors } },
+    }, async (request, reply) => {
       const id = parseOrderId(request.params.id);
-      const order = await deps.cache.getOrLoad(orderKey(id), () => findOrder(deps.sql, id));
-      if (!order) throw notFound(id);
-      return order;
+      const order = await deps.cache.getOrLoad(orderKey(id), async () => {
+        const found = await deps.orders.get(id);
+        return found && 'order' in found ? found.order : undefined;
+      });
+      if (order) return order;
+      // Not cached as absent: an order transferred to another customer answers with where it went.
+      const found = await deps.orders.get(id);
+      if (found && 'movedTo' in found) {
+        return reply.code(301).header('location', `/orders/${found.movedTo}`).type('application/problem+json').send({
+          type: 'urn:stratum:error:ORDER.MOVED', title: 'Moved Permanently', status: 301, code: 'ORDER.MOVED',
+          detail: `order ${id} was transferred to another customer; it is now order ${found.movedTo}`, movedTo: found.movedTo,
+        });
+      }
+      throw notFound(id);
     });
 
     app.patch('/orders/:id', {
@@ -76,13 +77,7 @@ export function ordersRoutes(deps: OrdersDeps) {
     }, async (request) => {
       const id = parseOrderId(request.params.id);
       const to = request.body.status;
-      const result = await deps.transaction({ label: 'orders.transition' }, async (tx) => {
-        const outcome = await transitionOrder(tx, id, statusesLeadingTo(to), to);
-        if (outcome.kind === 'changed') {
-          await addToOutbox(tx, { type: 'order.status_changed', key: String(outcome.order.customerId), payload: { id, from: outcome.from, to } });
-        }
-        return outcome;
-      });
+      const result = await deps.orders.transition(id, to);
       if (result.kind === 'missing') throw notFound(id);
       if (result.kind === 'refused') {
         throw new AppError('ORDER.INVALID_TRANSITION', `order ${id} is ${result.current}; it cannot become ${to}`, { details: { id, from: result.current, to } });
@@ -95,27 +90,60 @@ export function ordersRoutes(deps: OrdersDeps) {
       schema: { tags: ['orders'], params: OrderIdParams, response: { 204: Type.Null(), ...errors } },
     }, async (request, reply) => {
       const id = parseOrderId(request.params.id);
-      const deleted = await deps.transaction({ label: 'orders.delete' }, (tx) => deleteOrder(tx, id));
+      const deleted = await deps.orders.remove(id);
       if (!deleted) throw notFound(id);
       await deps.cache.invalidate(orderKey(id));
       return reply.code(204).send(null);
     });
 
     app.get('/orders', {
-      schema: { tags: ['orders'], summary: 'Orders newest first, keyset pages', querystring: ListQuery,
-        response: { 200: Type.Object({ items: Type.Array(OrderSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } },
+      schema: { tags: ['orders'], summary: 'Orders newest first, keyset pages; without customerId every shard is asked at once and the pages merged', querystring: ListQuery,
+        response: { 200: Type.Object({ items: Type.Array(OrderSchema), nextCursor: Type.Union([Type.String(), Type.Null()]), missingShards: Type.Array(Type.Integer()) }), ...errors } },
     }, async (request) => {
       const q = request.query;
       const limit = q.limit === undefined ? 50 : Number(q.limit);
       if (limit < 1 || limit > 500) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 500', { details: { field: 'limit' } });
-      const items = await listOrders(deps.sql, {
+      const { items, missingShards } = await deps.orders.list({
         customerId: q.customerId === undefined ? undefined : Number(q.customerId),
         status: q.status,
         beforeId: q.cursor ? decodeCursor(q.cursor, isIdCursor).id : undefined,
         limit,
+        consistency: q.consistency ?? 'strict',
       });
       const last = items.at(-1);
-      return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
+      return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null, missingShards };
+    });
+
+    app.post('/orders/:id/transfer', {
+      schema: { tags: ['orders'], summary: 'Move an order and its items to another customer (two-phase commit when the shards differ); the order gets a new id', params: OrderIdParams, body: TransferBody, response: { 200: OrderSchema, ...errors } },
+    }, async (request) => {
+      const id = parseOrderId(request.params.id);
+      const order = await deps.orders.transfer(id, request.body.toCustomerId);
+      await deps.cache.invalidate(orderKey(id));
+      return order;
+    });
+
+    app.post('/orders/checkout', {
+      schema: {
+        tags: ['orders'], summary: 'Checkout saga: create order, reserve stock, charge payment, mark processing; a failed step compensates the others',
+        body: CheckoutBody, response: { 201: Type.Object({ sagaId: Type.String(), order: OrderSchema }), 402: ProblemSchema, ...errors },
+      },
+    }, async (request, reply) => {
+      try {
+        return reply.code(201).send(await deps.orders.checkout(request.body));
+      } catch (error) {
+        if (error instanceof CheckoutFailed) throw checkoutError(error);
+        throw error;
+      }
+    });
+
+    app.put('/inventory/:productId', {
+      schema: { tags: ['orders'], summary: 'Set a product\'s stock (on every shard: each stocks its own customers)', params: ProductParams, body: StockBody, response: { 204: Type.Null(), ...errors } },
+    }, async (request, reply) => {
+      const productId = Number(request.params.productId);
+      if (!Number.isSafeInteger(productId) || productId < 1) throw new AppError('REQUEST.INVALID', 'params.productId must be a positive id', { details: { field: 'productId' } });
+      await deps.orders.setStock(productId, request.body.available);
+      return reply.code(204).send(null);
     });
 
     app.post('/orders/:id/items/import', {
@@ -140,8 +168,7 @@ export function ordersRoutes(deps: OrdersDeps) {
       request.raw.once('error', onCut);
       let result;
       try {
-        result = await deps.transaction({ label: 'orders.import', deadlineMs: deps.importDeadlineMs, maxAttempts: 1 },
-          (tx) => importOrderItems(tx, id, body, { chunkSize, atomic: request.query.atomic === 'true' }));
+        result = await deps.orders.importItems(id, body, { chunkSize, atomic: request.query.atomic === 'true' });
       } catch (error) {
         // A client that went away mid-upload is not a database failure: nothing was committed, say so plainly.
         if (cutOff) {

@@ -27,14 +27,32 @@ export const OrderSchema = Type.Object({
   items: Type.Array(ItemSchema),
 });
 
-export const OrderIdParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,15}$' }) });
+export const OrderIdParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,16}$' }) });
 
 export const ListQuery = Type.Object({
   customerId: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
   status: Type.Optional(StatusSchema),
   limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1..500, default 50' })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  consistency: Type.Optional(Type.Union([Type.Literal('strict'), Type.Literal('partial')], { description: 'strict (default): 503 if a shard fails; partial: the others\' data and missingShards' })),
 }, { additionalProperties: false });
+
+export const ConsistencyQuery = Type.Object({
+  consistency: Type.Optional(Type.Union([Type.Literal('strict'), Type.Literal('partial')])),
+}, { additionalProperties: false });
+
+export const TransferBody = Type.Object({ toCustomerId: PositiveId }, { additionalProperties: false });
+
+const NewItems = NewOrderBody.properties.items;
+
+export const CheckoutBody = Type.Object({
+  customerId: PositiveId,
+  items: NewItems,
+  paymentToken: Type.String({ minLength: 1, maxLength: 200, description: 'the simulator: tok_decline is refused, tok_timeout never answers, others are charged' }),
+}, { additionalProperties: false });
+
+export const ProductParams = Type.Object({ productId: Type.String({ pattern: '^[0-9]{1,15}$' }) });
+export const StockBody = Type.Object({ available: Type.Integer({ minimum: 0, maximum: 2_147_483_647 }) }, { additionalProperties: false });
 
 export const PatchBody = Type.Object({ status: StatusSchema }, { additionalProperties: false });
 

@@ -1,0 +1,315 @@
+import type { Readable } from 'node:stream';
+import type { Sql, TxSql } from '../../platform/db/connect.ts';
+import { AppError, isAppError } from '../../platform/errors/app-error.ts';
+import type { FaultPoint } from '../../platform/faults.ts';
+import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { createSagaRunner, StepTimedOut, type SagaDefinition } from '../../platform/saga/saga.ts';
+import { bucketOfId, bucketOfKey } from '../../platform/sharding/buckets.ts';
+import { BucketNotOwned, inBucket, lockBucket, ownsBucket, readBucket } from '../../platform/sharding/routing.ts';
+import { mergeDescending, scatter, type Consistency } from '../../platform/sharding/scatter.ts';
+import type { Shard, ShardSet } from '../../platform/sharding/shard-set.ts';
+import { twoPhaseCommit } from '../../platform/sharding/two-phase.ts';
+import { abortable } from '../../platform/db/abortable.ts';
+import { importOrderItems, type ImportOptions, type ImportResult } from './import-order-items.ts';
+import { ORDER_STATUSES, statusesLeadingTo, type NewOrder, type NewOrderItem, type Order, type OrderStats, type OrderStatus } from './order.ts';
+import { deleteOrder, findOrder, findOrderOfSaga, insertOrderWithItems, listOrders, listOrdersQuery, rowsToOrders, orderStatsQuery, transitionOrder, type TransitionResult } from './orders-repository.ts';
+import type { PaymentsPort } from './payments.ts';
+
+export interface OrdersServiceDeps {
+  shards: ShardSet;
+  payments: PaymentsPort;
+  /** Deadline of each shard's part of a listing or stats. */
+  shardDeadlineMs: number;
+  /** Deadline of a transfer's two-phase commit. */
+  txDeadlineMs: number;
+  importDeadlineMs: number;
+  fault?: FaultPoint;
+  log?: (message: string, error?: unknown) => void;
+}
+
+export interface OrderPage {
+  items: Order[];
+  /** Shards that did not answer (consistency=partial only). */
+  missingShards: number[];
+}
+
+export type Lookup = { order: Order } | { movedTo: number } | undefined;
+
+interface CheckoutState {
+  sagaId: string;
+  customerId: number;
+  items: NewOrderItem[];
+  paymentToken: string;
+  orderId?: number;
+  totalAmount?: string;
+}
+
+export class CheckoutFailed extends Error {
+  override name = 'CheckoutFailed';
+  constructor(readonly sagaId: string, readonly failedStep: string, readonly compensated: string[], readonly orderId: number | undefined, override readonly cause: unknown) {
+    super(`checkout failed at ${failedStep}`);
+  }
+}
+
+const notFound = (id: number) => new AppError('ORDER.NOT_FOUND', `order ${id} does not exist`, { details: { id } });
+
+/**
+ * The orders context over its shards: a customer's orders live on the shard of the customer's bucket, an
+ * order's id names its bucket; listings and stats ask every shard at once; a transfer between shards is one
+ * two-phase commit; a checkout is a saga.
+ */
+export function createOrdersService(deps: OrdersServiceDeps) {
+  const { shards } = deps;
+  const fault = deps.fault ?? (() => {});
+  const sagas = createSagaRunner({ sql: shards.catalog, fault, log: deps.log });
+
+  const checkout: SagaDefinition<CheckoutState> = {
+    kind: 'orders.checkout',
+    steps: [
+      {
+        name: 'create-order',
+        async run(state) {
+          const bucket = bucketOfKey(state.customerId);
+          const order = await inBucket(shards, bucket, { label: 'orders.checkout.create' }, async (tx) => {
+            const created = await insertOrderWithItems(tx, { customerId: state.customerId, items: state.items }, { bucket, sagaId: state.sagaId });
+            if (created) await addToOutbox(tx, { type: 'order.created', key: String(created.customerId), payload: { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount } });
+            return created ?? (await findOrderOfSaga(tx, state.sagaId))!;
+          });
+          return { orderId: order.id, totalAmount: order.totalAmount };
+        },
+        async compensate(state) {
+          const bucket = bucketOfKey(state.customerId);
+          await inBucket(shards, bucket, { label: 'orders.checkout.cancel' }, async (tx) => {
+            const order = await findOrderOfSaga(tx, state.sagaId);
+            if (!order) return;
+            const outcome = await transitionOrder(tx, order.id, statusesLeadingTo('cancelled'), 'cancelled');
+            if (outcome.kind === 'changed') await addToOutbox(tx, { type: 'order.status_changed', key: String(order.customerId), payload: { id: order.id, from: outcome.from, to: 'cancelled' } });
+          });
+        },
+      },
+      {
+        name: 'reserve-stock',
+        async run(state) {
+          const bucket = bucketOfKey(state.customerId);
+          const wanted = new Map<number, number>();
+          for (const item of state.items) wanted.set(item.productId, (wanted.get(item.productId) ?? 0) + item.quantity);
+          await inBucket(shards, bucket, { label: 'orders.checkout.reserve' }, async (tx) => {
+            const [done] = await tx`select 1 from orders.stock_reservations where saga_id = ${state.sagaId} limit 1`;
+            if (done) return; // reserved by an earlier run of this step
+            const products = [...wanted.keys()];
+            const quantities = [...wanted.values()];
+            const taken = await tx<{ product_id: string }[]>`
+              update orders.inventory i set available = available - w.quantity
+              from unnest(${products}::bigint[], ${quantities}::int[]) as w(product_id, quantity)
+              where i.product_id = w.product_id and i.available >= w.quantity
+              returning i.product_id`;
+            if (taken.length !== products.length) {
+              const short = products.filter((p) => !taken.some((t) => Number(t.product_id) === p));
+              throw new AppError('STOCK.INSUFFICIENT', `not enough stock for product(s) ${short.join(', ')}`, { details: { productIds: short } });
+            }
+            await tx`insert into orders.stock_reservations (saga_id, product_id, quantity, bucket)
+              select ${state.sagaId}, p, q, ${bucket} from unnest(${products}::bigint[], ${quantities}::int[]) as t(p, q)`;
+          });
+        },
+        async compensate(state) {
+          const bucket = bucketOfKey(state.customerId);
+          await inBucket(shards, bucket, { label: 'orders.checkout.release' }, async (tx) => {
+            await tx`with released as (
+                delete from orders.stock_reservations where saga_id = ${state.sagaId} returning product_id, quantity)
+              update orders.inventory i set available = available + r.quantity from released r where i.product_id = r.product_id`;
+          });
+        },
+      },
+      {
+        name: 'charge-payment',
+        timeoutMs: 3000,
+        async run(state, signal) {
+          await deps.payments.charge({ key: state.sagaId, amount: state.totalAmount!, token: state.paymentToken }, signal);
+        },
+        async compensate(state) {
+          await deps.payments.refund(state.sagaId);
+        },
+      },
+      {
+        name: 'mark-processing',
+        async run(state) {
+          const bucket = bucketOfKey(state.customerId);
+          await inBucket(shards, bucket, { label: 'orders.checkout.confirm' }, async (tx) => {
+            const outcome = await transitionOrder(tx, state.orderId!, ['pending'], 'processing');
+            if (outcome.kind === 'changed') {
+              await addToOutbox(tx, { type: 'order.status_changed', key: String(state.customerId), payload: { id: state.orderId, from: 'pending', to: 'processing' } });
+            } else if (outcome.kind === 'missing' || outcome.current !== 'processing') {
+              throw new AppError('ORDER.INVALID_TRANSITION', `order ${state.orderId} can no longer be confirmed`);
+            }
+          });
+        },
+      },
+    ],
+  };
+
+  /** Reads `bucket`'s orders on its owner; empty lists are confirmed by ownership (a moved bucket is looked up again). */
+  async function onOwner<T>(bucket: number, read: (sql: Sql) => Promise<T[]>): Promise<T[]> {
+    return (await readBucket(shards, bucket, async (sql) => {
+      const rows = await read(sql);
+      return rows.length > 0 ? rows : undefined;
+    })) ?? [];
+  }
+
+  async function moveOrder(from: TxSql, to: TxSql, toShard: Shard, id: number, toCustomerId: number): Promise<Order> {
+    const [order] = await from<{ customer_id: string; status: OrderStatus; total_amount: string; notes: string | null; created_at: Date }[]>`
+      select customer_id, status, total_amount, notes, created_at from orders.orders where id = ${id} for update`;
+    if (!order) throw notFound(id);
+    if (Number(order.customer_id) === toCustomerId) {
+      throw new AppError('REQUEST.INVALID', `order ${id} already belongs to customer ${toCustomerId}`, { details: { field: 'toCustomerId' } });
+    }
+    const toBucket = bucketOfKey(toCustomerId);
+    const [created] = await to<{ id: string }[]>`
+      insert into orders.orders (id, customer_id, bucket, status, total_amount, notes, created_at, updated_at)
+      values ((nextval('orders.order_seq') * 64 + (select shard_id from shard.info)) * 1024 + ${toBucket},
+              ${toCustomerId}, ${toBucket}, ${order.status}, ${order.total_amount}, ${order.notes}, ${order.created_at}, now())
+      returning id`;
+    const newId = Number(created!.id);
+    const items = await from<{ product_id: string; quantity: number; price: string }[]>`
+      select product_id, quantity, price from orders.order_items where order_id = ${id} order by id`;
+    if (items.length > 0) {
+      await to`insert into orders.order_items (order_id, product_id, quantity, price)
+        select ${newId}, p, q, pr from unnest(${items.map((i) => i.product_id)}::bigint[], ${items.map((i) => i.quantity)}::int[], ${items.map((i) => i.price)}::numeric[])
+        with ordinality as t(p, q, pr, n) order by n`;
+    }
+    await from`delete from orders.orders where id = ${id}`;
+    await from`insert into orders.forwarded_orders (old_id, new_id, bucket) values (${id}, ${newId}, ${bucketOfId(id)})`;
+    await to`update orders.forwarded_orders set new_id = ${newId} where new_id = ${id}`;
+    await addToOutbox(to, { type: 'order.transferred', key: String(toCustomerId), payload: { id: newId, previousId: id, fromCustomerId: Number(order.customer_id), toCustomerId } });
+    const moved = await findOrder(to, newId);
+    void toShard;
+    return moved!;
+  }
+
+  return {
+    checkoutSaga: checkout,
+    sagas,
+
+    async create(order: NewOrder): Promise<Order> {
+      const bucket = bucketOfKey(order.customerId);
+      return inBucket(shards, bucket, { label: 'orders.create' }, async (tx) => {
+        const created = (await insertOrderWithItems(tx, order, { bucket }))!;
+        await addToOutbox(tx, { type: 'order.created', key: String(created.customerId), payload: { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount } });
+        return created;
+      });
+    },
+
+    async get(id: number): Promise<Lookup> {
+      const bucket = bucketOfId(id);
+      const found = await readBucket(shards, bucket, async (sql) => {
+        const order = await findOrder(sql, id);
+        if (order) return { order };
+        const [forward] = await sql<{ new_id: string }[]>`select new_id from orders.forwarded_orders where old_id = ${id}`;
+        return forward ? { movedTo: Number(forward.new_id) } : undefined;
+      });
+      return found;
+    },
+
+    async transition(id: number, to: OrderStatus): Promise<TransitionResult> {
+      return inBucket(shards, bucketOfId(id), { label: 'orders.transition' }, async (tx) => {
+        const outcome = await transitionOrder(tx, id, statusesLeadingTo(to), to);
+        if (outcome.kind === 'changed') {
+          await addToOutbox(tx, { type: 'order.status_changed', key: String(outcome.order.customerId), payload: { id, from: outcome.from, to } });
+        }
+        return outcome;
+      });
+    },
+
+    async remove(id: number): Promise<boolean> {
+      return inBucket(shards, bucketOfId(id), { label: 'orders.delete' }, (tx) => deleteOrder(tx, id));
+    },
+
+    async importItems(id: number, csv: Readable, options: ImportOptions): Promise<ImportResult> {
+      return inBucket(shards, bucketOfId(id), { label: 'orders.import', deadlineMs: deps.importDeadlineMs, maxAttempts: 1 },
+        (tx) => importOrderItems(tx, id, csv, options), { movingWaitMs: 0 });
+    },
+
+    async list(query: { customerId?: number; status?: OrderStatus; beforeId?: number; limit: number; consistency: Consistency }): Promise<OrderPage> {
+      if (query.customerId !== undefined) {
+        const items = await onOwner(bucketOfKey(query.customerId), (sql) => listOrders(sql, { ...query, ownedOnly: true }));
+        return { items, missingShards: [] };
+      }
+      const { answers, missing } = await scatter(shards.all(), deps.shardDeadlineMs, query.consistency, async (shard, signal) =>
+        rowsToOrders(await abortable(listOrdersQuery(shard.sql, { ...query, ownedOnly: true }), signal)));
+      const merged = mergeDescending(answers.map((a) => a.value), (o) => o.id, query.limit);
+      return { items: merged, missingShards: missing.map((m) => m.shard.id) };
+    },
+
+    async stats(consistency: Consistency): Promise<OrderStats & { missingShards: number[] }> {
+      const { answers, missing } = await scatter(shards.all(), deps.shardDeadlineMs, consistency, (shard, signal) => statsOf(shard.sql, signal));
+      const byStatus = Object.fromEntries(ORDER_STATUSES.map((s) => [s, 0])) as Record<OrderStatus, number>;
+      for (const { value } of answers) for (const s of ORDER_STATUSES) byStatus[s] += value[s] ?? 0;
+      return { byStatus, total: Object.values(byStatus).reduce((a, b) => a + b, 0), missingShards: missing.map((m) => m.shard.id) };
+    },
+
+    /** Moves an order and its items to another customer: one local transaction, or a two-phase commit across shards. */
+    async transfer(id: number, toCustomerId: number): Promise<Order> {
+      const fromBucket = bucketOfId(id);
+      const toBucket = bucketOfKey(toCustomerId);
+      const waitUntil = Date.now() + 5000;
+      for (;;) {
+        const from = shards.ofBucket(fromBucket);
+        const to = shards.ofBucket(toBucket);
+        try {
+          if (from.id === to.id) {
+            return await from.transaction({ label: 'orders.transfer' }, async (tx) => {
+              await lockBucket(tx, fromBucket, from.id);
+              if (toBucket !== fromBucket) await lockBucket(tx, toBucket, to.id);
+              return moveOrder(tx, tx, to, id, toCustomerId);
+            });
+          }
+          return await twoPhaseCommit(shards.catalog, [from, to], async ([a, b]) => {
+            await lockBucket(a!, fromBucket, from.id);
+            await lockBucket(b!, toBucket, to.id);
+            return moveOrder(a!, b!, to, id, toCustomerId);
+          }, { deadlineMs: deps.txDeadlineMs, fault, log: deps.log });
+        } catch (error) {
+          if (!(error instanceof BucketNotOwned) || Date.now() >= waitUntil) throw error;
+          await shards.refreshMap();
+        }
+      }
+    },
+
+    /** The checkout saga, run to its end: the order, processing; or the failed step after compensation. */
+    async checkout(request: { customerId: number; items: NewOrderItem[]; paymentToken: string }): Promise<{ sagaId: string; order: Order }> {
+      const outcome = await sagas.start(checkout, { ...request, sagaId: '' });
+      if (outcome.status === 'completed') {
+        const found = await this.get(outcome.state.orderId!);
+        return { sagaId: outcome.id, order: (found as { order: Order }).order };
+      }
+      throw new CheckoutFailed(outcome.id, outcome.failedStep, outcome.compensated, outcome.state.orderId, outcome.error);
+    },
+
+    /** Sets a product's stock on every shard (each shard stocks its own customers). */
+    async setStock(productId: number, available: number): Promise<void> {
+      await Promise.all(shards.all().map((shard) => shard.sql`
+        insert into orders.inventory (product_id, available) values (${productId}, ${available})
+        on conflict (product_id) do update set available = excluded.available`));
+    },
+
+    /** Whether `id`'s bucket is owned where the map says (used by tests and `shards status`). */
+    async ownerOf(id: number): Promise<boolean> {
+      return ownsBucket(shards.ofBucket(bucketOfId(id)).sql, bucketOfId(id));
+    },
+  };
+}
+
+export type OrdersService = ReturnType<typeof createOrdersService>;
+
+async function statsOf(sql: Sql, signal: AbortSignal): Promise<Partial<Record<OrderStatus, number>>> {
+  const rows = await abortable(orderStatsQuery(sql), signal);
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
+
+/** Maps a failed checkout to the answer: the failed step's own error, with the saga's story in its details. */
+export function checkoutError(failure: CheckoutFailed): AppError {
+  const cause = failure.cause;
+  const details = { sagaId: failure.sagaId, failedStep: failure.failedStep, compensated: failure.compensated, orderId: failure.orderId ?? null };
+  if (isAppError(cause)) return new AppError(cause.code, `checkout failed at ${failure.failedStep}: ${cause.message}`, { cause, details: { ...cause.details, ...details } });
+  if (cause instanceof StepTimedOut) return new AppError('PAYMENT.UNAVAILABLE', `checkout failed at ${failure.failedStep}: ${cause.message}`, { cause, details });
+  return new AppError('SERVICE.UNAVAILABLE', `checkout failed at ${failure.failedStep}`, { cause, details });
+}

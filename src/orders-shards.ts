@@ -1,0 +1,32 @@
+import type { Config } from './config/config.ts';
+import { shardMigrations } from './contexts/index.ts';
+import type { ConnectTarget, Sql } from './platform/db/connect.ts';
+import type { TransactionObserver } from './platform/db/transaction.ts';
+import { databaseOf, openShardSet, type ShardSet } from './platform/sharding/shard-set.ts';
+
+/**
+ * Opens the orders shards as configured: ORDERS_SHARDS, or ORDERS_SHARD_COUNT databases named
+ * <main database>_orders_<i> on the main server; the catalog is the main database. Migrates each shard.
+ * @example const shards = await openOrderShards(config, { catalog: sql, target, applicationName: 'stratum' });
+ */
+export function openOrderShards(
+  config: Config,
+  deps: { catalog: Sql; target: ConnectTarget; applicationName: string; observer?: TransactionObserver; log?: (line: string) => void },
+): Promise<ShardSet> {
+  return openShardSet({
+    catalog: deps.catalog,
+    mainTarget: deps.target,
+    initialShards: config.ordersShards ?? defaultShardDatabases(deps.target, config.ordersShardCount),
+    migrations: shardMigrations(),
+    poolMax: config.poolMax,
+    applicationName: deps.applicationName,
+    txDeadlineMs: config.txDeadlineMs,
+    statementTimeoutMs: config.statementTimeoutMs,
+    observer: deps.observer,
+    log: deps.log,
+  });
+}
+
+export function defaultShardDatabases(target: ConnectTarget, count: number): Array<{ database: string }> {
+  return Array.from({ length: count }, (_, i) => ({ database: `${databaseOf(target)}_orders_${i}` }));
+}
