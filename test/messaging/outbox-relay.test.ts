@@ -69,6 +69,37 @@ describe('the outbox and its relay', () => {
     expect(sent.length).toBe(300);
   });
 
+  it('picks up, without waiting for its poll, an event committed while a batch was being published (its writer did not NOTIFY)', async () => {
+    let releasePublish: (() => void) | undefined;
+    const publishing = new Promise<void>((resolve) => { releasePublish = resolve; });
+    let held = false;
+    const published: string[] = [];
+    const slow: Broker = {
+      ...broker,
+      publish: async (events) => {
+        if (!held) {
+          held = true;
+          await publishing;
+        }
+        published.push(...events.map((e) => e.id));
+      },
+    };
+    const relay = createRelay({ sql: db.sql, broker: slow, pollMs: 60_000 });
+    await relay.start();
+    try {
+      const first = await transaction({}, (tx) => addToOutbox(tx, { type: 't.first', key: 'w', payload: {} }));
+      await eventually(() => held, 'the relay to be publishing the first event');
+      // The first event is still unsent: this writer sees it and leaves the waking to the relay.
+      const second = await transaction({}, (tx) => addToOutbox(tx, { type: 't.second', key: 'w', payload: {} }));
+      releasePublish!();
+      await eventually(() => published.includes(second), 'the second event, well before the 60 s poll');
+      expect(published).toEqual([first, second]);
+    } finally {
+      releasePublish!();
+      await relay.stop();
+    }
+  });
+
   it('wakes on NOTIFY after a commit, and the consumer applies each effect once even when an event comes twice', async () => {
     const relay = createRelay({ sql: db.sql, broker, pollMs: 60_000 });
     await relay.start();

@@ -41,16 +41,17 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     });
   }
 
-  async function handle(delivery: Delivery): Promise<Outcome> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+  /** `failed`: the delivery's first attempt already failed (inside a batch), with this error. */
+  async function handle(delivery: Delivery, failed?: { error: unknown }): Promise<Outcome> {
+    let lastError: unknown = failed?.error;
+    for (let attempt = failed ? 2 : 1; attempt <= maxAttempts; attempt++) {
+      if (attempt > 1) await sleep(Math.min(cap, base * 2 ** (attempt - 2)) * random());
       try {
         await handleOnce(delivery.event);
         return { kind: 'ack' };
       } catch (error) {
         lastError = error;
         options.onError?.(delivery.event, attempt, error);
-        if (attempt < maxAttempts) await sleep(Math.min(cap, base * 2 ** (attempt - 1)) * random());
       }
     }
     const message = lastError instanceof Error ? lastError.message : String(lastError);
@@ -60,10 +61,12 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   /**
    * Consecutive deliveries of one partition in ONE transaction: one insert into processed_messages for all of
    * them, the handler for each that is new, one commit. If anything fails, they are handled one at a time,
-   * which retries and, if need be, dead-letters exactly the failing event.
+   * which retries and, if need be, dead-letters exactly the failing event; the attempt that failed in the
+   * batch counts as that event's first.
    */
   async function handleBatch(deliveries: Delivery[]): Promise<Outcome[]> {
     if (deliveries.length === 1) return [await handle(deliveries[0]!)];
+    let failed: { index: number; error: unknown } | undefined;
     try {
       await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
         const ids = deliveries.map((d) => d.event.id);
@@ -71,13 +74,19 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
           select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) on conflict do nothing returning message_id`).map((r) => r.message_id));
         for (const d of deliveries) {
           if (!fresh.delete(d.event.id)) continue; // seen before (or twice in this batch): no second effect
-          await options.handler(d.event, tx);
+          try {
+            await options.handler(d.event, tx);
+          } catch (error) {
+            failed = { index: deliveries.indexOf(d), error };
+            throw error;
+          }
         }
       });
       return deliveries.map(() => ({ kind: 'ack' }) as const);
     } catch {
+      if (failed) options.onError?.(deliveries[failed.index]!.event, 1, failed.error);
       const outcomes: Outcome[] = [];
-      for (const d of deliveries) outcomes.push(await handle(d));
+      for (const [i, d] of deliveries.entries()) outcomes.push(await handle(d, i === failed?.index ? failed : undefined));
       return outcomes;
     }
   }

@@ -8,6 +8,11 @@ export interface RelayOptions {
   batchSize?: number;
   /** Fallback poll when no NOTIFY arrives (a missed notification, another writer). */
   pollMs?: number;
+  /**
+   * After a batch, the relay looks again at once, then, while it finds nothing, after lingerMs, twice that,
+   * and so on up to pollMs: writers that saw the batch's events unsent did not NOTIFY (see addToOutbox).
+   */
+  lingerMs?: number;
   /** Sent rows older than this are deleted. */
   retentionMs?: number;
   log?: (message: string, error?: unknown) => void;
@@ -30,14 +35,17 @@ const RELAY_LOCK = '7809644330946618489';
  * Moves committed outbox rows to the broker: claims a batch in seq order, publishes it (resolving only once
  * the broker has it), marks it sent, in one transaction. A relay killed after publishing and before its commit
  * leaves the rows unsent, so they are published again (at least once, never lost). Several relays may run:
- * an advisory lock lets one work at a time, so events keep their commit order. Wakes on NOTIFY, polls as a
- * fallback, and deletes sent rows after the retention period.
+ * an advisory lock lets one work at a time, so events keep their commit order. Wakes on NOTIFY, looks again
+ * right after each batch and, lingering, a few times after that; polls as a fallback, and deletes sent rows
+ * after the retention period. The mark commits without waiting for its WAL flush: the publish before it is
+ * already durable, and a mark lost in a crash only means the batch is published again.
  * @example const relay = createRelay({ sql, broker }); await relay.start(); ... await relay.stop();
  */
 export function createRelay(options: RelayOptions): Relay {
   const { sql, broker } = options;
   const batchSize = options.batchSize ?? 500;
   const pollMs = options.pollMs ?? 1000;
+  const lingerMs = Math.min(options.lingerMs ?? 5, pollMs);
   const retentionMs = options.retentionMs ?? 24 * 3600_000;
   const log = options.log ?? (() => {});
   let running = false;
@@ -50,7 +58,7 @@ export function createRelay(options: RelayOptions): Relay {
 
   async function runOnce(): Promise<number> {
     return (await sql.begin(async (tx) => {
-      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as ok`;
+      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as ok, set_config('synchronous_commit', 'off', true)`;
       if (!lock!.ok) return 0;
       const rows = await tx<OutboxRow[]>`
         select seq, id, type, key, payload, headers, created_at from messaging.outbox
@@ -73,6 +81,8 @@ export function createRelay(options: RelayOptions): Relay {
 
   async function run(): Promise<void> {
     let failures = 0;
+    /** Empty looks since the last batch: the linger doubles with each, up to pollMs. */
+    let idle = 0;
     while (running) {
       let sent = 0;
       notified = false;
@@ -84,8 +94,9 @@ export function createRelay(options: RelayOptions): Relay {
         failures++;
         log('relay: publishing failed; will retry', error);
       }
-      if ((sent === batchSize || (notified && failures === 0)) && running) continue; // more is waiting
-      const waitMs = failures > 0 ? Math.min(pollMs * 2 ** Math.min(failures, 5), 30_000) : pollMs;
+      if (sent > 0) idle = 0;
+      if ((sent > 0 || (notified && failures === 0)) && running) continue; // more may be waiting
+      const waitMs = failures > 0 ? Math.min(pollMs * 2 ** Math.min(failures, 5), 30_000) : Math.min(pollMs, lingerMs * 2 ** idle++);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
         wake = () => { clearTimeout(timer); resolve(); };
