@@ -3,6 +3,7 @@ import { isAppError } from '../platform/errors/app-error.ts';
 import { runLoadtestCommand } from './loadtest/command.ts';
 import { runDlq } from './dlq.ts';
 import { runImport } from './import.ts';
+import { runLab } from './lab.ts';
 import { runMigrate } from './migrate.ts';
 import { runSeed } from './seed.ts';
 import { runServe } from './serve.ts';
@@ -24,6 +25,8 @@ Commands:
                             stream CSV items into an order through COPY (see import --help)
   dlq list|show|replay|drop --group G [--id ID]
                             dead letters of a consumer group (see dlq --help)
+  lab up|down|status|kill-leader|switchover
+                            a 3-node Patroni cluster on loopback to try failover (root; see lab --help)
   help                      show this text
 
 With no DATABASE_URL, commands use the embedded PostgreSQL of STRATUM_HOME (default ./.stratum):
@@ -45,6 +48,7 @@ export async function runCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'loadtest') return runLoadtestCommand(rest, { out, err });
+  if (command === 'lab') return runLab(rest, { out, err }, { env: process.env, cwd: process.cwd() });
   if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed' && command !== 'dlq' && command !== 'import') {
     out(HELP);
     return 0;
