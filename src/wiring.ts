@@ -73,10 +73,12 @@ export async function wireContexts(
   }).catch(async (error) => { await messaging.stop(); if (redis?.isOpen) await redis.quit(); throw error; });
   const orders = createOrdersService({
     shards, payments: createSimulatedPayments(deps.admin), shardDeadlineMs: config.shardDeadlineMs,
-    txDeadlineMs: config.txDeadlineMs, importDeadlineMs: config.importDeadlineMs, fault, log: warn,
+    txDeadlineMs: config.txDeadlineMs, importDeadlineMs: config.importDeadlineMs, sagaLeaseMs: config.sagaLeaseMs, fault, log: warn,
   });
   // In-doubt two-phase commits and unfinished sagas of a process that died are finished before serving.
-  const maintenance = await startShardMaintenance({ shards, sagas: orders.sagas, sagaDefinitions: [orders.checkoutSaga as never], log: warn });
+  const maintenance = await startShardMaintenance({
+    shards, sagas: orders.sagas, sagaDefinitions: [orders.checkoutSaga as never], graceMs: config.inDoubtGraceMs, log: warn,
+  });
   // Each shard's outbox has its own relay (the worker role's job).
   const shardRelays: Relay[] = [];
   if (config.role !== 'api') {

@@ -42,6 +42,10 @@ export interface Config {
   readonly catalogUrl: string | undefined;
   /** Deadline of each shard's part of a listing or stats across shards. */
   readonly shardDeadlineMs: number;
+  /** An in-doubt two-phase commit branch with no recorded decision is rolled back once this old. */
+  readonly inDoubtGraceMs: number;
+  /** How long a running saga stays its process's before another process may resume it. */
+  readonly sagaLeaseMs: number;
   /** Crash points armed for crash tests (STRATUM_FAULTS, comma-separated). */
   readonly faults: readonly string[];
 }
@@ -123,6 +127,8 @@ export function loadConfig(env: Env, cwd: string): Config {
     ordersShardCount: readInt(env, 'ORDERS_SHARD_COUNT', 4, 1, 64),
     catalogUrl: env.CATALOG_URL?.trim() || undefined,
     shardDeadlineMs: readInt(env, 'SHARD_DEADLINE_MS', 2000, 10, 600_000),
+    inDoubtGraceMs: readInt(env, 'IN_DOUBT_GRACE_MS', 30_000, 0, 86_400_000),
+    sagaLeaseMs: readInt(env, 'SAGA_LEASE_MS', 30_000, 100, 86_400_000),
     faults: Object.freeze((env.STRATUM_FAULTS ?? '').split(',').map((f) => f.trim()).filter(Boolean)),
   } satisfies Config);
 }

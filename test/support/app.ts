@@ -17,7 +17,8 @@ export async function startTestApp(db: TestDatabase, overrides: Partial<Config> 
   const pools = await openContextPools({
     admin: db.sql, target: { url: db.url }, adminSecret, passwords: config.rolePasswords, poolMax: 5, applicationName: db.applicationName,
   });
-  const services = await assembleServices(config, { admin: db.sql, target: { url: db.url }, pools, applicationName: db.applicationName });
+  const services = await assembleServices(config, { admin: db.sql, target: { url: db.url }, pools, applicationName: db.applicationName })
+    .catch(async (error) => { await pools.end(); throw error; });
   return {
     ...services,
     config,

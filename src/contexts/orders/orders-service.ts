@@ -23,6 +23,8 @@ export interface OrdersServiceDeps {
   /** Deadline of a transfer's two-phase commit. */
   txDeadlineMs: number;
   importDeadlineMs: number;
+  /** How long a running checkout saga stays this process's before another may resume it. */
+  sagaLeaseMs?: number;
   fault?: FaultPoint;
   log?: (message: string, error?: unknown) => void;
 }
@@ -61,7 +63,7 @@ const notFound = (id: number) => new AppError('ORDER.NOT_FOUND', `order ${id} do
 export function createOrdersService(deps: OrdersServiceDeps) {
   const { shards } = deps;
   const fault = deps.fault ?? (() => {});
-  const sagas = createSagaRunner({ sql: shards.catalog, fault, log: deps.log });
+  const sagas = createSagaRunner({ sql: shards.catalog, leaseMs: deps.sagaLeaseMs, fault, log: deps.log });
 
   const checkout: SagaDefinition<CheckoutState> = {
     kind: 'orders.checkout',
@@ -155,7 +157,7 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     })) ?? [];
   }
 
-  async function moveOrder(from: TxSql, to: TxSql, toShard: Shard, id: number, toCustomerId: number): Promise<Order> {
+  async function moveOrder(from: TxSql, to: TxSql, id: number, toCustomerId: number): Promise<Order> {
     const [order] = await from<{ customer_id: string; status: OrderStatus; total_amount: string; notes: string | null; created_at: Date }[]>`
       select customer_id, status, total_amount, notes, created_at from orders.orders where id = ${id} for update`;
     if (!order) throw notFound(id);
@@ -179,10 +181,9 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     await from`delete from orders.orders where id = ${id}`;
     await from`insert into orders.forwarded_orders (old_id, new_id, bucket) values (${id}, ${newId}, ${bucketOfId(id)})`;
     await to`update orders.forwarded_orders set new_id = ${newId} where new_id = ${id}`;
-    await addToOutbox(to, { type: 'order.transferred', key: String(toCustomerId), payload: { id: newId, previousId: id, fromCustomerId: Number(order.customer_id), toCustomerId } });
-    const moved = await findOrder(to, newId);
-    void toShard;
-    return moved!;
+    await addToOutbox(to, { type: 'order.transferred', key: String(toCustomerId), payload: { id: newId, previousId: id, fromCustomerId: Number(order.customer_id), toCustomerId } },
+      { notify: from === to });
+    return (await findOrder(to, newId))!;
   }
 
   return {
@@ -259,13 +260,13 @@ export function createOrdersService(deps: OrdersServiceDeps) {
             return await from.transaction({ label: 'orders.transfer' }, async (tx) => {
               await lockBucket(tx, fromBucket, from.id);
               if (toBucket !== fromBucket) await lockBucket(tx, toBucket, to.id);
-              return moveOrder(tx, tx, to, id, toCustomerId);
+              return moveOrder(tx, tx, id, toCustomerId);
             });
           }
           return await twoPhaseCommit(shards.catalog, [from, to], async ([a, b]) => {
             await lockBucket(a!, fromBucket, from.id);
             await lockBucket(b!, toBucket, to.id);
-            return moveOrder(a!, b!, to, id, toCustomerId);
+            return moveOrder(a!, b!, id, toCustomerId);
           }, { deadlineMs: deps.txDeadlineMs, fault, log: deps.log });
         } catch (error) {
           if (!(error instanceof BucketNotOwned) || Date.now() >= waitUntil) throw error;

@@ -21,7 +21,15 @@ export const OUTBOX_CHANNEL = 'stratum_outbox';
  * NOTIFY per business write would cap the commit rate of every writer.
  * @example await transaction({}, async (tx) => { await renameAccount(tx, id, name); await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name } }); });
  */
-export async function addToOutbox(tx: TxSql, event: NewEvent): Promise<string> {
+export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?: boolean } = {}): Promise<string> {
+  // A transaction that will PREPARE (two-phase commit) may not NOTIFY: the relay's poll finds its events.
+  if (options.notify === false) {
+    const [added] = await tx<{ id: string }[]>`
+      insert into messaging.outbox (id, type, key, payload, headers)
+      values (gen_random_uuid(), ${event.type}, ${event.key}, ${tx.json(event.payload as never)}, ${tx.json((event.headers ?? {}) as never)})
+      returning id`;
+    return added!.id;
+  }
   // The statement's snapshot does not include its own insert: `exists` sees only other unsent rows.
   const [row] = await tx<{ id: string }[]>`
     with added as (
