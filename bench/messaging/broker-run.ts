@@ -205,6 +205,7 @@ function observeBroker(broker: Broker, trackerOf: (event: OutboxEvent) => RunTra
         },
       } : {}),
     }),
+    follow: (listener) => broker.follow(listener),
     close: () => broker.close(),
   };
 }

@@ -17,7 +17,7 @@ function capturingBroker(): { broker: Broker; options: () => SubscribeOptions } 
   let captured: SubscribeOptions | undefined;
   const broker = {
     name: 'postgres', partitions: 1, deadLetters: undefined as never,
-    publish: async () => {}, close: async () => {},
+    publish: async () => {}, close: async () => {}, follow: async () => ({ stop: async () => {} }),
     subscribe: async (_group: string, options: SubscribeOptions) => { captured = options; return { stop: async () => {} }; },
   } satisfies Broker;
   return { broker, options: () => captured! };

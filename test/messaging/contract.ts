@@ -180,6 +180,48 @@ export function describeBrokerContract(target: ContractTarget): void {
       expect(again.map((e) => e.id)).toEqual([marker.id]);
     });
 
+    it('lets every follower hear every event published after it started, in order per key, and no replay of a dead letter', async () => {
+      const ns = `c${randomUUID().slice(0, 8)}`;
+      const [one, two] = [await make(ns), await make(ns)];
+      const before = event('f0', -1);
+      await one.publish([before]);
+      const heard: Record<'a' | 'b', OutboxEvent[]> = { a: [], b: [] };
+      const gaps = { a: 0, b: 0 };
+      for (const [name, broker] of [['a', one], ['b', two]] as const) {
+        subscriptions.push(await broker.follow({ onEvents: (events) => heard[name].push(...events), onGap: () => { gaps[name]++; } }));
+      }
+      const deliveries: OutboxEvent[] = [];
+      const poison = event('f1', 100);
+      await subscribe(one, 'picky', async (d) => {
+        deliveries.push(d.event);
+        return d.event.id === poison.id && deliveries.filter((e) => e.id === poison.id).length === 1
+          ? { kind: 'dead-letter', error: 'not yet', attempts: 1 } : ACK;
+      });
+      const events = Array.from({ length: 30 }, (_, i) => event(`f${i % 3}`, i));
+      await two.publish(events.slice(0, 15));
+      await one.publish([...events.slice(15), poison]);
+      const all = [...events, poison];
+      await eventually(() => heard.a.length >= all.length && heard.b.length >= all.length, 'both followers to hear all 31 events');
+
+      const letters = await eventuallyAsync(() => one.deadLetters.list('picky', 10), (l) => l.length === 1, 'the dead letter');
+      expect(await one.deadLetters.replay('picky', letters[0]!.id)).toBe(true);
+      await eventually(() => deliveries.filter((e) => e.id === poison.id).length === 2, 'the replay to reach its group');
+      // A marker behind the replay on the same key: once a follower heard it, it would have heard the replay too.
+      const marker = event('f1', 200);
+      await one.publish([marker]);
+      await eventually(() => heard.a.some((e) => e.id === marker.id) && heard.b.some((e) => e.id === marker.id), 'the marker');
+
+      for (const list of Object.values(heard)) {
+        expect(list.map((e) => e.id).sort()).toEqual([...all, marker].map((e) => e.id).sort());
+        for (let k = 0; k < 3; k++) {
+          expect(list.filter((e) => e.key === `f${k}`).map((e) => (e.payload as { n: number }).n))
+            .toEqual([...all, marker].filter((e) => e.key === `f${k}`).map((e) => (e.payload as { n: number }).n));
+        }
+      }
+      expect(heard.a[0]).toMatchObject({ type: 'test.happened', headers: { 'x-test': 'yes' } });
+      expect(gaps).toEqual({ a: 0, b: 0 });
+    });
+
     it('lets the event in hand finish when a subscription stops', async () => {
       const ns = `c${randomUUID().slice(0, 8)}`;
       const broker = await make(ns);

@@ -48,6 +48,7 @@ if (!url) {
         groups.add(group);
         return broker.subscribe(group, subscribeOptions);
       },
+      follow: (listener) => broker.follow(listener),
       close: () => broker.close(),
     };
   }

@@ -12,6 +12,9 @@
  *   (processed_messages), not the adapter's.
  * - A handler failure is retried in place (the partition waits, keeping order) with the runner's backoff; after
  *   `maxAttempts` the runner moves the event to the group's dead letters and the partition goes on.
+ * - Besides groups, any number of followers (`follow`) each hear every event published after they started, at
+ *   most once and without acknowledging anything, and are told when events may have been missed. A follower
+ *   leaves nothing behind on the broker once it stops or its process dies (decision 0017).
  */
 export interface OutboxEvent {
   /** Unique (UUID); the deduplication key of consumers. */
@@ -50,6 +53,14 @@ export interface Subscription {
   stop(): Promise<void>;
 }
 
+/** What a follower hears: every event published after it started (replays of dead letters excepted). */
+export interface FollowOptions {
+  /** Events as they arrive, in publish order per partition. Called one call at a time; must not throw. */
+  onEvents(events: OutboxEvent[]): void;
+  /** Events may have been missed (the broker was unreachable for a while): what was derived from them is suspect. */
+  onGap(): void;
+}
+
 export interface DeadLetter {
   id: string;
   group: string;
@@ -73,6 +84,8 @@ export interface Broker {
   /** Publishes in order; resolves only once the broker has durably accepted every event. */
   publish(events: readonly OutboxEvent[]): Promise<void>;
   subscribe(group: string, options: SubscribeOptions): Promise<Subscription>;
+  /** Hears every event from now on, in this process only: no group, no acknowledgement, no redelivery. */
+  follow(options: FollowOptions): Promise<Subscription>;
   readonly deadLetters: DeadLetterStore;
   close(): Promise<void>;
 }

@@ -1,7 +1,8 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import type { Broker } from '../broker.ts';
+import type { Broker, Subscription } from '../broker.ts';
 import { createNatsDeadLetters } from './nats-dead-letters.ts';
+import { followStream } from './nats-follower.ts';
 import { groupToken, natsLayout } from './nats-layout.ts';
 import { publishInPartitionOrder } from './nats-publish.ts';
 import { subscribeGroup, type GroupSubscription } from './nats-subscription.ts';
@@ -54,6 +55,7 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
     await ensureStreams(jsm, layout, { maxAgeMs: options.maxAgeMs ?? 7 * DAY_MS, duplicateWindowMs: options.duplicateWindowMs ?? 120_000 });
     const deadLetters = createNatsDeadLetters({ js, jsm, layout, partitions, now: options.now ?? (() => new Date()) });
     const subscriptions = new Set<GroupSubscription>();
+    const followers = new Set<Subscription>();
 
     return {
       name: 'nats',
@@ -74,6 +76,16 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
           },
         };
       },
+      async follow(listener) {
+        const follower = await followStream({ js, layout, retryDelayMs, isConnectionClosed: () => nc.isClosed(), log }, listener);
+        followers.add(follower);
+        return {
+          async stop() {
+            followers.delete(follower);
+            await follower.stop();
+          },
+        };
+      },
       deadLetters: {
         list: (group, limit) => deadLetters.list(group, limit),
         get: (group, id) => deadLetters.get(group, id),
@@ -84,6 +96,8 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
         // Like a crash for what is in hand: nothing more is acknowledged, the server delivers it again after the ack wait.
         for (const subscription of subscriptions) subscription.abandon();
         subscriptions.clear();
+        await Promise.all([...followers].map((f) => f.stop()));
+        followers.clear();
         if (!nc.isClosed()) await nc.close();
       },
     };

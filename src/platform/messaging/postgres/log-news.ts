@@ -4,10 +4,10 @@
  * that arrives while it is reading is never slept through.
  */
 export interface LogNews {
-  /** The partition's notice counter. */
-  seen(partition: number): number;
+  /** The partition's notice counter; `'any'` counts the notices about any partition. */
+  seen(partition: number | 'any'): number;
   /** Resolves once the partition's counter differs from `since`, after `ms`, or when `signal` aborts. */
-  wait(partition: number, since: number, ms: number, signal?: AbortSignal): Promise<void>;
+  wait(partition: number | 'any', since: number, ms: number, signal?: AbortSignal): Promise<void>;
   /** Records a notice: for these partitions, or for all of them (`undefined`). */
   arrived(partitions: readonly number[] | undefined): void;
   /** Wakes every waiter (closing). */
@@ -35,38 +35,56 @@ export function parseLogNotice(payload: string, namespace: string): number[] | u
 }
 
 /**
+ * The payload of a NOTIFY asking the group's consumers to rebalance now (one joined, or let partitions go).
+ * @example rebalanceNotice('stratum', 'billing') // 'stratum\trebalance\tbilling'
+ */
+export function rebalanceNotice(namespace: string, group: string): string {
+  return `${namespace}\trebalance\t${group}`;
+}
+
+/** The group a rebalance notice of `namespace` names, or null for any other payload. */
+export function parseRebalanceNotice(payload: string, namespace: string): string | null {
+  const prefix = `${namespace}\trebalance\t`;
+  return payload.startsWith(prefix) ? payload.slice(prefix.length) : null;
+}
+
+/**
  * The news board of one broker with `partitions` partitions.
  * @example const news = createLogNews(8); const since = news.seen(3); ...read... await news.wait(3, since, 500);
  */
 export function createLogNews(partitions: number): LogNews {
-  const counters = new Array<number>(partitions).fill(0);
-  const waiters = Array.from({ length: partitions }, () => new Set<() => void>());
+  // One slot per partition, and the last one for 'any'.
+  const counters = new Array<number>(partitions + 1).fill(0);
+  const waiters = Array.from({ length: partitions + 1 }, () => new Set<() => void>());
+  const slot = (partition: number | 'any') => (partition === 'any' ? partitions : partition);
   const wake = (p: number) => {
     counters[p] = counters[p]! + 1;
     for (const done of [...waiters[p]!]) done();
   };
 
   return {
-    seen: (partition) => counters[partition]!,
+    seen: (partition) => counters[slot(partition)]!,
     wait(partition, since, ms, signal) {
-      if (counters[partition] !== since || signal?.aborted) return Promise.resolve();
+      const p = slot(partition);
+      if (counters[p] !== since || signal?.aborted) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
-          waiters[partition]!.delete(done);
+          waiters[p]!.delete(done);
           signal?.removeEventListener('abort', done);
           resolve();
         };
         const timer = setTimeout(done, ms);
-        waiters[partition]!.add(done);
+        waiters[p]!.add(done);
         signal?.addEventListener('abort', done, { once: true });
       });
     },
     arrived(list) {
       for (const p of list ?? counters.keys()) if (p >= 0 && p < partitions) wake(p);
+      wake(partitions);
     },
     wakeAll() {
-      for (let p = 0; p < partitions; p++) wake(p);
+      for (let p = 0; p <= partitions; p++) wake(p);
     },
   };
 }

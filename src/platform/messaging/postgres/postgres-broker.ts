@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
-import { partitionOf, type Broker, type DeadLetter, type OutboxEvent } from '../broker.ts';
-import { createLogNews, logNotice, parseLogNotice } from './log-news.ts';
+import { partitionOf, type Broker, type DeadLetter, type OutboxEvent, type Subscription } from '../broker.ts';
+import { followLog } from './log-follower.ts';
+import { createLogNews, logNotice, parseLogNotice, parseRebalanceNotice, rebalanceNotice } from './log-news.ts';
 import { subscribeToLog, type LogSubscription } from './postgres-subscription.ts';
 
 export interface PostgresBrokerOptions {
@@ -40,10 +41,17 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
   const partitions = options.partitions ?? 8;
   const log = options.log ?? (() => {});
   const subscriptions = new Set<LogSubscription>();
+  const followers = new Set<Subscription>();
   const news = createLogNews(partitions);
+  const rebalancers = new Map<string, Set<() => void>>();
   // LISTEN only once something subscribes: a publishing-only broker needs no connection of its own.
   let listener: Promise<{ unlisten(): Promise<void> }> | undefined;
   const listen = () => (listener ??= sql.listen(LOG_CHANNEL, (payload) => {
+    const group = parseRebalanceNotice(payload, namespace);
+    if (group !== null) {
+      for (const rebalance of rebalancers.get(group) ?? []) rebalance();
+      return;
+    }
     const named = parseLogNotice(payload, namespace);
     if (named !== null) news.arrived(named);
   }, () => news.wakeAll())); // (re)connected: notices may have been missed meanwhile
@@ -88,15 +96,32 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     publish: (events) => append(events, null),
     async subscribe(group, subscribeOptions) {
       await listen();
+      const onRebalance = (rebalance: () => void) => {
+        const set = rebalancers.get(group) ?? rebalancers.set(group, new Set()).get(group)!;
+        set.add(rebalance);
+        return () => { set.delete(rebalance); };
+      };
+      const askToRebalance = async () => { await sql`select pg_notify(${LOG_CHANNEL}, ${rebalanceNotice(namespace, group)})`; };
       const subscription = await subscribeToLog({
         sql, namespace, group, partitions, consumerId: randomUUID(), leaseMs: options.leaseMs ?? 10_000,
-        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, news, log,
+        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, news, onRebalance, askToRebalance, log,
       }, subscribeOptions);
       subscriptions.add(subscription);
       return {
         async stop() {
           subscriptions.delete(subscription);
           await subscription.stop();
+        },
+      };
+    },
+    async follow(listener) {
+      await listen();
+      const follower = await followLog({ sql, namespace, news, pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, log }, listener);
+      followers.add(follower);
+      return {
+        async stop() {
+          followers.delete(follower);
+          await follower.stop();
         },
       };
     },
@@ -129,6 +154,8 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     async close() {
       await Promise.all([...subscriptions].map((s) => s.abandon()));
       subscriptions.clear();
+      await Promise.all([...followers].map((f) => f.stop()));
+      followers.clear();
       news.wakeAll();
       await (await listener?.catch(() => undefined))?.unlisten().catch(() => {});
       if (options.ownsPool) await sql.end({ timeout: 1 });

@@ -14,6 +14,10 @@ export interface PartitionedLogConsumer {
   batchSize: number;
   /** The broker's NOTIFYs, per partition. */
   news: LogNews;
+  /** Calls `rebalance` when a consumer of the group asks the others to rebalance; returns the way to stop. */
+  onRebalance: (rebalance: () => void) => () => void;
+  /** Asks every consumer of the group (this one too) to rebalance now. */
+  askToRebalance: () => Promise<void>;
   log: (message: string, error?: unknown) => void;
 }
 
@@ -32,8 +36,8 @@ interface Served {
 }
 
 /**
- * A consumer of the PostgreSQL log: it heartbeats and, every leaseMs / 3, renews its leases and takes its fair
- * share of the group's free partitions. Each leased partition has a loop of its own that hands the partition's
+ * A consumer of the PostgreSQL log: it heartbeats and, every leaseMs / 3 or when asked by a consumer that joined
+ * or let partitions go, renews its leases and moves towards its fair share of the group's partitions. Each leased partition has a loop of its own that hands the partition's
  * events to the handler in order (a batch at a time through handleBatch when the runner has it) and advances
  * the partition's position after each batch; a caught-up partition waits for a NOTIFY naming it. An event
  * whose handler did not finish is not advanced past, so the next holder of the lease gets it again.
@@ -49,6 +53,8 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
   const is = (s: typeof state) => state === s;
   const served = new Map<number, Served>();
   let wakeTicks: (() => void) | undefined;
+  /** A rebalance was asked for while a tick ran: tick again at once. */
+  let tickAgain = false;
 
   /** Lets partitions go: their loops finish the batch in hand first, then the leases are freed. */
   async function letGo(partitions: number[]): Promise<void> {
@@ -72,7 +78,10 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       where namespace = ${c.namespace} and group_name = ${c.group} and seen_until > now()`;
     const share = Math.min(maxPartitions, Math.ceil(c.partitions / Math.max(1, live!.n)));
     const mine = [...served.keys()].sort((a, b) => a - b);
-    if (mine.length > share) await letGo(mine.slice(share));
+    if (mine.length > share) {
+      await letGo(mine.slice(share));
+      await c.askToRebalance(); // the consumers waiting for them take them now
+    }
     // Renewing waits for a running advance of the partition (a row lock), so it is not taken for lost.
     const held = [...served.keys()];
     const renewed = held.length === 0 ? [] : (await sql<{ partition: number }[]>`
@@ -169,13 +178,20 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
 
   async function tick(): Promise<void> {
     const every = Math.max(10, Math.floor(c.leaseMs / 3));
+    let joined = false;
     while (is('running')) {
+      tickAgain = false;
       try {
         await leasePartitions();
+        if (!joined) {
+          joined = true;
+          await c.askToRebalance(); // the others let this one have its share now rather than at their next tick
+        }
       } catch (error) {
         if (is('running')) c.log(`consumer ${c.group}: ${(error as Error).message}`, error);
       }
       if (!is('running')) break;
+      if (tickAgain) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, every);
         wakeTicks = () => { clearTimeout(timer); resolve(); };
@@ -184,6 +200,10 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
     }
   }
 
+  const stopHearing = c.onRebalance(() => {
+    tickAgain = true;
+    wakeTicks?.();
+  });
   const ticking = tick();
   const release = async () => {
     await sql`update messaging.positions set lease_owner = null, lease_until = null
@@ -199,10 +219,13 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       for (const s of served.values()) s.letGo.abort();
       await Promise.all([...served.values()].map((s) => s.loop));
       served.clear();
+      stopHearing();
       await release();
+      await c.askToRebalance().catch(() => {}); // the others take the partitions now
     },
     async abandon() {
       state = 'abandoned';
+      stopHearing();
       wakeTicks?.();
       for (const s of served.values()) s.letGo.abort();
       served.clear();

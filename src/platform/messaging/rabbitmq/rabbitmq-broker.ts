@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Broker } from '../broker.ts';
+import type { Broker, Subscription } from '../broker.ts';
 import { errorMessage } from './amqp-error.ts';
 import { openAmqpConnection } from './connection.ts';
 import { createDeadLetterStore } from './dead-letters.ts';
+import { followExchange } from './follower.ts';
 import { subscribeGroup, type GroupSubscription } from './group-subscription.ts';
 import { rabbitNames } from './names.ts';
 import { createPublisher } from './publisher.ts';
@@ -68,6 +69,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
   }
   const publisher = createPublisher({ connection, names, partitions, log });
   const subscriptions = new Set<GroupSubscription>();
+  const followers = new Set<Subscription>();
 
   return {
     name: 'rabbitmq',
@@ -86,10 +88,22 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
         },
       };
     },
+    async follow(listener) {
+      const follower = await followExchange({ connection, names, partitions, log }, listener);
+      followers.add(follower);
+      return {
+        async stop() {
+          followers.delete(follower);
+          await follower.stop();
+        },
+      };
+    },
     deadLetters: createDeadLetterStore({ connection, names, partitions }),
     async close() {
       for (const subscription of subscriptions) subscription.abandon();
       subscriptions.clear();
+      await Promise.all([...followers].map((f) => f.stop()));
+      followers.clear();
       await publisher.close();
       await connection.close();
     },

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { createClient } from 'redis';
-import { partitionOf, type Broker } from '../broker.ts';
+import { partitionOf, type Broker, type Subscription } from '../broker.ts';
 import { createDeadLetterStore } from './dead-letter-store.ts';
 import { eventFields } from './entry-codec.ts';
 import { subscribeToGroup, type GroupSubscription } from './group-subscription.ts';
 import { redisStreamsKeys } from './keys.ts';
 import { connectClient, destroyClient, type Log, type RedisStreamsClient } from './redis-client.ts';
+import { followStreams } from './stream-follower.ts';
 
 export interface RedisStreamsBrokerOptions {
   url: string;
@@ -53,6 +54,7 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
   const keys = redisStreamsKeys(options.namespace);
   const client = await connectClient(createClient({ url: options.url }), log, 'command');
   const subscriptions = new Set<GroupSubscription>();
+  const followers = new Set<Subscription>();
   let listener: Promise<RedisStreamsClient> | undefined;
   let closed = false;
 
@@ -89,6 +91,28 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
       };
     },
 
+    async follow(listener) {
+      if (closed) throw new Error('redis streams broker: closed');
+      const connection = await connectClient(client.duplicate(), log, 'follower');
+      let follower: Subscription;
+      try {
+        follower = await followStreams({
+          connection, streams: Array.from({ length: partitions }, (_, p) => keys.events(p)),
+          batchSize: options.batchSize ?? 100, blockMs: 1000, retryDelayMs: Math.min(1000, claimIdleMs), log,
+        }, listener);
+      } catch (error) {
+        destroyClient(connection);
+        throw error;
+      }
+      followers.add(follower);
+      return {
+        async stop() {
+          followers.delete(follower);
+          await follower.stop();
+        },
+      };
+    },
+
     deadLetters: createDeadLetterStore(client, keys, partitions),
 
     async close() {
@@ -96,6 +120,8 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
       closed = true;
       for (const subscription of subscriptions) subscription.abandon();
       subscriptions.clear();
+      await Promise.all([...followers].map((f) => f.stop()));
+      followers.clear();
       destroyClient(client);
       await listener?.then(destroyClient, () => {});
     },

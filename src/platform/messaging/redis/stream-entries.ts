@@ -36,3 +36,15 @@ function toFields(raw: RawFields): EntryFields | null {
   for (let i = 0; i + 1 < raw.length; i += 2) fields[String(raw[i])] = String(raw[i + 1]);
   return fields;
 }
+
+/**
+ * XREAD (no group) on `streams`, each after its id in `after`, blocking up to `blockMs`: what a follower reads.
+ * @example await readStreams(connection, [events0, events1], ['0-0', '1700000000000-0'], { count: 500, blockMs: 1000 })
+ */
+export async function readStreams(
+  client: RedisStreamsClient, streams: readonly string[], after: readonly string[], options: { count: number; blockMs: number },
+): Promise<StreamEntry[]> {
+  const reply = await client.sendCommand<RawStreams>(['XREAD', 'COUNT', String(options.count), 'BLOCK', String(options.blockMs), 'STREAMS', ...streams, ...after]);
+  const byStream = new Map((reply ?? []).map(([name, entries]) => [String(name), entries]));
+  return streams.flatMap((stream) => (byStream.get(stream) ?? []).map(([id, fields]) => ({ stream, id: String(id), fields: toFields(fields) })));
+}

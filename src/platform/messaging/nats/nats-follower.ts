@@ -1,0 +1,66 @@
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import type { FollowOptions, OutboxEvent, Subscription } from '../broker.ts';
+import { REPLAY_GROUP_HEADER, type NatsLayout } from './nats-layout.ts';
+
+export interface NatsFollowerOptions {
+  js: JetStreamClient;
+  layout: NatsLayout;
+  retryDelayMs: number;
+  isConnectionClosed: () => boolean;
+  log: (message: string, error?: unknown) => void;
+}
+
+/**
+ * Follows every partition subject of the events stream with an ordered consumer: ephemeral, starting at new
+ * messages, no acknowledgements; the client recreates it from the last stream sequence it saw when it falls
+ * behind or the connection comes back, and the server deletes it once nobody pulls from it. Replays of dead
+ * letters (for one group) are skipped. Should the consumer have to be made anew after an error, the follower
+ * starts from there and reports a gap.
+ * @example const follower = await followStream({ js, layout, retryDelayMs: 1000, isConnectionClosed, log }, { onEvents, onGap });
+ */
+export async function followStream(o: NatsFollowerOptions, listener: FollowOptions): Promise<Subscription> {
+  let running = true;
+  let messages: ConsumerMessages | undefined;
+  const open = async () => {
+    const consumer = await o.js.consumers.get(o.layout.eventsStream, { filter_subjects: o.layout.eventSubjects, deliver_policy: DeliverPolicy.New });
+    return consumer.consume();
+  };
+  messages = await open();
+
+  async function run(): Promise<void> {
+    while (running && !o.isConnectionClosed()) {
+      try {
+        if (!messages) {
+          messages = await open();
+          listener.onGap(); // anew from the end: what came since the last one is not there
+        }
+        for await (const msg of messages) {
+          if (msg.headers?.get(REPLAY_GROUP_HEADER)) continue; // for one group only; every follower had the original
+          let event: OutboxEvent;
+          try {
+            event = msg.json<OutboxEvent>();
+          } catch (error) {
+            o.log(`nats follower: message ${msg.seq} is not an event; skipped`, error);
+            continue;
+          }
+          listener.onEvents([event]);
+        }
+        messages = undefined;
+      } catch (error) {
+        messages = undefined;
+        if (!running || o.isConnectionClosed()) return;
+        o.log('nats follower: following the events stream failed; following it anew from its end', error);
+        await new Promise((r) => setTimeout(r, o.retryDelayMs));
+      }
+    }
+  }
+
+  const loop = run();
+  return {
+    async stop() {
+      running = false;
+      messages?.stop();
+      await loop;
+    },
+  };
+}
