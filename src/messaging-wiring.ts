@@ -1,10 +1,13 @@
 import type { Logger } from 'pino';
 import type { Config } from './config/config.ts';
+import { accountViewKey } from './contexts/accounts/routes.ts';
+import { orderKey } from './contexts/orders/routes.ts';
 import { USER_EVENTS_KEY } from './contexts/users/routes.ts';
 import { applyScoreFanOut } from './contexts/users/users-repository.ts';
+import { invalidateOnEvents, type ReadCache } from './platform/cache/index.ts';
 import type { Sql } from './platform/db/connect.ts';
 import type { TransactionFn } from './platform/db/transaction.ts';
-import type { Broker, Subscription } from './platform/messaging/broker.ts';
+import type { Broker, OutboxEvent, Subscription } from './platform/messaging/broker.ts';
 import { consume } from './platform/messaging/consumer.ts';
 import { createPostgresBroker } from './platform/messaging/postgres/postgres-broker.ts';
 import { createRelay, type Relay } from './platform/messaging/relay.ts';
@@ -78,4 +81,34 @@ export async function startMessaging(config: Config, deps: { admin: Sql; transac
       await broker.close();
     },
   };
+}
+
+/** The read caches whose entries the events of other instances' writes make stale. */
+export interface InvalidatedCaches {
+  accounts: Pick<ReadCache<unknown>, 'forget'>;
+  orders: Pick<ReadCache<unknown>, 'forget'>;
+}
+
+/** The cached orders an orders event changed: the order, and for a transfer the id it had before. */
+function orderKeysOf(event: OutboxEvent): string[] {
+  const payload = event.payload as { id?: unknown; previousId?: unknown } | null;
+  return [payload?.id, payload?.previousId].filter((id) => typeof id === 'number' || typeof id === 'string').map((id) => orderKey(Number(id)));
+}
+
+const ORDER_CHANGES = new Set(['order.status_changed', 'order.items_imported', 'order.transferred']);
+
+/**
+ * When no shared cache tier tells the instances about each other's writes (no REDIS_URL), drops this
+ * instance's cached account views and orders as the events of those writes arrive (decision 0017).
+ * @example const following = await followCacheInvalidations(messaging.broker, { accounts: cache, orders: orderCache }, logger);
+ */
+export function followCacheInvalidations(broker: Broker, caches: InvalidatedCaches, logger: Logger): Promise<Subscription> {
+  return invalidateOnEvents({
+    follow: (listener) => broker.follow(listener),
+    rules: [
+      { cache: caches.accounts, keysOf: (e) => (e.type === 'account.updated' ? [accountViewKey(e.key)] : []) },
+      { cache: caches.orders, keysOf: (e) => (ORDER_CHANGES.has(e.type) ? orderKeysOf(e) : []) },
+    ],
+    onError: (error, event) => logger.warn({ err: error, eventId: event.id, type: event.type }, 'cache invalidation: could not read an event'),
+  });
 }

@@ -15,7 +15,7 @@ import { ordersRoutes } from './contexts/orders/routes.ts';
 import { openOrderShards } from './orders-shards.ts';
 import type { App } from './http/app.ts';
 import { adminRoutes } from './http/admin.ts';
-import { startMessaging } from './messaging-wiring.ts';
+import { followCacheInvalidations, startMessaging } from './messaging-wiring.ts';
 import { createReadCache, createRedisTier } from './platform/cache/index.ts';
 import type { ConnectTarget, Sql } from './platform/db/connect.ts';
 import { faultPoints } from './platform/faults.ts';
@@ -99,6 +99,8 @@ export async function wireContexts(
       onError: (error, context) => deps.logger.warn({ err: error, ...context }, 'shared cache tier unavailable; serving from the local tier and the database'),
     }) : undefined,
   });
+  // Without Redis, the caches hear of other instances' writes through their events (decision 0017).
+  const following = redis ? undefined : await followCacheInvalidations(messaging.broker, { accounts: cache, orders: orderCache }, deps.logger);
 
   const imagesPolicy = createDependencyPolicy({
     attemptTimeoutMs: config.imagesTimeoutMs,
@@ -135,6 +137,7 @@ export async function wireContexts(
     async close() {
       await maintenance.stop();
       await Promise.all(shardRelays.map((r) => r.stop()));
+      await following?.stop();
       await messaging.stop();
       await shards.close();
       await cache.close();

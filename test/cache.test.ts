@@ -115,6 +115,27 @@ describe('read cache, local tier', () => {
     await cache.invalidate('account:never-cached'); // nothing to drop is fine
   });
 
+  it('forgets a key heard of from elsewhere, a load running across it included, or every key', async () => {
+    const { cache } = cacheWith();
+    await cache.getOrLoad('account:2', async () => view('2', 'old'));
+    const started = deferred();
+    const gate = deferred<View>();
+    const running = cache.getOrLoad('account:1', () => { started.resolve(); return gate.promise; });
+    await started.promise;
+
+    cache.forget('account:1'); // another instance's write, heard while this load was reading
+    gate.resolve(view('1', 'old'));
+    expect(await running).toEqual(view('1', 'old'));
+    const load1 = vi.fn(async () => view('1', 'new'));
+    expect(await cache.getOrLoad('account:1', load1)).toEqual(view('1', 'new'));
+    expect(load1).toHaveBeenCalledTimes(1);
+
+    cache.forget(undefined); // events may have been missed
+    const load2 = vi.fn(async () => view('2', 'new'));
+    expect(await cache.getOrLoad('account:2', load2)).toEqual(view('2', 'new'));
+    expect(load2).toHaveBeenCalledTimes(1);
+  });
+
   it('does not cache undefined or what shouldCache refuses', async () => {
     const { cache } = cacheWith();
     const missing = vi.fn(async () => undefined);

@@ -17,6 +17,11 @@ export interface ReadCache<V> {
    * Never rejects: a shared-tier failure is reported by the tier and the invalidation replayed later.
    */
   invalidate(key: string): Promise<void>;
+  /**
+   * Drops the key, or every key (`undefined`), in this instance only, marking running loads of it so they
+   * cache nothing: for a change another instance made and this one heard of (see event-invalidation.ts).
+   */
+  forget(key: string | undefined): void;
   /** Drops everything, aborts running loads' signals, closes the shared tier (not its client). */
   close(): Promise<void>;
 }
@@ -123,6 +128,10 @@ export function createReadCache<V>(options: ReadCacheOptions): ReadCache<V> {
       await shared.invalidate(key);
       // A read of the shared tier that Redis answered before the invalidation may still be on its way back to
       // this process; dropping again after the invalidation completed marks such a flight, so it stores nothing.
+      drop(key);
+    },
+
+    forget(key) {
       drop(key);
     },
 
