@@ -79,14 +79,15 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     }
     if (events.length === 0) return;
     const eventPartitions = events.map((e) => partitionOf(e.key, partitions));
-    await sql.begin(async (tx) => {
-      await tx`select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))`;
-      await tx`insert into messaging.log (namespace, partition, target_group, event)
-        select ${namespace}, p, ${targetGroup}, e::jsonb
-        from unnest(${eventPartitions}::int[], ${events.map((e) => JSON.stringify(e))}::text[]) with ordinality as t(p, e, n)
-        order by n`;
-      await tx`select pg_notify(${LOG_CHANNEL}, ${logNotice(namespace, eventPartitions)})`;
-    });
+    // One statement, one transaction: the lock is taken before any row gets its seq (every row joins it) and
+    // held until the commit, so rows commit in seq order; the NOTIFY goes out with the commit.
+    await sql`
+      with locked as materialized (select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))),
+        notified as materialized (select pg_notify(${LOG_CHANNEL}, ${logNotice(namespace, eventPartitions)}))
+      insert into messaging.log (namespace, partition, target_group, event)
+      select ${namespace}, p, ${targetGroup}, e::jsonb
+      from locked, notified, unnest(${eventPartitions}::int[], ${events.map((e) => JSON.stringify(e))}::text[]) with ordinality as t(p, e, n)
+      order by n`;
   }
 
   return {

@@ -159,6 +159,16 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
 
   /** Stores the dead letters among `outcomes` and moves the partition's position past `rows`, in one transaction. */
   async function advance(partition: number, rows: LogRow[], outcomes: Outcome[]): Promise<void> {
+    const position = rows.at(-1)!.seq;
+    if (outcomes.every((o) => o.kind === 'ack')) {
+      // The common case in one statement; set_config's local setting holds for its own implicit transaction.
+      const moved = await sql`update messaging.positions set position = ${position}, lease_until = now() + ${lease}::interval
+        from (select set_config('synchronous_commit', 'off', true)) as async_commit
+        where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId}
+        returning 1`;
+      if (moved.length === 0) throw new Error(`lost the lease of partition ${partition}; not advanced`);
+      return;
+    }
     const advanced = await sql.begin(async (tx) => {
       // Losing this commit in a crash only means a redelivery, which processed_messages absorbs.
       await tx`set local synchronous_commit = off`;
@@ -169,7 +179,7 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
             values (gen_random_uuid(), ${c.namespace}, ${c.group}, ${partition}, ${tx.json(rows[i]!.event as never)}, ${outcome.error}, ${outcome.attempts})`;
         }
       }
-      return tx`update messaging.positions set position = ${rows.at(-1)!.seq}, lease_until = now() + ${lease}::interval
+      return tx`update messaging.positions set position = ${position}, lease_until = now() + ${lease}::interval
         where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId}
         returning 1`;
     });
