@@ -1,6 +1,7 @@
 import net from 'node:net';
 import postgres from 'postgres';
 import { AppError } from '../errors/app-error.ts';
+import { createPrimaryLocator, type PrimaryLocator, type PrimaryState } from './primary-locator.ts';
 
 /** A postgres.js pool. Repositories take one of these, or a transaction handle, as their first argument. */
 export type Sql = postgres.Sql<Record<string, never>>;
@@ -41,6 +42,9 @@ export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
     connect_timeout: options.connectTimeoutSeconds ?? 5,
     idle_timeout: options.idleTimeoutSeconds ?? 60,
     max_lifetime: 60 * 30,
+    // postgres.js's default grows to 20 s after a few broken connections: a failover would then be followed by
+    // a long wait before the pool reconnects. Seconds, capped at 1.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     onnotice: options.onNotice ?? (() => {}),
 
     connection: {
@@ -51,11 +55,27 @@ export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
   if ('url' in target) {
     // Options override the URL's credentials, so a multi-host URL can be reused for another role.
     const credentials = { ...(target.user ? { username: target.user } : {}), ...(target.password !== undefined ? { password: target.password } : {}) };
-    // Several hosts: postgres.js's own sockets, which try the hosts in its order for each connection.
-    const sockets = describeTarget(target).includes(',') ? {} : { socket: noDelaySocket };
-    return postgres(target.url, { ...common, ...sockets, ...credentials }) as unknown as Sql;
+    // Several hosts: postgres.js tries them in turn for each connection; when the primary is wanted, the
+    // locator remembers which host it is and paces the attempts while there is none.
+    const multiHost = describeTarget(target).includes(',');
+    const locator = multiHost && /[?&]target_session_attrs=(primary|read-write)(&|$)/.test(target.url) ? createPrimaryLocator() : undefined;
+    const sockets = locator ? { socket: locator.socket } : multiHost ? {} : { socket: noDelaySocket };
+    const sql = postgres(target.url, { ...common, ...sockets, ...credentials }) as unknown as Sql;
+    if (locator) locators.set(sql, locator);
+    return sql;
   }
   return postgres({ ...common, ...({ socket: noDelaySocket } as object), host: target.host, port: target.port, user: target.user, password: target.password, database: target.database }) as unknown as Sql;
+}
+
+const locators = new WeakMap<Sql, PrimaryLocator>();
+
+/**
+ * Which host a pool on a multi-host target (target_session_attrs=primary) last found to be the primary, and
+ * whether a whole round of hosts has failed since; undefined for any other pool.
+ * @example if (primaryState(sql)?.unreachable) throw new AppError('DB.UNAVAILABLE', 'no primary');
+ */
+export function primaryState(sql: Sql): PrimaryState | undefined {
+  return locators.get(sql)?.state();
 }
 
 /** The password in a connection URL's user info (multi-host URLs too), or undefined. */

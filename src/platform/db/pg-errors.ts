@@ -19,10 +19,19 @@ export function sqlState(error: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
-/** Serialization failures and deadlocks: running the whole transaction again may succeed. */
+/**
+ * Running the whole transaction again may succeed: a serialization failure or deadlock (40001, 40P01), or a
+ * connection that broke or could not be had (see isConnectionError), provided COMMIT was not sent yet.
+ */
 export function isRetryableTxError(error: unknown): boolean {
   const state = sqlState(error);
-  return state === '40001' || state === '40P01';
+  return state === '40001' || state === '40P01' || isConnectionError(error);
+}
+
+/** The SQLSTATE or driver code a retry is counted under (`40001`, `57P01`, `CONNECTION_CLOSED`...). */
+export function retryReason(error: unknown): string {
+  const code = (error as PgErrorLike | null)?.code;
+  return typeof code === 'string' ? code : 'unknown';
 }
 
 /** The connection broke or the server is going away (class 08, admin shutdown, cannot connect now). */
