@@ -205,6 +205,65 @@ describe('transaction()', () => {
     }
   });
 
+  it('runs the whole function again when its connection is cut before COMMIT, and commits once', async () => {
+    const { transaction, events } = runtime(db.sql);
+    await db.sql`update items set value = 0 where id = 3`;
+    let attempts = 0;
+    await transaction({ label: 'cut-connection' }, async (tx) => {
+      attempts++;
+      await tx`update items set value = value + 1 where id = 3`;
+      // The server ends this session (57P01, as at a failover's fast shutdown) before COMMIT is sent.
+      if (attempts === 1) await tx`select pg_terminate_backend(pg_backend_pid())`;
+    });
+    expect(attempts).toBe(2);
+    expect(events.retries).toHaveLength(1);
+    expect(['57P01', 'CONNECTION_CLOSED']).toContain(events.retries[0]);
+    expect((await db.sql`select value::int as v from items where id = 3`)[0]!.v).toBe(1);
+  });
+
+  it('never runs a transaction again once COMMIT was sent: a connection cut then is DB.UNAVAILABLE, outcome unknown', async () => {
+    const one = db.pool(1, `${db.applicationName}-committing`);
+    await db.sql.unsafe(`
+      create table slow_commits (id int primary key);
+      create function sleep_at_commit() returns trigger language plpgsql as $$ begin perform pg_sleep(30); return null; end $$;
+      create constraint trigger sleep_at_commit after insert on slow_commits deferrable initially deferred
+        for each row execute function sleep_at_commit();`);
+    const { transaction, events } = runtime(one);
+    let attempts = 0;
+    const outcome = transaction({ deadlineMs: 20_000 }, async (tx) => {
+      attempts++;
+      await tx`insert into slow_commits (id) values (1)`;
+    }).then(() => undefined, (e: unknown) => e);
+    // Cut the session while it runs COMMIT (the deferred trigger sleeps there).
+    let cut = false;
+    for (let i = 0; i < 400 && !cut; i++) {
+      const [row] = await db.sql`select pid from pg_stat_activity where application_name = ${`${db.applicationName}-committing`} and query = 'commit' and state = 'active'`;
+      if (row) cut = (await db.sql`select pg_terminate_backend(${row.pid}::int) as done`)[0]!.done === true;
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(cut).toBe(true);
+    const error = await outcome;
+    expect(isAppError(error, 'DB.UNAVAILABLE')).toBe(true);
+    expect((error as { details?: unknown }).details).toEqual({ commitOutcome: 'unknown' });
+    expect(attempts).toBe(1);
+    expect(events.retries).toEqual([]);
+    // postgres.js keeps waiting for the query the server cut unless told how long to wait.
+    await one.end({ timeout: 1 });
+  });
+
+  it('fails with DB.UNAVAILABLE at the deadline, not TX.DEADLINE_EXCEEDED, when the server refuses connections', async () => {
+    const refused = createPool({ url: 'postgres://nobody@127.0.0.1:1/x' }, { max: 1, applicationName: 'refused', connectTimeoutSeconds: 1 });
+    const { transaction, events } = runtime(refused);
+    let ran = false;
+    try {
+      await expectCode(transaction({ deadlineMs: 300 }, async () => { ran = true; }), 'DB.UNAVAILABLE');
+      expect(ran).toBe(false);
+      expect(events.retries.length).toBeGreaterThan(0);
+    } finally {
+      await refused.end({ timeout: 0 });
+    }
+  });
+
   it('uses the requested isolation level and read-only mode', async () => {
     const { transaction } = runtime(db.sql);
     const [level, readOnly] = await transaction({ isolation: 'serializable', readOnly: true }, async (tx) => {

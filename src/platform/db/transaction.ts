@@ -1,6 +1,6 @@
 import { AppError } from '../errors/app-error.ts';
-import type { Sql, TxSql } from './connect.ts';
-import { isConnectionError, isRetryableTxError, sqlState, translatePgError } from './pg-errors.ts';
+import { primaryState, type Sql, type TxSql } from './connect.ts';
+import { isConnectionError, isRetryableTxError, retryReason, sqlState, translatePgError } from './pg-errors.ts';
 
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
 
@@ -48,9 +48,12 @@ const ANSWER_GRACE_MS = 100;
 
 /**
  * Builds `transaction(options, fn)`: runs `fn` in one transaction that ends by its deadline (default 2 s).
- * Serialization failures and deadlocks (40001, 40P01) run `fn` again, with backoff, while time remains.
+ * Serialization failures and deadlocks (40001, 40P01), and a connection lost or refused before COMMIT was
+ * sent (a failover), run `fn` again from the start, with backoff, while time remains.
  * The deadline holds on the server (statement_timeout, lock_timeout from the time left) and on the client
- * (the running statement is cancelled). Past it the caller gets TX.DEADLINE_EXCEEDED and nothing commits.
+ * (the running statement is cancelled, and so is the wait for a connection). Past it the caller gets
+ * TX.DEADLINE_EXCEEDED, or DB.UNAVAILABLE when it was the database that could not be reached, and nothing
+ * commits. A connection lost after COMMIT was sent is never retried: the outcome is unknown, and said so.
  * @example
  * const transaction = createTransaction({ sql, defaultDeadlineMs: 2000, now: Date.now, random: Math.random });
  * const user = await transaction({ isolation: 'read committed' }, (tx) => insertUser(tx, input));
@@ -62,25 +65,36 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
   return async function transaction<T>(options: TransactionOptions, fn: (tx: TxSql) => Promise<T>): Promise<T> {
     const label = options.label ?? 'transaction';
     const deadlineAt = runtime.now() + (options.deadlineMs ?? runtime.defaultDeadlineMs);
+    // The last connection failure of this call: a deadline passing after one means the database was away.
+    let unreachable: unknown;
     const exceeded = (cause?: unknown) => {
       runtime.observer?.onDeadlineExceeded?.(label);
+      if (unreachable !== undefined || primaryState(runtime.sql)?.unreachable) {
+        return new AppError('DB.UNAVAILABLE', `${label}: no database primary could be reached within the deadline`, { cause: cause ?? unreachable });
+      }
       return new AppError('TX.DEADLINE_EXCEEDED', `${label} did not finish within its deadline`, { cause });
     };
     for (let attempt = 1; ; attempt++) {
       const remaining = deadlineAt - runtime.now();
       if (remaining <= 0) throw exceeded();
+      const progress = { commitSent: false };
       try {
-        return await runAttempt(runtime.sql, options, deadlineAt, remaining, runtime.now, fn);
+        return await runAttempt(runtime.sql, options, deadlineAt, remaining, runtime.now, fn, progress);
       } catch (error) {
         if (error === DEADLINE) throw exceeded();
         const state = sqlState(error);
+        if (isConnectionError(error)) {
+          // COMMIT may have reached the server before the connection broke: running fn again could apply it twice.
+          if (progress.commitSent) throw commitOutcomeUnknown(label, error);
+          unreachable = error;
+        }
         // statement_timeout and lock_timeout are set from the deadline: either firing near it means it has passed
         // (a 55P03 from NOWAIT, or a cancel by someone else, well before the deadline is reported as what it is).
         if ((state === '57014' || state === '55P03') && runtime.now() >= deadlineAt - DEADLINE_TOLERANCE_MS) throw exceeded(error);
         if (isRetryableTxError(error) && attempt < (options.maxAttempts ?? Infinity)) {
           const backoff = Math.min(maxBackoff, baseBackoff * 2 ** (attempt - 1)) * runtime.random();
           if (runtime.now() + backoff < deadlineAt) {
-            runtime.observer?.onRetry?.(label, state!, attempt);
+            runtime.observer?.onRetry?.(label, retryReason(error), attempt);
             await sleep(backoff);
             continue;
           }
@@ -94,6 +108,23 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
   };
 }
 
+function commitOutcomeUnknown(label: string, cause: unknown): AppError {
+  return new AppError('DB.UNAVAILABLE', `${label}: the connection broke after COMMIT was sent; whether it committed is unknown`,
+    { cause, details: { commitOutcome: 'unknown' } });
+}
+
+interface AttemptState {
+  expired: boolean;
+  /** The connection error that ended the attempt's connection, once one did. */
+  lost: unknown;
+  committing: boolean;
+  queries: Query[];
+  cancelling: Promise<unknown> | undefined;
+}
+
+/** What an abandoned transaction scope is left waiting on. */
+const UNSETTLED = new Promise<never>(() => {});
+
 /** Thrown inside an attempt when its deadline passed before or right after the caller's work. */
 const DEADLINE = Symbol('deadline');
 /** Server timers and ours may disagree by a few milliseconds. */
@@ -106,11 +137,21 @@ async function runAttempt<T>(
   remaining: number,
   now: () => number,
   fn: (tx: TxSql) => Promise<T>,
+  progress: { commitSent: boolean },
 ): Promise<T> {
-  const state = { expired: false, committing: false, queries: [] as Query[], cancelling: undefined as Promise<unknown> | undefined };
+  const state: AttemptState = { expired: false, lost: undefined, committing: false, queries: [], cancelling: undefined };
   let entered = false;
   let answerNow: ((reason: unknown) => void) | undefined;
   let graceTimer: NodeJS.Timeout | undefined;
+  // The connection broke under the caller's work. postgres.js would write ROLLBACK or COMMIT on the closed
+  // connection and crash the process from a timer (porsager/postgres#1208), or run them on the connection it
+  // reopens: the scope is left unsettled instead (begin() itself is rejected by the close) and the caller is
+  // answered with the connection error now.
+  const abandon = (error: unknown): Promise<never> => {
+    state.lost ??= error;
+    answerNow?.(state.lost);
+    return UNSETTLED;
+  };
 
   const deadlineTimer = setTimeout(() => {
     state.expired = true;
@@ -146,17 +187,23 @@ async function runAttempt<T>(
     try {
       const result = await fn(trackQueries(tx, state));
       await limits;
+      if (state.lost !== undefined) return abandon(state.lost);
       // Past the deadline nothing may commit, even work that finished: the caller is told it failed.
       if (state.expired) throw DEADLINE;
       state.committing = true;
+      // postgres.js sends COMMIT as soon as this callback returns.
+      progress.commitSent = true;
       return result;
     } catch (error) {
+      if (state.lost !== undefined || isConnectionError(error)) return abandon(error);
       // A cancel request travels on its own socket: let it land before ROLLBACK frees the connection, so it
       // cannot reach whatever statement the connection runs next.
       await state.cancelling;
+      if (state.lost !== undefined) return abandon(state.lost);
       throw error;
     }
   }) as Promise<T>;
+  attempt.catch((error: unknown) => { if (isConnectionError(error)) state.lost ??= error; });
 
   const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
   try {
@@ -172,11 +219,12 @@ async function runAttempt<T>(
  * Wraps a transaction handle so every query made through it can be cancelled at the deadline, and so a
  * statement issued after the deadline fails at once instead of getting a fresh statement_timeout.
  */
-function trackQueries(tx: TxSql, state: { expired: boolean; queries: Query[] }): TxSql {
+function trackQueries(tx: TxSql, state: AttemptState): TxSql {
   const track = <R>(q: R): R => {
     if (q && typeof (q as { then?: unknown }).then === 'function' && 'canceller' in (q as object)) {
-      if (state.expired) {
-        const refused = Promise.reject(DEADLINE);
+      // Past the deadline, or on a connection that broke (postgres.js would send it on the one it reopens).
+      if (state.expired || state.lost !== undefined) {
+        const refused = Promise.reject(state.lost ?? DEADLINE);
         refused.catch(() => {}); // handled: awaiting it still rejects, leaving it unawaited does not crash
         return refused as R;
       }
