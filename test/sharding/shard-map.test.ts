@@ -59,3 +59,9 @@ describe('mergeDescending', () => {
     expect(mergeDescending([a, b, c, d], (x) => x, 100)).toEqual([95, 90, 80, 70, 60, 55, 50, 40, 10]);
   });
 });
+
+describe('mergeDescending across a bucket being moved', () => {
+  it('keeps a row present on two shards once', () => {
+    expect(mergeDescending([[9, 7, 5], [8, 7, 3]], (x) => x, 10)).toEqual([9, 8, 7, 5, 3]);
+  });
+});

@@ -56,7 +56,8 @@ function describe(error: unknown): string {
 
 /**
  * Merges lists that are each sorted by `key` descending into the first `limit` items of their union, in the
- * same order (a k-way merge; the lists are short, so a linear pick of the head beats a heap).
+ * same order (a k-way merge; the lists are short, so a linear pick of the head beats a heap). Equal keys are
+ * kept once: for the instant a moving bucket is owned by both its shards, its rows come from both.
  */
 export function mergeDescending<T>(lists: ReadonlyArray<readonly T[]>, key: (item: T) => number, limit: number): T[] {
   const heads = lists.map(() => 0);
@@ -67,7 +68,9 @@ export function mergeDescending<T>(lists: ReadonlyArray<readonly T[]>, key: (ite
       if (heads[i]! < lists[i]!.length && (best < 0 || key(lists[i]![heads[i]!]!) > key(lists[best]![heads[best]!]!))) best = i;
     }
     if (best < 0) break;
-    merged.push(lists[best]![heads[best]!++]!);
+    const item = lists[best]![heads[best]!++]!;
+    if (merged.length > 0 && key(merged.at(-1)!) === key(item)) continue;
+    merged.push(item);
   }
   return merged;
 }
