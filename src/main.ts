@@ -5,6 +5,7 @@ import { allMigrations } from './contexts/index.ts';
 import { buildApp, type App } from './http/app.ts';
 import { checkReachable, createPool, passwordOfUrl, type ConnectTarget, type Sql } from './platform/db/connect.ts';
 import { openEmbedded } from './platform/db/embedded/embedded-server.ts';
+import { checkDatabaseReadiness } from './platform/db/replication-status.ts';
 import type { TransactionFn } from './platform/db/transaction.ts';
 import { createMigrator, type Migrator } from './platform/migrate/migrator.ts';
 import { createMetrics } from './platform/observability/metrics.ts';
@@ -83,7 +84,7 @@ export async function assembleServices(config: Config, deps: { admin: Sql; targe
       bodyLimitBytes: config.bodyLimitBytes,
       logger,
       metrics,
-      readiness: async () => { await deps.admin`select 1`; },
+      readiness: () => checkDatabaseReadiness(deps.admin),
       routes: contexts.routes,
     });
     return {

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '../platform/observability/metrics.ts';
 import { problem, sendProblem } from './problem.ts';
 
-/** Resolves when the database answers; rejects (or takes too long) when it does not. */
-export type ReadinessCheck = () => Promise<void>;
+/** Resolves when the database answers, with what it says about itself (a cluster: primary, replicas' lag); rejects (or takes too long) when it does not. */
+export type ReadinessCheck = () => Promise<Record<string, unknown> | void>;
 
 const READY_TIMEOUT_MS = 1000;
 
@@ -13,11 +13,11 @@ export function registerHealthRoutes(app: FastifyInstance, ready: ReadinessCheck
   app.get('/readyz', { schema: { hide: true } }, async (request, reply) => {
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
+      const details = await Promise.race([
         ready(),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS); }),
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS); }),
       ]);
-      return { status: 'ready', database: 'ok' };
+      return { status: 'ready', database: 'ok', ...details };
     } catch (error) {
       request.log.warn({ err: error }, 'not ready');
       return sendProblem(reply, problem(503, 'DB.UNAVAILABLE', `the database did not answer: ${(error as Error).message}`), 2);
