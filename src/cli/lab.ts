@@ -121,7 +121,10 @@ function superuserPool(node: LabNode, database = 'postgres') {
     { max: 1, applicationName: 'stratum-lab', connectTimeoutSeconds: 2 });
 }
 
-/** Waits until a node leads and two replicas stream from it (as the leader's pg_stat_replication shows). */
+/**
+ * Waits until a node leads, two replicas stream from it (as the leader's pg_stat_replication shows) and one
+ * of them is the synchronous standby Patroni may promote: only then can the lab survive losing its leader.
+ */
 async function waitForStreamingReplicas(layout: LabLayout, io: Io): Promise<LabNode | undefined> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let said = '';
@@ -130,9 +133,12 @@ async function waitForStreamingReplicas(layout: LabLayout, io: Io): Promise<LabN
     if (leader) {
       const sql = superuserPool(leader);
       try {
-        const [row] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_replication where state = 'streaming'`;
-        if (row!.n >= layout.nodes.length - 1) return leader;
-        const line = `${leader.name} leads; ${row!.n} of ${layout.nodes.length - 1} replicas streaming`;
+        const [row] = await sql<{ n: number; sync: number }[]>`
+          select count(*) filter (where state = 'streaming')::int as n, count(*) filter (where state = 'streaming' and sync_state = 'sync')::int as sync
+          from pg_stat_replication`;
+        const designated = (await clusterMembers(layout))?.some((m) => m.role === 'sync_standby' && m.state === 'running') ?? false;
+        if (row!.n >= layout.nodes.length - 1 && row!.sync > 0 && designated) return leader;
+        const line = `${leader.name} leads; ${row!.n} of ${layout.nodes.length - 1} replicas streaming, ${row!.sync > 0 && designated ? 'a' : 'no'} synchronous standby yet`;
         if (line !== said) io.err(`stratum lab: ${(said = line)}`);
       } catch {
         // The leader is still starting: ask again.
