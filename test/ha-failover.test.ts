@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runLab } from '../src/cli/lab.ts';
+import { buildApp, type App } from '../src/http/app.ts';
+import { createPool, describeTarget, primaryState, type Sql } from '../src/platform/db/connect.ts';
+import { checkDatabaseReadiness } from '../src/platform/db/replication-status.ts';
+import { createTransaction, type TransactionFn } from '../src/platform/db/transaction.ts';
+import { isAppError } from '../src/platform/errors/app-error.ts';
+import { createMetrics } from '../src/platform/observability/metrics.ts';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+
+// The failover tests need the Patroni lab of this checkout: `npm run stratum -- lab up` (root) prints the URL.
+const LAB_URL = process.env.LAB_DATABASE_URL;
+if (!LAB_URL) console.log('[stratum tests] LAB_DATABASE_URL not set: skipping the failover tests on the Patroni lab (`npm run stratum -- lab up` prints it)');
+
+const pools: Sql[] = [];
+function pool(url: string, applicationName: string, max = 2): Sql {
+  const sql = createPool({ url }, { max, applicationName, connectTimeoutSeconds: 2 });
+  pools.push(sql);
+  return sql;
+}
+
+function transactionOn(sql: Sql, retries: string[] = []): TransactionFn {
+  return createTransaction({ sql, defaultDeadlineMs: 2000, now: Date.now, random: Math.random, observer: { onRetry: (_l, reason) => retries.push(reason) } });
+}
+
+/** An app whose one write route runs a transaction on `sql`, and whose readiness reports on `sql`. */
+async function appOver(sql: Sql, deadlineMs: number): Promise<App> {
+  const transaction = transactionOn(sql);
+  return buildApp({
+    bodyLimitBytes: 1024, logger: pino({ level: 'silent' }), metrics: createMetrics({ sql, applicationName: 'ha-test', poolMax: 2 }),
+    readiness: () => checkDatabaseReadiness(sql),
+    routes: [(app) => app.post('/writes', async () => transaction({ label: 'ha.write', deadlineMs }, (tx) => tx`select 1 as one`).then(() => ({ written: true })))],
+  });
+}
+
+async function endPools(): Promise<void> {
+  await Promise.all(pools.splice(0).map((p) => p.end({ timeout: 0 })));
+}
+
+describe('a primary target on several hosts (no lab needed)', () => {
+  let db: TestDatabase;
+  beforeAll(async () => { db = await createTestDatabase({ empty: true }); });
+  afterAll(async () => {
+    await endPools();
+    await db?.drop();
+  });
+
+  const withHosts = (hosts: string) => {
+    const u = new URL(db.url);
+    return `postgres://${u.username}${u.password ? `:${u.password}` : ''}@${hosts}${u.pathname}?target_session_attrs=primary`;
+  };
+
+  it('skips a dead first host, finds the primary and remembers it', async () => {
+    const host = new URL(db.url).host;
+    const sql = pool(withHosts(`127.0.0.1:1,${host}`), db.applicationName);
+    const result = await transactionOn(sql)({}, async (tx) => (await tx`select current_database() as name`)[0]!.name);
+    expect(result).toBe(db.name);
+    expect(primaryState(sql)).toEqual({ primary: describeTarget({ url: db.url }), unreachable: false });
+  });
+
+  it('answers 503 DB.UNAVAILABLE with Retry-After, at the deadline, when no host is reachable', async () => {
+    const sql = pool(withHosts('127.0.0.1:1,127.0.0.1:2'), 'ha-nowhere');
+    const app = await appOver(sql, 500);
+    try {
+      const res = await app.inject({ method: 'POST', url: '/writes' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().code).toBe('DB.UNAVAILABLE');
+      expect(res.headers['retry-after']).toBe('2');
+      expect(primaryState(sql)?.unreachable).toBe(true);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+(LAB_URL ? describe : describe.skip)('failover on the Patroni lab', () => {
+  const url = LAB_URL!;
+  const [, credentials, database] = /^postgres(?:ql)?:\/\/([^@]*)@[^/]*\/([^?]*)/.exec(url) ?? [];
+  const hosts = describeTarget({ url }).split(', ');
+  const urlOf = (list: string[], attrs?: string) => `postgres://${credentials}@${list.join(',')}/${database}${attrs ? `?target_session_attrs=${attrs}` : ''}`;
+  const table = `ha_writes_${randomBytes(4).toString('hex')}`;
+  const labOutput: string[] = [];
+  const lab = async (action: string) => {
+    const code = await runLab([action], { out: (l) => labOutput.push(l), err: (l) => labOutput.push(l) }, { env: process.env, cwd: process.cwd() });
+    if (code !== 0) throw new Error(`stratum lab ${action} failed:\n${labOutput.join('\n')}`);
+  };
+  let sql: Sql;
+
+  /** Which listed host is the primary and which are replicas, asking each host alone. */
+  async function roles(): Promise<{ primary: string; replicas: string[] }> {
+    const answers = await Promise.all(hosts.map(async (host) => {
+      const one = createPool({ url: urlOf([host]) }, { max: 1, applicationName: 'ha-roles', connectTimeoutSeconds: 2 });
+      try {
+        return (await one`select pg_is_in_recovery() as standby`)[0]!.standby ? 'replica' : 'primary';
+      } catch {
+        return 'down';
+      } finally {
+        await one.end({ timeout: 0 });
+      }
+    }));
+    const primary = hosts.find((_, i) => answers[i] === 'primary');
+    if (!primary) throw new Error(`no primary among ${hosts.join(', ')}: ${answers.join(', ')}`);
+    return { primary, replicas: hosts.filter((_, i) => answers[i] === 'replica') };
+  }
+
+  beforeAll(async () => {
+    await lab('up');
+    sql = pool(url, 'ha-lab', 4);
+    await sql.unsafe(`create table ${table} (key text primary key, attempt int not null)`);
+  }, 180_000);
+
+  afterAll(async () => {
+    await sql?.unsafe(`drop table if exists ${table}`);
+    await endPools();
+  });
+
+  it('finds the primary when the first listed host is a replica', async () => {
+    const { primary, replicas } = await roles();
+    expect(replicas.length).toBeGreaterThan(0);
+    const replicaFirst = pool(urlOf([...replicas, primary], 'primary'), 'ha-replica-first');
+    const [row] = await replicaFirst`select concat_ws(':', host(inet_server_addr()), inet_server_port()) as host, pg_is_in_recovery() as standby`;
+    expect(row).toEqual({ host: primary, standby: false });
+    await transactionOn(replicaFirst)({}, (tx) => tx`insert into ${tx(table)} (key, attempt) values ('replica-first', 1)`);
+    expect(primaryState(replicaFirst)?.primary).toBe(primary);
+  });
+
+  it('reports the primary and its replicas on /readyz', async () => {
+    const { primary, replicas } = await roles();
+    const app = await appOver(sql, 2000);
+    try {
+      const res = await app.inject({ method: 'GET', url: '/readyz' });
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body.cluster.primary).toBe(primary);
+      expect(body.cluster.replicas).toHaveLength(replicas.length);
+      for (const replica of body.cluster.replicas) {
+        expect(replica.state).toBe('streaming');
+        expect(typeof replica.lagBytes).toBe('number');
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  /** Runs a transaction whose first attempt is cut by `fault` while it holds an uncommitted insert. */
+  async function writeAcross(fault: 'switchover' | 'kill-leader', key: string) {
+    const retries: string[] = [];
+    let runs = 0;
+    let faulted: Promise<void> | undefined;
+    const attempt = await transactionOn(sql, retries)({ label: `ha.${fault}`, deadlineMs: 60_000 }, async (tx) => {
+      const run = ++runs;
+      await tx`insert into ${tx(table)} (key, attempt) values (${key}, ${run})`;
+      if (run === 1) {
+        faulted = lab(fault);
+        // Still running when the fault ends this primary's sessions.
+        await tx`select pg_sleep(60)`;
+      }
+      return run;
+    });
+    await faulted;
+    return { attempt, retries };
+  }
+
+  it('runs a transaction cut by a switchover again, and it commits exactly once', async () => {
+    await lab('up');
+    const before = (await roles()).primary;
+    const { attempt, retries } = await writeAcross('switchover', 'switchover');
+    expect(attempt).toBeGreaterThan(1);
+    expect(retries.length).toBeGreaterThanOrEqual(attempt - 1);
+    expect((await roles()).primary).not.toBe(before);
+    const rows = await sql`select attempt from ${sql(table)} where key = 'switchover'`;
+    expect(rows.map((r) => r.attempt)).toEqual([attempt]);
+  }, 120_000);
+
+  it('runs a transaction cut by the loss of the leader again, and it commits exactly once', async () => {
+    // Right after a switchover no replica may be promoted yet (synchronous_mode): start from a whole lab.
+    await lab('up');
+    const before = (await roles()).primary;
+    try {
+      const { attempt } = await writeAcross('kill-leader', 'kill-leader');
+      expect(attempt).toBeGreaterThan(1);
+      expect((await roles()).primary).not.toBe(before);
+      const rows = await sql`select attempt from ${sql(table)} where key = 'kill-leader'`;
+      expect(rows.map((r) => r.attempt)).toEqual([attempt]);
+    } finally {
+      // The killed node comes back as a replica.
+      await lab('up');
+    }
+  }, 180_000);
+
+  it('answers 503 DB.UNAVAILABLE with Retry-After when no primary appears within the deadline', async () => {
+    const { replicas } = await roles();
+    const replicasOnly = pool(urlOf(replicas, 'primary'), 'ha-replicas-only');
+    const app = await appOver(replicasOnly, 1000);
+    try {
+      const res = await app.inject({ method: 'POST', url: '/writes' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().code).toBe('DB.UNAVAILABLE');
+      expect(res.headers['retry-after']).toBe('2');
+      const ready = await app.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().code).toBe('DB.UNAVAILABLE');
+    } finally {
+      await app.close();
+    }
+  });
+});
