@@ -7,6 +7,7 @@ import { runLab } from './lab.ts';
 import { runMigrate } from './migrate.ts';
 import { runSeed } from './seed.ts';
 import { runServe } from './serve.ts';
+import { runShards } from './shards.ts';
 
 const HELP = `stratum: a data service on PostgreSQL
 
@@ -25,6 +26,8 @@ Commands:
                             stream CSV items into an order through COPY (see import --help)
   dlq list|show|replay|drop --group G [--id ID]
                             dead letters of a consumer group (see dlq --help)
+  shards status|add <url>|add --database <name>|rebalance
+                            the orders shards: health, adding one, moving buckets online (see shards --help)
   lab up|down|status|kill-leader|switchover
                             a 3-node Patroni cluster on loopback to try failover (root; see lab --help)
   help                      show this text
@@ -49,7 +52,7 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   if (command === 'loadtest') return runLoadtestCommand(rest, { out, err });
   if (command === 'lab') return runLab(rest, { out, err }, { env: process.env, cwd: process.cwd() });
-  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed' && command !== 'dlq' && command !== 'import') {
+  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed' && command !== 'dlq' && command !== 'import' && command !== 'shards') {
     out(HELP);
     return 0;
   }
@@ -61,6 +64,7 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'seed': return await runSeed(config, rest, { out, err });
       case 'dlq': return await runDlq(config, rest, { out, err });
       case 'import': return await runImport(config, rest, { out, err });
+      case 'shards': return await runShards(config, rest, { out, err });
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;
