@@ -99,6 +99,22 @@ describe('placement', () => {
   });
 });
 
+describe('events of shard writes', () => {
+  it('are relayed from the shard\'s own outbox to the broker', async () => {
+    const order = await createOrder(777);
+    const shard = shards[await shardOfCustomer(777)]!;
+    let sent = false;
+    for (let i = 0; i < 100 && !sent; i++) {
+      const [row] = await shard<{ sent: boolean }[]>`select sent_at is not null as sent from messaging.outbox where type = 'order.created' and payload->>'id' = ${String(order.id)}`;
+      sent = row?.sent ?? false;
+      if (!sent) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(sent).toBe(true);
+    const logged = await db.sql`select 1 from messaging.log where event->>'type' = 'order.created' and event->'payload'->>'id' = ${String(order.id)}`;
+    expect(logged).toHaveLength(1);
+  });
+});
+
 describe('reads across shards', () => {
   it('lists every order newest first across shards, page by page, each exactly once', async () => {
     for (let i = 0; i < 30; i++) await createOrder(500 + (i % 9));
