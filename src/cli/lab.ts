@@ -168,10 +168,8 @@ async function createApplicationDatabase(leader: LabNode): Promise<void> {
 
 async function down(layout: LabLayout, io: Io): Promise<number> {
   const leader = await findLeader(layout);
-  // Replicas first, then the leader: no failover is started while the lab goes down.
-  const order = [...layout.nodes.filter((n) => n !== leader), ...(leader ? [leader] : [])];
-  let stopped = 0;
-  for (const node of order) {
+  const stopNode = async (node: LabNode): Promise<number> => {
+    let stopped = 0;
     const pid = patroniPid(node);
     if (pid !== undefined) {
       // Patroni stops its PostgreSQL on SIGTERM.
@@ -185,7 +183,11 @@ async function down(layout: LabLayout, io: Io): Promise<number> {
       io.err(`stratum lab: stopped ${node.name}'s postmaster (pid ${postmaster})`);
       stopped++;
     }
-  }
+    return stopped;
+  };
+  // The replicas first (together), then the leader: no failover is started while the lab goes down.
+  const counts = await Promise.all(layout.nodes.filter((n) => n !== leader).map(stopNode));
+  let stopped = counts.reduce((a, b) => a + b, 0) + (leader ? await stopNode(leader) : 0);
   const etcd = etcdPid(layout);
   if (etcd !== undefined) {
     await stopProcess(etcd, 'SIGTERM', 10_000, sleep);
