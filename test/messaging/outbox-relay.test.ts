@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { createPostgresBroker } from '../../src/platform/messaging/postgres/postgres-broker.ts';
-import { addToOutbox } from '../../src/platform/messaging/outbox.ts';
+import { addToOutbox, OUTBOX_CHANNEL } from '../../src/platform/messaging/outbox.ts';
+import { createWakeGate } from '../../src/platform/messaging/relay-wake.ts';
 import { createRelay } from '../../src/platform/messaging/relay.ts';
 import { consume } from '../../src/platform/messaging/consumer.ts';
 import { createTransaction } from '../../src/platform/db/transaction.ts';
@@ -69,33 +70,88 @@ describe('the outbox and its relay', () => {
     expect(sent.length).toBe(300);
   });
 
-  it('picks up, without waiting for its poll, an event committed while a batch was being published (its writer did not NOTIFY)', async () => {
-    let releasePublish: (() => void) | undefined;
-    const publishing = new Promise<void>((resolve) => { releasePublish = resolve; });
-    let held = false;
+  it('lets writers skip their NOTIFY while a relay is awake, and tells that relay when they have all committed', async () => {
+    const heard: string[] = [];
+    const listener = await db.sql.listen(OUTBOX_CHANNEL, (payload) => { heard.push(payload); });
+    // NOTIFYs arrive in commit order: once the marker is heard, a writer's NOTIFY before it would have been too.
+    const heardBeforeMarker = async () => {
+      const marker = `marker-${heard.length}`;
+      await db.sql`select pg_notify(${OUTBOX_CHANNEL}, ${marker})`;
+      await eventually(() => heard.includes(marker), 'the marker');
+      const before = heard.slice(0, heard.indexOf(marker));
+      heard.length = 0;
+      return before;
+    };
+    const gate = createWakeGate(db.sql);
+    try {
+      await transaction({}, (tx) => addToOutbox(tx, { type: 't.wake', key: 'w', payload: {} }));
+      expect(await heardBeforeMarker()).toEqual(['']); // no relay awake: the writer wakes one
+
+      expect(await gate.stayAwake()).toBe(true);
+      let commit!: () => void;
+      const committing = new Promise<void>((resolve) => { commit = resolve; });
+      let written!: () => void;
+      const wrote = new Promise<void>((resolve) => { written = resolve; });
+      const writer = transaction({}, async (tx) => {
+        await addToOutbox(tx, { type: 't.quiet', key: 'w', payload: {} });
+        written();
+        await committing;
+      });
+      await wrote;
+      expect(await gate.writersSettled()).toBe(false); // a writer that left the waking to the relay is still open
+      commit();
+      await writer;
+      expect(await gate.writersSettled()).toBe(true);
+      expect(await heardBeforeMarker()).toEqual([]); // it did not NOTIFY
+
+      await gate.sleep();
+      await transaction({}, (tx) => addToOutbox(tx, { type: 't.wake', key: 'w', payload: {} }));
+      expect(await heardBeforeMarker()).toEqual(['']);
+    } finally {
+      await gate.close();
+      await listener.unlisten();
+      while (await createRelay({ sql: db.sql, broker }).runOnce() > 0);
+    }
+  });
+
+  it('publishes, without waiting for its poll, the event of a writer that committed after the relay ran out of work', async () => {
+    let commitLate!: () => void;
+    const late = new Promise<void>((resolve) => { commitLate = resolve; });
+    let lateWriter: Promise<string> | undefined;
+    let wrote!: () => void;
+    const lateWrote = new Promise<void>((resolve) => { wrote = resolve; });
     const published: string[] = [];
-    const slow: Broker = {
+    const relayBusy: Broker = {
       ...broker,
       publish: async (events) => {
-        if (!held) {
-          held = true;
-          await publishing;
+        // The second batch: the relay is awake now, so this writer leaves the waking to it, and stays open.
+        if (published.length === 1 && !lateWriter) {
+          lateWriter = transaction({}, async (tx) => {
+            const id = await addToOutbox(tx, { type: 't.late', key: 'l', payload: {} });
+            wrote();
+            await late;
+            return id;
+          });
+          await lateWrote;
         }
         published.push(...events.map((e) => e.id));
       },
     };
-    const relay = createRelay({ sql: db.sql, broker: slow, pollMs: 60_000 });
+    // Neither the poll nor lingering looks: only the relay's look after the writers settled can find the late event.
+    const relay = createRelay({ sql: db.sql, broker: relayBusy, batchSize: 1, pollMs: 60_000, lingerMs: 60_000 });
+    const first = await transaction({}, async (tx) => [
+      await addToOutbox(tx, { type: 't.early', key: 'l', payload: { n: 1 } }),
+      await addToOutbox(tx, { type: 't.early', key: 'l', payload: { n: 2 } }),
+    ]);
     await relay.start();
     try {
-      const first = await transaction({}, (tx) => addToOutbox(tx, { type: 't.first', key: 'w', payload: {} }));
-      await eventually(() => held, 'the relay to be publishing the first event');
-      // The first event is still unsent: this writer sees it and leaves the waking to the relay.
-      const second = await transaction({}, (tx) => addToOutbox(tx, { type: 't.second', key: 'w', payload: {} }));
-      releasePublish!();
-      await eventually(() => published.includes(second), 'the second event, well before the 60 s poll');
-      expect(published).toEqual([first, second]);
+      await eventually(() => published.length === 2, 'the two early events');
+      commitLate();
+      const lateId = await lateWriter!;
+      await eventually(() => published.includes(lateId), 'the late event, long before the 60 s poll');
+      expect(published).toEqual([...first, lateId]);
     } finally {
-      releasePublish!();
+      commitLate();
       await relay.stop();
     }
   });

@@ -1,4 +1,5 @@
 import type { TxSql } from '../db/connect.ts';
+import { AWAKE_LOCK, WRITERS_LOCK } from './relay-wake.ts';
 
 export interface NewEvent {
   type: string;
@@ -15,10 +16,10 @@ export const OUTBOX_CHANNEL = 'stratum_outbox';
  * Writes an event into the outbox inside the caller's transaction: it is published if and only if the
  * transaction commits. Returns the event id.
  *
- * It NOTIFYs the relay only when it sees no other unsent event (its own transaction's earlier ones included):
- * otherwise the relay is busy with those, or has them to pick up, and looks again after each batch (see
- * relay.ts). PostgreSQL serialises the commits of notifying transactions, each with its own WAL flush, so a
- * NOTIFY per business write would cap the commit rate of every writer.
+ * It NOTIFYs the relay only when no relay is awake (see relay-wake.ts): an awake relay looks again after each
+ * batch and goes to sleep only after the writers that counted on it have committed. PostgreSQL serialises the
+ * commits of notifying transactions, each with its own WAL flush, so a NOTIFY per business write would cap the
+ * commit rate of every writer.
  * @example await transaction({}, async (tx) => { await renameAccount(tx, id, name); await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name } }); });
  */
 export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?: boolean } = {}): Promise<string> {
@@ -30,15 +31,18 @@ export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?
       returning id`;
     return added!.id;
   }
-  // The statement's snapshot does not include its own insert: `exists` sees only other unsent rows.
+  // WRITERS first (held until the commit), then the test of AWAKE: a session lock taken and let go at once, so
+  // that writers never keep a relay from taking it.
   const [row] = await tx<{ id: string }[]>`
-    with added as (
-      insert into messaging.outbox (id, type, key, payload, headers)
-      values (gen_random_uuid(), ${event.type}, ${event.key}, ${tx.json(event.payload as never)}, ${tx.json((event.headers ?? {}) as never)})
-      returning id
-    )
-    select id, case when exists (select 1 from messaging.outbox where sent_at is null) then null
-      else pg_notify(${OUTBOX_CHANNEL}, '') end
-    from added`;
+    with entered as materialized (select pg_advisory_xact_lock_shared(${WRITERS_LOCK})),
+      added as (
+        insert into messaging.outbox (id, type, key, payload, headers)
+        values (gen_random_uuid(), ${event.type}, ${event.key}, ${tx.json(event.payload as never)}, ${tx.json((event.headers ?? {}) as never)})
+        returning id
+      )
+    select id, case when pg_try_advisory_lock_shared(${AWAKE_LOCK}) then
+        case when pg_advisory_unlock_shared(${AWAKE_LOCK}) then pg_notify(${OUTBOX_CHANNEL}, '') end
+      end
+    from added, entered`;
   return row!.id;
 }

@@ -1,6 +1,7 @@
 import type { Sql } from '../db/connect.ts';
 import type { Broker, OutboxEvent } from './broker.ts';
 import { OUTBOX_CHANNEL } from './outbox.ts';
+import { createWakeGate, type WakeGate } from './relay-wake.ts';
 
 export interface RelayOptions {
   sql: Sql;
@@ -8,10 +9,7 @@ export interface RelayOptions {
   batchSize?: number;
   /** Fallback poll when no NOTIFY arrives (a missed notification, another writer). */
   pollMs?: number;
-  /**
-   * After a batch, the relay looks again at once, then, while it finds nothing, after lingerMs, twice that,
-   * and so on up to pollMs: writers that saw the batch's events unsent did not NOTIFY (see addToOutbox).
-   */
+  /** While it finds nothing, the relay looks again after lingerMs, twice that, and so on up to pollMs. */
   lingerMs?: number;
   /** Sent rows older than this are deleted. */
   retentionMs?: number;
@@ -28,6 +26,9 @@ export interface Relay {
 
 interface OutboxRow { seq: string; id: string; type: string; key: string; payload: unknown; headers: Record<string, string>; created_at: Date }
 
+/** While writers that left the waking to this relay are still open, it checks on them after 5 ms, 10, 20, ... up to pollMs. */
+const SETTLE_CHECK_MS = 5;
+
 /** One relay publishes at a time ("messaging relay" in ASCII); the others stand by, so order is kept. */
 const RELAY_LOCK = '7809644330946618489';
 
@@ -35,9 +36,9 @@ const RELAY_LOCK = '7809644330946618489';
  * Moves committed outbox rows to the broker: claims a batch in seq order, publishes it (resolving only once
  * the broker has it), marks it sent, in one transaction. A relay killed after publishing and before its commit
  * leaves the rows unsent, so they are published again (at least once, never lost). Several relays may run:
- * an advisory lock lets one work at a time, so events keep their commit order. Wakes on NOTIFY, looks again
- * right after each batch and, lingering, a few times after that; polls as a fallback, and deletes sent rows
- * after the retention period. The mark commits without waiting for its WAL flush: the publish before it is
+ * an advisory lock lets one work at a time, so events keep their commit order. Wakes on NOTIFY; while it finds
+ * work it stays awake (writers do not NOTIFY then, see relay-wake.ts) and looks again after each batch; polls
+ * as a fallback, and deletes sent rows after the retention period. The mark commits without waiting for its WAL flush: the publish before it is
  * already durable, and a mark lost in a crash only means the batch is published again.
  * @example const relay = createRelay({ sql, broker }); await relay.start(); ... await relay.stop();
  */
@@ -55,6 +56,7 @@ export function createRelay(options: RelayOptions): Relay {
   let loop: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let lastCleanup = 0;
+  let gate: WakeGate | undefined;
 
   async function runOnce(): Promise<number> {
     return (await sql.begin(async (tx) => {
@@ -79,10 +81,14 @@ export function createRelay(options: RelayOptions): Relay {
     await sql`delete from messaging.outbox where sent_at < now() - make_interval(secs => ${retentionMs / 1000})`;
   }
 
-  async function run(): Promise<void> {
+  async function run(wakeGate: WakeGate): Promise<void> {
     let failures = 0;
-    /** Empty looks since the last batch: the linger doubles with each, up to pollMs. */
+    /** Empty looks in a row: the wait doubles with each, from lingerMs up to pollMs. */
     let idle = 0;
+    let awake = false;
+    /** AWAKE was let go: writers that saw it held may still be committing, so look again once they have. */
+    let lookAgain = false;
+    let settleChecks = 0;
     while (running) {
       let sent = 0;
       notified = false;
@@ -94,15 +100,35 @@ export function createRelay(options: RelayOptions): Relay {
         failures++;
         log('relay: publishing failed; will retry', error);
       }
-      if (sent > 0) idle = 0;
-      if ((sent > 0 || (notified && failures === 0)) && running) continue; // more may be waiting
-      const waitMs = failures > 0 ? Math.min(pollMs * 2 ** Math.min(failures, 5), 30_000) : Math.min(pollMs, lingerMs * 2 ** idle++);
+      if (!running) break;
+      if (sent > 0) {
+        idle = 0;
+        if (!awake) awake = await wakeGate.stayAwake();
+        continue; // more may be waiting, and writers that saw this relay awake did not NOTIFY
+      }
+      if (failures === 0) {
+        if (notified) continue;
+        if (awake) {
+          await wakeGate.sleep();
+          awake = false;
+          lookAgain = true;
+          settleChecks = 0;
+        }
+        if (lookAgain && await wakeGate.writersSettled()) {
+          lookAgain = false;
+          continue; // the last look: every writer that left the waking to this relay has committed
+        }
+      }
+      const waitMs = failures > 0 ? Math.min(pollMs * 2 ** Math.min(failures, 5), 30_000)
+        : lookAgain ? Math.min(pollMs, SETTLE_CHECK_MS * 2 ** Math.min(settleChecks++, 20))
+        : Math.min(pollMs, lingerMs * 2 ** Math.min(idle++, 20));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
         wake = () => { clearTimeout(timer); resolve(); };
       });
       wake = undefined;
     }
+    if (awake) await wakeGate.sleep();
   }
 
   return {
@@ -112,12 +138,14 @@ export function createRelay(options: RelayOptions): Relay {
       running = true;
       const listener = await sql.listen(OUTBOX_CHANNEL, () => { notified = true; wake?.(); });
       unlisten = () => listener.unlisten();
-      loop = run();
+      gate = createWakeGate(sql);
+      loop = run(gate);
     },
     async stop() {
       running = false;
       wake?.();
       await loop;
+      await gate?.close();
       await unlisten?.();
     },
   };
