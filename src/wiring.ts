@@ -19,6 +19,7 @@ import { followCacheInvalidations, startMessaging } from './messaging-wiring.ts'
 import { createReadCache, createRedisTier } from './platform/cache/index.ts';
 import type { ConnectTarget, Sql } from './platform/db/connect.ts';
 import { faultPoints } from './platform/faults.ts';
+import { deleteExpiredKeys } from './platform/idempotency/idempotency.ts';
 import { createRelay, type Relay } from './platform/messaging/relay.ts';
 import { startShardMaintenance } from './platform/sharding/maintenance.ts';
 import { isConnectionError } from './platform/db/pg-errors.ts';
@@ -79,6 +80,11 @@ export async function wireContexts(
   const maintenance = await startShardMaintenance({
     shards, sagas: orders.sagas, sagaDefinitions: [orders.checkoutSaga as never], graceMs: config.inDoubtGraceMs, log: warn,
   });
+  // Expired idempotency keys go now and then, on the main database and every shard.
+  const keySweep = setInterval(() => {
+    for (const sql of [deps.admin, ...shards.all().map((s) => s.sql)]) deleteExpiredKeys(sql).catch((error) => warn('deleting expired idempotency keys failed', error));
+  }, 10 * 60_000);
+  keySweep.unref();
   // Each shard's outbox has its own relay (the worker role's job).
   const shardRelays: Relay[] = [];
   if (config.role !== 'api') {
@@ -115,10 +121,10 @@ export async function wireContexts(
   return {
     transaction: usersTransaction,
     routes: [
-      usersRoutes({ sql: deps.admin, transaction: usersTransaction, scoreMode: config.scoreMode }),
+      usersRoutes({ sql: deps.admin, transaction: usersTransaction, scoreMode: config.scoreMode, idempotencyTtlMs: config.idempotencyTtlMs }),
       adminRoutes({ token: config.adminToken, deadLetters: messaging.broker.deadLetters }),
       accountsRoutes({
-        sql: deps.pools.accounts, transaction: transactionOn(deps.pools.accounts), lookupImage, cache,
+        sql: deps.pools.accounts, transaction: transactionOn(deps.pools.accounts), idempotencyTtlMs: config.idempotencyTtlMs, lookupImage, cache,
         onViewLoad: () => deps.metrics.countCacheLoad('accounts'),
       }),
       imagesRoutes({
@@ -128,6 +134,7 @@ export async function wireContexts(
       }),
       ordersRoutes({
         orders,
+        idempotencyTtlMs: config.idempotencyTtlMs,
         cache: {
           getOrLoad: (key, load) => orderCache.getOrLoad(key, (signal) => { deps.metrics.countCacheLoad('orders'); return load(signal); }),
           invalidate: (key) => orderCache.invalidate(key),
@@ -135,6 +142,7 @@ export async function wireContexts(
       }),
     ],
     async close() {
+      clearInterval(keySweep);
       await maintenance.stop();
       await Promise.all(shardRelays.map((r) => r.stop()));
       await following?.stop();

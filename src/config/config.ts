@@ -46,6 +46,8 @@ export interface Config {
   readonly inDoubtGraceMs: number;
   /** How long a running saga stays its process's before another process may resume it. */
   readonly sagaLeaseMs: number;
+  /** How long an Idempotency-Key and its stored answer are kept. */
+  readonly idempotencyTtlMs: number;
   /** Crash points armed for crash tests (STRATUM_FAULTS, comma-separated). */
   readonly faults: readonly string[];
 }
@@ -129,6 +131,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     shardDeadlineMs: readInt(env, 'SHARD_DEADLINE_MS', 2000, 10, 600_000),
     inDoubtGraceMs: readInt(env, 'IN_DOUBT_GRACE_MS', 30_000, 0, 86_400_000),
     sagaLeaseMs: readInt(env, 'SAGA_LEASE_MS', 30_000, 100, 86_400_000),
+    idempotencyTtlMs: readInt(env, 'IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     faults: Object.freeze((env.STRATUM_FAULTS ?? '').split(',').map((f) => f.trim()).filter(Boolean)),
   } satisfies Config);
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Sql } from '../../platform/db/connect.ts';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
+import { createOnce } from '../../http/idempotency.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { addToOutbox } from '../../platform/messaging/outbox.ts';
 import { AccountIdParams, ProblemSchema, Text } from '../../http/schemas.ts';
@@ -18,6 +19,8 @@ export interface AccountViewCache {
 export interface AccountsDeps {
   sql: Sql;
   transaction: TransactionFn;
+  /** How long an Idempotency-Key of a creation is remembered. */
+  idempotencyTtlMs: number;
   lookupImage: ImageLookup;
   cache: AccountViewCache;
   /** Called for each read of an account view from the databases (a cache miss that loads). */
@@ -54,14 +57,12 @@ export function accountsRoutes(deps: AccountsDeps) {
 
     app.post('/accounts', {
       schema: { tags: ['accounts'], summary: 'Create an account (with its CREATED event)', body: NameBody, response: { 201: AccountSchema, ...errors } },
-    }, async (request, reply) => {
-      const account = await deps.transaction({ label: 'accounts.create' }, async (tx) => {
+    }, async (request, reply) => createOnce(request, reply, { sql: deps.sql, transaction: deps.transaction, ttlMs: deps.idempotencyTtlMs }, 'accounts.create',
+      { label: 'accounts.create' }, async (tx) => {
         const created = await insertAccount(tx, request.body.name);
         await addToOutbox(tx, { type: 'account.created', key: created.id, payload: { id: created.id, name: created.name } });
         return created;
-      });
-      return reply.code(201).send(account);
-    });
+      }));
 
     app.put('/accounts/:id', {
       schema: { tags: ['accounts'], summary: 'Rename an account (appends an UPDATED event)', params: AccountIdParams, body: NameBody, response: { 200: AccountSchema, ...errors } },

@@ -10,6 +10,7 @@ import { mergeDescending, scatter, type Consistency } from '../../platform/shard
 import type { Shard, ShardSet } from '../../platform/sharding/shard-set.ts';
 import { twoPhaseCommit } from '../../platform/sharding/two-phase.ts';
 import { abortable } from '../../platform/db/abortable.ts';
+import { idempotent, type IdempotentOutcome } from '../../platform/idempotency/idempotency.ts';
 import { importOrderItems, type ImportOptions, type ImportResult } from './import-order-items.ts';
 import { ORDER_STATUSES, statusesLeadingTo, type NewOrder, type NewOrderItem, type Order, type OrderStats, type OrderStatus } from './order.ts';
 import { deleteOrder, findOrder, findOrderOfSaga, insertOrderWithItems, listOrders, listOrdersQuery, rowsToOrders, orderStatsQuery, transitionOrder, type TransitionResult } from './orders-repository.ts';
@@ -149,6 +150,12 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     ],
   };
 
+  async function insertNewOrder(tx: TxSql, order: NewOrder, bucket: number): Promise<Order> {
+    const created = (await insertOrderWithItems(tx, order, { bucket }))!;
+    await addToOutbox(tx, { type: 'order.created', key: String(created.customerId), payload: { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount } });
+    return created;
+  }
+
   /** Reads `bucket`'s orders on its owner; empty lists are confirmed by ownership (a moved bucket is looked up again). */
   async function onOwner<T>(bucket: number, read: (sql: Sql) => Promise<T[]>): Promise<T[]> {
     return (await readBucket(shards, bucket, async (sql) => {
@@ -192,11 +199,28 @@ export function createOrdersService(deps: OrdersServiceDeps) {
 
     async create(order: NewOrder): Promise<Order> {
       const bucket = bucketOfKey(order.customerId);
-      return inBucket(shards, bucket, { label: 'orders.create' }, async (tx) => {
-        const created = (await insertOrderWithItems(tx, order, { bucket }))!;
-        await addToOutbox(tx, { type: 'order.created', key: String(created.customerId), payload: { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount } });
-        return created;
-      });
+      return inBucket(shards, bucket, { label: 'orders.create' }, (tx) => insertNewOrder(tx, order, bucket));
+    },
+
+    /**
+     * create() at most once per Idempotency-Key: the key is kept on the customer's shard, in the order's own
+     * transaction (see idempotent()).
+     */
+    async createOnce(order: NewOrder, idempotency: { key: string; requestHash: string; ttlMs: number }): Promise<IdempotentOutcome> {
+      const bucket = bucketOfKey(order.customerId);
+      const waitUntil = Date.now() + 5000;
+      for (;;) {
+        const shard = shards.ofBucket(bucket);
+        try {
+          return await idempotent({
+            scope: 'orders.create', ...idempotency, sql: shard.sql, txOptions: { label: 'orders.create' },
+            transaction: (options, fn) => shard.transaction(options, async (tx) => { await lockBucket(tx, bucket, shard.id); return fn(tx); }),
+          }, async (tx) => ({ status: 201, body: await insertNewOrder(tx, order, bucket) }));
+        } catch (error) {
+          if (!(error instanceof BucketNotOwned) || Date.now() >= waitUntil) throw error;
+          await shards.refreshMap();
+        }
+      }
     },
 
     async get(id: number): Promise<Lookup> {

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AppError } from '../../platform/errors/app-error.ts';
+import { readIdempotencyKey, requestHash } from '../../platform/idempotency/idempotency.ts';
 import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
 import { ProblemSchema } from '../../http/schemas.ts';
 import type { Order } from './order.ts';
@@ -17,6 +18,8 @@ export interface OrderCache {
 export interface OrdersDeps {
   orders: OrdersService;
   cache: OrderCache;
+  /** How long an Idempotency-Key of a creation is remembered. */
+  idempotencyTtlMs: number;
 }
 
 export function orderKey(id: number): string {
@@ -45,7 +48,11 @@ export function ordersRoutes(deps: OrdersDeps) {
     app.post('/orders', {
       schema: { tags: ['orders'], summary: 'Create an order with its items (one round trip; the total is computed by PostgreSQL)', body: NewOrderBody, response: { 201: OrderSchema, ...errors } },
     }, async (request, reply) => {
-      return reply.code(201).send(await deps.orders.create(request.body));
+      const key = readIdempotencyKey(request.headers['idempotency-key']);
+      if (key === undefined) return reply.code(201).send(await deps.orders.create(request.body));
+      const outcome = await deps.orders.createOnce(request.body, { key, requestHash: requestHash('POST', '/orders', request.body), ttlMs: deps.idempotencyTtlMs });
+      if (outcome.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(outcome.status).send(outcome.body as Order);
     });
 
     app.get('/orders/stats', {

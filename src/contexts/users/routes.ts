@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Sql } from '../../platform/db/connect.ts';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
+import { createOnce } from '../../http/idempotency.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
 import { addToOutbox } from '../../platform/messaging/outbox.ts';
@@ -16,6 +17,8 @@ export interface UsersDeps {
   transaction: TransactionFn;
   /** `sync`: the fan-out runs in the creating transaction; `async`: a consumer of user.created applies it. */
   scoreMode: 'sync' | 'async';
+  /** How long an Idempotency-Key of a creation is remembered. */
+  idempotencyTtlMs: number;
 }
 
 function parseLimit(raw: string | undefined): number {
@@ -48,20 +51,20 @@ export function usersRoutes(deps: UsersDeps) {
     }, async (request, reply) => {
       const body = request.body;
       const input = { username: body.username, score: body.score ?? 0, profile: body.profile };
+      const store = { sql: deps.sql, transaction: deps.transaction, ttlMs: deps.idempotencyTtlMs };
+      const txOptions = { label: 'users.create', isolation: 'read committed' } as const;
       if (deps.scoreMode === 'async') {
-        const user = await deps.transaction({ label: 'users.create', isolation: 'read committed' }, async (tx) => {
+        return createOnce(request, reply, store, 'users.create', txOptions, async (tx) => {
           const created = await insertUserDeferringFanOut(tx, input);
           await addToOutbox(tx, { type: 'user.created', key: USER_EVENTS_KEY, payload: { id: created.user.id, username: created.user.username, others: created.others } });
-          return created.user;
+          return { ...created.user, scoreFanout: 'pending' as const };
         });
-        return reply.code(201).send({ ...user, scoreFanout: 'pending' as const });
       }
-      const user = await deps.transaction({ label: 'users.create', isolation: 'read committed' }, async (tx) => {
+      return createOnce(request, reply, store, 'users.create', txOptions, async (tx) => {
         const created = await insertUserWithScoreFanOut(tx, input);
         await addToOutbox(tx, { type: 'user.created', key: USER_EVENTS_KEY, payload: { id: created.id, username: created.username } });
         return created;
       });
-      return reply.code(201).send(user);
     });
 
     app.get('/users', {

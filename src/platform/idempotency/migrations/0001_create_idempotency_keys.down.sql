@@ -1,0 +1,2 @@
+drop table idempotency.keys;
+drop schema idempotency;
