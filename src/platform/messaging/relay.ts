@@ -33,8 +33,8 @@ const SETTLE_CHECK_MS = 5;
 const RELAY_LOCK = '7809644330946618489';
 
 /**
- * Moves committed outbox rows to the broker: claims a batch in seq order, publishes it (resolving only once
- * the broker has it), marks it sent, in one transaction. A relay killed after publishing and before its commit
+ * Moves committed outbox rows to the broker: claims a batch in seq order and marks it sent, publishes it
+ * (resolving only once the broker has it), and commits, in one transaction. A relay killed after publishing and before its commit
  * leaves the rows unsent, so they are published again (at least once, never lost). Several relays may run:
  * an advisory lock lets one work at a time, so events keep their commit order. Wakes on NOTIFY; while it finds
  * work it stays awake (writers do not NOTIFY then, see relay-wake.ts) and looks again after each batch; polls
@@ -62,15 +62,19 @@ export function createRelay(options: RelayOptions): Relay {
     return (await sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as ok, set_config('synchronous_commit', 'off', true)`;
       if (!lock!.ok) return 0;
+      // Claimed and marked in one statement; the mark commits only after the broker has the events.
       const rows = await tx<OutboxRow[]>`
-        select seq, id, type, key, payload, headers, created_at from messaging.outbox
-        where sent_at is null order by seq limit ${batchSize} for update skip locked`;
+        update messaging.outbox o set sent_at = now()
+        from (select seq from messaging.outbox where sent_at is null order by seq limit ${batchSize} for update skip locked) claimed
+        where o.seq = claimed.seq
+        returning o.seq, o.id, o.type, o.key, o.payload, o.headers, o.created_at`;
       if (rows.length === 0) return 0;
+      // `returning` promises no order.
+      rows.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
       const events: OutboxEvent[] = rows.map((r) => ({
         id: r.id, type: r.type, key: r.key, payload: r.payload, headers: r.headers, createdAt: r.created_at.toISOString(),
       }));
       await broker.publish(events);
-      await tx`update messaging.outbox set sent_at = now() where seq = any(${rows.map((r) => r.seq)}::bigint[])`;
       return rows.length;
     })) as number;
   }
