@@ -98,7 +98,7 @@ export async function subscribeGroup(o: GroupSubscriptionOptions, options: Subsc
         if (!(await m.isFree(queue))) continue;
         const consumer = await claimPartition({
           model: m.model, partition: p, queue, deadLetterQueue: o.names.deadLetterQueue(o.group), prefetch: o.prefetch,
-          redeliverDelayMs: o.redeliverDelayMs, handle: options.handle, now: o.now, newId: o.newId, log: o.log, onLost: letGo,
+          redeliverDelayMs: o.redeliverDelayMs, handle: options.handle, handleBatch: options.handleBatch, now: o.now, newId: o.newId, log: o.log, onLost: letGo,
         });
         if (!consumer) continue; // another member was quicker
         held.set(p, consumer);

@@ -24,6 +24,8 @@ export interface ClaimPartitionOptions {
   /** Wait before giving back a delivery whose handler threw, so a failing handler does not spin. */
   redeliverDelayMs: number;
   handle: SubscribeOptions['handle'];
+  /** When given, the deliveries waiting in hand go to it together (the runner applies them in one transaction). */
+  handleBatch?: SubscribeOptions['handleBatch'];
   now: () => Date;
   newId: () => string;
   log: (message: string, error?: unknown) => void;
@@ -103,7 +105,10 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
     if (inHand) return;
     inHand = (async () => {
       try {
-        while (open && mode === 'taking' && waiting.length > 0) await handleOne(waiting.shift()!);
+        while (open && mode === 'taking' && waiting.length > 0) {
+          if (o.handleBatch && waiting.length > 1) await handleMany(waiting.splice(0));
+          else await handleOne(waiting.shift()!);
+        }
       } catch (error) {
         o.log(`rabbitmq ${o.queue}: ${errorMessage(error)}`, error);
       } finally {
@@ -144,6 +149,53 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
     // Releasing: cancel before acknowledging, so the next holder can only start once this event is done.
     if (mode === 'releasing') await cancel();
     settle(() => ch.ack(message));
+  }
+
+  /**
+   * The deliveries in hand, in order: those that are no event are rejected to the dead-letter exchange one by
+   * one; the events go to handleBatch together, their dead letters are stored, and one `ack` with `allUpTo`
+   * settles them all.
+   */
+  async function handleMany(messages: ConsumeMessage[]): Promise<void> {
+    const batch: Array<{ message: ConsumeMessage; event: OutboxEvent }> = [];
+    for (const message of messages) {
+      try {
+        batch.push({ message, event: decodeEvent(message) });
+      } catch (error) {
+        o.log(`rabbitmq ${o.queue}: ${errorMessage(error)}; rejected to the dead-letter exchange`, error);
+        settle(() => ch.reject(message, false));
+      }
+    }
+    if (batch.length === 0) return;
+    if (batch.length === 1) {
+      // Rejected ones aside, a single event: the usual path (it acknowledges only this delivery).
+      waiting.unshift(batch[0]!.message);
+      return;
+    }
+    let outcomes: Outcome[];
+    try {
+      outcomes = await o.handleBatch!(batch.map(({ event }) => ({ event, partition: o.partition })));
+    } catch (error) {
+      if (mode === 'abandoned' || !open) return;
+      o.log(`rabbitmq ${o.queue}: the batch handler threw on events from ${batch[0]!.event.id}; giving them back in ${o.redeliverDelayMs} ms`, error);
+      await new Promise((resolve) => setTimeout(resolve, o.redeliverDelayMs));
+      await close();
+      return;
+    }
+    if (mode === 'abandoned' || !open) return;
+    for (const [i, { event }] of batch.entries()) {
+      const outcome = outcomes[i]!;
+      if (outcome.kind !== 'dead-letter') continue;
+      try {
+        await publishDeadLetter(event, outcome);
+      } catch (error) {
+        o.log(`rabbitmq ${o.queue}: could not store the dead letter of event ${event.id}; giving the batch back`, error);
+        await close();
+        return;
+      }
+    }
+    if (mode === 'releasing') await cancel();
+    settle(() => ch.ack(batch.at(-1)!.message, true));
   }
 
   function publishDeadLetter(event: OutboxEvent, outcome: Extract<Outcome, { kind: 'dead-letter' }>): Promise<void> {

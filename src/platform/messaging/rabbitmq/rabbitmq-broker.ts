@@ -15,7 +15,10 @@ export interface RabbitMqBrokerOptions {
   /** Prefix of every exchange and queue: `<namespace>.events`, `<namespace>.<group>.p<i>`, ... */
   namespace: string;
   partitions?: number;
-  /** Deliveries RabbitMQ sends ahead per partition (default 1); they are still handled one at a time, in order. */
+  /**
+   * Deliveries RabbitMQ sends ahead per partition (default 100). They are handled in order: one at a time, or
+   * those in hand together when the runner takes batches (handleBatch).
+   */
   prefetch?: number;
   /**
    * Groups whose queues are declared now. A direct exchange keeps an event only for the queues bound when it
@@ -77,7 +80,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
     publish: (events) => publisher.publish(events),
     async subscribe(group, subscribeOptions) {
       const subscription = await subscribeGroup({
-        connection, names, group, partitions, prefetch: options.prefetch ?? 1, rebalanceMs: options.rebalanceMs ?? 1000,
+        connection, names, group, partitions, prefetch: options.prefetch ?? 100, rebalanceMs: options.rebalanceMs ?? 1000,
         redeliverDelayMs: options.redeliverDelayMs ?? 1000, now, newId, log,
       }, subscribeOptions);
       subscriptions.add(subscription);
