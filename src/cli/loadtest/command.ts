@@ -1,9 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { closeHttpTarget, openHttpTarget } from './http-target.ts';
+import { openHttpTarget } from './http-target.ts';
 import { HELP, parseLoadtestArgs, USAGE } from './parse-args.ts';
 import { createRandom } from './random.ts';
-import { readBackAccounts } from './read-back.ts';
 import { buildReport, formatReport, isCleanRun } from './report.ts';
 import { runOpenModel } from './run-open-model.ts';
 import { createScenario } from './scenarios.ts';
@@ -15,7 +14,7 @@ export interface LoadtestIo {
 
 /**
  * `stratum loadtest <scenario> …`: runs the load, prints the report, and returns the exit code: 0 for a
- * clean run, 1 when a request failed or a created account was lost, 2 for bad arguments.
+ * clean run, 1 when a request failed or something created was not read back as the run left it, 2 for bad arguments.
  * @example process.exitCode = await runLoadtestCommand(['accounts-read', '--url', 'http://127.0.0.1:8080', '--rate', '50', '--duration', '75', '--ramp', '5'], io);
  */
 export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promise<number> {
@@ -31,7 +30,7 @@ export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promis
   }
   const options = parsed.options;
   // Names created by this run carry a tag of its start time, so a rerun with the same seed creates new accounts.
-  const scenario = createScenario(options.scenario, { accounts: options.accounts, runTag: Date.now().toString(36) });
+  const scenario = createScenario(options.scenario, { accounts: options.accounts, customers: options.customers, runTag: Date.now().toString(36) });
   const target = openHttpTarget(options.url, options.maxInFlight, options.timeoutS * 1_000);
   try {
     const started = performance.now();
@@ -41,12 +40,12 @@ export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promis
       onProgress: (p) => io.err(`loadtest: ${p.elapsedS} s, ${p.due} due, ${p.inFlight} in flight, ${p.failed} failed`),
     });
     const elapsedS = (performance.now() - started) / 1_000;
-    const readBack = scenario.createdIds ? await readBackAccounts(target, scenario.createdIds()) : null;
+    const readBack = scenario.readBack ? await scenario.readBack(target) : null;
     const report = buildReport(options, tally, readBack, elapsedS);
     for (const line of formatReport(report)) io.out(line);
     if (options.json) await writeFile(options.json, `${JSON.stringify(report, null, 2)}\n`);
     return isCleanRun(report) ? 0 : 1;
   } finally {
-    await closeHttpTarget(target);
+    await target.close();
   }
 }

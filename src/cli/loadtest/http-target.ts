@@ -4,22 +4,33 @@ import { CLIENT_TIMEOUT, type Outcome } from './tally.ts';
 
 /** One request a scenario wants made. */
 export interface RequestPlan {
-  /** The row it is reported under: read, create, update, query. */
+  /** The row it is reported under: read, create, update, change, list, query. */
   kind: string;
-  method: 'GET' | 'POST' | 'PUT';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH';
   /** Path and query under the target URL, starting with `/`. */
   path: string;
   body?: unknown;
   expectStatus: number;
   /** Sees the parsed body of an expected answer; returning false marks the answer malformed. */
   accept?: (body: unknown) => boolean;
+  /**
+   * Told what became of the request once it is over: its outcome, or null when it was never sent (too many
+   * in flight). A scenario that holds something for the request (an order being changed) lets go here.
+   */
+  onSettled?: (outcome: Outcome | null) => void;
 }
 
-/** The service under load: one keep-alive pool to its origin. */
+/**
+ * The service under load, as the runner and the read-back use it. `openHttpTarget` is the real one; tests
+ * may bring their own.
+ */
 export interface HttpTarget {
-  pool: Pool;
-  basePath: string;
-  timeoutMs: number;
+  /**
+   * Makes one request and says what became of it. Latency runs from `scheduledAt` (a `performance.now()`
+   * value), not from when the request left, so a client that falls behind cannot hide the wait.
+   */
+  send(plan: RequestPlan, scheduledAt: number): Promise<Outcome>;
+  close(): Promise<void>;
 }
 
 export const CLIENT_INVALID_RESPONSE = 'CLIENT.INVALID_RESPONSE';
@@ -37,11 +48,11 @@ export function openHttpTarget(url: URL, connections: number, timeoutMs: number)
     headersTimeout: timeoutMs + 1_000,
     bodyTimeout: timeoutMs + 1_000,
   });
-  return { pool, basePath: url.pathname.replace(/\/+$/, ''), timeoutMs };
-}
-
-export async function closeHttpTarget(target: HttpTarget): Promise<void> {
-  await target.pool.destroy();
+  const basePath = url.pathname.replace(/\/+$/, '');
+  return {
+    send: (plan, scheduledAt) => sendOverPool(pool, basePath, timeoutMs, plan, scheduledAt),
+    close: () => pool.destroy(),
+  };
 }
 
 function parseJson(text: string): unknown {
@@ -71,18 +82,14 @@ export function networkErrorCode(error: unknown): string {
   return e?.name ?? 'UNKNOWN';
 }
 
-/**
- * Makes one request and says what became of it. Latency runs from `scheduledAt` (a `performance.now()`
- * value), not from when the request left, so a client that falls behind cannot hide the wait.
- */
-export async function sendPlannedRequest(target: HttpTarget, plan: RequestPlan, scheduledAt: number): Promise<Outcome> {
+async function sendOverPool(pool: Pool, basePath: string, timeoutMs: number, plan: RequestPlan, scheduledAt: number): Promise<Outcome> {
   try {
-    const answer = await target.pool.request({
+    const answer = await pool.request({
       method: plan.method,
-      path: `${target.basePath}${plan.path}`,
+      path: `${basePath}${plan.path}`,
       headers: plan.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
       body: plan.body === undefined ? undefined : JSON.stringify(plan.body),
-      signal: AbortSignal.timeout(target.timeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await answer.body.text();
     const latencyMs = performance.now() - scheduledAt;

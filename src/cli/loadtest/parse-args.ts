@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { isScenarioName, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 
-export const USAGE = `usage: stratum loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S]`;
+export const USAGE = `usage: stratum loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--customers N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S]`;
 
 export const HELP = `${USAGE}
 
@@ -9,18 +9,27 @@ Drives an open-model load (a fixed arrival rate) against a running stratum and p
   accounts-read    GET /accounts/:id of random seeded accounts (the source ran --rate 50 --duration 75 --ramp 5)
   accounts-mixed   ~70% reads, 15% POST /accounts, 10% PUT /accounts/:id, 5% name-prefix queries; then every
                    created account is read back and a missing one is reported as lost
+  orders-mixed     ~40% GET /orders/:id of orders the run created, 25% POST /orders for a random customer
+                   (1 or 2 items), 25% PATCH /orders/:id to the next status (pending → processing → completed;
+                   never two changes of one order in flight), 10% GET /orders?customerId= of a random customer;
+                   a read or change with no order to address yet is a creation. Then every created order is
+                   read back by id and in its customer's listing: it must be found exactly once with the last
+                   status acknowledged (either status after a change that failed); lost orders, orders in a
+                   wrong state and duplicates are reported
 
   --url            base URL of the service, e.g. http://127.0.0.1:8080
   --rate           arrivals per second after the ramp
   --duration       seconds of the whole run, ramp included
   --ramp           seconds to climb linearly from 0 to --rate (default 0)
   --accounts       seeded accounts to address, Person_0 .. Person_<N-1> (default 15000)
+  --customers      orders-mixed: customers to create orders for and list, 1 .. N (default 1000)
   --seed           seed of the random choices, for a reproducible run (default 1)
   --json           also write the report as JSON to this file
   --max-in-flight  requests in flight at once; arrivals beyond it fail as CLIENT.OVERLOADED (default 1000)
   --timeout        seconds a request may take before it fails as CLIENT.TIMEOUT (default 10)
 
-Exit code: 0 when every request succeeded and nothing was lost, 1 otherwise, 2 for bad arguments.`;
+Exit code: 0 when every request succeeded and everything created was read back as left (nothing lost,
+in a wrong state, duplicated or unverifiable), 1 otherwise, 2 for bad arguments.`;
 
 export interface LoadtestOptions {
   scenario: ScenarioName;
@@ -29,6 +38,7 @@ export interface LoadtestOptions {
   duration: number;
   ramp: number;
   accounts: number;
+  customers: number;
   seed: number;
   json: string | undefined;
   maxInFlight: number;
@@ -51,6 +61,10 @@ function numberOption(raw: string | undefined, name: string, fallback: number | 
   if (raw.trim() === '' || !Number.isFinite(n) || !check(n)) throw new ArgumentError(`--${name} must be ${rule}, got "${raw}"`);
   return n;
 }
+
+// GET /orders?customerId= takes at most 15 digits.
+const MAX_CUSTOMER_ID = 999_999_999_999_999;
+const SCENARIO_LIST = `${SCENARIO_NAMES.slice(0, -1).join(', ')} or ${SCENARIO_NAMES.at(-1)}`;
 
 const positive = (n: number) => n > 0;
 const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
@@ -78,14 +92,14 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
       args, allowPositionals: true, strict: true,
       options: {
         url: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, ramp: { type: 'string' },
-        accounts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' },
+        accounts: { type: 'string' }, customers: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' },
         'max-in-flight': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) return { kind: 'help' };
     const [scenario, ...extra] = positionals;
-    if (scenario === undefined) throw new ArgumentError(`a scenario is required: ${SCENARIO_NAMES.join(' or ')}`);
-    if (!isScenarioName(scenario)) throw new ArgumentError(`unknown scenario "${scenario}": use ${SCENARIO_NAMES.join(' or ')}`);
+    if (scenario === undefined) throw new ArgumentError(`a scenario is required: ${SCENARIO_LIST}`);
+    if (!isScenarioName(scenario)) throw new ArgumentError(`unknown scenario "${scenario}": use ${SCENARIO_LIST}`);
     if (extra.length > 0) throw new ArgumentError(`unexpected argument "${extra[0]}"`);
     const url = parseUrl(values.url);
     const rate = numberOption(values.rate, 'rate', undefined, positive, 'a positive number');
@@ -97,6 +111,7 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
       options: {
         scenario, url, rate, duration, ramp,
         accounts: numberOption(values.accounts, 'accounts', 15_000, positiveInt, 'a positive integer'),
+        customers: numberOption(values.customers, 'customers', 1_000, (n) => positiveInt(n) && n <= MAX_CUSTOMER_ID, `an integer in 1..${MAX_CUSTOMER_ID}`),
         seed: numberOption(values.seed, 'seed', 1, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2^32)'),
         json: values.json,
         maxInFlight: numberOption(values['max-in-flight'], 'max-in-flight', 1_000, positiveInt, 'a positive integer'),

@@ -1,6 +1,6 @@
 import type { LoadtestOptions } from './parse-args.ts';
 import { summarizeLatencies, type LatencySummary } from './percentiles.ts';
-import type { ReadBackResult } from './read-back.ts';
+import { isCleanReadBack, type ReadBackResult } from './read-back.ts';
 import type { FailureGroup, Tally } from './tally.ts';
 
 interface Counts {
@@ -21,6 +21,7 @@ export interface LoadtestReport {
   durationS: number;
   seed: number;
   accounts: number;
+  customers: number;
   elapsedS: number;
   totals: Counts & { latencyMs: LatencySummary };
   kinds: Record<string, Counts & { latencyMs: LatencySummary }>;
@@ -41,17 +42,31 @@ export function buildReport(options: LoadtestOptions, tally: Tally, readBack: Re
   }
   return {
     scenario: options.scenario, url: options.url.toString(), rate: options.rate, rampS: options.ramp, durationS: options.duration,
-    seed: options.seed, accounts: options.accounts, elapsedS: Math.round(elapsedS * 10) / 10,
+    seed: options.seed, accounts: options.accounts, customers: options.customers, elapsedS: Math.round(elapsedS * 10) / 10,
     totals: { ...totals, latencyMs: summarizeLatencies(all) },
     kinds,
     failures: [...tally.failures.values()].sort((a, b) => b.count - a.count || a.code.localeCompare(b.code)),
-    readBack: readBack && { ...readBack, lost: [...readBack.lost].sort(), unverified: [...readBack.unverified].sort((a, b) => a.id.localeCompare(b.id)) },
+    readBack: readBack && sortReadBack(readBack),
   };
 }
 
-/** True when every request succeeded and every created account was found again. */
+// Ids in order, numerically when they are numbers (order ids), so a report reads the same every time.
+const byId = (a: { id: string }, b: { id: string }) => compareIds(a.id, b.id);
+const compareIds = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+
+function sortReadBack(readBack: ReadBackResult): ReadBackResult {
+  return {
+    ...readBack,
+    lost: [...readBack.lost].sort(compareIds),
+    ...(readBack.wrongState ? { wrongState: [...readBack.wrongState].sort(byId) } : {}),
+    ...(readBack.duplicated ? { duplicated: [...readBack.duplicated].sort(byId) } : {}),
+    unverified: [...readBack.unverified].sort(byId),
+  };
+}
+
+/** True when every request succeeded and everything created was read back as the run left it. */
 export function isCleanRun(report: LoadtestReport): boolean {
-  return report.totals.failed === 0 && (report.readBack === null || (report.readBack.lost.length === 0 && report.readBack.unverified.length === 0));
+  return report.totals.failed === 0 && (report.readBack === null || isCleanReadBack(report.readBack));
 }
 
 function table(rows: (string | number)[][]): string[] {
@@ -86,9 +101,32 @@ export function formatReport(report: LoadtestReport): string[] {
   const rb = report.readBack;
   if (rb) {
     lines.push('');
-    lines.push(`read back ${rb.created} created accounts: ${rb.verified} found, ${rb.lost.length} lost, ${rb.unverified.length} unverified`);
-    if (rb.lost.length > 0) lines.push(`lost: ${rb.lost.slice(0, SHOWN_IDS).join(', ')}${rb.lost.length > SHOWN_IDS ? `, … (${rb.lost.length - SHOWN_IDS} more)` : ''}`);
-    if (rb.unverified.length > 0) lines.push(`unverified: ${rb.unverified.slice(0, SHOWN_IDS).map((u) => `${u.id} (${u.code})`).join(', ')}${rb.unverified.length > SHOWN_IDS ? ', …' : ''}`);
+    lines.push(...formatReadBack(rb));
   }
   return lines;
+}
+
+function listed<T>(label: string, entries: readonly T[], show: (entry: T) => string): string[] {
+  if (entries.length === 0) return [];
+  const more = entries.length > SHOWN_IDS ? `, … (${entries.length - SHOWN_IDS} more)` : '';
+  return [`${label}: ${entries.slice(0, SHOWN_IDS).map(show).join(', ')}${more}`];
+}
+
+function formatReadBack(rb: ReadBackResult): string[] {
+  // A read-back that checks states and duplicates says so in its counts; one that does not, does not claim zero.
+  const found = rb.wrongState || rb.duplicated ? 'found once as left' : 'found';
+  const counts = [
+    `${rb.verified} ${found}`,
+    `${rb.lost.length} lost`,
+    ...(rb.wrongState ? [`${rb.wrongState.length} in a wrong state`] : []),
+    ...(rb.duplicated ? [`${rb.duplicated.length} duplicated`] : []),
+    `${rb.unverified.length} unverified`,
+  ];
+  return [
+    `read back ${rb.created} created ${rb.noun}: ${counts.join(', ')}`,
+    ...listed('lost', rb.lost, (id) => id),
+    ...listed('wrong state', rb.wrongState ?? [], (w) => `${w.id} is ${w.found}, expected ${w.expected} (${w.where})`),
+    ...listed('duplicated', rb.duplicated ?? [], (d) => `${d.id} listed ${d.count} times`),
+    ...listed('unverified', rb.unverified, (u) => `${u.id} (${u.code})`),
+  ];
 }

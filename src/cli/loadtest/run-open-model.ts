@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sendPlannedRequest, type HttpTarget } from './http-target.ts';
+import type { HttpTarget } from './http-target.ts';
 import type { Random } from './random.ts';
 import type { Scenario } from './scenarios.ts';
 import { arrivalCount, arrivalTime, type LoadProfile } from './schedule.ts';
@@ -42,11 +42,15 @@ export async function runOpenModel(scenario: Scenario, target: HttpTarget, rando
       const plan = scenario.nextRequest(random);
       if (inFlight.size >= options.maxInFlight) {
         recordNotStarted(tally, plan.kind, CLIENT_OVERLOADED);
+        plan.onSettled?.(null);
         continue;
       }
       recordStarted(tally, plan.kind);
-      const request: Promise<void> = sendPlannedRequest(target, plan, start + dueMs)
-        .then((outcome) => recordOutcome(tally, plan.kind, outcome))
+      const request: Promise<void> = target.send(plan, start + dueMs)
+        .then((outcome) => {
+          recordOutcome(tally, plan.kind, outcome);
+          plan.onSettled?.(outcome);
+        })
         .finally(() => inFlight.delete(request));
       inFlight.add(request);
     }

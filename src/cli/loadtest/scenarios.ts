@@ -1,24 +1,13 @@
 import { seededAccountId, seededAccountName } from '../../contexts/accounts/seed-ids.ts';
 import type { RequestPlan } from './http-target.ts';
+import { ordersMixed } from './orders-mixed.ts';
 import { randomInt, type Random } from './random.ts';
+import { readBackAccounts } from './read-back-accounts.ts';
+import { pickWeighted, type Mix, type Scenario, type ScenarioSettings } from './scenario.ts';
 
-/** A load scenario: what each arrival asks, and what the run created that must still be there after. */
-export interface Scenario {
-  name: string;
-  kinds: readonly string[];
-  nextRequest(random: Random): RequestPlan;
-  /** Ids of accounts the run created (every 201), for scenarios that read them back after the load. */
-  createdIds?: () => readonly string[];
-}
+export type { Scenario, ScenarioSettings } from './scenario.ts';
 
-export interface ScenarioSettings {
-  /** Seeded accounts to address: `seededAccountId(0 .. accounts-1)`. */
-  accounts: number;
-  /** Makes the names this run creates unique across runs. */
-  runTag: string;
-}
-
-export const SCENARIO_NAMES = ['accounts-read', 'accounts-mixed'] as const;
+export const SCENARIO_NAMES = ['accounts-read', 'accounts-mixed', 'orders-mixed'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export function isScenarioName(name: string): name is ScenarioName {
@@ -38,17 +27,7 @@ function accountsRead(settings: ScenarioSettings): Scenario {
   };
 }
 
-const MIX: readonly [kind: string, weight: number][] = [['read', 70], ['create', 15], ['update', 10], ['query', 5]];
-const MIX_TOTAL = MIX.reduce((sum, [, weight]) => sum + weight, 0);
-
-function pickKind(random: Random): string {
-  let roll = random() * MIX_TOTAL;
-  for (const [kind, weight] of MIX) {
-    roll -= weight;
-    if (roll < 0) return kind;
-  }
-  return 'read';
-}
+const ACCOUNTS_MIX: Mix = [['read', 70], ['create', 15], ['update', 10], ['query', 5]];
 
 function isCreatedAccount(body: unknown): body is { id: string; name: string } {
   const b = body as { id?: unknown; name?: unknown } | null | undefined;
@@ -92,12 +71,14 @@ function accountsMixed(settings: ScenarioSettings): Scenario {
   };
   return {
     name: 'accounts-mixed',
-    kinds: MIX.map(([kind]) => kind),
-    nextRequest: (random) => plans[pickKind(random)]!(random),
-    createdIds: () => created.map((account) => account.id),
+    kinds: ACCOUNTS_MIX.map(([kind]) => kind),
+    nextRequest: (random) => plans[pickWeighted(ACCOUNTS_MIX, random())]!(random),
+    readBack: (target) => readBackAccounts(target, created.map((account) => account.id)),
   };
 }
 
 export function createScenario(name: ScenarioName, settings: ScenarioSettings): Scenario {
-  return name === 'accounts-read' ? accountsRead(settings) : accountsMixed(settings);
+  if (name === 'accounts-read') return accountsRead(settings);
+  if (name === 'accounts-mixed') return accountsMixed(settings);
+  return ordersMixed(settings);
 }
