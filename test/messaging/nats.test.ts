@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { partitionOf, type Broker } from '../../src/platform/messaging/broker.ts';
+import { partitionOf, type Broker, type OutboxEvent } from '../../src/platform/messaging/broker.ts';
 import { createNatsBroker } from '../../src/platform/messaging/nats/nats-broker.ts';
 import { natsLayout } from '../../src/platform/messaging/nats/nats-layout.ts';
 import { describeBrokerContract, event, eventually, eventuallyAsync } from './contract.ts';
@@ -35,6 +35,27 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
   describe('nats adapter', () => {
     const opened: Broker[] = [];
     afterAll(async () => { await Promise.all(opened.map((b) => b.close())); });
+
+    it('leaves no consumer behind once a follower stopped', async () => {
+      const ns = `n${randomUUID().slice(0, 8)}`;
+      const broker = await make(ns);
+      opened.push(broker);
+      const heard: OutboxEvent[] = [];
+      const follower = await broker.follow({ onEvents: (events) => heard.push(...events), onGap: () => {} });
+      const e = event('k', 1);
+      await broker.publish([e]);
+      await eventually(() => heard.length === 1, 'the follower to hear the event');
+      const nc = await connect({ servers: url });
+      try {
+        const jsm = await jetstreamManager(nc);
+        const count = async () => (await jsm.consumers.list(natsLayout(ns).eventsStream).next()).length;
+        expect(await count()).toBe(1);
+        await follower.stop();
+        await eventuallyAsync(count, (n) => n === 0, 'the ordered consumer to be gone');
+      } finally {
+        await nc.close();
+      }
+    });
 
     it('stores an event once on its partition subject, dropping a second publish of the same id', async () => {
       const ns = `n${randomUUID().slice(0, 8)}`;

@@ -1,4 +1,4 @@
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { FollowOptions, OutboxEvent, Subscription } from '../broker.ts';
 import { REPLAY_GROUP_HEADER, type NatsLayout } from './nats-layout.ts';
 
@@ -13,7 +13,8 @@ export interface NatsFollowerOptions {
 /**
  * Follows every partition subject of the events stream with an ordered consumer: ephemeral, starting at new
  * messages, no acknowledgements; the client recreates it from the last stream sequence it saw when it falls
- * behind or the connection comes back, and the server deletes it once nobody pulls from it. Replays of dead
+ * behind or the connection comes back. Stopping deletes it; the consumer of a process that died is deleted by
+ * the server once nobody pulled from it for its inactivity threshold (5 minutes). Replays of dead
  * letters (for one group) are skipped. Should the consumer have to be made anew after an error, the follower
  * starts from there and reports a gap.
  * @example const follower = await followStream({ js, layout, retryDelayMs: 1000, isConnectionClosed, log }, { onEvents, onGap });
@@ -21,8 +22,9 @@ export interface NatsFollowerOptions {
 export async function followStream(o: NatsFollowerOptions, listener: FollowOptions): Promise<Subscription> {
   let running = true;
   let messages: ConsumerMessages | undefined;
+  let consumer: Consumer | undefined;
   const open = async () => {
-    const consumer = await o.js.consumers.get(o.layout.eventsStream, { filter_subjects: o.layout.eventSubjects, deliver_policy: DeliverPolicy.New });
+    consumer = await o.js.consumers.get(o.layout.eventsStream, { filter_subjects: o.layout.eventSubjects, deliver_policy: DeliverPolicy.New });
     return consumer.consume();
   };
   messages = await open();
@@ -61,6 +63,7 @@ export async function followStream(o: NatsFollowerOptions, listener: FollowOptio
       running = false;
       messages?.stop();
       await loop;
+      if (!o.isConnectionClosed()) await consumer?.delete().catch(() => false);
     },
   };
 }
