@@ -102,6 +102,26 @@ describe('redis streams: fair share of partition leases', () => {
       }
     });
 
+    it('lets a follower read without writing anything to Redis', async () => {
+      const ns = `r${randomUUID().slice(0, 8)}`;
+      const broker = await open(ns);
+      const heard: OutboxEvent[] = [];
+      const follower = await broker.follow({ onEvents: (events) => heard.push(...events), onGap: () => {} });
+      await broker.publish([event('a', 1), event('b', 2)]);
+      await eventually(() => heard.length === 2, 'both events');
+      await follower.stop();
+      const client = createClient({ url });
+      await client.connect();
+      try {
+        const keys: string[] = [];
+        for await (const batch of client.scanIterator({ MATCH: `${ns}:*`, COUNT: 500 })) keys.push(...batch);
+        expect(keys.every((k) => k.startsWith(`${ns}:events:`))).toBe(true);
+        for (const key of keys) expect(await client.xInfoGroups(key)).toEqual([]);
+      } finally {
+        client.destroy();
+      }
+    });
+
     it('hands the events of one read to handleBatch together, and reads a batch whose handler threw again', async () => {
       const broker = await open(`r${randomUUID().slice(0, 8)}`);
       const events = Array.from({ length: 20 }, (_, i) => event('one-key', i));
