@@ -26,7 +26,7 @@ describe('stratum shards', () => {
 
     const moved = await runStratum(['shards', 'rebalance'], env);
     expect(moved.code).toBe(0);
-    expect(moved.stdout.trim()).toBe(`moved ${toMove} bucket(s); map version ${toMove + 1}`);
+    expect(moved.stdout.trim()).toMatch(new RegExp(`^moved ${toMove} bucket\\(s\\); map version \\d+$`));
     const after = await runStratum(['shards', 'status'], env);
     expect(after.stdout).toMatch(new RegExp(`shard 2 .* ${toMove} buckets +0 orders +ok`));
     expect((await runStratum(['shards', 'rebalance'], env)).stdout.trim()).toBe('nothing to move: every bucket is on its shard');

@@ -8,15 +8,15 @@ import type { Shard, ShardSet } from './shard-set.ts';
  * snapshot, delete them. `source` reads, `target` writes; both are transactions the rebalancer owns.
  */
 export interface BucketMover {
-  /** Copies every row of `bucket`; returns the number of rows written. */
-  copyAll(source: TxSql, target: TxSql, bucket: number): Promise<number>;
+  /** Copies every row of the buckets; returns the number of rows written. */
+  copyAll(source: TxSql, target: TxSql, buckets: number[]): Promise<number>;
   /**
    * Makes the target's copy equal to the source's for the rows changed since `snapshot` (a pg_snapshot of the
    * copy): re-copies changed rows, deletes those deleted meanwhile. Runs while the bucket's writers are fenced.
    */
-  copyDelta(source: TxSql, target: TxSql, bucket: number, snapshot: string): Promise<number>;
-  /** Deletes every row of `bucket` on a shard; returns how many (top-level) rows went. */
-  clear(tx: TxSql, bucket: number): Promise<number>;
+  copyDelta(source: TxSql, target: TxSql, buckets: number[], snapshot: string): Promise<number>;
+  /** Deletes every row of the buckets on a shard; returns how many (top-level) rows went. */
+  clear(tx: TxSql, buckets: number[]): Promise<number>;
   /** The buckets that have rows on a shard. */
   bucketsWithRows(sql: Sql): Promise<number[]>;
 }
@@ -33,8 +33,10 @@ export interface RebalanceProgress {
 export interface RebalanceOptions {
   shards: ShardSet;
   mover: BucketMover;
-  /** How long the fence waits for the bucket's in-flight writers before giving up on this bucket (retried later). */
+  /** How long the fence waits for the buckets' in-flight writers before the run gives up (a next run repairs). */
   fenceLockTimeoutMs?: number;
+  /** Buckets moved together (one copy, one fence, one map version); default 32. */
+  batchSize?: number;
   onProgress?: (progress: RebalanceProgress) => void;
   log?: (message: string) => void;
 }
@@ -49,7 +51,7 @@ export function planRebalance(current: readonly number[], shardCount: number): M
 }
 
 /**
- * Moves every bucket the map over all registered shards assigns elsewhere, one at a time, online:
+ * Moves every bucket the map over all registered shards assigns elsewhere, a batch at a time, online:
  * 1. copy the bucket under a snapshot to the target (which does not own it yet, so nobody reads it there);
  * 2. fence: delete the bucket's ownership row on the source (waits for in-flight writers, turns new ones
  *    away to retry), copy the delta since the snapshot, and let the target own the bucket;
@@ -65,13 +67,22 @@ export async function rebalance(options: RebalanceOptions): Promise<MovePlanEntr
     await repairLocked(shards, mover, log);
     const plan = planRebalance(shards.assignments(), shards.all().length);
     let rowsCopied = 0;
-    for (const [i, move] of plan.entries()) {
-      options.onProgress?.({ bucketsDone: i, bucketsTotal: plan.length, rowsCopied, current: move });
-      rowsCopied += await moveBucket(shards, mover, move, options.fenceLockTimeoutMs ?? 5000);
+    let done = 0;
+    for (const batch of batches(plan, options.batchSize ?? 32)) {
+      options.onProgress?.({ bucketsDone: done, bucketsTotal: plan.length, rowsCopied, current: batch[0] });
+      rowsCopied += await moveBuckets(shards, mover, batch, options.fenceLockTimeoutMs ?? 5000);
+      done += batch.length;
     }
     options.onProgress?.({ bucketsDone: plan.length, bucketsTotal: plan.length, rowsCopied });
     return plan;
   });
+}
+
+/** Groups moves with the same source and target, at most `size` buckets each. */
+function batches(plan: MovePlanEntry[], size: number): MovePlanEntry[][] {
+  const byPair = new Map<string, MovePlanEntry[]>();
+  for (const move of plan) byPair.set(`${move.from}>${move.to}`, [...(byPair.get(`${move.from}>${move.to}`) ?? []), move]);
+  return [...byPair.values()].flatMap((moves) => Array.from({ length: Math.ceil(moves.length / size) }, (_, i) => moves.slice(i * size, (i + 1) * size)));
 }
 
 /** Registers a new shard in the catalog (it owns no bucket until a rebalance), opens, migrates and stamps it. */
@@ -121,7 +132,7 @@ async function repairLocked(shards: ShardSet, mover: BucketMover, log: (m: strin
     for (const bucket of owned.filter((b) => map[b] !== shard.id)) {
       await shard.sql.begin(async (tx) => {
         await tx`delete from shard.owned_buckets where bucket = ${bucket}`;
-        await mover.clear(tx, bucket);
+        await mover.clear(tx, [bucket]);
       });
       log(`repair: shard ${shard.id} released bucket ${bucket}, which the map gives to shard ${map[bucket]}`);
     }
@@ -130,44 +141,44 @@ async function repairLocked(shards: ShardSet, mover: BucketMover, log: (m: strin
   for (const shard of shards.all()) {
     const owned = new Set((await shard.sql<{ bucket: number }[]>`select bucket from shard.owned_buckets`).map((r) => r.bucket));
     const stray = (await mover.bucketsWithRows(shard.sql)).filter((b) => !owned.has(b));
-    for (const bucket of stray) {
-      await shard.sql.begin((tx) => mover.clear(tx, bucket));
-    }
+    if (stray.length > 0) await shard.sql.begin((tx) => mover.clear(tx, stray));
     if (stray.length > 0) log(`repair: shard ${shard.id} dropped the rows of ${stray.length} bucket(s) it does not own`);
   }
 }
 
-async function moveBucket(shards: ShardSet, mover: BucketMover, move: MovePlanEntry, fenceLockTimeoutMs: number): Promise<number> {
-  const source = shards.byId(move.from);
-  const target = shards.byId(move.to);
-  // 1. Copy under a snapshot; the target does not own the bucket, so the copy is invisible there.
+async function moveBuckets(shards: ShardSet, mover: BucketMover, moves: MovePlanEntry[], fenceLockTimeoutMs: number): Promise<number> {
+  const source = shards.byId(moves[0]!.from);
+  const target = shards.byId(moves[0]!.to);
+  const buckets = moves.map((m) => m.bucket);
+  // 1. Copy under a snapshot; the target does not own the buckets, so the copy is invisible there.
   let snapshot = '';
   let copied = 0;
   await target.sql.begin(async (into) => {
-    await mover.clear(into, move.bucket);
+    await mover.clear(into, buckets);
     await source.sql.begin('isolation level repeatable read read only', async (from) => {
       const [row] = await from<{ snapshot: string }[]>`select pg_current_snapshot()::text as snapshot`;
       snapshot = row!.snapshot;
-      copied = await mover.copyAll(from, into, move.bucket);
+      copied = await mover.copyAll(from, into, buckets);
     });
   });
-  // 2. Fence the bucket's writers on the source, copy what changed since the snapshot, hand the bucket over.
+  // 2. Fence the buckets' writers on the source, copy what changed since the snapshot, hand the buckets over.
   const fence = await source.sql.reserve();
   try {
     await fence`begin`;
     await fence`select set_config('lock_timeout', ${String(fenceLockTimeoutMs)}, true)`;
-    const fenced = await fence`delete from shard.owned_buckets where bucket = ${move.bucket} returning bucket`;
-    if (fenced.length === 0) throw new AppError('SHARD.CONFIG', `shard ${source.id} does not own bucket ${move.bucket}; run the rebalance again to repair`);
+    const fenced = await fence`delete from shard.owned_buckets where bucket = any(${buckets}::int[]) returning bucket`;
+    if (fenced.length !== buckets.length) throw new AppError('SHARD.CONFIG', `shard ${source.id} does not own every bucket it should move; run the rebalance again to repair`);
     await target.sql.begin(async (into) => {
-      copied += await mover.copyDelta(fence as unknown as TxSql, into, move.bucket, snapshot);
-      await into`insert into shard.owned_buckets (bucket) values (${move.bucket})`;
+      copied += await mover.copyDelta(fence as unknown as TxSql, into, buckets, snapshot);
+      await into`insert into shard.owned_buckets (bucket) select unnest(${buckets}::int[])`;
     });
     // 3. The switch: a new map version. Then the fence commits for good and the source's copy goes.
     await shards.catalog.begin(async (tx) => {
       const [v] = await tx<{ version: number }[]>`select max(version)::int + 1 as version from sharding.map_versions`;
+      const note = `${buckets.length} bucket(s): shard ${source.id} -> ${target.id}`;
       await tx`insert into sharding.map_versions (version, shard_count, note)
-        values (${v!.version}, (select count(*)::int from sharding.shards), ${`bucket ${move.bucket}: shard ${move.from} -> ${move.to}`})`;
-      await tx`update sharding.buckets set shard_id = ${move.to}, version = ${v!.version} where bucket = ${move.bucket}`;
+        values (${v!.version}, (select count(*)::int from sharding.shards), ${note})`;
+      await tx`update sharding.buckets set shard_id = ${target.id}, version = ${v!.version} where bucket = any(${buckets}::int[])`;
     });
     await fence`commit`;
   } catch (error) {
@@ -177,6 +188,6 @@ async function moveBucket(shards: ShardSet, mover: BucketMover, move: MovePlanEn
     fence.release();
   }
   await shards.refreshMap();
-  await source.sql.begin((tx) => mover.clear(tx, move.bucket));
+  await source.sql.begin((tx) => mover.clear(tx, buckets));
   return copied;
 }
