@@ -118,57 +118,96 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
   /** Serves one leased partition until it is let go or the subscription stops. */
   async function servePartition(partition: number, letGoSignal: AbortSignal): Promise<void> {
     const stopping = () => !is('running') || letGoSignal.aborted;
+    // The notice counter as it was before the read that gave `rows`: a notice since then means look again.
+    let seen = c.news.seen(partition);
+    let rows: LogRow[] = [];
+    let read = false;
     while (!stopping()) {
-      const seen = c.news.seen(partition);
-      let taken = 0;
       try {
-        taken = await drainBatch(partition, stopping);
+        if (!read) {
+          seen = c.news.seen(partition);
+          rows = await readBatch(partition);
+          read = true;
+        }
+        if (rows.length > 0) {
+          const before = c.news.seen(partition);
+          const next = await handleBatch(partition, rows, stopping);
+          // Not read along with the advance: read now.
+          if (next === undefined) read = false;
+          else [seen, rows] = [before, next];
+          continue;
+        }
       } catch (error) {
         if (stopping()) break;
         c.log(`consumer ${c.group}: partition ${partition}: ${(error as Error).message}`, error);
+        rows = [];
       }
-      if (taken < c.batchSize && !stopping()) await c.news.wait(partition, seen, c.pollMs, letGoSignal);
+      if (stopping()) break;
+      await c.news.wait(partition, seen, c.pollMs, letGoSignal);
+      read = false;
     }
   }
 
-  /** Handles one batch of a partition; returns how many events it took (a full batch means: look again). */
-  async function drainBatch(partition: number, stopping: () => boolean): Promise<number> {
-    const rows = await sql<LogRow[]>`
+  async function readBatch(partition: number): Promise<LogRow[]> {
+    return sql<LogRow[]>`
       select l.seq, l.event from messaging.log l
       join messaging.positions p on p.namespace = l.namespace and p.partition = l.partition
       where p.namespace = ${c.namespace} and p.group_name = ${c.group} and p.partition = ${partition}
         and p.lease_owner = ${c.consumerId} and l.seq > p.position
         and (l.target_group is null or l.target_group = ${c.group})
       order by l.seq limit ${c.batchSize}`;
+  }
+
+  /**
+   * Hands `rows` to the handler and moves the partition's position past them. Returns the next batch when the
+   * advance could read it in the same statement, undefined when it is still to be read (or the consumer stops).
+   */
+  async function handleBatch(partition: number, rows: LogRow[], stopping: () => boolean): Promise<LogRow[] | undefined> {
     if (options.handleBatch && rows.length > 1) {
       // The whole batch in one go: the runner applies it in one transaction, the position moves once.
       const outcomes = await options.handleBatch(rows.map((row) => ({ event: row.event, partition })));
-      if (is('abandoned')) return 0;
+      if (is('abandoned')) return undefined;
+      if (outcomes.every((o) => o.kind === 'ack') && !stopping()) return advanceAndRead(partition, rows.at(-1)!.seq);
       await advance(partition, rows, outcomes);
-      return rows.length;
+      return undefined;
     }
-    for (const row of rows) {
-      if (is('abandoned')) return 0;
+    for (const [i, row] of rows.entries()) {
+      if (is('abandoned')) return undefined;
       const outcome = await options.handle({ event: row.event, partition });
-      if (is('abandoned')) return 0;
+      if (is('abandoned')) return undefined;
+      if (i === rows.length - 1 && outcome.kind === 'ack' && !stopping()) return advanceAndRead(partition, row.seq);
       await advance(partition, [row], [outcome]);
-      if (stopping()) return 0;
+      if (stopping()) return undefined;
     }
-    return rows.length;
+    return undefined;
+  }
+
+  /**
+   * Moves the position to `position` and reads the next batch, in one statement (its own transaction, committed
+   * without waiting for the WAL flush: losing it in a crash only means a redelivery, which processed_messages
+   * absorbs).
+   */
+  async function advanceAndRead(partition: number, position: string): Promise<LogRow[]> {
+    const rows = await sql<Array<{ seq: string | null; event: OutboxEvent | null }>>`
+      with moved as (
+        update messaging.positions set position = ${position}, lease_until = now() + ${lease}::interval
+        from (select set_config('synchronous_commit', 'off', true)) as async_commit
+        where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId}
+        returning position
+      )
+      select l.seq, l.event from moved left join lateral (
+        select seq, event from messaging.log
+        where namespace = ${c.namespace} and partition = ${partition} and seq > moved.position
+          and (target_group is null or target_group = ${c.group})
+        order by seq limit ${c.batchSize}
+      ) l on true`;
+    if (rows.length === 0) throw new Error(`lost the lease of partition ${partition}; not advanced`);
+    return rows.flatMap((r) => (r.seq === null ? [] : [{ seq: r.seq, event: r.event! }]));
   }
 
   /** Stores the dead letters among `outcomes` and moves the partition's position past `rows`, in one transaction. */
   async function advance(partition: number, rows: LogRow[], outcomes: Outcome[]): Promise<void> {
     const position = rows.at(-1)!.seq;
-    if (outcomes.every((o) => o.kind === 'ack')) {
-      // The common case in one statement; set_config's local setting holds for its own implicit transaction.
-      const moved = await sql`update messaging.positions set position = ${position}, lease_until = now() + ${lease}::interval
-        from (select set_config('synchronous_commit', 'off', true)) as async_commit
-        where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId}
-        returning 1`;
-      if (moved.length === 0) throw new Error(`lost the lease of partition ${partition}; not advanced`);
-      return;
-    }
     const advanced = await sql.begin(async (tx) => {
       // Losing this commit in a crash only means a redelivery, which processed_messages absorbs.
       await tx`set local synchronous_commit = off`;
