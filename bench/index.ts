@@ -1,6 +1,7 @@
 import { runAccountsBench } from './accounts.ts';
 import { runImportBench } from './import.ts';
 import { runMessagingBench } from './messaging.ts';
+import { runShardsBench } from './shards.ts';
 import { runUsersBench } from './users.ts';
 import { UsageError } from './users/options.ts';
 
@@ -10,6 +11,7 @@ const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
   accounts: runAccountsBench,
   import: runImportBench,
   messaging: runMessagingBench,
+  shards: runShardsBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);
