@@ -18,7 +18,7 @@ export function openOrderShards(
     mainTarget: deps.target,
     initialShards: config.ordersShards ?? defaultShardDatabases(deps.target, config.ordersShardCount),
     migrations: shardMigrations(),
-    poolMax: config.poolMax,
+    poolMax: config.shardPoolMax,
     applicationName: deps.applicationName,
     txDeadlineMs: config.txDeadlineMs,
     statementTimeoutMs: config.statementTimeoutMs,

@@ -40,6 +40,8 @@ export interface Config {
   readonly ordersShardCount: number;
   /** The shard catalog's database; unset: the main database. */
   readonly catalogUrl: string | undefined;
+  /** Most connections of each shard's pool. */
+  readonly shardPoolMax: number;
   /** Deadline of each shard's part of a listing or stats across shards. */
   readonly shardDeadlineMs: number;
   /** An in-doubt two-phase commit branch with no recorded decision is rolled back once this old. */
@@ -128,6 +130,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     ordersShards: parseShards(env.ORDERS_SHARDS),
     ordersShardCount: readInt(env, 'ORDERS_SHARD_COUNT', 4, 1, 64),
     catalogUrl: env.CATALOG_URL?.trim() || undefined,
+    shardPoolMax: readInt(env, 'SHARD_POOL_MAX', 4, 1, 1000),
     shardDeadlineMs: readInt(env, 'SHARD_DEADLINE_MS', 2000, 10, 600_000),
     inDoubtGraceMs: readInt(env, 'IN_DOUBT_GRACE_MS', 30_000, 0, 86_400_000),
     sagaLeaseMs: readInt(env, 'SAGA_LEASE_MS', 30_000, 100, 86_400_000),

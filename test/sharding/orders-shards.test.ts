@@ -144,7 +144,7 @@ describe('reads across shards', () => {
     const blocker = await shards[1]!.reserve();
     try {
       await blocker`begin`;
-      await blocker`lock table orders.orders in access exclusive mode`;
+      await blocker`lock table orders.orders, orders.status_counts in access exclusive mode`;
       const strict = await inject('GET', '/orders?status=pending');
       expect(strict.statusCode).toBe(503);
       expect(strict.json().code).toBe('SHARD.UNAVAILABLE');

@@ -23,7 +23,7 @@ export default async function setup(project: TestProject) {
   if (external) {
     admin = { url: external, mode: 'external' };
   } else {
-    embedded = await openEmbedded({ home: '.stratum-test', role: 'serve', settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } });
+    embedded = await openEmbedded({ home: '.stratum-test', role: 'serve', settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' } });
     const t = embedded.target;
     admin = { url: `postgres://${t.user}:${encodeURIComponent(t.password ?? '')}@${t.host}:${t.port}/${t.database}`, mode: 'embedded' };
   }

@@ -114,20 +114,40 @@ export interface OrderPageQuery {
  * Each combination of filters is its own statement, so each gets a plan that uses its index. The query is
  * returned unsent-awaited so a caller can cancel it (see abortable()); rowsToOrders() reads its rows.
  */
-export function listOrdersQuery(db: Db, query: OrderPageQuery) {
+function pageConditions(db: Db, query: OrderPageQuery) {
   const conditions = [
     query.customerId !== undefined ? db`o.customer_id = ${query.customerId}` : undefined,
     query.status !== undefined ? db`o.status = ${query.status}` : undefined,
     query.beforeId !== undefined ? db`o.id < ${query.beforeId}` : undefined,
     query.ownedOnly ? db`o.bucket in (select bucket from shard.owned_buckets)` : undefined,
   ].filter((c) => c !== undefined);
-  const where = conditions.length === 0 ? db`` : conditions.slice(1).reduce((all, c) => db`${all} and ${c}`, db`where ${conditions[0]!}`);
+  return conditions.length === 0 ? db`` : conditions.slice(1).reduce((all, c) => db`${all} and ${c}`, db`where ${conditions[0]!}`);
+}
+
+export function listOrdersQuery(db: Db, query: OrderPageQuery) {
   return db<{ order: OrderJson }[]>`
     select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order
     from orders.orders o
-    ${where}
+    ${pageConditions(db, query)}
     order by o.id desc
     limit ${query.limit}`;
+}
+
+/** Only the ids of a page (an index-only walk): a listing across shards merges these before fetching orders. */
+export function listOrderIdsQuery(db: Db, query: OrderPageQuery) {
+  return db<{ id: string }[]>`
+    select o.id from orders.orders o
+    ${pageConditions(db, query)}
+    order by o.id desc
+    limit ${query.limit}`;
+}
+
+/** The given orders with their items, newest first (one query). */
+export function ordersByIdsQuery(db: Db, ids: readonly number[]) {
+  return db<{ order: OrderJson }[]>`
+    select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order
+    from orders.orders o where o.id = any(${ids as number[]}::bigint[])
+    order by o.id desc`;
 }
 
 export function rowsToOrders(rows: ReadonlyArray<{ order: OrderJson }>): Order[] {
@@ -138,8 +158,13 @@ export async function listOrders(db: Db, query: OrderPageQuery): Promise<Order[]
   return rowsToOrders(await listOrdersQuery(db, query));
 }
 
-/** Orders by status on one shard, counting only the buckets it owns (cancellable, see abortable()). */
+/**
+ * Orders by status on one shard, from the per-bucket counters the triggers keep (migration 0005), counting only
+ * the buckets the shard owns (cancellable, see abortable()).
+ */
 export function orderStatsQuery(db: Db) {
   return db<{ status: OrderStatus; n: number }[]>`
-    select status, count(*)::int as n from orders.orders where bucket in (select bucket from shard.owned_buckets) group by status`;
+    select c.status, sum(c.n)::int as n from orders.status_counts c
+    where c.bucket in (select bucket from shard.owned_buckets)
+    group by c.status`;
 }

@@ -13,7 +13,7 @@ import { abortable } from '../../platform/db/abortable.ts';
 import { idempotent, type IdempotentOutcome } from '../../platform/idempotency/idempotency.ts';
 import { importOrderItems, type ImportOptions, type ImportResult } from './import-order-items.ts';
 import { ORDER_STATUSES, statusesLeadingTo, type NewOrder, type NewOrderItem, type Order, type OrderStats, type OrderStatus } from './order.ts';
-import { deleteOrder, findOrder, findOrderOfSaga, insertOrderWithItems, listOrders, listOrdersQuery, rowsToOrders, orderStatsQuery, transitionOrder, type TransitionResult } from './orders-repository.ts';
+import { deleteOrder, findOrder, findOrderOfSaga, insertOrderWithItems, listOrderIdsQuery, listOrders, ordersByIdsQuery, rowsToOrders, orderStatsQuery, transitionOrder, type TransitionResult } from './orders-repository.ts';
 import type { PaymentsPort } from './payments.ts';
 
 export interface OrdersServiceDeps {
@@ -34,6 +34,8 @@ export interface OrderPage {
   items: Order[];
   /** Shards that did not answer (consistency=partial only). */
   missingShards: number[];
+  /** The page's last id when a next page may follow (the cursor). */
+  lastId: number | undefined;
 }
 
 export type Lookup = { order: Order } | { movedTo: number } | undefined;
@@ -256,12 +258,22 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     async list(query: { customerId?: number; status?: OrderStatus; beforeId?: number; limit: number; consistency: Consistency }): Promise<OrderPage> {
       if (query.customerId !== undefined) {
         const items = await onOwner(bucketOfKey(query.customerId), (sql) => listOrders(sql, { ...query, ownedOnly: true }));
-        return { items, missingShards: [] };
+        return { items, missingShards: [], lastId: items.length === query.limit ? items.at(-1)!.id : undefined };
       }
-      const { answers, missing } = await scatter(shards.all(), deps.shardDeadlineMs, query.consistency, async (shard, signal) =>
-        rowsToOrders(await abortable(listOrdersQuery(shard.sql, { ...query, ownedOnly: true }), signal)));
-      const merged = mergeDescending(answers.map((a) => a.value), (o) => o.id, query.limit);
-      return { items: merged, missingShards: missing.map((m) => m.shard.id) };
+      // Two short rounds instead of every shard building a whole page: the ids of each shard's page (an
+      // index-only walk), merged; then only the kept orders, each from its shard, all shards at once.
+      const ids = await scatter(shards.all(), deps.shardDeadlineMs, query.consistency, async (shard, signal) =>
+        (await abortable(listOrderIdsQuery(shard.sql, { ...query, ownedOnly: true }), signal)).map((r) => ({ id: Number(r.id), shard })));
+      const kept = mergeDescending(ids.answers.map((a) => a.value), (o) => o.id, query.limit);
+      const byShard = new Map<Shard, number[]>();
+      for (const { id, shard } of kept) byShard.set(shard, [...(byShard.get(shard) ?? []), id]);
+      const fetched = await scatter([...byShard.keys()], deps.shardDeadlineMs, query.consistency, async (shard, signal) =>
+        rowsToOrders(await abortable(ordersByIdsQuery(shard.sql, byShard.get(shard)!), signal)));
+      const found = new Map(fetched.answers.flatMap((a) => a.value.map((o) => [o.id, o] as const)));
+      // An order deleted between the two rounds is left out; the cursor still follows the merged ids.
+      const items = kept.flatMap(({ id }) => (found.has(id) ? [found.get(id)!] : []));
+      const missingShards = [...new Set([...ids.missing, ...fetched.missing].map((m) => m.shard.id))].sort((a, b) => a - b);
+      return { items, missingShards, lastId: kept.length === query.limit ? kept.at(-1)!.id : undefined };
     },
 
     async stats(consistency: Consistency): Promise<OrderStats & { missingShards: number[] }> {

@@ -110,15 +110,14 @@ export function ordersRoutes(deps: OrdersDeps) {
       const q = request.query;
       const limit = q.limit === undefined ? 50 : Number(q.limit);
       if (limit < 1 || limit > 500) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 500', { details: { field: 'limit' } });
-      const { items, missingShards } = await deps.orders.list({
+      const { items, missingShards, lastId } = await deps.orders.list({
         customerId: q.customerId === undefined ? undefined : Number(q.customerId),
         status: q.status,
         beforeId: q.cursor ? decodeCursor(q.cursor, isIdCursor).id : undefined,
         limit,
         consistency: q.consistency ?? 'strict',
       });
-      const last = items.at(-1);
-      return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null, missingShards };
+      return { items, nextCursor: lastId === undefined ? null : encodeCursor({ id: lastId }), missingShards };
     });
 
     app.post('/orders/:id/transfer', {
