@@ -15,18 +15,23 @@ export interface PublisherOptions {
   connection: AmqpConnection;
   names: RabbitNames;
   partitions: number;
+  /** How long a publish waits for RabbitMQ's confirms before it fails (and its channel is dropped). */
+  confirmTimeoutMs?: number;
   log: (message: string, error?: unknown) => void;
 }
 
 /**
  * Publishes on one confirm channel, in order, each event to its partition's routing key; a call resolves once
  * RabbitMQ has confirmed every message of it (persistent messages on durable queues: written to disk) and
- * rejects on a nack, a closed channel or while the connection is down, so the relay keeps the rows and retries.
+ * rejects on a nack, a closed channel, while the connection is down, or when the confirms do not come within
+ * confirmTimeoutMs (a broker that stalls, e.g. blocking publishers on an alarm): the relay keeps the rows and
+ * retries, on a new channel.
  * Messages are `mandatory`: one that no queue takes (no group declared yet) comes back and is logged.
  * @example const publisher = createPublisher({ connection, names, partitions: 8, log }); await publisher.publish(events);
  */
 export function createPublisher(options: PublisherOptions): Publisher {
   const { connection, names, partitions, log } = options;
+  const confirmTimeoutMs = options.confirmTimeoutMs ?? 30_000;
   let channel: { model: ChannelModel; ready: Promise<ConfirmChannel> } | undefined;
 
   function confirmChannel(model: ChannelModel): Promise<ConfirmChannel> {
@@ -54,7 +59,22 @@ export function createPublisher(options: PublisherOptions): Publisher {
           const { content, options: publishOptions } = encodeEvent(event);
           ch.publish(names.events, names.partitionKey(partitionOf(event.key, partitions)), content, { ...publishOptions, mandatory: true });
         }
-        await ch.waitForConfirms();
+        let timer: NodeJS.Timeout | undefined;
+        const confirmed = ch.waitForConfirms();
+        confirmed.catch(() => {}); // after a timeout it rejects with the closed channel: nobody waits for it then
+        try {
+          await Promise.race([
+            confirmed,
+            new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no confirms within ${confirmTimeoutMs} ms`)), confirmTimeoutMs); }),
+          ]);
+        } catch (error) {
+          // Confirms that come late must not count for a later batch: this channel is done.
+          if (channel?.model === model) channel = undefined;
+          await ch.close().catch(() => {});
+          throw error;
+        } finally {
+          clearTimeout(timer);
+        }
       } catch (error) {
         throw new AppError('SERVICE.UNAVAILABLE', `rabbitmq did not confirm the events: ${errorMessage(error)}`, { cause: error });
       }
