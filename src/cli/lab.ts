@@ -11,7 +11,7 @@ import {
 
 interface Io { out: (line: string) => void; err: (line: string) => void }
 
-export const LAB_HELP = `usage: stratum lab up|down|status|kill-leader|switchover
+export const LAB_HELP = `usage: stratum lab up|down|status|kill-leader|kill-postgres|switchover
 
 A three-node PostgreSQL cluster managed by Patroni (one etcd), on loopback, to try failover locally:
 PostgreSQL on 127.0.0.1:5441-5443, Patroni's REST API on 127.0.0.1:8008-8010. Needs root (it installs
@@ -21,6 +21,7 @@ postgresql, patroni and etcd with apt-get when they are missing, and runs Postgr
   down          stop every process the lab started (by PID); the data stays in the lab directory
   status        each node's role, state, replication lag and PIDs
   kill-leader   kill -9 the leader's Patroni and postmaster (a node lost); \`lab up\` brings it back as a replica
+  kill-postgres kill -9 the leader's postmaster only (Patroni restarts it, or fails over)
   switchover    hand the leadership to a replica (patronictl switchover)
 
 The lab lives in $STRATUM_LAB_DIR, default $STRATUM_HOME/lab (STRATUM_HOME defaults to ./.stratum).`;
@@ -42,7 +43,7 @@ export async function runLab(args: string[], io: Io, where: { env: Record<string
   if (args.includes('--help') || args.includes('-h')) { io.out(LAB_HELP); return 0; }
   const home = path.resolve(where.cwd, where.env.STRATUM_HOME?.trim() || '.stratum');
   const layout = labLayout(path.resolve(where.cwd, where.env.STRATUM_LAB_DIR?.trim() || path.join(home, 'lab')));
-  const actions = { up, down, status, 'kill-leader': killLeader, switchover };
+  const actions = { up, down, status, 'kill-leader': killLeader, 'kill-postgres': killPostgres, switchover };
   const run = action !== undefined && Object.hasOwn(actions, action) ? actions[action as keyof typeof actions] : undefined;
   if (!run) { io.err(LAB_HELP); return 2; }
   try {
@@ -217,6 +218,15 @@ async function killLeader(layout: LabLayout, io: Io): Promise<number> {
   const pids = [patroniPid(leader), postmasterPid(leader)].filter((p): p is number => p !== undefined);
   for (const pid of pids) process.kill(pid, 'SIGKILL');
   io.out(`killed ${leader.name} (pids ${pids.join(', ')}); \`stratum lab up\` brings it back as a replica`);
+  return 0;
+}
+
+async function killPostgres(layout: LabLayout, io: Io): Promise<number> {
+  const leader = await findLeader(layout);
+  const pid = leader ? postmasterPid(leader) : undefined;
+  if (!leader || pid === undefined) return refuse(io, 'no leader postmaster to kill (see `stratum lab status`)');
+  process.kill(pid, 'SIGKILL');
+  io.out(`killed the postmaster of ${leader.name} (pid ${pid}); its Patroni restarts it or lets a replica take over`);
   return 0;
 }
 

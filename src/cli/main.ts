@@ -8,6 +8,7 @@ import { runMigrate } from './migrate.ts';
 import { runSeed } from './seed.ts';
 import { runServe } from './serve.ts';
 import { runShards } from './shards.ts';
+import { runChaos } from './chaos/command.ts';
 
 const HELP = `stratum: a data service on PostgreSQL
 
@@ -28,7 +29,11 @@ Commands:
                             dead letters of a consumer group (see dlq --help)
   shards status|add <url>|add --database <name>|rebalance
                             the orders shards: health, adding one, moving buckets online (see shards --help)
-  lab up|down|status|kill-leader|switchover
+  chaos failover --scenario accounts-mixed --rate R --duration S --fault kill-leader@S
+                            load a running stratum on the lab cluster, fail its primary, verify every acknowledged write
+  chaos broker --broker rabbitmq|nats --fault stop@S --for S
+                            stop and restart a broker under event load; report events lost and effects doubled
+  lab up|down|status|kill-leader|kill-postgres|switchover
                             a 3-node Patroni cluster on loopback to try failover (root; see lab --help)
   help                      show this text
 
@@ -52,7 +57,7 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   if (command === 'loadtest') return runLoadtestCommand(rest, { out, err });
   if (command === 'lab') return runLab(rest, { out, err }, { env: process.env, cwd: process.cwd() });
-  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed' && command !== 'dlq' && command !== 'import' && command !== 'shards') {
+  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed' && command !== 'dlq' && command !== 'import' && command !== 'shards' && command !== 'chaos') {
     out(HELP);
     return 0;
   }
@@ -65,6 +70,7 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'dlq': return await runDlq(config, rest, { out, err });
       case 'import': return await runImport(config, rest, { out, err });
       case 'shards': return await runShards(config, rest, { out, err });
+      case 'chaos': return await runChaos(config, rest, { out, err }, process.env);
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;

@@ -10,6 +10,8 @@ export interface RequestPlan {
   /** Path and query under the target URL, starting with `/`. */
   path: string;
   body?: unknown;
+  /** Extra request headers, e.g. an Idempotency-Key on a creation. */
+  headers?: Record<string, string>;
   expectStatus: number;
   /** Sees the parsed body of an expected answer; returning false marks the answer malformed. */
   accept?: (body: unknown) => boolean;
@@ -87,7 +89,7 @@ async function sendOverPool(pool: Pool, basePath: string, timeoutMs: number, pla
     const answer = await pool.request({
       method: plan.method,
       path: `${basePath}${plan.path}`,
-      headers: plan.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      headers: { accept: 'application/json', ...(plan.body === undefined ? {} : { 'content-type': 'application/json' }), ...plan.headers },
       body: plan.body === undefined ? undefined : JSON.stringify(plan.body),
       signal: AbortSignal.timeout(timeoutMs),
     });

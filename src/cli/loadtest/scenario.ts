@@ -9,6 +9,8 @@ export interface Scenario {
   nextRequest(random: Random): RequestPlan;
   /** Reads back what the run created, for scenarios that create; called once the load is over. */
   readBack?: (target: HttpTarget) => Promise<ReadBackResult>;
+  /** Ids of the accounts the run created (each answered 201), for a check straight against the database. */
+  createdAccountIds?: () => readonly string[];
 }
 
 export interface ScenarioSettings {

@@ -47,7 +47,9 @@ function accountsMixed(settings: ScenarioSettings): Scenario {
     create: () => {
       creations += 1;
       return {
+        // The key lets the server settle a creation whose commit it lost sight of (a failover) without a duplicate.
         kind: 'create', method: 'POST', path: '/accounts', body: { name: `Loadtest_${settings.runTag}_${creations}` }, expectStatus: 201,
+        headers: { 'idempotency-key': `loadtest-${settings.runTag}-${creations}` },
         accept: (body) => {
           if (!isCreatedAccount(body)) return false;
           created.push({ id: body.id, name: body.name });
@@ -74,6 +76,7 @@ function accountsMixed(settings: ScenarioSettings): Scenario {
     kinds: ACCOUNTS_MIX.map(([kind]) => kind),
     nextRequest: (random) => plans[pickWeighted(ACCOUNTS_MIX, random())]!(random),
     readBack: (target) => readBackAccounts(target, created.map((account) => account.id)),
+    createdAccountIds: () => created.map((account) => account.id),
   };
 }
 

@@ -1,0 +1,113 @@
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Config } from '../../config/config.ts';
+import { printBrokerReport, runBrokerChaos } from './broker-chaos.ts';
+import { printFailoverReport, runFailoverChaos, type FailoverFault } from './failover-chaos.ts';
+
+interface Io { out: (line: string) => void; err: (line: string) => void }
+
+export const CHAOS_USAGE = `usage: stratum chaos failover --scenario accounts-mixed --rate N --duration S --fault kill-leader|kill-postgres|switchover@SECONDS [--url URL] [--json FILE]
+       stratum chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE]`;
+
+export const CHAOS_HELP = `${CHAOS_USAGE}
+
+  chaos failover the accounts-mixed load (creations with Idempotency-Keys) against a running stratum on the lab
+                 cluster (\`stratum lab up\`), the lab fault applied at its time, then every acknowledged creation
+                 looked up on the primary that serves afterwards (DATABASE_URL, the lab's multi-host URL) and read
+                 back through the API. Prints requests sent, failed (by code), acknowledged writes missing, the
+                 longest latency and the write stall.
+    --url            the running stratum (default http://127.0.0.1:8080)
+    --accounts       seeded accounts the reads and renames address (default 15000; \`stratum seed accounts\`)
+    --timeout        seconds a request may take (default 30)
+
+  chaos broker   events through the outbox, the relay and the broker to a consumer with exactly-once effects,
+                 at --rate events/s for --duration s (default 100, 60); the broker is stopped at the --fault time
+                 for --for seconds and started again. Prints events committed, published, applied, lost and
+                 duplicated effects. Runs in a database of its own (<main database>_chaos).
+    --broker         rabbitmq or nats (BROKER_URL, or the machine's default port)
+    --stop-command   how to stop the broker (default: rabbitmqctl stop_app; start-stop-daemon for nats-server)
+    --start-command  how to start it again
+    --drain          seconds to wait for the consumer to catch up after the load (default 120)
+
+Exit code: 0 when nothing was lost or applied twice, 1 otherwise, 2 for bad arguments.`;
+
+function positiveNumber(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+class UsageError extends Error {}
+
+/** `stratum chaos failover|broker ...` */
+export async function runChaos(config: Config, args: string[], io: Io, env: Record<string, string | undefined>): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args, allowPositionals: true,
+      options: {
+        broker: { type: 'string' }, fault: { type: 'string' }, for: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' },
+        json: { type: 'string' }, scenario: { type: 'string' }, url: { type: 'string' }, accounts: { type: 'string' }, timeout: { type: 'string' },
+        'stop-command': { type: 'string' }, 'start-command': { type: 'string' }, drain: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    io.err(`stratum chaos: ${(error as Error).message}`);
+    io.err(CHAOS_USAGE);
+    return 2;
+  }
+  if (parsed.values.help) { io.out(CHAOS_HELP); return 0; }
+  const [kind, ...extra] = parsed.positionals;
+  try {
+    if ((kind !== 'broker' && kind !== 'failover') || extra.length > 0) throw new UsageError('the chaos to run is `failover` or `broker`');
+    if (kind === 'failover') {
+      if ((parsed.values.scenario ?? 'accounts-mixed') !== 'accounts-mixed') throw new UsageError('--scenario must be accounts-mixed');
+      const fault = /^(kill-leader|kill-postgres|switchover)@(\d+(?:\.\d+)?)$/.exec(parsed.values.fault ?? '');
+      if (!fault) throw new UsageError('--fault must be kill-leader@S, kill-postgres@S or switchover@S');
+      const duration = positiveNumber(parsed.values.duration, 'duration', 60);
+      if (Number(fault[2]) >= duration) throw new UsageError('the fault must come before the end of --duration');
+      const databaseUrl = env.DATABASE_URL?.trim();
+      if (!databaseUrl) throw new UsageError('DATABASE_URL must name the lab cluster (printed by `stratum lab up`)');
+      let url: URL;
+      try { url = new URL(parsed.values.url ?? 'http://127.0.0.1:8080'); } catch { throw new UsageError('--url must be a URL'); }
+      const report = await runFailoverChaos({
+        url, rate: positiveNumber(parsed.values.rate, 'rate', 100), duration, fault: fault[1] as FailoverFault, faultAt: Number(fault[2]),
+        databaseUrl, accounts: positiveNumber(parsed.values.accounts, 'accounts', 15000), timeoutS: positiveNumber(parsed.values.timeout, 'timeout', 30),
+        where: { env, cwd: process.cwd() },
+      }, io.err);
+      printFailoverReport(report, io.out);
+      if (parsed.values.json) fs.writeFileSync(parsed.values.json, `${JSON.stringify(report, null, 2)}\n`);
+      return report.requestsFailed === 0 && report.acknowledgedWritesMissing === 0 && report.readBackLost === 0 ? 0 : 1;
+    }
+    const broker = parsed.values.broker;
+    if (broker !== 'rabbitmq' && broker !== 'nats') throw new UsageError('--broker must be rabbitmq or nats');
+    const fault = /^stop@(\d+(?:\.\d+)?)$/.exec(parsed.values.fault ?? '');
+    if (!fault) throw new UsageError('--fault must be stop@SECONDS');
+    const duration = positiveNumber(parsed.values.duration, 'duration', 60);
+    const stopAt = Number(fault[1]);
+    const stopFor = positiveNumber(parsed.values.for, 'for', NaN);
+    if (Number.isNaN(stopFor)) throw new UsageError('--for SECONDS is required');
+    if (stopAt >= duration) throw new UsageError('the fault must come before the end of --duration');
+    const url = env.BROKER_URL?.trim() || (broker === 'rabbitmq' ? 'amqp://guest:guest@127.0.0.1:5672' : 'nats://127.0.0.1:4222');
+    const report = await runBrokerChaos(config, {
+      broker, url, rate: positiveNumber(parsed.values.rate, 'rate', 100), duration, stopAt, stopFor,
+      drainTimeoutS: positiveNumber(parsed.values.drain, 'drain', 120),
+      control: {
+        ...(parsed.values['stop-command'] ? { stop: parsed.values['stop-command'] } : {}),
+        ...(parsed.values['start-command'] ? { start: parsed.values['start-command'] } : {}),
+      },
+    }, io.err);
+    printBrokerReport(report, io.out);
+    if (parsed.values.json) fs.writeFileSync(parsed.values.json, `${JSON.stringify(report, null, 2)}\n`);
+    return report.eventsLost === 0 && report.duplicatedEffects === 0 && report.producerFailures === 0 ? 0 : 1;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`stratum chaos: ${error.message}`);
+      io.err(CHAOS_USAGE);
+      return 2;
+    }
+    throw error;
+  }
+}

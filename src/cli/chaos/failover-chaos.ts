@@ -1,0 +1,130 @@
+import { performance } from 'node:perf_hooks';
+import { createPool } from '../../platform/db/connect.ts';
+import { openHttpTarget, type HttpTarget } from '../loadtest/http-target.ts';
+import { createRandom } from '../loadtest/random.ts';
+import type { ReadBackResult } from '../loadtest/read-back.ts';
+import { runOpenModel } from '../loadtest/run-open-model.ts';
+import { createScenario } from '../loadtest/scenarios.ts';
+import type { Tally } from '../loadtest/tally.ts';
+import { runLab } from '../lab.ts';
+
+export type FailoverFault = 'kill-leader' | 'kill-postgres' | 'switchover';
+
+export interface FailoverChaosOptions {
+  url: URL;
+  rate: number;
+  duration: number;
+  fault: FailoverFault;
+  faultAt: number;
+  /** The cluster's multi-host URL: acknowledged writes are checked on whichever node is primary afterwards. */
+  databaseUrl: string;
+  accounts: number;
+  timeoutS: number;
+  where: { env: Record<string, string | undefined>; cwd: string };
+}
+
+export interface FailoverChaosReport {
+  scenario: string;
+  fault: string;
+  faultAtS: number;
+  rate: number;
+  durationS: number;
+  requestsSent: number;
+  requestsFailed: number;
+  failedByCode: Record<string, number>;
+  acknowledgedWrites: number;
+  acknowledgedWritesMissing: number;
+  readBackLost: number;
+  maxLatencyMs: number;
+  /** Longest time without a successful write completing, from just before the fault to the end. */
+  writeStallMs: number;
+  faultOutput: string;
+}
+
+interface Completion { at: number; kind: string; ok: boolean }
+
+/**
+ * The accounts-mixed load (creations carry Idempotency-Keys) against a running stratum on the lab cluster, the
+ * fault applied at `faultAt` seconds through the lab, then every acknowledged creation looked up on the new
+ * primary, and the read-back through the API. Measures failures by code, missing writes, latency and the stall.
+ */
+export async function runFailoverChaos(options: FailoverChaosOptions, say: (line: string) => void): Promise<FailoverChaosReport> {
+  const scenario = createScenario('accounts-mixed', { accounts: options.accounts, customers: 1000, runTag: `chaos${Date.now().toString(36)}` });
+  const http = openHttpTarget(options.url, 4000, options.timeoutS * 1000);
+  const completions: Completion[] = [];
+  const start = performance.now();
+  let maxLatencyMs = 0;
+  const recording: HttpTarget = {
+    async send(plan, scheduledAt) {
+      const outcome = await http.send(plan, scheduledAt);
+      completions.push({ at: performance.now() - start, kind: plan.kind, ok: outcome.ok });
+      if (outcome.latencyMs !== null) maxLatencyMs = Math.max(maxLatencyMs, outcome.latencyMs);
+      return outcome;
+    },
+    close: () => http.close(),
+  };
+  let faultOutput = '';
+  const fault = (async () => {
+    await new Promise((r) => setTimeout(r, options.faultAt * 1000));
+    say(`t=${options.faultAt} s: lab ${options.fault}`);
+    const lines: string[] = [];
+    const code = await runLab([options.fault], { out: (l) => lines.push(l), err: (l) => lines.push(l) }, options.where);
+    faultOutput = lines.join(' ');
+    say(`lab ${options.fault}: ${faultOutput}${code === 0 ? '' : ` (exit ${code})`}`);
+  })();
+  let tally: Tally;
+  let readBack: ReadBackResult | null = null;
+  try {
+    tally = await runOpenModel(scenario, recording, createRandom(1), {
+      profile: { rate: options.rate, ramp: 0, duration: options.duration },
+      maxInFlight: 4000,
+      onProgress: (p) => say(`chaos: ${p.elapsedS} s, ${p.due} due, ${p.inFlight} in flight, ${p.failed} failed`),
+    });
+    await fault;
+    readBack = scenario.readBack ? await scenario.readBack(http) : null;
+  } finally {
+    await recording.close();
+  }
+  const created = scenario.createdAccountIds?.() ?? [];
+  const sql = createPool({ url: options.databaseUrl }, { max: 1, applicationName: 'stratum-chaos-verify', connectTimeoutSeconds: 10 });
+  let missing = 0;
+  try {
+    const found = await sql<{ n: number }[]>`select count(*)::int as n from accounts.accounts where id = any(${created as string[]}::uuid[])`;
+    missing = created.length - found[0]!.n;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  const failedByCode: Record<string, number> = {};
+  let sent = 0;
+  let failed = 0;
+  for (const kind of Object.values(tally.kinds)) {
+    sent += kind.scheduled;
+    failed += kind.failed;
+  }
+  for (const group of tally.failures.values()) failedByCode[group.code] = (failedByCode[group.code] ?? 0) + group.count;
+  const writes = completions.filter((c) => c.ok && (c.kind === 'create' || c.kind === 'update')).map((c) => c.at).sort((a, b) => a - b);
+  const from = (options.faultAt - 1) * 1000;
+  let stall = 0;
+  let previous = from;
+  for (const at of writes.filter((w) => w >= from)) {
+    stall = Math.max(stall, at - previous);
+    previous = at;
+  }
+  return {
+    scenario: scenario.name, fault: options.fault, faultAtS: options.faultAt, rate: options.rate, durationS: options.duration,
+    requestsSent: sent, requestsFailed: failed, failedByCode,
+    acknowledgedWrites: created.length, acknowledgedWritesMissing: missing, readBackLost: readBack?.lost.length ?? 0,
+    maxLatencyMs: Math.round(maxLatencyMs), writeStallMs: Math.round(stall), faultOutput,
+  };
+}
+
+export function printFailoverReport(report: FailoverChaosReport, out: (line: string) => void): void {
+  out(`scenario                       ${report.scenario} at ${report.rate} req/s for ${report.durationS} s`);
+  out(`fault                          ${report.fault} at ${report.faultAtS} s (${report.faultOutput})`);
+  out(`requests sent                  ${report.requestsSent}`);
+  out(`requests failed                ${report.requestsFailed}${report.requestsFailed > 0 ? ` (${Object.entries(report.failedByCode).map(([c, n]) => `${c}: ${n}`).join(', ')})` : ''}`);
+  out(`acknowledged writes            ${report.acknowledgedWrites} creations`);
+  out(`acknowledged writes missing    ${report.acknowledgedWritesMissing} (on the primary after the fault); read back lost: ${report.readBackLost}`);
+  out(`max latency                    ${report.maxLatencyMs} ms`);
+  out(`write stall                    ${report.writeStallMs} ms`);
+}
