@@ -7,7 +7,7 @@ import type { Order } from '../../src/contexts/orders/order.ts';
 
 /** One cross-shard read: the stratum request, and the query stratum sends each shard for it. */
 export interface ReadCase {
-  key: 'first' | 'deep' | 'stats';
+  key: 'first' | 'deep' | 'stats' | 'stats-vs-count';
   name: string;
   /** Path and query of the stratum request. */
   path: string;
@@ -25,6 +25,16 @@ const STATUS = 'pending';
  * shards' sequence range, as if a client had paged that far), and the stats.
  */
 export function defineReads(ordersPerShard: number): ReadCase[] {
+  const statsCase = (key: 'stats' | 'stats-vs-count', name: string, askShard: (sql: Sql) => Promise<unknown>): ReadCase => ({
+    key, name, path: '/orders/stats', askShard,
+    check(body, answers) {
+      const total = (answers as Array<Array<{ n: number }>>).flat().reduce((sum, r) => sum + r.n, 0);
+      const got = (body as { total: number }).total;
+      if (got !== total || total !== ordersPerShard * answers.length) {
+        throw new Error(`GET /orders/stats: stratum counted ${got} orders, the shards ${total}, the data set holds ${ordersPerShard * answers.length}`);
+      }
+    },
+  });
   // Ids are (seq * 64 + shard) * 1024 + bucket and each shard's sequence ran 1..ordersPerShard.
   const middleId = Math.floor(ordersPerShard / 2) * 64 * 1024;
   const page = (key: 'first' | 'deep', name: string, beforeId: number | undefined): ReadCase => ({
@@ -42,17 +52,10 @@ export function defineReads(ordersPerShard: number): ReadCase[] {
   return [
     page('first', `GET /orders?status=${STATUS}&limit=${LIMIT}, first page`, undefined),
     page('deep', `GET /orders?status=${STATUS}&limit=${LIMIT}, a page from the middle (cursor)`, middleId),
-    {
-      key: 'stats', name: 'GET /orders/stats', path: '/orders/stats',
-      askShard: (sql) => orderStatsQuery(sql).then((rows) => [...rows]),
-      check(body, answers) {
-        const total = (answers as Array<Array<{ n: number }>>).flat().reduce((sum, r) => sum + r.n, 0);
-        const got = (body as { total: number }).total;
-        if (got !== total || total !== ordersPerShard * answers.length) {
-          throw new Error(`GET /orders/stats: stratum counted ${got} orders, the shards ${total}, the data set holds ${ordersPerShard * answers.length}`);
-        }
-      },
-    },
+    statsCase('stats', 'GET /orders/stats (the shard query: its status counters)', (sql) => orderStatsQuery(sql).then((rows) => [...rows])),
+    // The query one shard would need without counters: counting its orders. Stratum's stats read counters.
+    statsCase('stats-vs-count', 'GET /orders/stats (the shard query: count its orders by status)',
+      (sql) => sql<{ status: string; n: number }[]>`select status, count(*)::int as n from orders.orders group by status`.then((rows) => [...rows])),
   ];
 }
 
