@@ -156,6 +156,28 @@ describe('the outbox and its relay', () => {
     }
   });
 
+  it('deletes sent rows past the retention, oldest first, and keeps unsent ones', async () => {
+    for (let i = 0; i < 30; i++) await transaction({}, (tx) => addToOutbox(tx, { type: 't.old', key: `o${i % 3}`, payload: { i } }));
+    while (await createRelay({ sql: db.sql, broker }).runOnce() > 0);
+    const [unsent] = await db.sql<{ seq: string }[]>`
+      insert into messaging.outbox (id, type, key, payload) values (gen_random_uuid(), 't.unsent', 'u', '{}') returning seq`;
+    // Held by another transaction, the unsent row is skipped by the relay's claim, so it stays unsent.
+    const holder = await db.sql.reserve();
+    await holder`begin`;
+    await holder`select 1 from messaging.outbox where seq = ${unsent!.seq} for update`;
+    const relay = createRelay({ sql: db.sql, broker, retentionMs: 0, pollMs: 60_000 });
+    await relay.start();
+    try {
+      const left = await eventuallyAsync(() => db.sql<{ seq: string }[]>`select seq from messaging.outbox`, (rows) => rows.length === 1, 'only the unsent row to be left');
+      expect(left[0]!.seq).toBe(unsent!.seq);
+    } finally {
+      await relay.stop();
+      await holder`rollback`;
+      holder.release();
+      while (await createRelay({ sql: db.sql, broker }).runOnce() > 0);
+    }
+  });
+
   it('wakes on NOTIFY after a commit, and the consumer applies each effect once even when an event comes twice', async () => {
     const relay = createRelay({ sql: db.sql, broker, pollMs: 60_000 });
     await relay.start();

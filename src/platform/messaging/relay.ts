@@ -79,10 +79,21 @@ export function createRelay(options: RelayOptions): Relay {
     })) as number;
   }
 
+  /**
+   * Deletes sent rows past the retention from the oldest, along the primary key, 10,000 rows at a time (the
+   * outbox has no index on sent_at: every index costs the relay's mark an insert), until a chunk has nothing to
+   * delete.
+   */
   async function cleanup(): Promise<void> {
     if (Date.now() - lastCleanup < 60_000) return;
     lastCleanup = Date.now();
-    await sql`delete from messaging.outbox where sent_at < now() - make_interval(secs => ${retentionMs / 1000})`;
+    for (let chunk = 0; chunk < 100 && running; chunk++) {
+      const deleted = await sql`
+        with oldest as (select seq from messaging.outbox order by seq limit 10000)
+        delete from messaging.outbox o using oldest
+        where o.seq = oldest.seq and o.sent_at < now() - make_interval(secs => ${retentionMs / 1000})`;
+      if (deleted.count === 0) break;
+    }
   }
 
   async function run(wakeGate: WakeGate): Promise<void> {
