@@ -84,7 +84,9 @@ export function accountsRoutes(deps: AccountsDeps) {
       const id = request.params.id.toLowerCase();
       const view = await deps.cache.getOrLoad(accountViewKey(id), () => {
         deps.onViewLoad?.();
-        return loadAccountView(deps.sql, deps.lookupImage, id);
+        // Through transaction(): a read that meets a failover (connection lost, no primary yet) runs again
+        // within the request's deadline instead of failing.
+        return deps.transaction({ label: 'accounts.view', readOnly: true }, (tx) => loadAccountView(tx, deps.lookupImage, id));
       }, CACHE_COMPLETE_VIEWS_ONLY);
       if (!view) throw notFound(id);
       return view;
