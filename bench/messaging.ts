@@ -67,8 +67,9 @@ function heading(options: MessagingBenchOptions, database: MessagingDatabase): s
     `date: ${new Date().toISOString().slice(0, 10)}`, '',
     `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, `
       + `Node ${process.version}, PostgreSQL ${database.version} (${database.source})`, '',
-    `One process holds the producer, the relay (createRelay, defaults: batches of 500, NOTIFY plus a 1 s poll) and one consumer `
-      + `of one group (consume(), each event in its own transaction with processed_messages). The producer is open-model: `
+    `One process holds the producer, the relay (createRelay, defaults: batches of 500, woken by NOTIFY while asleep, looking again `
+      + `after every batch while awake, a 1 s poll) and one consumer of one group (consume(): the consecutive events the adapter `
+      + `hands over together in one transaction with processed_messages). The producer is open-model: `
       + `a business transaction of ${options.eventsPerTx} outbox event(s) (addToOutbox inside sql.begin) is due every `
       + `${options.eventsPerTx}/rate s whatever the earlier ones are doing; keys round robin over 64. ${options.durationSeconds} s per rate after a 3 s warm-up per broker, `
       + 'then a drain. Latency runs from the moment COMMIT returned to the producer to the moment the handler ran; '
