@@ -205,6 +205,36 @@ describe('transaction()', () => {
     }
   });
 
+  it('runs a write again after 25006 (read-only) on a pool that wants the primary, but not a read-only transaction', async () => {
+    const u = new URL(db.url);
+    // The same server twice, primary wanted: the pool is a multi-host one, as on a cluster.
+    const multi = `postgres://${u.username}${u.password ? `:${u.password}` : ''}@${u.host},${u.host}${u.pathname}?target_session_attrs=primary`;
+    const pool = createPool({ url: multi }, { max: 1, applicationName: `${db.applicationName}-primary`, connectTimeoutSeconds: 2 });
+    const { transaction, events } = runtime(pool);
+    try {
+      await db.sql`update items set value = 0 where id = 4`;
+      let attempts = 0;
+      await transaction({ label: 'not-primary-yet' }, async (tx) => {
+        attempts++;
+        // As on a node still in recovery: the write is refused with 25006.
+        if (attempts === 1) await tx`set transaction read only`;
+        await tx`update items set value = value + 1 where id = 4`;
+      });
+      expect(attempts).toBe(2);
+      expect(events.retries).toEqual(['25006']);
+      expect((await db.sql`select value::int as v from items where id = 4`)[0]!.v).toBe(1);
+
+      let readOnlyAttempts = 0;
+      await expectCode(transaction({ readOnly: true }, async (tx) => {
+        readOnlyAttempts++;
+        await tx`update items set value = value + 1 where id = 4`;
+      }), 'DB.ERROR');
+      expect(readOnlyAttempts).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('runs the whole function again when its connection is cut before COMMIT, and commits once', async () => {
     const { transaction, events } = runtime(db.sql);
     await db.sql`update items set value = 0 where id = 3`;

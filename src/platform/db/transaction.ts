@@ -83,6 +83,11 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       } catch (error) {
         if (error === DEADLINE) throw exceeded();
         const state = sqlState(error);
+        // A write refused as read-only (25006) on a pool that wants the primary: the connection reached a node in
+        // recovery, e.g. a primary restarting after its postmaster died, before Patroni promotes it again. Run
+        // again like a connection failure, within the deadline. Not for a transaction declared read-only.
+        const notPrimaryYet = state === '25006' && !options.readOnly && primaryState(runtime.sql) !== undefined;
+        if (notPrimaryYet) unreachable = error;
         if (isConnectionError(error)) {
           // COMMIT may have reached the server before the connection broke: running fn again could apply it twice.
           if (progress.commitSent) throw commitOutcomeUnknown(label, error);
@@ -91,7 +96,7 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
         // statement_timeout and lock_timeout are set from the deadline: either firing near it means it has passed
         // (a 55P03 from NOWAIT, or a cancel by someone else, well before the deadline is reported as what it is).
         if ((state === '57014' || state === '55P03') && runtime.now() >= deadlineAt - DEADLINE_TOLERANCE_MS) throw exceeded(error);
-        if (isRetryableTxError(error) && attempt < (options.maxAttempts ?? Infinity)) {
+        if ((isRetryableTxError(error) || notPrimaryYet) && attempt < (options.maxAttempts ?? Infinity)) {
           const backoff = Math.min(maxBackoff, baseBackoff * 2 ** (attempt - 1)) * runtime.random();
           if (runtime.now() + backoff < deadlineAt) {
             runtime.observer?.onRetry?.(label, retryReason(error), attempt);
