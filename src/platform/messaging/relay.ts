@@ -121,18 +121,18 @@ export function createRelay(options: RelayOptions): Relay {
         if (!awake) awake = await wakeGate.stayAwake();
         continue; // more may be waiting, and writers that saw this relay awake did not NOTIFY
       }
-      if (failures === 0) {
-        if (notified) continue;
-        if (awake) {
-          await wakeGate.sleep();
-          awake = false;
-          lookAgain = true;
-          settleChecks = 0;
-        }
-        if (lookAgain && await wakeGate.writersSettled()) {
-          lookAgain = false;
-          continue; // the last look: every writer that left the waking to this relay has committed
-        }
+      if (failures === 0 && notified) continue;
+      // Nothing found, or publishing fails (the broker is down): writers wake the relay again, so that it tries
+      // again as soon as something new commits, as well as on its backoff.
+      if (awake) {
+        await wakeGate.sleep();
+        awake = false;
+        lookAgain = true;
+        settleChecks = 0;
+      }
+      if (failures === 0 && lookAgain && await wakeGate.writersSettled()) {
+        lookAgain = false;
+        continue; // the last look: every writer that left the waking to this relay has committed
       }
       const waitMs = failures > 0 ? Math.min(pollMs * 2 ** Math.min(failures, 5), 30_000)
         : lookAgain ? Math.min(pollMs, SETTLE_CHECK_MS * 2 ** Math.min(settleChecks++, 20))
