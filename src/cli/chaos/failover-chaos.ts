@@ -36,7 +36,7 @@ export interface FailoverChaosReport {
   acknowledgedWritesMissing: number;
   readBackLost: number;
   maxLatencyMs: number;
-  /** Longest time without a successful write completing, from just before the fault to the end. */
+  /** Longest time without a successful write completing, from a second before the fault to the end of the load. */
   writeStallMs: number;
   faultOutput: string;
 }
@@ -110,6 +110,8 @@ export async function runFailoverChaos(options: FailoverChaosOptions, say: (line
     stall = Math.max(stall, at - previous);
     previous = at;
   }
+  // Up to the end of the load too: a server that stopped answering for good stalled until the end.
+  stall = Math.max(stall, options.duration * 1000 - previous);
   return {
     scenario: scenario.name, fault: options.fault, faultAtS: options.faultAt, rate: options.rate, durationS: options.duration,
     requestsSent: sent, requestsFailed: failed, failedByCode,
