@@ -185,6 +185,24 @@ function observeBroker(broker: Broker, trackerOf: (event: OutboxEvent) => RunTra
         tracker?.published(event.id, doneAt);
       }
     },
+    ...(broker.outboxAppender ? {
+      outboxAppender: {
+        sql: broker.outboxAppender.sql,
+        async appendFromOutbox(tx, claimed) {
+          // Published once the relay's transaction commits, a moment after this resolves.
+          const startedAt = performance.now();
+          const events = await broker.outboxAppender!.appendFromOutbox(tx, claimed);
+          const doneAt = performance.now();
+          if (events[0]) trackerOf(events[0])?.relayBatch(events.length);
+          for (const event of events) {
+            const tracker = trackerOf(event);
+            tracker?.publishing(event.id, startedAt);
+            tracker?.published(event.id, doneAt);
+          }
+          return events;
+        },
+      },
+    } : {}),
     subscribe: (group, subscribeOptions) => broker.subscribe(group, {
       ...subscribeOptions,
       async handle(delivery) {

@@ -1,3 +1,5 @@
+import type { Sql, TxSql } from '../db/connect.ts';
+
 /**
  * The one port every broker adapter implements (postgres, rabbitmq, nats, redis; shaped so a Kafka adapter fits:
  * a partitioned log with consumer groups).
@@ -78,11 +80,31 @@ export interface DeadLetterStore {
   drop(group: string, id: string): Promise<boolean>;
 }
 
+/** An outbox row the relay has claimed and marked sent, in seq order. */
+export interface ClaimedOutboxRow {
+  seq: string;
+  key: string;
+}
+
+/**
+ * What a broker whose log is a table in PostgreSQL offers the relay of the same database: the claimed rows go
+ * into the log by the relay's own transaction, so the mark and the publish commit together, and the events never
+ * travel to the process and back.
+ */
+export interface OutboxAppender {
+  /** The pool of the log's database; the relay appends this way only when it is the relay's own pool. */
+  readonly sql: Sql;
+  /** Appends the claimed rows, in order, inside `tx`; returns the events as published. */
+  appendFromOutbox(tx: TxSql, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]>;
+}
+
 export interface Broker {
   readonly name: 'postgres' | 'rabbitmq' | 'nats' | 'redis';
   readonly partitions: number;
   /** Publishes in order; resolves only once the broker has durably accepted every event. */
   publish(events: readonly OutboxEvent[]): Promise<void>;
+  /** Only a broker whose log lives in PostgreSQL: see OutboxAppender. */
+  readonly outboxAppender?: OutboxAppender;
   subscribe(group: string, options: SubscribeOptions): Promise<Subscription>;
   /** Hears every event from now on, in this process only: no group, no acknowledgement, no redelivery. */
   follow(options: FollowOptions): Promise<Subscription>;

@@ -1,5 +1,5 @@
 import type { Sql } from '../db/connect.ts';
-import type { Broker, OutboxEvent } from './broker.ts';
+import type { Broker, ClaimedOutboxRow, OutboxEvent } from './broker.ts';
 import { OUTBOX_CHANNEL } from './outbox.ts';
 import { createWakeGate, type WakeGate } from './relay-wake.ts';
 
@@ -58,7 +58,35 @@ export function createRelay(options: RelayOptions): Relay {
   let lastCleanup = 0;
   let gate: WakeGate | undefined;
 
+  // A broker whose log is in this very database takes the batch inside the relay's transaction.
+  const appender = broker.outboxAppender?.sql === sql ? broker.outboxAppender : undefined;
+
+  /**
+   * Claims, marks and appends in one transaction with the log's broker (see OutboxAppender): the relay's lock and
+   * the claim in one statement, the append in another, and one commit, which waits for its WAL flush since it
+   * publishes.
+   */
+  async function appendOnce(using: NonNullable<typeof appender>): Promise<number> {
+    return (await sql.begin(async (tx) => {
+      const claimed = await tx<ClaimedOutboxRow[]>`
+        update messaging.outbox o set sent_at = now()
+        from (
+          select seq from messaging.outbox
+          where sent_at is null and (select pg_try_advisory_xact_lock(${RELAY_LOCK}))
+          order by seq limit ${batchSize} for update skip locked
+        ) claimed
+        where o.seq = claimed.seq
+        returning o.seq, o.key`;
+      if (claimed.length === 0) return 0;
+      // `returning` promises no order.
+      claimed.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+      await using.appendFromOutbox(tx, claimed);
+      return claimed.length;
+    })) as number;
+  }
+
   async function runOnce(): Promise<number> {
+    if (appender) return appendOnce(appender);
     return (await sql.begin(async (tx) => {
       const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as ok, set_config('synchronous_commit', 'off', true)`;
       if (!lock!.ok) return 0;

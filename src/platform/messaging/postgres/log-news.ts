@@ -14,6 +14,14 @@ export interface LogNews {
   wakeAll(): void;
 }
 
+/** The channel of the log's NOTIFYs: new events (see logNotice) and rebalance requests (see rebalanceNotice). */
+export const LOG_CHANNEL = 'stratum_log';
+
+/** The advisory lock publishers hold from before their rows get a seq until they commit, so rows commit in seq order. */
+export function logLockName(namespace: string): string {
+  return `messaging.log:${namespace}`;
+}
+
 /**
  * The payload of a log NOTIFY: the namespace, a space, and the partitions that got events, comma-separated.
  * @example logNotice('stratum', [0, 3]) // 'stratum 0,3'

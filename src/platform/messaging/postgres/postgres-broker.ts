@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
 import { partitionOf, type Broker, type DeadLetter, type OutboxEvent, type Subscription } from '../broker.ts';
 import { followLog } from './log-follower.ts';
-import { createLogNews, logNotice, parseLogNotice, parseRebalanceNotice, rebalanceNotice } from './log-news.ts';
+import { appendFromOutbox } from './append-from-outbox.ts';
+import { createLogNews, LOG_CHANNEL, logLockName, logNotice, parseLogNotice, parseRebalanceNotice, rebalanceNotice } from './log-news.ts';
 import { subscribeToLog, type LogSubscription } from './postgres-subscription.ts';
 
 export interface PostgresBrokerOptions {
@@ -22,8 +23,6 @@ export interface PostgresBrokerOptions {
   trimEveryMs?: number;
   log?: (message: string, error?: unknown) => void;
 }
-
-const LOG_CHANNEL = 'stratum_log';
 
 interface DeadLetterRow { id: string; group_name: string; partition: number; event: OutboxEvent; error: string; attempts: number; dead_at: Date }
 
@@ -72,17 +71,21 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     return result.count;
   }
 
-  async function append(events: readonly OutboxEvent[], targetGroup: string | null): Promise<void> {
+  async function trimNowAndThen(): Promise<void> {
     if (Date.now() - lastTrim > trimEveryMs) {
       lastTrim = Date.now();
       await trim().catch((error) => log('trimming the message log failed', error));
     }
+  }
+
+  async function append(events: readonly OutboxEvent[], targetGroup: string | null): Promise<void> {
+    await trimNowAndThen();
     if (events.length === 0) return;
     const eventPartitions = events.map((e) => partitionOf(e.key, partitions));
     // One statement, one transaction: the lock is taken before any row gets its seq (every row joins it) and
     // held until the commit, so rows commit in seq order; the NOTIFY goes out with the commit.
     await sql`
-      with locked as materialized (select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))),
+      with locked as materialized (select pg_advisory_xact_lock(hashtext(${logLockName(namespace)}))),
         notified as materialized (select pg_notify(${LOG_CHANNEL}, ${logNotice(namespace, eventPartitions)}))
       insert into messaging.log (namespace, partition, target_group, event)
       select ${namespace}, p, ${targetGroup}, e::jsonb
@@ -95,6 +98,13 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     partitions,
     trim,
     publish: (events) => append(events, null),
+    outboxAppender: {
+      sql,
+      async appendFromOutbox(tx, claimed) {
+        await trimNowAndThen();
+        return appendFromOutbox(tx, { namespace, partitions }, claimed);
+      },
+    },
     async subscribe(group, subscribeOptions) {
       await listen();
       const onRebalance = (rebalance: () => void) => {
@@ -141,7 +151,7 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
           const [row] = await tx<DeadLetterRow[]>`delete from messaging.dead_letters
             where namespace = ${namespace} and group_name = ${group} and id = ${id} returning *`;
           if (!row) return false;
-          await tx`select pg_advisory_xact_lock(hashtext(${`messaging.log:${namespace}`}))`;
+          await tx`select pg_advisory_xact_lock(hashtext(${logLockName(namespace)}))`;
           await tx`insert into messaging.log (namespace, partition, target_group, event) values (${namespace}, ${row.partition}, ${group}, ${tx.json(row.event as never)})`;
           await tx`select pg_notify(${LOG_CHANNEL}, ${logNotice(namespace, [row.partition])})`;
           return true;

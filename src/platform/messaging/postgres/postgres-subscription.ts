@@ -149,13 +149,15 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
   }
 
   async function readBatch(partition: number): Promise<LogRow[]> {
+    // The position as a scalar, so the scan starts there: as a join condition it was a filter applied to the
+    // partition's every row since the last trim.
     return sql<LogRow[]>`
-      select l.seq, l.event from messaging.log l
-      join messaging.positions p on p.namespace = l.namespace and p.partition = l.partition
-      where p.namespace = ${c.namespace} and p.group_name = ${c.group} and p.partition = ${partition}
-        and p.lease_owner = ${c.consumerId} and l.seq > p.position
-        and (l.target_group is null or l.target_group = ${c.group})
-      order by l.seq limit ${c.batchSize}`;
+      select seq, event from messaging.log
+      where namespace = ${c.namespace} and partition = ${partition}
+        and seq > (select position from messaging.positions
+          where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId})
+        and (target_group is null or target_group = ${c.group})
+      order by seq limit ${c.batchSize}`;
   }
 
   /**

@@ -1,0 +1,32 @@
+import type { TxSql } from '../../db/connect.ts';
+import { partitionOf, type ClaimedOutboxRow, type OutboxEvent } from '../broker.ts';
+import { LOG_CHANNEL, logLockName, logNotice } from './log-news.ts';
+
+export interface LogTarget {
+  namespace: string;
+  partitions: number;
+}
+
+/**
+ * Appends claimed outbox rows of the same database to the log inside the relay's transaction, in one statement:
+ * the log's lock (held until the commit, so rows commit in seq order), the rows built from the outbox, and the
+ * NOTIFY naming their partitions. The events do not travel to the process and back, and the outbox mark commits
+ * with the append (a relay killed before its commit leaves both undone). Returns the events as appended.
+ * @example const events = await appendFromOutbox(tx, { namespace: 'stratum', partitions: 8 }, claimed);
+ */
+export async function appendFromOutbox(tx: TxSql, target: LogTarget, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]> {
+  if (claimed.length === 0) return [];
+  const partitions = claimed.map((row) => partitionOf(row.key, target.partitions));
+  // createdAt as Date.prototype.toISOString() writes it, as in events published from the process.
+  const rows = await tx<{ event: OutboxEvent }[]>`
+    with locked as materialized (select pg_advisory_xact_lock(hashtext(${logLockName(target.namespace)}))),
+      notified as materialized (select pg_notify(${LOG_CHANNEL}, ${logNotice(target.namespace, partitions)}))
+    insert into messaging.log (namespace, partition, target_group, event)
+    select ${target.namespace}, t.p, null, jsonb_build_object('id', o.id, 'type', o.type, 'key', o.key, 'payload', o.payload,
+      'headers', o.headers, 'createdAt', to_char(o.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+    from locked, notified, unnest(${claimed.map((row) => row.seq)}::bigint[], ${partitions}::int[]) with ordinality as t(seq, p, n)
+      join messaging.outbox o on o.seq = t.seq
+    order by t.n
+    returning event`;
+  return rows.map((row) => row.event);
+}
