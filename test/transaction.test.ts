@@ -281,6 +281,37 @@ describe('transaction()', () => {
     await one.end({ timeout: 1 });
   });
 
+  it('runs work that may commit twice again when the connection breaks during COMMIT (rerunIfCommitUnknown)', async () => {
+    const one = db.pool(1, `${db.applicationName}-rerun`);
+    await db.sql.unsafe(`
+      create table rerun_commits (id int primary key, name text not null);
+      insert into rerun_commits values (1, 'before');
+      create sequence rerun_commit_sleeps;
+      -- Only the first COMMIT sleeps, long enough to be cut.
+      create function sleep_at_first_commit() returns trigger language plpgsql as $$
+        begin if nextval('rerun_commit_sleeps') = 1 then perform pg_sleep(30); end if; return null; end $$;
+      create constraint trigger sleep_at_first_commit after update on rerun_commits deferrable initially deferred
+        for each row execute function sleep_at_first_commit();`);
+    const { transaction, events } = runtime(one);
+    let attempts = 0;
+    const outcome = transaction({ deadlineMs: 20_000, rerunIfCommitUnknown: true }, async (tx) => {
+      attempts++;
+      await tx`update rerun_commits set name = 'after' where id = 1`;
+    }).then(() => undefined, (e: unknown) => e);
+    let cut = false;
+    for (let i = 0; i < 400 && !cut; i++) {
+      const [row] = await db.sql`select pid from pg_stat_activity where application_name = ${`${db.applicationName}-rerun`} and query = 'commit' and state = 'active'`;
+      if (row) cut = (await db.sql`select pg_terminate_backend(${row.pid}::int) as done`)[0]!.done === true;
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(cut).toBe(true);
+    expect(await outcome).toBeUndefined();
+    expect(attempts).toBe(2);
+    expect(events.retries.length).toBeGreaterThanOrEqual(1);
+    expect((await db.sql`select name from rerun_commits where id = 1`)[0]!.name).toBe('after');
+    await one.end({ timeout: 1 });
+  });
+
   it('fails with DB.UNAVAILABLE at the deadline, not TX.DEADLINE_EXCEEDED, when the server refuses connections', async () => {
     const refused = createPool({ url: 'postgres://nobody@127.0.0.1:1/x' }, { max: 1, applicationName: 'refused', connectTimeoutSeconds: 1 });
     const { transaction, events } = runtime(refused);

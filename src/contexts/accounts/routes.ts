@@ -68,7 +68,9 @@ export function accountsRoutes(deps: AccountsDeps) {
       schema: { tags: ['accounts'], summary: 'Rename an account (appends an UPDATED event)', params: AccountIdParams, body: NameBody, response: { 200: AccountSchema, ...errors } },
     }, async (request) => {
       const id = request.params.id.toLowerCase();
-      const account = await deps.transaction({ label: 'accounts.rename' }, async (tx) => {
+      // A rename sets the name: committing it twice leaves what once does (and a second account.updated event,
+      // which consumers treat like the first), so a commit cut by a failover runs again.
+      const account = await deps.transaction({ label: 'accounts.rename', rerunIfCommitUnknown: true }, async (tx) => {
         const renamed = await renameAccount(tx, id, request.body.name);
         if (renamed) await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name: renamed.name } });
         return renamed;
@@ -98,7 +100,9 @@ export function accountsRoutes(deps: AccountsDeps) {
     }, async (request) => {
       const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
       if (limit < 1 || limit > 1000) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 1000', { details: { field: 'limit' } });
-      return countEventsByNamePrefix(deps.sql, request.query.namePrefix, limit);
+      // Through transaction(): a read cut by a failover runs again within the request's deadline.
+      return deps.transaction({ label: 'accounts.count-by-prefix', readOnly: true },
+        (tx) => countEventsByNamePrefix(tx, request.query.namePrefix, limit));
     });
   };
 }

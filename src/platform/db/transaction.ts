@@ -13,6 +13,11 @@ export interface TransactionOptions {
   label?: string;
   /** Most attempts (default: as many as the deadline allows); 1 for work that cannot run twice, e.g. a consumed stream. */
   maxAttempts?: number;
+  /**
+   * The work leaves the same state however often it commits (it sets values, it adds nothing that counts):
+   * when the connection breaks after COMMIT was sent it runs again instead of failing with an unknown outcome.
+   */
+  rerunIfCommitUnknown?: boolean;
 }
 
 export interface TransactionObserver {
@@ -53,7 +58,8 @@ const ANSWER_GRACE_MS = 100;
  * The deadline holds on the server (statement_timeout, lock_timeout from the time left) and on the client
  * (the running statement is cancelled, and so is the wait for a connection). Past it the caller gets
  * TX.DEADLINE_EXCEEDED, or DB.UNAVAILABLE when it was the database that could not be reached, and nothing
- * commits. A connection lost after COMMIT was sent is never retried: the outcome is unknown, and said so.
+ * commits. A connection lost after COMMIT was sent is not retried (the outcome is unknown, and said so) unless
+ * the work says a second commit changes nothing (`rerunIfCommitUnknown`).
  * @example
  * const transaction = createTransaction({ sql, defaultDeadlineMs: 2000, now: Date.now, random: Math.random });
  * const user = await transaction({ isolation: 'read committed' }, (tx) => insertUser(tx, input));
@@ -90,7 +96,7 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
         if (notPrimaryYet) unreachable = error;
         if (isConnectionError(error)) {
           // COMMIT may have reached the server before the connection broke: running fn again could apply it twice.
-          if (progress.commitSent) throw commitOutcomeUnknown(label, error);
+          if (progress.commitSent && !options.rerunIfCommitUnknown) throw commitOutcomeUnknown(label, error);
           unreachable = error;
         }
         // statement_timeout and lock_timeout are set from the deadline: either firing near it means it has passed

@@ -81,7 +81,9 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function idempotent(options: IdempotencyOptions, create: (tx: TxSql) => Promise<StoredResponse>): Promise<IdempotentOutcome> {
   const { scope, key } = options;
-  const existing = await lookUp(options.sql, scope, key);
+  // Through transaction() so that a lookup cut by a failover runs again within the deadline.
+  const existing = await options.transaction({ ...options.txOptions, label: `${options.txOptions.label ?? scope}.idempotency-lookup` },
+    (tx) => lookUp(tx, scope, key));
   if (existing && existing.status !== null) return replay(existing, options);
   const settleUntil = Date.now() + (options.settleMs ?? 10_000);
   for (;;) {
