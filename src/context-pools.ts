@@ -7,7 +7,17 @@ import { AppError } from './platform/errors/app-error.ts';
 export interface ContextPools {
   accounts: Sql;
   images: Sql;
+  /** Pools on DATABASE_READ_URL (replicas) for reads that may lag; absent without one. */
+  reads?: { admin: Sql; accounts: Sql };
   end(timeoutSeconds?: number): Promise<void>;
+}
+
+async function checkConnects(pool: Sql, who: string, hint: string): Promise<void> {
+  try {
+    await pool`select 1`;
+  } catch (error) {
+    throw new AppError('DB.UNAVAILABLE', `cannot connect as ${who}: ${(error as Error).message}; ${hint}`, { cause: error });
+  }
 }
 
 const ROLES = { accounts: 'stratum_accounts', images: 'stratum_images' } as const;
@@ -21,6 +31,8 @@ export interface ContextPoolOptions {
   poolMax: number;
   applicationName: string;
   statementTimeoutMs?: number;
+  /** DATABASE_READ_URL: also open read pools there, as the administrative user and as the accounts role. */
+  readTarget?: ConnectTarget;
 }
 
 /**
@@ -30,29 +42,37 @@ export interface ContextPoolOptions {
  */
 export async function openContextPools(options: ContextPoolOptions): Promise<ContextPools> {
   const opened: Sql[] = [];
-  const open = async (context: keyof typeof ROLES): Promise<Sql> => {
+  const passwordOf = (context: keyof typeof ROLES) =>
+    options.passwords[context] ?? (options.adminSecret ? deriveRolePassword(options.adminSecret, ROLES[context]) : undefined);
+  const open = async (context: keyof typeof ROLES, target = options.target, suffix = ''): Promise<Sql> => {
     const role = ROLES[context];
-    const password = options.passwords[context] ?? (options.adminSecret ? deriveRolePassword(options.adminSecret, role) : undefined);
-    try {
-      await enableRoleLogin(options.admin, role, password);
-    } catch {
-      // Not allowed to alter roles on this server: the operator manages them; the connection check below tells.
+    const password = passwordOf(context);
+    if (!suffix) {
+      try {
+        await enableRoleLogin(options.admin, role, password);
+      } catch {
+        // Not allowed to alter roles on this server: the operator manages them; the connection check below tells.
+      }
     }
-    const pool = createPool(targetAs(options.target, role, password), {
-      max: options.poolMax, applicationName: `${options.applicationName}-${context}`, statementTimeoutMs: options.statementTimeoutMs,
+    const pool = createPool(targetAs(target, role, password), {
+      max: options.poolMax, applicationName: `${options.applicationName}-${context}${suffix}`, statementTimeoutMs: options.statementTimeoutMs,
     });
     opened.push(pool);
-    try {
-      await pool`select 1`;
-    } catch (error) {
-      const hint = `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`;
-      throw new AppError('DB.UNAVAILABLE', `cannot connect as ${role}: ${(error as Error).message}; ${hint}`, { cause: error });
-    }
+    await checkConnects(pool, role, `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`);
     return pool;
+  };
+  const openReads = async (target: ConnectTarget) => {
+    const admin = createPool(target, { max: options.poolMax, applicationName: `${options.applicationName}-read`, statementTimeoutMs: options.statementTimeoutMs });
+    opened.push(admin);
+    await checkConnects(admin, 'the DATABASE_READ_URL user', 'check DATABASE_READ_URL');
+    return { admin, accounts: await open('accounts', target, '-read') };
   };
   const end = async (timeoutSeconds = 5) => { await Promise.all(opened.map((p) => p.end({ timeout: timeoutSeconds }))); };
   try {
-    return { accounts: await open('accounts'), images: await open('images'), end };
+    const accounts = await open('accounts');
+    const images = await open('images');
+    const reads = options.readTarget ? await openReads(options.readTarget) : undefined;
+    return { accounts, images, ...(reads ? { reads } : {}), end };
   } catch (error) {
     await end(0);
     throw error;

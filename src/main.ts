@@ -5,7 +5,7 @@ import { allMigrations } from './contexts/index.ts';
 import { buildApp, type App } from './http/app.ts';
 import { checkReachable, createPool, passwordOfUrl, type ConnectTarget, type Sql } from './platform/db/connect.ts';
 import { openEmbedded } from './platform/db/embedded/embedded-server.ts';
-import { checkDatabaseReadiness } from './platform/db/replication-status.ts';
+import { checkDatabaseReadiness, describeReadServer } from './platform/db/replication-status.ts';
 import type { TransactionFn } from './platform/db/transaction.ts';
 import { createMigrator, type Migrator } from './platform/migrate/migrator.ts';
 import { createMetrics } from './platform/observability/metrics.ts';
@@ -61,6 +61,7 @@ export function openPools(config: Config, database: Database): Promise<ContextPo
     admin: database.sql, target: database.target, adminSecret: database.adminSecret,
     passwords: config.rolePasswords, poolMax: config.poolMax, applicationName: database.applicationName,
     statementTimeoutMs: config.statementTimeoutMs,
+    ...(config.readDatabaseUrl ? { readTarget: { url: config.readDatabaseUrl } } : {}),
   });
 }
 
@@ -84,7 +85,13 @@ export async function assembleServices(config: Config, deps: { admin: Sql; targe
       bodyLimitBytes: config.bodyLimitBytes,
       logger,
       metrics,
-      readiness: () => checkDatabaseReadiness(deps.admin),
+      readiness: async () => {
+        const [primary, reads] = await Promise.all([
+          checkDatabaseReadiness(deps.admin),
+          deps.pools.reads ? describeReadServer(deps.pools.reads.admin) : undefined,
+        ]);
+        return { ...primary, ...(reads ? { reads } : {}) };
+      },
       routes: contexts.routes,
     });
     return {

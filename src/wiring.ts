@@ -121,10 +121,14 @@ export async function wireContexts(
   return {
     transaction: usersTransaction,
     routes: [
-      usersRoutes({ sql: deps.admin, transaction: usersTransaction, scoreMode: config.scoreMode, idempotencyTtlMs: config.idempotencyTtlMs }),
+      usersRoutes({
+        sql: deps.admin, transaction: usersTransaction, scoreMode: config.scoreMode, idempotencyTtlMs: config.idempotencyTtlMs,
+        ...(deps.pools.reads ? { readTransaction: transactionOn(deps.pools.reads.admin) } : {}),
+      }),
       adminRoutes({ token: config.adminToken, deadLetters: messaging.broker.deadLetters }),
       accountsRoutes({
         sql: deps.pools.accounts, transaction: transactionOn(deps.pools.accounts), idempotencyTtlMs: config.idempotencyTtlMs, lookupImage, cache,
+        ...(deps.pools.reads ? { readTransaction: transactionOn(deps.pools.reads.accounts) } : {}),
         onViewLoad: () => deps.metrics.countCacheLoad('accounts'),
       }),
       imagesRoutes({

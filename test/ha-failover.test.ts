@@ -8,6 +8,11 @@ import { checkDatabaseReadiness } from '../src/platform/db/replication-status.ts
 import { createTransaction, type TransactionFn } from '../src/platform/db/transaction.ts';
 import { isAppError } from '../src/platform/errors/app-error.ts';
 import { createMetrics } from '../src/platform/observability/metrics.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { openContextPools } from '../src/context-pools.ts';
+import { allMigrations } from '../src/contexts/index.ts';
+import { assembleServices } from '../src/main.ts';
+import { createMigrator } from '../src/platform/migrate/migrator.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 // The failover tests need the Patroni lab of this checkout: `npm run stratum -- lab up` (root) prints the URL.
@@ -206,4 +211,46 @@ describe('a primary target on several hosts (no lab needed)', () => {
       await app.close();
     }
   });
+
+  it('serves listings from a replica with DATABASE_READ_URL, and a user just created from the primary', async () => {
+    const { primary, replicas } = await roles();
+    const migrator = createMigrator({ sql, migrations: allMigrations(), log: () => {} });
+    await migrator.up();
+    const readUrl = urlOf([primary, ...replicas], 'prefer-standby');
+    const config = { ...loadConfig({ DATABASE_URL: url, DATABASE_READ_URL: readUrl, LOG_LEVEL: 'silent' }, process.cwd()) };
+    const pools = await openContextPools({
+      admin: sql, target: { url }, adminSecret: undefined, passwords: { accounts: 'accounts-lab', images: 'images-lab' },
+      poolMax: 2, applicationName: 'ha-reads', readTarget: { url: readUrl },
+    });
+    const services = await assembleServices(config, { admin: sql, target: { url }, pools, applicationName: 'ha-reads' });
+    try {
+      const ready = (await services.app.inject({ method: 'GET', url: '/readyz' })).json();
+      expect(ready.reads.standby).toBe(true);
+      expect(replicas).toContain(ready.reads.host);
+      const username = `reader-${randomBytes(4).toString('hex')}`;
+      const created = await services.app.inject({ method: 'POST', url: '/users', payload: { username, profile: { firstname: 'Read', lastname: 'Replica' } } });
+      expect(created.statusCode).toBe(201);
+      const id = created.json().id as unknown;
+      // Read your own write: by id, from the primary, at once.
+      expect((await services.app.inject({ method: 'GET', url: `/users/${id}` })).statusCode).toBe(200);
+      // The listing comes from the replica: the new user appears there once replayed.
+      let listed = false;
+      for (let i = 0; i < 100 && !listed; i++) {
+        let cursor: string | null = null;
+        do {
+          const page: { items: { id: unknown }[]; nextCursor: string | null } = (await services.app.inject({ method: 'GET', url: `/users?limit=200${cursor ? `&cursor=${cursor}` : ''}` })).json();
+          listed = page.items.some((u) => u.id === id);
+          cursor = page.nextCursor;
+        } while (!listed && cursor);
+        if (!listed) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(listed).toBe(true);
+      const [reader] = await pools.reads!.admin<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
+      expect(reader!.standby).toBe(true);
+      expect((await services.app.inject({ method: 'GET', url: '/accounts?namePrefix=none-such' })).statusCode).toBe(200);
+    } finally {
+      await services.close();
+      await pools.end(0);
+    }
+  }, 120_000);
 });

@@ -9,6 +9,11 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly database: DatabaseSource;
+  /**
+   * Where listings and counts that may lag a little read from (DATABASE_READ_URL, usually several hosts with
+   * target_session_attrs=prefer-standby); unset: the primary.
+   */
+  readonly readDatabaseUrl: string | undefined;
   readonly poolMax: number;
   readonly txDeadlineMs: number;
   /** Server-side limit for plain reads outside transactions. */
@@ -101,12 +106,16 @@ export function loadConfig(env: Env, cwd: string): Config {
   if (!BROKERS.includes(broker as BrokerKind)) throw new ConfigError(`BROKER must be one of ${BROKERS.join(', ')}, got "${broker}"`);
   const brokerUrl = env.BROKER_URL?.trim() || undefined;
   if (broker !== 'postgres' && !brokerUrl) throw new ConfigError(`BROKER=${broker} needs BROKER_URL`);
+  const readDatabaseUrl = env.DATABASE_READ_URL?.trim() || undefined;
+  if (readDatabaseUrl && !url) throw new ConfigError('DATABASE_READ_URL needs DATABASE_URL (the embedded server has no replicas)');
+  if (readDatabaseUrl && !/^postgres(ql)?:\/\//i.test(readDatabaseUrl)) throw new ConfigError('DATABASE_READ_URL must be a postgres:// URL');
   const role = env.ROLE?.trim() || 'all';
   if (role !== 'all' && role !== 'api' && role !== 'worker') throw new ConfigError(`ROLE must be all, api or worker, got "${role}"`);
   return Object.freeze({
     host: env.HOST?.trim() || '127.0.0.1',
     port: readInt(env, 'PORT', 8080, 0, 65535),
     database: url ? { kind: 'url', url } : { kind: 'embedded', home },
+    readDatabaseUrl,
     poolMax: readInt(env, 'DB_POOL_MAX', 10, 1, 1000),
     txDeadlineMs: readInt(env, 'TX_DEADLINE_MS', 2000, 10, 600_000),
     statementTimeoutMs: readInt(env, 'DB_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),

@@ -25,6 +25,11 @@ export interface AccountsDeps {
   cache: AccountViewCache;
   /** Called for each read of an account view from the databases (a cache miss that loads). */
   onViewLoad?: () => void;
+  /**
+   * Transactions for reads that may lag the primary a little (DATABASE_READ_URL's replicas); unset: `transaction`.
+   * An account's view stays on the primary: it is cached, and a rename must not be followed by the old name.
+   */
+  readTransaction?: TransactionFn;
 }
 
 /** The cache key of an account's view; the images context's writes drop it too. */
@@ -101,7 +106,7 @@ export function accountsRoutes(deps: AccountsDeps) {
       const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
       if (limit < 1 || limit > 1000) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 1000', { details: { field: 'limit' } });
       // Through transaction(): a read cut by a failover runs again within the request's deadline.
-      return deps.transaction({ label: 'accounts.count-by-prefix', readOnly: true },
+      return (deps.readTransaction ?? deps.transaction)({ label: 'accounts.count-by-prefix', readOnly: true },
         (tx) => countEventsByNamePrefix(tx, request.query.namePrefix, limit));
     });
   };

@@ -19,6 +19,11 @@ export interface UsersDeps {
   scoreMode: 'sync' | 'async';
   /** How long an Idempotency-Key of a creation is remembered. */
   idempotencyTtlMs: number;
+  /**
+   * Transactions for listings that may lag the primary a little (DATABASE_READ_URL's replicas); unset: `transaction`.
+   * A read of one user by id stays on the primary: a client reads the user it has just created.
+   */
+  readTransaction?: TransactionFn;
 }
 
 function parseLimit(raw: string | undefined): number {
@@ -43,6 +48,7 @@ const errors = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 503
 
 /** POST /users, GET /users, GET /users/:id, GET /actions. */
 export function usersRoutes(deps: UsersDeps) {
+  const readTransaction = deps.readTransaction ?? deps.transaction;
   return (root: FastifyInstance): void => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -73,7 +79,7 @@ export function usersRoutes(deps: UsersDeps) {
     }, async (request) => {
       const limit = parseLimit(request.query.limit);
       const after = request.query.cursor ? userIdOf(decodeCursor(request.query.cursor, isIdCursor).id) : 0;
-      const items = await listUsersAfter(deps.sql, after, limit);
+      const items = await readTransaction({ label: 'users.list', readOnly: true }, (tx) => listUsersAfter(tx, after, limit));
       const last = items.at(-1);
       return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
     });
@@ -82,7 +88,7 @@ export function usersRoutes(deps: UsersDeps) {
       schema: { tags: ['users'], params: IdParams, response: { 200: UserSchema, ...errors } },
     }, async (request) => {
       const id = parseId(request.params.id);
-      const user = await findUserById(deps.sql, id);
+      const user = await deps.transaction({ label: 'users.get', readOnly: true }, (tx) => findUserById(tx, id));
       if (!user) throw new AppError('USER.NOT_FOUND', `user ${id} does not exist`, { details: { id } });
       return user;
     });
@@ -93,7 +99,7 @@ export function usersRoutes(deps: UsersDeps) {
     }, async (request) => {
       const limit = parseLimit(request.query.limit);
       const before = request.query.cursor ? userIdOf(decodeCursor(request.query.cursor, isIdCursor).id) : undefined;
-      const items = await listActionsBefore(deps.sql, before, limit);
+      const items = await readTransaction({ label: 'actions.list', readOnly: true }, (tx) => listActionsBefore(tx, before, limit));
       const last = items.at(-1);
       return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
     });

@@ -48,3 +48,23 @@ export async function checkDatabaseReadiness(sql: Sql): Promise<{ cluster: Clust
   }
   return { cluster: await readClusterStatus(sql) };
 }
+
+/** The server a read pool (DATABASE_READ_URL) reaches: where it is, whether it is a replica, how far behind. */
+export interface ReadServerStatus {
+  host: string;
+  standby: boolean;
+  /** Time since the last replayed transaction's commit on a replica (grows while the primary is idle); null on a primary. */
+  replayDelayMs: number | null;
+}
+
+/**
+ * Which server a read pool reaches now.
+ * @example const reads = await describeReadServer(readSql); // { host: '127.0.0.1:5442', standby: true, replayDelayMs: 3 }
+ */
+export async function describeReadServer(sql: Sql): Promise<ReadServerStatus> {
+  const [row] = await sql<ReadServerStatus[]>`
+    select concat_ws(':', host(inet_server_addr()), inet_server_port()) as host, pg_is_in_recovery() as standby,
+      case when pg_is_in_recovery()
+        then (extract(epoch from (now() - pg_last_xact_replay_timestamp())) * 1000)::bigint end as "replayDelayMs"`;
+  return { host: row!.host, standby: row!.standby, replayDelayMs: row!.replayDelayMs === null ? null : Number(row!.replayDelayMs) };
+}
