@@ -49,6 +49,7 @@ export async function wireContexts(
     sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: deps.metrics.transactionObserver,
   });
   const usersTransaction = transactionOn(deps.admin);
+  const accountsTransaction = transactionOn(deps.pools.accounts);
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, deps.logger) : undefined;
   // Started after Redis answered, so a Redis failure at start leaves no relay or consumer running.
@@ -127,13 +128,14 @@ export async function wireContexts(
       }),
       adminRoutes({ token: config.adminToken, deadLetters: messaging.broker.deadLetters }),
       accountsRoutes({
-        sql: deps.pools.accounts, transaction: transactionOn(deps.pools.accounts), idempotencyTtlMs: config.idempotencyTtlMs, lookupImage, cache,
+        sql: deps.pools.accounts, transaction: accountsTransaction, idempotencyTtlMs: config.idempotencyTtlMs, lookupImage, cache,
         ...(deps.pools.reads ? { readTransaction: transactionOn(deps.pools.reads.accounts) } : {}),
         onViewLoad: () => deps.metrics.countCacheLoad('accounts'),
       }),
       imagesRoutes({
         transaction: transactionOn(deps.pools.images),
-        accountExists: (id) => accountExists(deps.pools.accounts, id),
+        // Through transaction(): the check runs again when a failover cuts it.
+        accountExists: (id) => accountsTransaction({ label: 'accounts.exists', readOnly: true }, (tx) => accountExists(tx, id)),
         afterImageChanged: (id) => cache.invalidate(accountViewKey(id)),
       }),
       ordersRoutes({
