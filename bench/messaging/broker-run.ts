@@ -188,10 +188,10 @@ function observeBroker(broker: Broker, trackerOf: (event: OutboxEvent) => RunTra
     ...(broker.outboxAppender ? {
       outboxAppender: {
         sql: broker.outboxAppender.sql,
-        async appendFromOutbox(tx, claimed) {
+        async appendFromOutbox(db, claimed) {
           // Published once the relay's transaction commits, a moment after this resolves.
           const startedAt = performance.now();
-          const events = await broker.outboxAppender!.appendFromOutbox(tx, claimed);
+          const events = await broker.outboxAppender!.appendFromOutbox(db, claimed);
           const doneAt = performance.now();
           if (events[0]) trackerOf(events[0])?.relayBatch(events.length);
           for (const event of events) {

@@ -1,4 +1,4 @@
-import type { Sql, TxSql } from '../db/connect.ts';
+import type { Db, Sql } from '../db/connect.ts';
 
 /**
  * The one port every broker adapter implements (postgres, rabbitmq, nats, redis; shaped so a Kafka adapter fits:
@@ -94,8 +94,12 @@ export interface ClaimedOutboxRow {
 export interface OutboxAppender {
   /** The pool of the log's database; the relay appends this way only when it is the relay's own pool. */
   readonly sql: Sql;
-  /** Appends the claimed rows, in order, inside `tx`; returns the events as published. */
-  appendFromOutbox(tx: TxSql, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]>;
+  /**
+   * Appends the claimed rows, in order, on `db`, a connection in the relay's open transaction; returns the events
+   * as appended. It sends its statement before it first yields, so a COMMIT the relay queues right after the call
+   * runs after the append.
+   */
+  appendFromOutbox(db: Db, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]>;
 }
 
 export interface Broker {

@@ -1,5 +1,5 @@
 import type { Sql } from '../db/connect.ts';
-import type { Broker, ClaimedOutboxRow, OutboxEvent } from './broker.ts';
+import type { Broker, ClaimedOutboxRow, OutboxAppender, OutboxEvent } from './broker.ts';
 import { OUTBOX_CHANNEL } from './outbox.ts';
 import { createWakeGate, type WakeGate } from './relay-wake.ts';
 
@@ -62,13 +62,19 @@ export function createRelay(options: RelayOptions): Relay {
   const appender = broker.outboxAppender?.sql === sql ? broker.outboxAppender : undefined;
 
   /**
-   * Claims, marks and appends in one transaction with the log's broker (see OutboxAppender): the relay's lock and
-   * the claim in one statement, the append in another, and one commit, which waits for its WAL flush since it
-   * publishes.
+   * Claims, marks and appends in one transaction with the log's broker (see OutboxAppender), in two round trips
+   * on a connection of its own: BEGIN and the claim (with the relay's lock) in one message, then the append
+   * with the COMMIT queued right behind it. The commit waits for its WAL flush, since it publishes. Should the
+   * append fail, PostgreSQL answers that COMMIT with a rollback: the mark and the append go together.
    */
-  async function appendOnce(using: NonNullable<typeof appender>): Promise<number> {
-    return (await sql.begin(async (tx) => {
-      const claimed = await tx<ClaimedOutboxRow[]>`
+  async function appendOnce(using: OutboxAppender): Promise<number> {
+    const conn = await sql.reserve();
+    let inTransaction = false;
+    try {
+      // One simple-protocol message (no parameters: the values are numbers of this module): if BEGIN fails,
+      // the claim does not run, so it can never mark rows outside a transaction.
+      inTransaction = true;
+      const [, claimed] = await conn.unsafe(`begin;
         update messaging.outbox o set sent_at = now()
         from (
           select seq from messaging.outbox
@@ -76,13 +82,29 @@ export function createRelay(options: RelayOptions): Relay {
           order by seq limit ${batchSize} for update skip locked
         ) claimed
         where o.seq = claimed.seq
-        returning o.seq, o.key`;
-      if (claimed.length === 0) return 0;
+        returning o.seq, o.key`) as unknown as [unknown, ClaimedOutboxRow[]];
+      if (claimed.length === 0) {
+        await conn`commit`;
+        inTransaction = false;
+        return 0;
+      }
       // `returning` promises no order.
       claimed.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
-      await using.appendFromOutbox(tx, claimed);
+      const appending = using.appendFromOutbox(conn, claimed);
+      const committing = conn`commit`.execute();
+      committing.catch(() => {}); // awaited below, once the append has settled
+      await appending;
+      const committed = await committing;
+      inTransaction = false;
+      if (committed.command !== 'COMMIT') throw new Error(`relay: the append's transaction ended in ${committed.command}`);
       return claimed.length;
-    })) as number;
+    } catch (error) {
+      // A failed append already rolled back with its queued COMMIT; anything else is rolled back here.
+      if (inTransaction) await conn`rollback`.catch(() => {});
+      throw error;
+    } finally {
+      conn.release();
+    }
   }
 
   async function runOnce(): Promise<number> {

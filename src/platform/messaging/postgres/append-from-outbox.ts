@@ -1,4 +1,4 @@
-import type { TxSql } from '../../db/connect.ts';
+import type { Db } from '../../db/connect.ts';
 import { partitionOf, type ClaimedOutboxRow, type OutboxEvent } from '../broker.ts';
 import { LOG_CHANNEL, logLockName, logNotice } from './log-news.ts';
 
@@ -8,17 +8,18 @@ export interface LogTarget {
 }
 
 /**
- * Appends claimed outbox rows of the same database to the log inside the relay's transaction, in one statement:
+ * Appends claimed outbox rows of the same database to the log inside the relay's transaction (`db` is its
+ * connection), in one statement sent before the first await:
  * the log's lock (held until the commit, so rows commit in seq order), the rows built from the outbox, and the
  * NOTIFY naming their partitions. The events do not travel to the process and back, and the outbox mark commits
  * with the append (a relay killed before its commit leaves both undone). Returns the events as appended.
  * @example const events = await appendFromOutbox(tx, { namespace: 'stratum', partitions: 8 }, claimed);
  */
-export async function appendFromOutbox(tx: TxSql, target: LogTarget, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]> {
+export async function appendFromOutbox(db: Db, target: LogTarget, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]> {
   if (claimed.length === 0) return [];
   const partitions = claimed.map((row) => partitionOf(row.key, target.partitions));
   // createdAt as Date.prototype.toISOString() writes it, as in events published from the process.
-  const rows = await tx<{ event: OutboxEvent }[]>`
+  const rows = await db<{ event: OutboxEvent }[]>`
     with locked as materialized (select pg_advisory_xact_lock(hashtext(${logLockName(target.namespace)}))),
       notified as materialized (select pg_notify(${LOG_CHANNEL}, ${logNotice(target.namespace, partitions)}))
     insert into messaging.log (namespace, partition, target_group, event)

@@ -100,9 +100,11 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     publish: (events) => append(events, null),
     outboxAppender: {
       sql,
-      async appendFromOutbox(tx, claimed) {
-        await trimNowAndThen();
-        return appendFromOutbox(tx, { namespace, partitions }, claimed);
+      appendFromOutbox(db, claimed) {
+        // The append goes out first (the relay's COMMIT is queued right behind it); trimming runs beside it.
+        const appended = appendFromOutbox(db, { namespace, partitions }, claimed);
+        void trimNowAndThen();
+        return appended;
       },
     },
     async subscribe(group, subscribeOptions) {
