@@ -35,7 +35,7 @@ export async function runShardsBench(argv: readonly string[]): Promise<void> {
     await stratum.stop();
     stratum = undefined;
 
-    const writes = await benchCreates(writeUrls, { connections: options.connections, seconds: options.writeSeconds, rounds: options.writeRounds }, progress);
+    const writes = options.readsOnly ? [] : await benchCreates(writeUrls, { connections: options.connections, seconds: options.writeSeconds, rounds: options.writeRounds }, progress);
     console.log(report(options, server, dataset, reads, writes));
     await dropWriteDatabases(server);
   } finally {
@@ -60,12 +60,20 @@ function report(options: ShardsBenchOptions, server: BenchServer, dataset: ReadD
     `Data set ${dataset.name}: ${built}. 1 to 4 items per order, 10% of the orders pending. `
       + `stratum runs in a process of its own (SHARD_DEADLINE_MS default); its answers were checked against the shards' own first. `
       + `${options.rounds} timed rounds per read after 20 untimed ones; each round asks stratum over HTTP (Node fetch, keep-alive, until the body is read), `
-      + 'then every shard alone one after another and every shard at once, directly from the benchmark process with the same SQL '
-      + '(listOrdersQuery / orderStatsQuery) over the same kind of pool; the three rotate within the round. '
+      + 'then every shard alone one after another and every shard at once, directly from the benchmark process over the same kind of pool; '
+      + 'the three rotate within the round. A shard\'s own query is the statement stratum sends it, with the same text: for a page, '
+      + 'shardPageQuery asked for the whole page with all 50 orders whole and their items (stratum asks each shard for the 50 ids and '
+      + 'only about its share of the orders whole); for the stats, orderStatsQuery. '
       + '"slowest shard alone" is the slowest of the four alone-times of a round; p99 is nearest rank.', '',
     formatReadTable(reads), '',
-    formatReadRatios(reads), '',
-    '### POST /orders throughput with 1, 2 and 4 shards', '',
+    formatReadRatios(reads),
+    ...(writes.length === 0 ? [] : writeReport(options, writes)),
+  ].join('\n');
+}
+
+function writeReport(options: ShardsBenchOptions, writes: WriteResult[]): string[] {
+  return [
+    '', '### POST /orders throughput with 1, 2 and 4 shards', '',
     `One stratum server process per shard count (ORDERS_SHARD_COUNT=${WRITE_SHARD_COUNTS.join('/')}, ROLE=${process.env.ROLE?.trim() || 'all'}, `
       + `pools of up to ${process.env.DB_POOL_MAX?.trim() || 10} connections per shard), each over fresh databases of its own; `
       + `autocannon in the benchmark process, ${options.connections} connections, no pipelining, a random order of 1 to 3 items for one of `
@@ -75,7 +83,7 @@ function report(options: ShardsBenchOptions, server: BenchServer, dataset: ReadD
       + 'Every order answered 201 was found on its shards afterwards.', '',
     formatWriteTable(writes), '',
     formatWriteRatios(writes),
-  ].join('\n');
+  ];
 }
 
 function progress(line: string): void {

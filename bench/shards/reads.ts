@@ -2,8 +2,9 @@ import type { Sql } from '../../src/platform/db/connect.ts';
 import { encodeCursor } from '../../src/platform/pagination/cursor.ts';
 import { mergeDescending } from '../../src/platform/sharding/scatter.ts';
 import type { Shard } from '../../src/platform/sharding/shard-set.ts';
-import { listOrders, orderStatsQuery } from '../../src/contexts/orders/orders-repository.ts';
+import { orderStatsQuery, shardPageQuery } from '../../src/contexts/orders/orders-repository.ts';
 import type { Order } from '../../src/contexts/orders/order.ts';
+import type { PageRow } from '../../src/contexts/orders/orders-repository.ts';
 
 /** One cross-shard read: the stratum request, and the query stratum sends each shard for it. */
 export interface ReadCase {
@@ -11,7 +12,11 @@ export interface ReadCase {
   name: string;
   /** Path and query of the stratum request. */
   path: string;
-  /** The same SQL stratum runs on a shard for this request (listOrdersQuery / orderStatsQuery), rows read. */
+  /**
+   * The shard's own query for this request, rows read: for a page, the statement stratum sends each shard
+   * (shardPageQuery, same text) asked for the whole page with every order whole, as one shard alone would
+   * answer it; for the stats, orderStatsQuery, exactly as stratum sends it.
+   */
   askShard(sql: Sql): Promise<unknown>;
   /** Throws unless stratum's answer is what the shards' own answers add up to. */
   check(stratumBody: unknown, shardAnswers: unknown[]): void;
@@ -40,11 +45,12 @@ export function defineReads(ordersPerShard: number): ReadCase[] {
   const page = (key: 'first' | 'deep', name: string, beforeId: number | undefined): ReadCase => ({
     key, name,
     path: `/orders?status=${STATUS}&limit=${LIMIT}${beforeId === undefined ? '' : `&cursor=${encodeCursor({ id: beforeId })}`}`,
-    askShard: (sql) => listOrders(sql, { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true }),
+    askShard: (sql) => shardPageQuery(sql, { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true }, LIMIT).then((rows) => [...rows]),
     check(body, answers) {
-      const got = (body as { items: Order[] }).items.map((o) => o.id);
-      const expected = mergeDescending(answers as Order[][], (o) => o.id, LIMIT).map((o) => o.id);
-      if (got.length !== LIMIT || got.join() !== expected.join()) {
+      const got = (body as { items: Order[] }).items;
+      const pages = (answers as PageRow[][]).map((rows) => rows.map((r) => JSON.parse(r.order!) as Order));
+      const expected = mergeDescending(pages, (o) => o.id, LIMIT);
+      if (got.length !== LIMIT || JSON.stringify(got) !== JSON.stringify(expected)) {
         throw new Error(`${name}: stratum answered ${got.length} orders, not the ${expected.length} newest of the shards' own pages`);
       }
     },

@@ -1,20 +1,23 @@
 import type { Db, TxSql } from '../../platform/db/connect.ts';
 import type { NewOrder, Order, OrderStatus } from './order.ts';
 
-/** The JSON shape of an order, built by PostgreSQL; `o` is an orders row, `items` a json array. */
+/** A timestamp as JavaScript's toISOString() writes it (UTC, milliseconds, truncated as Date truncates). */
+const isoMillis = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * The JSON shape of an order, built by PostgreSQL; `o` is an orders row, `items` a json array. Timestamps are
+ * already in their final form, so the JSON text can go out as it is (see shardPageQuery).
+ */
 const ORDER_JSON = `json_build_object(
     'id', o.id, 'customerId', o.customer_id, 'status', o.status, 'totalAmount', o.total_amount::text,
-    'notes', o.notes, 'createdAt', o.created_at, 'updatedAt', o.updated_at`;
+    'notes', o.notes, 'createdAt', ${isoMillis('o.created_at')}, 'updatedAt', ${isoMillis('o.updated_at')}`;
 
 const ITEMS_OF_O = `coalesce((
     select json_agg(json_build_object('id', i.id, 'productId', i.product_id, 'quantity', i.quantity, 'price', i.price::text) order by i.id)
     from orders.order_items i where i.order_id = o.id), '[]'::json)`;
 
-interface OrderJson extends Omit<Order, 'createdAt' | 'updatedAt'> { createdAt: string; updatedAt: string }
-
-function orderJsonToOrder(row: OrderJson): Order {
-  return { ...row, createdAt: new Date(row.createdAt).toISOString(), updatedAt: new Date(row.updatedAt).toISOString() };
-}
+/** An order with its items as one JSON text, exactly as the API answers it. */
+const ORDER_TEXT = `${ORDER_JSON}, 'items', ${ITEMS_OF_O})::text`;
 
 /** Where a new order goes: its bucket (from the customer), and the saga creating it, if any. */
 export interface OrderPlacement {
@@ -32,7 +35,7 @@ export async function insertOrderWithItems(tx: TxSql, order: NewOrder, placement
   const productIds = order.items.map((i) => i.productId);
   const quantities = order.items.map((i) => i.quantity);
   const prices = order.items.map((i) => i.price);
-  const [row] = await tx<{ order: OrderJson }[]>`
+  const [row] = await tx<{ order: Order }[]>`
     with lines as (
       select * from unnest(${productIds}::bigint[], ${quantities}::int[], ${prices}::numeric[]) with ordinality as t(product_id, quantity, price, n)
     ), o as (
@@ -50,21 +53,21 @@ export async function insertOrderWithItems(tx: TxSql, order: NewOrder, placement
     select ${tx.unsafe(ORDER_JSON)},
       'items', (select json_agg(json_build_object('id', id, 'productId', product_id, 'quantity', quantity, 'price', price::text) order by id) from items)
     ) as order from o`;
-  return row ? orderJsonToOrder(row.order) : undefined;
+  return row ? row.order : undefined;
 }
 
 /** The order a saga created, if it did. */
 export async function findOrderOfSaga(db: Db, sagaId: string): Promise<Order | undefined> {
-  const [row] = await db<{ order: OrderJson }[]>`
+  const [row] = await db<{ order: Order }[]>`
     select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order from orders.orders o where o.saga_id = ${sagaId}`;
-  return row ? orderJsonToOrder(row.order) : undefined;
+  return row ? row.order : undefined;
 }
 
 /** The order with its items as one JSON aggregate, from one query. */
 export async function findOrder(db: Db, id: number): Promise<Order | undefined> {
-  const [row] = await db<{ order: OrderJson }[]>`
+  const [row] = await db<{ order: Order }[]>`
     select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order from orders.orders o where o.id = ${id}`;
-  return row ? orderJsonToOrder(row.order) : undefined;
+  return row ? row.order : undefined;
 }
 
 export type TransitionResult =
@@ -77,7 +80,7 @@ export type TransitionResult =
  * so of two concurrent transitions only those valid in some serial order succeed.
  */
 export async function transitionOrder(tx: TxSql, id: number, from: OrderStatus[], to: OrderStatus): Promise<TransitionResult> {
-  const [row] = await tx<{ order: OrderJson | null; previous: OrderStatus | null; current: OrderStatus | null }[]>`
+  const [row] = await tx<{ order: Order | null; previous: OrderStatus | null; current: OrderStatus | null }[]>`
     with before as (
       select id, status from orders.orders where id = ${id} for update
     ), changed as (
@@ -90,7 +93,7 @@ export async function transitionOrder(tx: TxSql, id: number, from: OrderStatus[]
            (select status from before) as current`;
   if (!row || row.current === null) return { kind: 'missing' };
   if (!row.order) return { kind: 'refused', current: row.current };
-  return { kind: 'changed', order: orderJsonToOrder(row.order), from: row.previous! };
+  return { kind: 'changed', order: row.order, from: row.previous! };
 }
 
 /** Deletes the order (its items go by cascade); false when there was none. */
@@ -109,11 +112,6 @@ export interface OrderPageQuery {
   ownedOnly?: boolean;
 }
 
-/**
- * Newest first by id; keyset pagination (no OFFSET), served by (customer_id, id desc) or (status, id desc).
- * Each combination of filters is its own statement, so each gets a plan that uses its index. The query is
- * returned unsent-awaited so a caller can cancel it (see abortable()); rowsToOrders() reads its rows.
- */
 function pageConditions(db: Db, query: OrderPageQuery) {
   const conditions = [
     query.customerId !== undefined ? db`o.customer_id = ${query.customerId}` : undefined,
@@ -124,16 +122,35 @@ function pageConditions(db: Db, query: OrderPageQuery) {
   return conditions.length === 0 ? db`` : conditions.slice(1).reduce((all, c) => db`${all} and ${c}`, db`where ${conditions[0]!}`);
 }
 
-export function listOrdersQuery(db: Db, query: OrderPageQuery) {
-  return db<{ order: OrderJson }[]>`
-    select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order
+/** A row of shardPageQuery: the order's id, and the order as JSON text when it was asked for whole. */
+export interface PageRow {
+  id: string;
+  order: string | null;
+}
+
+/**
+ * A page of one shard in ONE statement: the ids of up to `limit` orders newest first (keyset pagination, no
+ * OFFSET, served by (customer_id, id desc) or (status, id desc)), and for the first `withOrders` of them the
+ * order with its items as JSON text, ready to send. A listing across shards asks each shard for its whole
+ * page of ids but only for about its share of orders: the merge keeps `limit` of all of them, so most whole
+ * orders a shard built would be thrown away. Returned unawaited so a caller can cancel it (see abortable()).
+ * Each combination of filters is its own statement, so each gets a plan that uses its index.
+ */
+export function shardPageQuery(db: Db, query: OrderPageQuery, withOrders: number) {
+  return db<PageRow[]>`
+    select o.id, case when row_number() over (order by o.id desc) <= ${withOrders} then ${db.unsafe(ORDER_TEXT)} end as order
     from orders.orders o
     ${pageConditions(db, query)}
     order by o.id desc
     limit ${query.limit}`;
 }
 
-/** Only the ids of a page (an index-only walk): a listing across shards merges these before fetching orders. */
+/** A page of one shard with every order whole (shardPageQuery with every order asked for), parsed. */
+export async function listOrders(db: Db, query: OrderPageQuery): Promise<Order[]> {
+  return (await shardPageQuery(db, query, query.limit)).map((r) => JSON.parse(r.order!) as Order);
+}
+
+/** Only the ids of a page (an index-only walk when not limited to owned buckets). */
 export function listOrderIdsQuery(db: Db, query: OrderPageQuery) {
   return db<{ id: string }[]>`
     select o.id from orders.orders o
@@ -142,20 +159,12 @@ export function listOrderIdsQuery(db: Db, query: OrderPageQuery) {
     limit ${query.limit}`;
 }
 
-/** The given orders with their items, newest first (one query). */
+/** The given orders with their items as JSON text, newest first (one query; cancellable, see abortable()). */
 export function ordersByIdsQuery(db: Db, ids: readonly number[]) {
-  return db<{ order: OrderJson }[]>`
-    select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order
+  return db<PageRow[]>`
+    select o.id, ${db.unsafe(ORDER_TEXT)} as order
     from orders.orders o where o.id = any(${ids as number[]}::bigint[])
     order by o.id desc`;
-}
-
-export function rowsToOrders(rows: ReadonlyArray<{ order: OrderJson }>): Order[] {
-  return rows.map((r) => orderJsonToOrder(r.order));
-}
-
-export async function listOrders(db: Db, query: OrderPageQuery): Promise<Order[]> {
-  return rowsToOrders(await listOrdersQuery(db, query));
 }
 
 /**

@@ -13,7 +13,7 @@ import { abortable } from '../../platform/db/abortable.ts';
 import { idempotent, type IdempotentOutcome } from '../../platform/idempotency/idempotency.ts';
 import { importOrderItems, type ImportOptions, type ImportResult } from './import-order-items.ts';
 import { ORDER_STATUSES, statusesLeadingTo, type NewOrder, type NewOrderItem, type Order, type OrderStats, type OrderStatus } from './order.ts';
-import { deleteOrder, findOrder, findOrderOfSaga, insertOrderWithItems, listOrderIdsQuery, listOrders, ordersByIdsQuery, rowsToOrders, orderStatsQuery, transitionOrder, type TransitionResult } from './orders-repository.ts';
+import { deleteOrder, findOrder, findOrderOfSaga, insertOrderWithItems, ordersByIdsQuery, orderStatsQuery, shardPageQuery, transitionOrder, type TransitionResult } from './orders-repository.ts';
 import type { PaymentsPort } from './payments.ts';
 
 export interface OrdersServiceDeps {
@@ -31,7 +31,11 @@ export interface OrdersServiceDeps {
 }
 
 export interface OrderPage {
-  items: Order[];
+  /**
+   * Each order with its items as JSON text, as its shard built it: a listing passes orders through without
+   * parsing and serialising them again (the response is assembled from these texts).
+   */
+  items: string[];
   /** Shards that did not answer (consistency=partial only). */
   missingShards: number[];
   /** The page's last id when a next page may follow (the cursor). */
@@ -257,22 +261,38 @@ export function createOrdersService(deps: OrdersServiceDeps) {
 
     async list(query: { customerId?: number; status?: OrderStatus; beforeId?: number; limit: number; consistency: Consistency }): Promise<OrderPage> {
       if (query.customerId !== undefined) {
-        const items = await onOwner(bucketOfKey(query.customerId), (sql) => listOrders(sql, { ...query, ownedOnly: true }));
-        return { items, missingShards: [], lastId: items.length === query.limit ? items.at(-1)!.id : undefined };
+        const rows = await onOwner(bucketOfKey(query.customerId), (sql) => shardPageQuery(sql, { ...query, ownedOnly: true }, query.limit));
+        return { items: rows.map((r) => r.order!), missingShards: [], lastId: rows.length === query.limit ? Number(rows.at(-1)!.id) : undefined };
       }
-      // Two short rounds instead of every shard building a whole page: the ids of each shard's page (an
-      // index-only walk), merged; then only the kept orders, each from its shard, all shards at once.
-      const ids = await scatter(shards.all(), deps.shardDeadlineMs, query.consistency, async (shard, signal) =>
-        (await abortable(listOrderIdsQuery(shard.sql, { ...query, ownedOnly: true }), signal)).map((r) => ({ id: Number(r.id), shard })));
-      const kept = mergeDescending(ids.answers.map((a) => a.value), (o) => o.id, query.limit);
-      const byShard = new Map<Shard, number[]>();
-      for (const { id, shard } of kept) byShard.set(shard, [...(byShard.get(shard) ?? []), id]);
-      const fetched = await scatter([...byShard.keys()], deps.shardDeadlineMs, query.consistency, async (shard, signal) =>
-        rowsToOrders(await abortable(ordersByIdsQuery(shard.sql, byShard.get(shard)!), signal)));
-      const found = new Map(fetched.answers.flatMap((a) => a.value.map((o) => [o.id, o] as const)));
-      // An order deleted between the two rounds is left out; the cursor still follows the merged ids.
-      const items = kept.flatMap(({ id }) => (found.has(id) ? [found.get(id)!] : []));
-      const missingShards = [...new Set([...ids.missing, ...fetched.missing].map((m) => m.shard.id))].sort((a, b) => a - b);
+      // One statement per shard, all at once: each sends the ids of its whole page and about its share of the
+      // orders whole (see wholeOrdersPerShard). Only a shard holding more of the merged page than it sent whole
+      // is asked again, for just those orders, within what is left of the deadline.
+      const all = shards.all();
+      const started = Date.now();
+      const withOrders = wholeOrdersPerShard(query.limit, all.length);
+      const pages = await scatter(all, deps.shardDeadlineMs, query.consistency, async (shard, signal) => {
+        const rows = await abortable(shardPageQuery(shard.sql, { ...query, ownedOnly: true }, withOrders), signal);
+        return rows.map((r) => ({ id: Number(r.id), order: r.order, shard }));
+      });
+      const kept = mergeDescending(pages.answers.map((a) => a.value), (o) => o.id, query.limit);
+      const lacking = new Map<Shard, number[]>();
+      for (const row of kept) if (row.order === null) lacking.set(row.shard, [...(lacking.get(row.shard) ?? []), row.id]);
+      let late: typeof pages.missing = [];
+      const fetched = new Map<number, string>();
+      if (lacking.size > 0) {
+        const deadlineLeft = Math.max(1, deps.shardDeadlineMs - (Date.now() - started));
+        const more = await scatter([...lacking.keys()], deadlineLeft, query.consistency, async (shard, signal) =>
+          abortable(ordersByIdsQuery(shard.sql, lacking.get(shard)!), signal));
+        for (const { value } of more.answers) for (const r of value) fetched.set(Number(r.id), r.order!);
+        late = more.missing;
+      }
+      // An order deleted between the two statements is left out; the cursor still follows the merged ids.
+      const items: string[] = [];
+      for (const row of kept) {
+        const order = row.order ?? fetched.get(row.id);
+        if (order !== undefined) items.push(order);
+      }
+      const missingShards = [...new Set([...pages.missing, ...late].map((m) => m.shard.id))].sort((a, b) => a - b);
       return { items, missingShards, lastId: kept.length === query.limit ? kept.at(-1)!.id : undefined };
     },
 
@@ -336,6 +356,15 @@ export function createOrdersService(deps: OrdersServiceDeps) {
 }
 
 export type OrdersService = ReturnType<typeof createOrdersService>;
+
+/**
+ * How many orders each shard sends whole with the ids of its page: its share of the page plus a margin (about
+ * two standard deviations when orders are spread evenly), so that the merged page rarely needs a second
+ * statement; a page dominated by one shard (its ids run ahead) takes one for that shard.
+ */
+export function wholeOrdersPerShard(limit: number, shardCount: number): number {
+  return Math.min(limit, Math.ceil(limit / shardCount) + Math.ceil(Math.sqrt(limit)));
+}
 
 async function statsOf(sql: Sql, signal: AbortSignal): Promise<Partial<Record<OrderStatus, number>>> {
   const rows = await abortable(orderStatsQuery(sql), signal);

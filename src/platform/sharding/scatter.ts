@@ -11,35 +11,45 @@ export interface ScatterOutcome<T> {
 }
 
 /**
- * Asks every shard at once, each under its own deadline (the signal aborts; the query should be cancelled on
- * the server, see abortable()). With `strict`, any failed or late shard fails the whole call with
- * SHARD.UNAVAILABLE naming it; with `partial`, the others' answers come back with the missing shards listed.
+ * Asks every shard at once under one deadline: the signal aborts when it passes (the query should be cancelled
+ * on the server, see abortable()), and a shard that has not answered by then counts as late even if its `ask`
+ * ignores the signal. One timer and one signal for the whole fan-out, since every shard starts at the same
+ * moment. With `strict`, any failed or late shard fails the whole call with SHARD.UNAVAILABLE naming it; with
+ * `partial`, the others' answers come back with the missing shards listed.
  * @example const { answers, missing } = await scatter(shards.all(), 2000, 'partial', (shard, signal) => abortable(shard.sql`...`, signal));
  */
 export async function scatter<T>(
   shards: readonly Shard[], deadlineMs: number, consistency: Consistency,
   ask: (shard: Shard, signal: AbortSignal) => Promise<T>,
 ): Promise<ScatterOutcome<T>> {
-  const settled = await Promise.all(shards.map(async (shard) => {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`no answer within ${deadlineMs} ms`);
-        controller.abort(error);
-        reject(error);
-      }, deadlineMs);
-    });
-    try {
-      return { shard, ok: true as const, value: await Promise.race([ask(shard, controller.signal), late]) };
-    } catch (error) {
-      return { shard, ok: false as const, reason: describe(error) };
-    } finally {
-      clearTimeout(timer);
-    }
-  }));
-  const answers = settled.flatMap((s) => (s.ok ? [{ shard: s.shard, value: s.value }] : []));
-  const missing = settled.flatMap((s) => (s.ok ? [] : [{ shard: s.shard, reason: s.reason }]));
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new Error(`no answer within ${deadlineMs} ms`);
+      controller.abort(error);
+      reject(error);
+    }, deadlineMs);
+  });
+  late.catch(() => {}); // only raced below; nobody may be left waiting on it when every shard answered
+  let settled: Array<{ shard: Shard; ok: true; value: T } | { shard: Shard; ok: false; reason: string }>;
+  try {
+    settled = await Promise.all(shards.map(async (shard) => {
+      try {
+        return { shard, ok: true as const, value: await Promise.race([ask(shard, controller.signal), late]) };
+      } catch (error) {
+        return { shard, ok: false as const, reason: describe(error) };
+      }
+    }));
+  } finally {
+    clearTimeout(timer);
+  }
+  const answers: Array<{ shard: Shard; value: T }> = [];
+  const missing: Array<{ shard: Shard; reason: string }> = [];
+  for (const s of settled) {
+    if (s.ok) answers.push({ shard: s.shard, value: s.value });
+    else missing.push({ shard: s.shard, reason: s.reason });
+  }
   if (missing.length > 0 && consistency === 'strict') {
     const names = missing.map((m) => `shard ${m.shard.id} (${m.reason})`).join(', ');
     throw new AppError('SHARD.UNAVAILABLE', `no complete answer: ${names}; ask with consistency=partial for the other shards' data`, {
