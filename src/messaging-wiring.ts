@@ -106,7 +106,7 @@ export function followCacheInvalidations(broker: Broker, caches: InvalidatedCach
   return invalidateOnEvents({
     follow: (listener) => broker.follow(listener),
     rules: [
-      { cache: caches.accounts, keysOf: (e) => (e.type === 'account.updated' ? [accountViewKey(e.key)] : []) },
+      { cache: caches.accounts, keysOf: (e) => (e.type === 'account.updated' || e.type === 'image.changed' ? [accountViewKey(e.key)] : []) },
       { cache: caches.orders, keysOf: (e) => (ORDER_CHANGES.has(e.type) ? orderKeysOf(e) : []) },
     ],
     onError: (error, event) => logger.warn({ err: error, eventId: event.id, type: event.type }, 'cache invalidation: could not read an event'),

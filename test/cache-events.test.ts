@@ -43,6 +43,15 @@ describe('read caches across instances without Redis', () => {
     await eventuallyAsync(async () => (await call(b, 'GET', `/accounts/${id}`)).body.name, (name) => name === 'Alicia', 'instance B to show the new name');
   });
 
+  it("shows on the other instance, once the event arrives, an account's image changed on one", async () => {
+    const created = await call(a, 'POST', '/accounts', { name: 'Imogen' });
+    const id = created.body.id as string;
+    expect((await call(a, 'PUT', `/accounts/${id}/image`, { url: 'https://example.com/first.png' })).status).toBe(200);
+    await eventuallyAsync(async () => (await call(b, 'GET', `/accounts/${id}`)).body.imageData, (image) => String(JSON.stringify(image)).includes('first.png'), 'instance B to show the first image');
+    expect((await call(a, 'PUT', `/accounts/${id}/image`, { url: 'https://example.com/second.png' })).status).toBe(200);
+    await eventuallyAsync(async () => (await call(b, 'GET', `/accounts/${id}`)).body.imageData, (image) => String(JSON.stringify(image)).includes('second.png'), 'instance B to show the new image');
+  });
+
   it('shows on the other instance, once the event arrives, an order whose status changed on one', async () => {
     const created = await call(a, 'POST', '/orders', { customerId: 7, items: [{ productId: 1, quantity: 2, price: '3.50' }] });
     expect(created.status).toBe(201);

@@ -3,6 +3,7 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { upsertAccountImage } from './images-repository.ts';
+import { addToOutbox } from '../../platform/messaging/outbox.ts';
 import { AccountIdParams, ProblemSchema } from '../../http/schemas.ts';
 
 export interface ImagesDeps {
@@ -40,7 +41,12 @@ export function imagesRoutes(deps: ImagesDeps) {
       const { url } = request.body;
       if (!isHttpUrl(url)) throw new AppError('REQUEST.INVALID', 'body.url must be an http or https URL', { details: { field: 'url' } });
       if (!(await deps.accountExists(id))) throw new AppError('ACCOUNT.NOT_FOUND', `account ${id} does not exist`, { details: { id } });
-      const image = await deps.transaction({ label: 'images.set' }, (tx) => upsertAccountImage(tx, id, url));
+      const image = await deps.transaction({ label: 'images.set' }, async (tx) => {
+        const set = await upsertAccountImage(tx, id, url);
+        // Other instances drop their cached view of the account when this event reaches them.
+        await addToOutbox(tx, { type: 'image.changed', key: set.accountId, payload: { accountId: set.accountId, url: set.url } });
+        return set;
+      });
       await deps.afterImageChanged(id);
       return image;
     });
