@@ -64,8 +64,12 @@ export function createRelay(options: RelayOptions): Relay {
   /**
    * Claims, marks and appends in one transaction with the log's broker (see OutboxAppender), in two round trips
    * on a connection of its own: BEGIN and the claim (with the relay's lock) in one message, then the append
-   * with the COMMIT queued right behind it. The commit waits for its WAL flush, since it publishes. Should the
-   * append fail, PostgreSQL answers that COMMIT with a rollback: the mark and the append go together.
+   * with the COMMIT queued right behind it. Should the append fail, PostgreSQL answers that COMMIT with a
+   * rollback: the mark and the append go together.
+   *
+   * The commit does not wait for its WAL flush. A crash may lose it, but only whole: the rows are unsent again
+   * and published again. Nothing durable can have come of the lost log rows, since WAL is flushed in order: a
+   * consumer's synchronous commit of an effect (or any later flush) makes this earlier commit durable first.
    */
   async function appendOnce(using: OutboxAppender): Promise<number> {
     const conn = await sql.reserve();
@@ -80,7 +84,7 @@ export function createRelay(options: RelayOptions): Relay {
           select seq from messaging.outbox
           where sent_at is null and (select pg_try_advisory_xact_lock(${RELAY_LOCK}))
           order by seq limit ${batchSize} for update skip locked
-        ) claimed
+        ) claimed, (select set_config('synchronous_commit', 'off', true)) async_commit
         where o.seq = claimed.seq
         returning o.seq, o.key`) as unknown as [unknown, ClaimedOutboxRow[]];
       if (claimed.length === 0) {
