@@ -68,7 +68,8 @@ function heading(options: MessagingBenchOptions, database: MessagingDatabase): s
     `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, `
       + `Node ${process.version}, PostgreSQL ${database.version} (${database.source})`, '',
     `One process holds the producer, the relay (createRelay, defaults: batches of 500, woken by NOTIFY while asleep, looking again `
-      + `after every batch while awake, a 1 s poll) and one consumer of one group (consume(): the consecutive events the adapter `
+      + `after every batch while awake, a 1 s poll; with the PostgreSQL broker, which shares its pool, it appends to the log inside `
+      + `its own transaction) and one consumer of one group (consume(): the consecutive events the adapter `
       + `hands over together in one transaction with processed_messages). The producer is open-model: `
       + `a business transaction of ${options.eventsPerTx} outbox event(s) (addToOutbox inside sql.begin) is due every `
       + `${options.eventsPerTx}/rate s whatever the earlier ones are doing; keys round robin over 64. ${options.durationSeconds} s per rate after a 3 s warm-up per broker, `
