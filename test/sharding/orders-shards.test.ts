@@ -132,6 +132,28 @@ describe('reads across shards', () => {
     expect(seen).toEqual(all);
   });
 
+  it('completes a page one shard dominates, every order whole and as GET /orders/:id answers it', async () => {
+    // Ids grow with each shard's own sequence: once one shard has had many more orders than the others, the
+    // newest ids are all its own, more than it sends whole with its first answer.
+    const customer = 900;
+    const shardIds = async () => (await Promise.all(shards.map(async (sql, shard) =>
+      (await sql<{ id: string }[]>`select id from orders.orders order by id desc limit 10`).map((r) => ({ id: Number(r.id), shard }))))).flat()
+      .sort((a, b) => b.id - a.id).slice(0, 10);
+    let newest = await shardIds();
+    for (let i = 0; i < 300 && (newest.length < 10 || new Set(newest.map((o) => o.shard)).size > 1); i++) {
+      await createOrder(customer, [{ productId: 7, quantity: 1, price: '1.25' }, { productId: 8, quantity: 3, price: '0.10' }]);
+      newest = await shardIds();
+    }
+    expect(new Set(newest.map((o) => o.shard)).size).toBe(1);
+
+    const res = await inject('GET', '/orders?limit=10');
+    expect(res.statusCode).toBe(200);
+    const page = res.json() as { items: OrderOut[]; nextCursor: string | null; missingShards: number[] };
+    expect(page.items.map((o) => o.id)).toEqual(newest.map((o) => o.id));
+    for (const order of page.items) expect(order).toEqual((await inject('GET', `/orders/${order.id}`)).json());
+    expect(page.items[0]!.items).toHaveLength(2);
+  });
+
   it('sums stats over the shards', async () => {
     const stats = (await inject('GET', '/orders/stats')).json();
     const counted = (await Promise.all(shards.map((sql) => sql<{ n: number }[]>`select count(*)::int as n from orders.orders`))).reduce((s, [r]) => s + r!.n, 0);
@@ -142,6 +164,7 @@ describe('reads across shards', () => {
   it('answers 503 SHARD.UNAVAILABLE naming a late shard, or the other shards\' data with consistency=partial', async () => {
     // A shard whose orders table is locked cannot answer within the per-shard deadline.
     const blocker = await shards[1]!.reserve();
+    const [{ pid: blockerPid }] = await blocker<[{ pid: number }]>`select pg_backend_pid() as pid`;
     try {
       await blocker`begin`;
       await blocker`lock table orders.orders, orders.status_counts in access exclusive mode`;
@@ -160,6 +183,14 @@ describe('reads across shards', () => {
       const stats = await inject('GET', '/orders/stats?consistency=partial');
       expect(stats.json().missingShards).toEqual([1]);
       expect((await inject('GET', '/orders/stats')).statusCode).toBe(503);
+
+      // The late shard's statements were cancelled on the server: none still waits for the lock, and no
+      // connection of stratum's is left inside a transaction.
+      const waiting = (sql: Sql) => sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid() and pid <> ${blockerPid}
+          and (state = 'active' or state like 'idle in transaction%')`;
+      await expect.poll(async () => (await waiting(shards[1]!))[0]!.n, { timeout: 2000 }).toBe(0);
     } finally {
       await blocker`rollback`;
       blocker.release();
