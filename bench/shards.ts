@@ -60,9 +60,10 @@ function report(options: ShardsBenchOptions, server: BenchServer, dataset: ReadD
     `Data set ${dataset.name}: ${built}. 1 to 4 items per order, 10% of the orders pending. `
       + `stratum runs in a process of its own (SHARD_DEADLINE_MS default); its answers were checked against the shards' own first. `
       + `${options.rounds} timed rounds per read after 20 untimed ones; each round asks stratum over HTTP (Node fetch, keep-alive, until the body is read), `
-      + 'then every shard alone one after another and every shard at once, directly from the benchmark process over the same kind of pool; '
-      + 'the three rotate within the round. A shard\'s own query is the statement stratum sends it, with the same text: for a page, '
-      + 'shardPageQuery asked for the whole page with all 50 orders whole and their items (stratum asks each shard for the 50 ids and '
+      + 'then every shard alone one after another, every shard at once, for a page the statements stratum itself sends each shard at once, '
+      + 'directly from the benchmark process over the same kind of pool, and GET /healthz of the same stratum server (no database: the HTTP floor); '
+      + 'the methods rotate within the round. '
+      + 'A shard\'s own query is the statement stratum sends it, with the same text: for a page, shardPageQuery asked for the whole page with all 50 orders whole and their items (stratum asks each shard for the 50 ids and '
       + 'only about its share of the orders whole); for the stats, orderStatsQuery. '
       + '"slowest shard alone" is the slowest of the four alone-times of a round; p99 is nearest rank.', '',
     formatReadTable(reads), '',

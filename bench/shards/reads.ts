@@ -5,6 +5,8 @@ import type { Shard } from '../../src/platform/sharding/shard-set.ts';
 import { orderStatsQuery, shardPageQuery } from '../../src/contexts/orders/orders-repository.ts';
 import type { Order } from '../../src/contexts/orders/order.ts';
 import type { PageRow } from '../../src/contexts/orders/orders-repository.ts';
+import { wholeOrdersPerShard } from '../../src/contexts/orders/orders-service.ts';
+import { READ_SHARD_COUNT } from './read-dataset.ts';
 
 /** One cross-shard read: the stratum request, and the query stratum sends each shard for it. */
 export interface ReadCase {
@@ -18,6 +20,8 @@ export interface ReadCase {
    * answer it; for the stats, orderStatsQuery, exactly as stratum sends it.
    */
   askShard(sql: Sql): Promise<unknown>;
+  /** The statement stratum itself sends each shard for this request, when it differs from askShard. */
+  askShardAsStratum?(sql: Sql): Promise<unknown>;
   /** Throws unless stratum's answer is what the shards' own answers add up to. */
   check(stratumBody: unknown, shardAnswers: unknown[]): void;
 }
@@ -46,6 +50,7 @@ export function defineReads(ordersPerShard: number): ReadCase[] {
     key, name,
     path: `/orders?status=${STATUS}&limit=${LIMIT}${beforeId === undefined ? '' : `&cursor=${encodeCursor({ id: beforeId })}`}`,
     askShard: (sql) => shardPageQuery(sql, { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true }, LIMIT).then((rows) => [...rows]),
+    askShardAsStratum: (sql) => shardPageQuery(sql, { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true }, wholeOrdersPerShard(LIMIT, READ_SHARD_COUNT)).then((rows) => [...rows]),
     check(body, answers) {
       const got = (body as { items: Order[] }).items;
       const pages = (answers as PageRow[][]).map((rows) => rows.map((r) => JSON.parse(r.order!) as Order));
