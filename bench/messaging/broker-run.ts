@@ -188,18 +188,20 @@ function observeBroker(broker: Broker, trackerOf: (event: OutboxEvent) => RunTra
     ...(broker.outboxAppender ? {
       outboxAppender: {
         sql: broker.outboxAppender.sql,
-        async appendFromOutbox(db, claimed) {
-          // Published once the relay's transaction commits, a moment after this resolves.
+        appendFromOutbox(db, claimed) {
+          // Published once the relay's transaction commits, a moment after the statement returns.
           const startedAt = performance.now();
-          const events = await broker.outboxAppender!.appendFromOutbox(db, claimed);
-          const doneAt = performance.now();
-          if (events[0]) trackerOf(events[0])?.relayBatch(events.length);
-          for (const event of events) {
-            const tracker = trackerOf(event);
-            tracker?.publishing(event.id, startedAt);
-            tracker?.published(event.id, doneAt);
-          }
-          return events;
+          const statement = broker.outboxAppender!.appendFromOutbox(db, claimed);
+          void statement.then((rows) => {
+            const doneAt = performance.now();
+            if (rows[0]) trackerOf(rows[0].event)?.relayBatch(rows.length);
+            for (const { event } of rows) {
+              const tracker = trackerOf(event);
+              tracker?.publishing(event.id, startedAt);
+              tracker?.published(event.id, doneAt);
+            }
+          }, () => {});
+          return statement;
         },
       },
     } : {}),

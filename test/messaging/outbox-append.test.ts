@@ -57,6 +57,10 @@ describe('the relay appending to a PostgreSQL log in its own database', () => {
         const i = ids.indexOf(event.id);
         expect(event).toEqual({ id: ids[i], type: 't.appended', key: `k${i % 3}`, payload: { i, nested: { s: 'é' } }, headers: { h: String(i) }, createdAt: createdAt.get(event.id) });
       }
+      // Appended by the transaction that marked them sent.
+      const [apart] = await db.sql<{ n: number }[]>`select count(*)::int as n from messaging.log l
+        join messaging.outbox o on o.id = (l.event->>'id')::uuid where l.namespace = 'append-shape' and l.xmin <> o.xmin`;
+      expect(apart!.n).toBe(0);
       for (const key of ['k0', 'k1', 'k2']) {
         expect(got.filter((e) => e.key === key).map((e) => e.id)).toEqual(ids.filter((_, i) => `k${i % 3}` === key));
       }
@@ -73,10 +77,10 @@ describe('the relay appending to a PostgreSQL log in its own database', () => {
       outboxAppender: {
         sql: broker.outboxAppender!.sql,
         appendFromOutbox(conn, claimed) {
-          const appended = broker.outboxAppender!.appendFromOutbox(conn, claimed);
+          const statement = broker.outboxAppender!.appendFromOutbox(conn, claimed).execute();
           // The relay's session ends after the append and before its COMMIT (a relay killed in between).
           conn`select pg_terminate_backend(pg_backend_pid())`.execute().catch(() => {});
-          return appended;
+          return statement;
         },
       },
     };

@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Db, Sql } from '../db/connect.ts';
 
 /**
@@ -86,6 +87,11 @@ export interface ClaimedOutboxRow {
   key: string;
 }
 
+/** A row the append returns. */
+export interface AppendedEvent {
+  event: OutboxEvent;
+}
+
 /**
  * What a broker whose log is a table in PostgreSQL offers the relay of the same database: the claimed rows go
  * into the log by the relay's own transaction, so the mark and the publish commit together, and the events never
@@ -95,11 +101,11 @@ export interface OutboxAppender {
   /** The pool of the log's database; the relay appends this way only when it is the relay's own pool. */
   readonly sql: Sql;
   /**
-   * Appends the claimed rows, in order, on `db`, a connection in the relay's open transaction; returns the events
-   * as appended. It sends its statement before it first yields, so a COMMIT the relay queues right after the call
-   * runs after the append.
+   * The statement that appends the claimed rows, in order, built on `db` (a connection in the relay's open
+   * transaction) and not sent yet: the relay sends it, then its COMMIT right behind it. Its rows are the events
+   * as appended.
    */
-  appendFromOutbox(db: Db, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]>;
+  appendFromOutbox(db: Db, claimed: readonly ClaimedOutboxRow[]): postgres.PendingQuery<AppendedEvent[]>;
 }
 
 export interface Broker {

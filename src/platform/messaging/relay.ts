@@ -94,13 +94,15 @@ export function createRelay(options: RelayOptions): Relay {
       }
       // `returning` promises no order.
       claimed.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
-      const appending = using.appendFromOutbox(conn, claimed);
+      // Sent in this order (execute() sends at once; an await would send a moment later, after the COMMIT).
+      const appending = using.appendFromOutbox(conn, claimed).execute();
       const committing = conn`commit`.execute();
       committing.catch(() => {}); // awaited below, once the append has settled
-      await appending;
+      const appended = await appending;
       const committed = await committing;
       inTransaction = false;
       if (committed.command !== 'COMMIT') throw new Error(`relay: the append's transaction ended in ${committed.command}`);
+      if (appended.length !== claimed.length) log(`relay: appended ${appended.length} of ${claimed.length} claimed events`);
       return claimed.length;
     } catch (error) {
       // A failed append already rolled back with its queued COMMIT; anything else is rolled back here.

@@ -1,5 +1,6 @@
+import type postgres from 'postgres';
 import type { Db } from '../../db/connect.ts';
-import { partitionOf, type ClaimedOutboxRow, type OutboxEvent } from '../broker.ts';
+import { partitionOf, type AppendedEvent, type ClaimedOutboxRow } from '../broker.ts';
 import { LOG_CHANNEL, logLockName, logNotice } from './log-news.ts';
 
 export interface LogTarget {
@@ -8,18 +9,17 @@ export interface LogTarget {
 }
 
 /**
- * Appends claimed outbox rows of the same database to the log inside the relay's transaction (`db` is its
- * connection), in one statement sent before the first await:
- * the log's lock (held until the commit, so rows commit in seq order), the rows built from the outbox, and the
- * NOTIFY naming their partitions. The events do not travel to the process and back, and the outbox mark commits
- * with the append (a relay killed before its commit leaves both undone). Returns the events as appended.
- * @example const events = await appendFromOutbox(tx, { namespace: 'stratum', partitions: 8 }, claimed);
+ * The statement that appends claimed outbox rows of the same database to the log inside the relay's transaction
+ * (`db` is its connection), built but not sent: the log's lock (held until the commit, so rows commit in seq
+ * order), the rows built from the outbox, and the NOTIFY naming their partitions, in one statement. The events do
+ * not travel to the process and back, and the outbox mark commits with the append (a relay killed before its
+ * commit leaves both undone). `claimed` is not empty.
+ * @example const appended = await appendFromOutbox(tx, { namespace: 'stratum', partitions: 8 }, claimed);
  */
-export async function appendFromOutbox(db: Db, target: LogTarget, claimed: readonly ClaimedOutboxRow[]): Promise<OutboxEvent[]> {
-  if (claimed.length === 0) return [];
+export function appendFromOutbox(db: Db, target: LogTarget, claimed: readonly ClaimedOutboxRow[]): postgres.PendingQuery<AppendedEvent[]> {
   const partitions = claimed.map((row) => partitionOf(row.key, target.partitions));
   // createdAt as Date.prototype.toISOString() writes it, as in events published from the process.
-  const rows = await db<{ event: OutboxEvent }[]>`
+  return db<AppendedEvent[]>`
     with locked as materialized (select pg_advisory_xact_lock(hashtext(${logLockName(target.namespace)}))),
       notified as materialized (select pg_notify(${LOG_CHANNEL}, ${logNotice(target.namespace, partitions)}))
     insert into messaging.log (namespace, partition, target_group, event)
@@ -29,5 +29,4 @@ export async function appendFromOutbox(db: Db, target: LogTarget, claimed: reado
       join messaging.outbox o on o.seq = t.seq
     order by t.n
     returning event`;
-  return rows.map((row) => row.event);
 }

@@ -101,10 +101,8 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     outboxAppender: {
       sql,
       appendFromOutbox(db, claimed) {
-        // The append goes out first (the relay's COMMIT is queued right behind it); trimming runs beside it.
-        const appended = appendFromOutbox(db, { namespace, partitions }, claimed);
-        void trimNowAndThen();
-        return appended;
+        void trimNowAndThen(); // on the pool, beside the relay's transaction
+        return appendFromOutbox(db, { namespace, partitions }, claimed);
       },
     },
     async subscribe(group, subscribeOptions) {
