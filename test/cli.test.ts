@@ -37,6 +37,9 @@ describe('stratum serve and the CLI on the embedded PostgreSQL', () => {
     const status = await runStratum(['migrate', 'status'], env);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/applied\s+users\/0001 create_users/);
+    // Each orders shard the server opened is listed with its own migrations.
+    expect(status.stdout).toMatch(/^shard 0 \(\S+_orders_0\):\n\s+applied\s+shard\/0001 create_shard/m);
+    expect(status.stdout).toMatch(/^shard 3 \(\S+_orders_3\):/m);
     expect(status.stderr).toMatch(/using the embedded PostgreSQL of the running server/);
 
     const second = await runStratum(['serve'], { ...env, PORT: '0' });

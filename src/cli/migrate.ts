@@ -1,9 +1,18 @@
 import type { Config } from '../config/config.ts';
-import { openDatabase } from '../main.ts';
+import { shardMigrations } from '../contexts/index.ts';
+import { openDatabase, type Database } from '../main.ts';
+import { createPool } from '../platform/db/connect.ts';
+import type { Migrator } from '../platform/migrate/migrator.ts';
+import { createMigrator } from '../platform/migrate/migrator.ts';
+import { shardOfRow } from '../platform/sharding/shard-set.ts';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }
 
-/** `stratum migrate up | down [n] | status` */
+/**
+ * `stratum migrate up | down [n] | status`: the main database's migrations; `up` and `status` also cover every
+ * orders shard the catalog lists (a shard is otherwise migrated when the server starts). `down` reverts the main
+ * database only.
+ */
 export async function runMigrate(config: Config, args: string[], io: Io): Promise<number> {
   const [action, countArg] = args;
   if (action !== 'up' && action !== 'down' && action !== 'status') {
@@ -23,16 +32,44 @@ export async function runMigrate(config: Config, args: string[], io: Io): Promis
     if (action === 'up') {
       const applied = await database.migrator.up();
       io.out(applied.length === 0 ? 'nothing to apply: the schema is up to date' : applied.map((m) => `applied ${m.context}/${m.version} ${m.name}`).join('\n'));
+      await forEachShard(database, io, async (label, migrator) => {
+        for (const m of await migrator.up()) io.out(`applied ${m.context}/${m.version} ${m.name} on ${label}`);
+      });
     } else if (action === 'down') {
       const reverted = await database.migrator.down(count);
       io.out(reverted.length === 0 ? 'nothing to revert' : reverted.map((m) => `reverted ${m.context}/${m.version} ${m.name}`).join('\n'));
     } else {
-      for (const s of await database.migrator.status()) {
-        io.out(`${s.state.padEnd(8)} ${s.context}/${String(s.version).padStart(4, '0')} ${s.name}${s.appliedAt ? `  (${s.appliedAt.toISOString()})` : ''}`);
-      }
+      for (const s of await database.migrator.status()) io.out(statusLine(s));
+      await forEachShard(database, io, async (label, migrator) => {
+        io.out(`${label}:`);
+        for (const s of await migrator.status()) io.out(`  ${statusLine(s)}`);
+      });
     }
     return 0;
   } finally {
     await database.close();
+  }
+}
+
+function statusLine(s: Awaited<ReturnType<Migrator['status']>>[number]): string {
+  return `${s.state.padEnd(8)} ${s.context}/${String(s.version).padStart(4, '0')} ${s.name}${s.appliedAt ? `  (${s.appliedAt.toISOString()})` : ''}`;
+}
+
+/** Runs `fn` with a migrator on each orders shard the catalog lists; a shard that cannot be reached is named. */
+async function forEachShard(database: Database, io: Io, fn: (label: string, migrator: Migrator) => Promise<void>): Promise<void> {
+  const [catalog] = await database.sql<{ ok: boolean }[]>`select to_regclass('sharding.shards') is not null as ok`;
+  if (!catalog!.ok) return;
+  const rows = await database.sql<{ id: number; database: string | null; url: string | null }[]>`select id, database, url from sharding.shards order by id`;
+  for (const row of rows) {
+    const { target, name } = shardOfRow(database.target, row);
+    const label = `shard ${row.id} (${name})`;
+    const sql = createPool(target, { max: 1, applicationName: database.applicationName, connectTimeoutSeconds: 5 });
+    try {
+      await fn(label, createMigrator({ sql, migrations: shardMigrations() }));
+    } catch (error) {
+      io.out(`${label}: ${(error as Error).message}`);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
   }
 }

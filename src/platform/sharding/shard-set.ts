@@ -75,6 +75,15 @@ export function databaseOf(target: ConnectTarget): string {
   return target.database;
 }
 
+/**
+ * Where a shard of the catalog lives and what it is called, from its `sharding.shards` row.
+ * @example const { target, name } = shardOfRow(mainTarget, { database: 'app_orders_0', url: null });
+ */
+export function shardOfRow(main: ConnectTarget, row: { database: string | null; url: string | null }): { target: ConnectTarget; name: string } {
+  const location: ShardLocation = row.database !== null ? { database: row.database } : { url: row.url! };
+  return { target: locationTarget(main, location), name: locationName(location) };
+}
+
 function locationTarget(main: ConnectTarget, location: ShardLocation): ConnectTarget {
   return 'database' in location ? targetForDatabase(main, location.database) : { url: location.url };
 }
