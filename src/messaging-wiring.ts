@@ -95,7 +95,7 @@ function orderKeysOf(event: OutboxEvent): string[] {
   return [payload?.id, payload?.previousId].filter((id) => typeof id === 'number' || typeof id === 'string').map((id) => orderKey(Number(id)));
 }
 
-const ORDER_CHANGES = new Set(['order.status_changed', 'order.items_imported', 'order.transferred']);
+const ORDER_CHANGES = new Set(['order.status_changed', 'order.items_imported', 'order.transferred', 'order.deleted']);
 
 /**
  * When no shared cache tier tells the instances about each other's writes (no REDIS_URL), drops this

@@ -52,6 +52,14 @@ describe('read caches across instances without Redis', () => {
     await eventuallyAsync(async () => (await call(b, 'GET', `/accounts/${id}`)).body.imageData, (image) => String(JSON.stringify(image)).includes('second.png'), 'instance B to show the new image');
   });
 
+  it('answers 404 on the other instance, once the event arrives, for an order deleted on one', async () => {
+    const created = await call(a, 'POST', '/orders', { customerId: 8, items: [{ productId: 1, quantity: 1, price: '1.00' }] });
+    const id = created.body.id as number;
+    expect((await call(b, 'GET', `/orders/${id}`)).status).toBe(200);
+    expect((await a.app.inject({ method: 'DELETE', url: `/orders/${id}` })).statusCode).toBe(204);
+    await eventuallyAsync(async () => (await call(b, 'GET', `/orders/${id}`)).status, (status) => status === 404, 'instance B to answer 404');
+  });
+
   it('shows on the other instance, once the event arrives, an order whose status changed on one', async () => {
     const created = await call(a, 'POST', '/orders', { customerId: 7, items: [{ productId: 1, quantity: 2, price: '3.50' }] });
     expect(created.status).toBe(201);

@@ -97,9 +97,10 @@ export async function transitionOrder(tx: TxSql, id: number, from: OrderStatus[]
 }
 
 /** Deletes the order (its items go by cascade); false when there was none. */
-export async function deleteOrder(tx: TxSql, id: number): Promise<boolean> {
-  const rows = await tx`delete from orders.orders where id = ${id} returning id`;
-  return rows.length > 0;
+/** Deletes an order with its items; the deleted order's customer, or undefined when there was none. */
+export async function deleteOrder(tx: TxSql, id: number): Promise<{ customerId: number } | undefined> {
+  const [row] = await tx<{ customer_id: string }[]>`delete from orders.orders where id = ${id} returning customer_id`;
+  return row ? { customerId: Number(row.customer_id) } : undefined;
 }
 
 export interface OrderPageQuery {

@@ -251,7 +251,12 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     },
 
     async remove(id: number): Promise<boolean> {
-      return inBucket(shards, bucketOfId(id), { label: 'orders.delete' }, (tx) => deleteOrder(tx, id));
+      return inBucket(shards, bucketOfId(id), { label: 'orders.delete' }, async (tx) => {
+        const deleted = await deleteOrder(tx, id);
+        // Other instances drop their cached copy of the order when this event reaches them.
+        if (deleted) await addToOutbox(tx, { type: 'order.deleted', key: String(deleted.customerId), payload: { id } });
+        return deleted !== undefined;
+      });
     },
 
     async importItems(id: number, csv: Readable, options: ImportOptions): Promise<ImportResult> {
