@@ -50,3 +50,31 @@ describe('the consumer runner with a batch', () => {
     expect((await db.sql`select count(*)::int as n from public.batch_effects`)[0]!.n).toBe(2);
   });
 });
+
+describe('the handler transaction\'s commit', () => {
+  async function settingsSeen(withLogOnThisServer: boolean): Promise<string[]> {
+    const { broker: base, options } = capturingBroker();
+    const broker: Broker = withLogOnThisServer
+      ? { ...base, outboxAppender: { sql: db.sql, appendFromOutbox: () => { throw new Error('not used here'); } } }
+      : base;
+    const transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    const seen: string[] = [];
+    await consume({
+      broker, transaction, group: `commit-${withLogOnThisServer}`,
+      handler: async (_e, tx) => { seen.push((await tx<{ s: string }[]>`select current_setting('synchronous_commit') as s`)[0]!.s); },
+    });
+    const one = [{ event: event('c', 1), partition: 0 }];
+    const two = [{ event: event('c', 2), partition: 0 }, { event: event('c', 3), partition: 0 }];
+    expect(await options().handleBatch!(one)).toEqual([{ kind: 'ack' }]);
+    expect(await options().handleBatch!(two)).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
+    return seen;
+  }
+
+  it('does not wait for the WAL flush when the broker\'s log is on the same server (its acknowledgement follows in the same WAL)', async () => {
+    expect(await settingsSeen(true)).toEqual(['off', 'off', 'off']);
+  });
+
+  it('waits for the WAL flush when the broker acknowledges elsewhere', async () => {
+    expect(await settingsSeen(false)).toEqual(['on', 'on', 'on']);
+  });
+});

@@ -1,4 +1,4 @@
-import type { TxSql } from '../db/connect.ts';
+import type { Db, TxSql } from '../db/connect.ts';
 import type { TransactionFn } from '../db/transaction.ts';
 import type { Broker, Delivery, OutboxEvent, Outcome, Subscription } from './broker.ts';
 
@@ -23,6 +23,8 @@ export interface ConsumeOptions {
  * inserts (group, event id) into processed_messages first; an event seen before is acknowledged without running
  * the handler again. Failures retry in place with exponential backoff (the partition waits, so order holds);
  * after `maxAttempts` the event goes to the group's dead letters with the last error.
+ * When the handler's transactions run on the PostgreSQL server that holds the broker's log (the PostgreSQL broker
+ * on stratum's own database), they commit without waiting for the WAL flush: see `sharesWalWithLog`.
  * @example const sub = await consume({ broker, transaction, group: 'scores', handler: (e, tx) => applyFanOut(tx, e) });
  */
 export async function consume(options: ConsumeOptions): Promise<Subscription> {
@@ -32,10 +34,16 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   const random = options.random ?? Math.random;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
+  const lazyCommit = await sharesWalWithLog(options);
+  // One statement either way; with lazyCommit it also tells this transaction's COMMIT not to wait for the flush.
+  const LAZY = `(select set_config('synchronous_commit', 'off', true)) as lazy_commit`;
+  const lazyFrom = (tx: TxSql) => tx.unsafe(lazyCommit ? `from ${LAZY}` : '');
+  const lazyJoin = (tx: TxSql) => tx.unsafe(lazyCommit ? `cross join ${LAZY}` : '');
+
   async function handleOnce(event: OutboxEvent): Promise<void> {
     await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
       const fresh = await tx`insert into messaging.processed_messages (consumer_group, message_id)
-        values (${options.group}, ${event.id}) on conflict do nothing returning 1`;
+        select ${options.group}, ${event.id}::uuid ${lazyFrom(tx)} on conflict do nothing returning 1`;
       if (fresh.length === 0) return; // delivered again: the effect is already committed
       await options.handler(event, tx);
     });
@@ -71,7 +79,7 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
       await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
         const ids = deliveries.map((d) => d.event.id);
         const fresh = new Set((await tx<{ message_id: string }[]>`insert into messaging.processed_messages (consumer_group, message_id)
-          select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) on conflict do nothing returning message_id`).map((r) => r.message_id));
+          select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) ${lazyJoin(tx)} on conflict do nothing returning message_id`).map((r) => r.message_id));
         for (const d of deliveries) {
           if (!fresh.delete(d.event.id)) continue; // seen before (or twice in this batch): no second effect
           try {
@@ -92,4 +100,25 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   }
 
   return options.broker.subscribe(options.group, { handle, handleBatch });
+}
+
+/**
+ * Whether the handler's transactions commit into the same WAL as the broker's acknowledgements: only the
+ * PostgreSQL broker keeps its log and positions in PostgreSQL, and then only when `transaction` runs on that same
+ * server. Then the handler's COMMIT need not wait for its WAL flush: a crash loses a suffix of the one WAL, so an
+ * effect (with its processed_messages row) can be lost only together with the acknowledgement written after it,
+ * and the event is delivered again. Any other broker acknowledges outside that WAL, and the commit must be
+ * durable before the acknowledgement.
+ */
+async function sharesWalWithLog(options: ConsumeOptions): Promise<boolean> {
+  const log = options.broker.outboxAppender?.sql;
+  if (!log) return false;
+  // One running server: its port and the instant its postmaster started.
+  const identify = async (db: Db) =>
+    (await db<{ id: string }[]>`select current_setting('port') || '@' || pg_postmaster_start_time()::text as id`)[0]!.id;
+  const [mine, theirs] = await Promise.all([
+    options.transaction({ label: `consume.${options.group}.server`, readOnly: true }, (tx) => identify(tx)),
+    identify(log),
+  ]);
+  return mine === theirs;
 }
