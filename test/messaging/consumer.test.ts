@@ -52,12 +52,17 @@ describe('the consumer runner with a batch', () => {
 });
 
 describe('the handler transaction\'s commit', () => {
+  beforeAll(async () => {
+    // Test servers may run with synchronous_commit off; sessions of this database start with it on.
+    await db.sql.unsafe(`alter database ${db.name} set synchronous_commit = on`);
+  });
+
   async function settingsSeen(withLogOnThisServer: boolean): Promise<string[]> {
     const { broker: base, options } = capturingBroker();
     const broker: Broker = withLogOnThisServer
       ? { ...base, outboxAppender: { sql: db.sql, appendFromOutbox: () => { throw new Error('not used here'); } } }
       : base;
-    const transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    const transaction = createTransaction({ sql: db.pool(2, `${db.applicationName}-commit`), defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
     const seen: string[] = [];
     await consume({
       broker, transaction, group: `commit-${withLogOnThisServer}`,
