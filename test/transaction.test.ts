@@ -34,6 +34,16 @@ function runtime(sql: Sql, overrides: Partial<TransactionRuntime> = {}) {
   return { transaction: createTransaction(rt), events };
 }
 
+/** Ends the session of `applicationName` while it runs COMMIT (waits up to 10 s for it to get there). */
+async function cutWhileCommitting(applicationName: string): Promise<boolean> {
+  for (let i = 0; i < 400; i++) {
+    const [row] = await db.sql`select pid from pg_stat_activity where application_name = ${applicationName} and query = 'commit' and state = 'active'`;
+    if (row && (await db.sql`select pg_terminate_backend(${row.pid}::int) as done`)[0]!.done === true) return true;
+    if (!row) await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
+
 async function expectCode(promise: Promise<unknown>, code: string) {
   const error = await promise.then(() => undefined, (e: unknown) => e);
   expect(isAppError(error) ? error.code : error).toBe(code);
@@ -265,13 +275,7 @@ describe('transaction()', () => {
       await tx`insert into slow_commits (id) values (1)`;
     }).then(() => undefined, (e: unknown) => e);
     // Cut the session while it runs COMMIT (the deferred trigger sleeps there).
-    let cut = false;
-    for (let i = 0; i < 400 && !cut; i++) {
-      const [row] = await db.sql`select pid from pg_stat_activity where application_name = ${`${db.applicationName}-committing`} and query = 'commit' and state = 'active'`;
-      if (row) cut = (await db.sql`select pg_terminate_backend(${row.pid}::int) as done`)[0]!.done === true;
-      else await new Promise((r) => setTimeout(r, 25));
-    }
-    expect(cut).toBe(true);
+    expect(await cutWhileCommitting(`${db.applicationName}-committing`)).toBe(true);
     const error = await outcome;
     expect(isAppError(error, 'DB.UNAVAILABLE')).toBe(true);
     expect((error as { details?: unknown }).details).toEqual({ commitOutcome: 'unknown' });
@@ -298,13 +302,7 @@ describe('transaction()', () => {
       attempts++;
       await tx`update rerun_commits set name = 'after' where id = 1`;
     }).then(() => undefined, (e: unknown) => e);
-    let cut = false;
-    for (let i = 0; i < 400 && !cut; i++) {
-      const [row] = await db.sql`select pid from pg_stat_activity where application_name = ${`${db.applicationName}-rerun`} and query = 'commit' and state = 'active'`;
-      if (row) cut = (await db.sql`select pg_terminate_backend(${row.pid}::int) as done`)[0]!.done === true;
-      else await new Promise((r) => setTimeout(r, 25));
-    }
-    expect(cut).toBe(true);
+    expect(await cutWhileCommitting(`${db.applicationName}-rerun`)).toBe(true);
     expect(await outcome).toBeUndefined();
     expect(attempts).toBe(2);
     expect(events.retries.length).toBeGreaterThanOrEqual(1);
