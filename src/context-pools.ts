@@ -12,11 +12,27 @@ export interface ContextPools {
   end(timeoutSeconds?: number): Promise<void>;
 }
 
-async function checkConnects(pool: Sql, who: string, hint: string): Promise<void> {
-  try {
-    await pool`select 1`;
-  } catch (error) {
-    throw new AppError('DB.UNAVAILABLE', `cannot connect as ${who}: ${(error as Error).message}; ${hint}`, { cause: error });
+/** How long a read pool's login may fail while its replica has not yet replayed the role's new password. */
+const REPLICA_CATCH_UP_MS = 10_000;
+
+/**
+ * Proves the pool can log in. `waitMs`: keep trying a refused password that long (a replica replays the ALTER
+ * ROLE of enableRoleLogin a moment after the primary committed it).
+ */
+async function checkConnects(pool: Sql, who: string, hint: string, waitMs = 0): Promise<void> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await pool`select 1`;
+      return;
+    } catch (error) {
+      const refused = (error as { code?: string }).code === '28P01';
+      if (refused && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      throw new AppError('DB.UNAVAILABLE', `cannot connect as ${who}: ${(error as Error).message}; ${hint}`, { cause: error });
+    }
   }
 }
 
@@ -58,7 +74,7 @@ export async function openContextPools(options: ContextPoolOptions): Promise<Con
       max: options.poolMax, applicationName: `${options.applicationName}-${context}${suffix}`, statementTimeoutMs: options.statementTimeoutMs,
     });
     opened.push(pool);
-    await checkConnects(pool, role, `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`);
+    await checkConnects(pool, role, `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`, suffix ? REPLICA_CATCH_UP_MS : 0);
     return pool;
   };
   const openReads = async (target: ConnectTarget) => {
