@@ -96,8 +96,7 @@ export async function transitionOrder(tx: TxSql, id: number, from: OrderStatus[]
   return { kind: 'changed', order: row.order, from: row.previous! };
 }
 
-/** Deletes the order (its items go by cascade); false when there was none. */
-/** Deletes an order with its items; the deleted order's customer, or undefined when there was none. */
+/** Deletes an order (its items go by cascade); the deleted order's customer, or undefined when there was none. */
 export async function deleteOrder(tx: TxSql, id: number): Promise<{ customerId: number } | undefined> {
   const [row] = await tx<{ customer_id: string }[]>`delete from orders.orders where id = ${id} returning customer_id`;
   return row ? { customerId: Number(row.customer_id) } : undefined;
@@ -149,15 +148,6 @@ export function shardPageQuery(db: Db, query: OrderPageQuery, withOrders: number
 /** A page of one shard with every order whole (shardPageQuery with every order asked for), parsed. */
 export async function listOrders(db: Db, query: OrderPageQuery): Promise<Order[]> {
   return (await shardPageQuery(db, query, query.limit)).map((r) => JSON.parse(r.order!) as Order);
-}
-
-/** Only the ids of a page (an index-only walk when not limited to owned buckets). */
-export function listOrderIdsQuery(db: Db, query: OrderPageQuery) {
-  return db<{ id: string }[]>`
-    select o.id from orders.orders o
-    ${pageConditions(db, query)}
-    order by o.id desc
-    limit ${query.limit}`;
 }
 
 /** The given orders with their items as JSON text, newest first (one query; cancellable, see abortable()). */

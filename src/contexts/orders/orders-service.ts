@@ -281,7 +281,12 @@ export function createOrdersService(deps: OrdersServiceDeps) {
       });
       const kept = mergeDescending(pages.answers.map((a) => a.value), (o) => o.id, query.limit);
       const lacking = new Map<Shard, number[]>();
-      for (const row of kept) if (row.order === null) lacking.set(row.shard, [...(lacking.get(row.shard) ?? []), row.id]);
+      for (const row of kept) {
+        if (row.order !== null) continue;
+        const ids = lacking.get(row.shard) ?? [];
+        ids.push(row.id);
+        lacking.set(row.shard, ids);
+      }
       let late: typeof pages.missing = [];
       const fetched = new Map<number, string>();
       if (lacking.size > 0) {
