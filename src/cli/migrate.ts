@@ -32,18 +32,20 @@ export async function runMigrate(config: Config, args: string[], io: Io): Promis
     if (action === 'up') {
       const applied = await database.migrator.up();
       io.out(applied.length === 0 ? 'nothing to apply: the schema is up to date' : applied.map((m) => `applied ${m.context}/${m.version} ${m.name}`).join('\n'));
-      await forEachShard(database, io, async (label, migrator) => {
+      const failed = await forEachShard(database, io, async (label, migrator) => {
         for (const m of await migrator.up()) io.out(`applied ${m.context}/${m.version} ${m.name} on ${label}`);
       });
+      if (failed > 0) return 1;
     } else if (action === 'down') {
       const reverted = await database.migrator.down(count);
       io.out(reverted.length === 0 ? 'nothing to revert' : reverted.map((m) => `reverted ${m.context}/${m.version} ${m.name}`).join('\n'));
     } else {
       for (const s of await database.migrator.status()) io.out(statusLine(s));
-      await forEachShard(database, io, async (label, migrator) => {
+      const failed = await forEachShard(database, io, async (label, migrator) => {
         io.out(`${label}:`);
         for (const s of await migrator.status()) io.out(`  ${statusLine(s)}`);
       });
+      if (failed > 0) return 1;
     }
     return 0;
   } finally {
@@ -55,10 +57,14 @@ function statusLine(s: Awaited<ReturnType<Migrator['status']>>[number]): string 
   return `${s.state.padEnd(8)} ${s.context}/${String(s.version).padStart(4, '0')} ${s.name}${s.appliedAt ? `  (${s.appliedAt.toISOString()})` : ''}`;
 }
 
-/** Runs `fn` with a migrator on each orders shard the catalog lists; a shard that cannot be reached is named. */
-async function forEachShard(database: Database, io: Io, fn: (label: string, migrator: Migrator) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` with a migrator on each orders shard the catalog lists; a shard it fails on is named on stderr and
+ * the others still run. Returns how many failed.
+ */
+async function forEachShard(database: Database, io: Io, fn: (label: string, migrator: Migrator) => Promise<void>): Promise<number> {
   const [catalog] = await database.sql<{ ok: boolean }[]>`select to_regclass('sharding.shards') is not null as ok`;
-  if (!catalog!.ok) return;
+  if (!catalog!.ok) return 0;
+  let failed = 0;
   const rows = await database.sql<{ id: number; database: string | null; url: string | null }[]>`select id, database, url from sharding.shards order by id`;
   for (const row of rows) {
     const { target, name } = shardOfRow(database.target, row);
@@ -67,9 +73,11 @@ async function forEachShard(database: Database, io: Io, fn: (label: string, migr
     try {
       await fn(label, createMigrator({ sql, migrations: shardMigrations() }));
     } catch (error) {
-      io.out(`${label}: ${(error as Error).message}`);
+      failed++;
+      io.err(`stratum: ${label}: ${(error as Error).message}`);
     } finally {
       await sql.end({ timeout: 1 });
     }
   }
+  return failed;
 }
