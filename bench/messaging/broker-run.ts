@@ -8,6 +8,7 @@ import { consume } from '../../src/platform/messaging/consumer.ts';
 import { createRelay, type Relay } from '../../src/platform/messaging/relay.ts';
 import { cpuBetween, sampleCpu } from '../support/cpu-time.ts';
 import type { BrokerTarget } from './brokers.ts';
+import type { ProducerAdd } from './options.ts';
 import { produceAtFixedRate } from './producer.ts';
 import { RunTracker, type RunMeasurement } from './tracker.ts';
 
@@ -20,6 +21,7 @@ export interface BrokerRunOptions {
   rates: readonly number[];
   durationMs: number;
   eventsPerTx: number;
+  add: ProducerAdd;
   progress: (line: string) => void;
 }
 
@@ -128,7 +130,7 @@ async function loadAndDrain(options: LoadOptions): Promise<RateResult> {
   loopDelay.enable();
   const windowStart = performance.now();
   await produceAtFixedRate({
-    sql: options.producerSql, rate: options.rate, eventsPerTx: options.eventsPerTx, durationMs: options.durationMs,
+    sql: options.producerSql, rate: options.rate, eventsPerTx: options.eventsPerTx, add: options.add, durationMs: options.durationMs,
     keys: KEYS, tracker, log: options.log,
     // Two seconds of offered load may wait for a connection; past that the producer is behind and sheds.
     maxInFlight: Math.max(16, Math.ceil((2 * options.rate) / options.eventsPerTx)),

@@ -12,17 +12,21 @@ export interface MessagingBenchOptions {
   brokers: BrokerName[];
   /** Outbox events written per business transaction. */
   eventsPerTx: number;
+  /** How the producer writes them: `all` in one addAllToOutbox statement, `each` with one addToOutbox per event. */
+  add: ProducerAdd;
 }
 
+export type ProducerAdd = 'all' | 'each';
+
 export const MESSAGING_USAGE = 'usage: npm run bench -- messaging [--duration 30] [--rates 1000,5000] '
-  + '[--brokers postgres,rabbitmq,nats,redis] [--events-per-tx 10]';
+  + '[--brokers postgres,rabbitmq,nats,redis] [--events-per-tx 10] [--add all|each]';
 
 /**
  * Ten events per transaction by default: 5,000 transactions a second, each with its own commit, is more than
  * PostgreSQL does on 2 cores next to everything else here (with --events-per-tx 1 about 1,400-2,000 commit a
  * second; 1,000 a second is fine now that writers NOTIFY only while the relay sleeps).
  */
-const DEFAULTS: MessagingBenchOptions = { durationSeconds: 30, rates: [1000, 5000], brokers: [...BROKER_NAMES], eventsPerTx: 10 };
+const DEFAULTS: MessagingBenchOptions = { durationSeconds: 30, rates: [1000, 5000], brokers: [...BROKER_NAMES], eventsPerTx: 10, add: 'all' };
 
 /** Reads the flags (also `--name=value`); throws UsageError with the usage line otherwise. */
 export function parseMessagingOptions(argv: readonly string[]): MessagingBenchOptions {
@@ -34,6 +38,7 @@ export function parseMessagingOptions(argv: readonly string[]): MessagingBenchOp
     else if (flag === '--rates' && value) options.rates = value.split(',').map((s) => positiveInt(s, flag));
     else if (flag === '--brokers' && value) options.brokers = value.split(',').map(brokerName);
     else if (flag === '--events-per-tx' && value) options.eventsPerTx = positiveInt(value, flag);
+    else if (flag === '--add' && (value === 'all' || value === 'each')) options.add = value;
     else throw new UsageError(`unknown or incomplete argument "${flag}"\n${MESSAGING_USAGE}`);
   }
   return options;

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Sql } from '../../src/platform/db/connect.ts';
-import { addToOutbox } from '../../src/platform/messaging/outbox.ts';
+import { addAllToOutbox, addToOutbox, type NewEvent } from '../../src/platform/messaging/outbox.ts';
+import type { ProducerAdd } from './options.ts';
 import type { RunTracker } from './tracker.ts';
 
 export interface ProducerOptions {
@@ -8,6 +9,7 @@ export interface ProducerOptions {
   /** Offered events per second. */
   rate: number;
   eventsPerTx: number;
+  add: ProducerAdd;
   durationMs: number;
   /** Events are keyed `key-0` .. `key-<keys-1>`, round robin. */
   keys: number;
@@ -23,7 +25,8 @@ export const BENCH_EVENT_TYPE = 'bench.event';
 /**
  * An open-model producer: business transactions are due at fixed times (every eventsPerTx / rate seconds)
  * whether or not earlier ones have committed, so a slow commit does not slow the offered rate down. Each one
- * writes `eventsPerTx` outbox events with `addToOutbox` inside `sql.begin`; the moment its COMMIT returns is
+ * writes `eventsPerTx` outbox events inside `sql.begin`, with one addAllToOutbox (`add: 'all'`) or one addToOutbox
+ * per event (`add: 'each'`, sent together); the moment its COMMIT returns is
  * recorded for each event id. Resolves once the last transaction has settled.
  */
 export async function produceAtFixedRate(options: ProducerOptions): Promise<void> {
@@ -37,9 +40,12 @@ export async function produceAtFixedRate(options: ProducerOptions): Promise<void
 
   const commitOne = async (dueAt: number, first: number) => {
     try {
-      const ids = (await sql.begin((tx) => Promise.all(Array.from({ length: eventsPerTx }, (_, i) => addToOutbox(tx, {
+      const events: NewEvent[] = Array.from({ length: eventsPerTx }, (_, i) => ({
         type: BENCH_EVENT_TYPE, key: `key-${(first + i) % options.keys}`, payload: { run: tracker.run, n: first + i },
-      }))))) as string[];
+      }));
+      const ids = (await sql.begin((tx) => (options.add === 'all'
+        ? addAllToOutbox(tx, events)
+        : Promise.all(events.map((event) => addToOutbox(tx, event)))))) as string[];
       tracker.committed(ids, dueAt, performance.now());
     } catch (error) {
       tracker.producerErrors++;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { createPostgresBroker } from '../../src/platform/messaging/postgres/postgres-broker.ts';
-import { addToOutbox, OUTBOX_CHANNEL } from '../../src/platform/messaging/outbox.ts';
+import { addAllToOutbox, addToOutbox, OUTBOX_CHANNEL } from '../../src/platform/messaging/outbox.ts';
 import { createWakeGate } from '../../src/platform/messaging/relay-wake.ts';
 import { createRelay } from '../../src/platform/messaging/relay.ts';
 import { consume } from '../../src/platform/messaging/consumer.ts';
@@ -42,6 +42,26 @@ describe('the outbox and its relay', () => {
     while (await relay.runOnce() > 0);
     expect(published.map((e) => e.type)).toEqual(['t.kept']);
     expect(published[0]).toMatchObject({ key: 'k', payload: { a: 1 }, headers: {} });
+    expect(await unsent()).toBe(0);
+  });
+
+  it('writes several events of one transaction in one statement, published in the order given, and none of a rollback', async () => {
+    const events = Array.from({ length: 5 }, (_, i) => ({ type: 't.all', key: i % 2 === 0 ? 'even' : 'odd', payload: { i }, headers: { h: String(i) } }));
+    const ids = await transaction({}, (tx) => addAllToOutbox(tx, events));
+    expect(ids).toHaveLength(5);
+    expect(new Set(ids).size).toBe(5);
+    await transaction({}, async (tx) => {
+      await addAllToOutbox(tx, [{ type: 't.all.dropped', key: 'k', payload: {} }, { type: 't.all.dropped', key: 'k', payload: {} }]);
+      throw new Error('roll back');
+    }).catch(() => {});
+    expect(await transaction({}, (tx) => addAllToOutbox(tx, []))).toEqual([]);
+    await expect(transaction({}, (tx) => addAllToOutbox(tx, [{ type: 't.all.bad', key: 'k', payload: undefined }]))).rejects.toThrow(/not JSON/);
+    const published: OutboxEvent[] = [];
+    const spy: Broker = { ...broker, publish: async (batch) => { published.push(...batch); await broker.publish(batch); } };
+    const relay = createRelay({ sql: db.sql, broker: spy });
+    while (await relay.runOnce() > 0);
+    expect(published.map((e) => e.id)).toEqual(ids);
+    expect(published.map((e) => [e.type, e.key, e.payload, e.headers])).toEqual(events.map((e) => [e.type, e.key, e.payload, e.headers]));
     expect(await unsent()).toBe(0);
   });
 

@@ -14,35 +14,70 @@ export const OUTBOX_CHANNEL = 'stratum_outbox';
 
 /**
  * Writes an event into the outbox inside the caller's transaction: it is published if and only if the
- * transaction commits. Returns the event id.
+ * transaction commits. Returns the event id. Several events of one transaction go in one statement with
+ * addAllToOutbox.
+ * @example await transaction({}, async (tx) => { await renameAccount(tx, id, name); await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name } }); });
+ */
+export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?: boolean } = {}): Promise<string> {
+  return (await addAllToOutbox(tx, [event], options))[0]!;
+}
+
+/**
+ * Writes events into the outbox inside the caller's transaction, in one statement, in the order given (events
+ * of one key reach consumers in that order). Returns their ids in the same order; nothing for no events.
  *
  * It NOTIFYs the relay only when no relay is awake (see relay-wake.ts): an awake relay looks again after each
  * batch and goes to sleep only after the writers that counted on it have committed. PostgreSQL serialises the
  * commits of notifying transactions, each with its own WAL flush, so a NOTIFY per business write would cap the
  * commit rate of every writer.
- * @example await transaction({}, async (tx) => { await renameAccount(tx, id, name); await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name } }); });
+ * @example const ids = await addAllToOutbox(tx, lines.map((line) => ({ type: 'order.line_added', key: orderId, payload: line })));
  */
-export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?: boolean } = {}): Promise<string> {
+export async function addAllToOutbox(tx: TxSql, events: readonly NewEvent[], options: { notify?: boolean } = {}): Promise<string[]> {
+  if (events.length === 0) return [];
+  const types = events.map((e) => e.type);
+  const keys = events.map((e) => e.key);
+  const payloads = events.map((e) => jsonText(e.payload, 'payload'));
+  const headers = events.map((e) => JSON.stringify(e.headers ?? {}));
+  // Identity values are drawn in the order the rows arrive: `order by n` gives the events seqs in array order.
   // A transaction that will PREPARE (two-phase commit) may not NOTIFY: the relay's poll finds its events.
   if (options.notify === false) {
-    const [added] = await tx<{ id: string }[]>`
+    const added = await tx<{ id: string; seq: string }[]>`
       insert into messaging.outbox (id, type, key, payload, headers)
-      values (gen_random_uuid(), ${event.type}, ${event.key}, ${tx.json(event.payload as never)}, ${tx.json((event.headers ?? {}) as never)})
-      returning id`;
-    return added!.id;
+      select gen_random_uuid(), t.type, t.key, t.payload::jsonb, t.headers::jsonb
+      from unnest(${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(type, key, payload, headers, n)
+      order by t.n
+      returning id, seq`;
+    return inSeqOrder(added);
   }
   // WRITERS first (held until the commit), then the test of AWAKE: a session lock taken and let go at once, so
   // that writers never keep a relay from taking it.
-  const [row] = await tx<{ id: string }[]>`
+  const added = await tx<{ id: string; seq: string }[]>`
     with entered as materialized (select pg_advisory_xact_lock_shared(${WRITERS_LOCK})),
       added as (
         insert into messaging.outbox (id, type, key, payload, headers)
-        values (gen_random_uuid(), ${event.type}, ${event.key}, ${tx.json(event.payload as never)}, ${tx.json((event.headers ?? {}) as never)})
-        returning id
+        select gen_random_uuid(), t.type, t.key, t.payload::jsonb, t.headers::jsonb
+        from entered, unnest(${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(type, key, payload, headers, n)
+        order by t.n
+        returning id, seq
+      ),
+      woken as materialized (
+        select case when pg_try_advisory_lock_shared(${AWAKE_LOCK}) then
+          case when pg_advisory_unlock_shared(${AWAKE_LOCK}) then pg_notify(${OUTBOX_CHANNEL}, '') end
+        end
+        from (select 1 from added limit 1) written
       )
-    select id, case when pg_try_advisory_lock_shared(${AWAKE_LOCK}) then
-        case when pg_advisory_unlock_shared(${AWAKE_LOCK}) then pg_notify(${OUTBOX_CHANNEL}, '') end
-      end
-    from added, entered`;
-  return row!.id;
+    select id, seq from added, woken`;
+  return inSeqOrder(added);
+}
+
+/** `returning` promises no order; seqs follow the events' order. */
+function inSeqOrder(rows: Array<{ id: string; seq: string }>): string[] {
+  return rows.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1)).map((r) => r.id);
+}
+
+/** The payload as JSON text; `undefined` (which JSON cannot hold) is refused rather than written as nothing. */
+function jsonText(value: unknown, what: string): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new TypeError(`outbox event ${what} is not JSON: ${String(value)}`);
+  return text;
 }
