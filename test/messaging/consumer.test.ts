@@ -83,3 +83,70 @@ describe('the handler transaction\'s commit', () => {
     expect(await settingsSeen(false)).toEqual(['on', 'on', 'on']);
   });
 });
+
+describe('the consumer runner with several partitions at once', () => {
+  const d = (key: string, n: number, partition: number): Delivery => ({ event: event(key, n), partition });
+
+  it('applies what partitions hand over while every transaction is busy together, in one transaction', async () => {
+    const { broker, options } = capturingBroker();
+    const transaction = createTransaction({ sql: db.pool(4, `${db.applicationName}-together`), defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const seen = new Map<number, string>();
+    await consume({
+      broker, transaction, group: 'together', transactionsAtOnce: 1,
+      handler: async (e, tx) => {
+        const n = (e.payload as { n: number }).n;
+        if (n === 1) await held;
+        seen.set(n, (await tx<{ x: string }[]>`select txid_current()::text as x`)[0]!.x);
+      },
+    });
+    const first = options().handleBatch!([d('a', 1, 0)]);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // partition 0's transaction is open and held
+    const second = options().handleBatch!([d('b', 2, 1), d('b', 3, 1)]);
+    const third = options().handle(d('c', 4, 2));
+    release();
+    expect(await first).toEqual([{ kind: 'ack' }]);
+    expect(await second).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
+    expect(await third).toEqual({ kind: 'ack' });
+    expect(new Set([seen.get(2), seen.get(3), seen.get(4)]).size).toBe(1);
+    expect(seen.get(1)).not.toBe(seen.get(2));
+  });
+
+  it('lets a partition whose batch shared a transaction with a failing event go on, while that one retries on its own', async () => {
+    const { broker, options } = capturingBroker();
+    const transaction = createTransaction({ sql: db.pool(4, `${db.applicationName}-apart`), defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    await db.sql`create table if not exists public.apart_effects (event_id uuid not null)`;
+    let openBackoff!: () => void;
+    const backoff = new Promise<void>((resolve) => { openBackoff = resolve; });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const poison = d('p', 2, 1);
+    await consume({
+      broker, transaction, group: 'apart', transactionsAtOnce: 1, maxAttempts: 2, sleep: () => backoff,
+      handler: async (e, tx) => {
+        if ((e.payload as { n: number }).n === 1) await held;
+        if (e.id === poison.event.id) throw new Error('poison');
+        await tx`insert into public.apart_effects (event_id) values (${e.id})`;
+      },
+    });
+    const first = options().handleBatch!([d('a', 1, 0)]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const failing = options().handleBatch!([poison, d('p', 3, 1)]);
+    const healthy = options().handleBatch!([d('h', 4, 2), d('h', 5, 2)]);
+    release();
+    await first;
+    // The poison's retry waits on its backoff, which stays shut: the healthy partition is answered meanwhile.
+    expect(await healthy).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
+    let failingSettled = false;
+    void failing.then(() => { failingSettled = true; });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(failingSettled).toBe(false);
+    openBackoff();
+    expect(await failing).toEqual([{ kind: 'dead-letter', error: 'poison', attempts: 2 }, { kind: 'ack' }]);
+    const effects = (await db.sql<{ event_id: string }[]>`select event_id from public.apart_effects`).map((r) => r.event_id);
+    expect(effects).toHaveLength(4); // events 1, 3, 4 and 5, each once
+    expect(new Set(effects).size).toBe(4);
+    expect(effects).not.toContain(poison.event.id);
+  });
+});

@@ -16,6 +16,13 @@ export interface ConsumeOptions {
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
   onError?: (event: OutboxEvent, attempt: number, error: unknown) => void;
+  /**
+   * Handler transactions that may be open at once. Deliveries handed over while they are all busy (by other
+   * partitions) wait, and then go together in ONE transaction. Default 2.
+   */
+  transactionsAtOnce?: number;
+  /** Deliveries of several partitions put together in one transaction, at most (one partition's batch may be more). Default 500. */
+  togetherUpTo?: number;
 }
 
 /**
@@ -23,6 +30,10 @@ export interface ConsumeOptions {
  * inserts (group, event id) into processed_messages first; an event seen before is acknowledged without running
  * the handler again. Failures retry in place with exponential backoff (the partition waits, so order holds);
  * after `maxAttempts` the event goes to the group's dead letters with the last error.
+ * At most `transactionsAtOnce` handler transactions are open at once; what partitions hand over meanwhile is
+ * applied together in the next one (a group commit: under load, fewer and larger transactions). Should that
+ * transaction fail, each partition's deliveries are handled on their own again, so a failing event only ever
+ * holds up its own partition.
  * When the handler's transactions run on the PostgreSQL server that holds the broker's log (the PostgreSQL broker
  * on stratum's own database), they commit without waiting for the WAL flush: see `sharesWalWithLog`.
  * @example const sub = await consume({ broker, transaction, group: 'scores', handler: (e, tx) => applyFanOut(tx, e) });
@@ -32,6 +43,8 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   const base = options.baseBackoffMs ?? 100;
   const cap = options.maxBackoffMs ?? 5000;
   const random = options.random ?? Math.random;
+  const transactionsAtOnce = Math.max(1, options.transactionsAtOnce ?? 2);
+  const togetherUpTo = Math.max(1, options.togetherUpTo ?? 500);
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
   const lazyCommit = await sharesWalWithLog(options);
@@ -74,32 +87,97 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
    */
   async function handleBatch(deliveries: Delivery[]): Promise<Outcome[]> {
     if (deliveries.length === 1) return [await handle(deliveries[0]!)];
+    const failed = await applyTogether(deliveries);
+    return failed === 'none' ? deliveries.map(() => ({ kind: 'ack' }) as const) : oneAtATime(deliveries, failed);
+  }
+
+  /**
+   * Applies `deliveries` in one transaction. 'none' when it committed; else the failure: the index and error of
+   * the handler that failed (its first attempt, already told to onError), or undefined when something else did.
+   */
+  async function applyTogether(deliveries: Delivery[]): Promise<'none' | { index: number; error: unknown } | undefined> {
     let failed: { index: number; error: unknown } | undefined;
     try {
       await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
         const ids = deliveries.map((d) => d.event.id);
         const fresh = new Set((await tx<{ message_id: string }[]>`insert into messaging.processed_messages (consumer_group, message_id)
           select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) ${lazyJoin(tx)} on conflict do nothing returning message_id`).map((r) => r.message_id));
-        for (const d of deliveries) {
+        for (const [index, d] of deliveries.entries()) {
           if (!fresh.delete(d.event.id)) continue; // seen before (or twice in this batch): no second effect
           try {
             await options.handler(d.event, tx);
           } catch (error) {
-            failed = { index: deliveries.indexOf(d), error };
+            failed = { index, error };
             throw error;
           }
         }
       });
-      return deliveries.map(() => ({ kind: 'ack' }) as const);
-    } catch {
+      return 'none';
+    } catch (error) {
+      // A lone delivery's failure of any kind counts as its attempt, as in handle().
+      if (!failed && deliveries.length === 1) failed = { index: 0, error };
       if (failed) options.onError?.(deliveries[failed.index]!.event, 1, failed.error);
-      const outcomes: Outcome[] = [];
-      for (const [i, d] of deliveries.entries()) outcomes.push(await handle(d, i === failed?.index ? failed : undefined));
-      return outcomes;
+      return failed;
     }
   }
 
-  return options.broker.subscribe(options.group, { handle, handleBatch });
+  /** One delivery at a time, each with its retries; the one that failed inside a batch has had its first attempt. */
+  async function oneAtATime(deliveries: Delivery[], failed: { index: number; error: unknown } | undefined): Promise<Outcome[]> {
+    const outcomes: Outcome[] = [];
+    for (const [i, d] of deliveries.entries()) outcomes.push(await handle(d, i === failed?.index ? failed : undefined));
+    return outcomes;
+  }
+
+  /** Deliveries handed over (one partition's, in order) waiting for a transaction. */
+  interface Waiting { deliveries: Delivery[]; settle: (outcomes: Promise<Outcome[]>) => void }
+  const waiting: Waiting[] = [];
+  let open = 0;
+
+  /** What the adapter calls: the deliveries wait for a free transaction and share it with whatever else waits. */
+  function handOver(deliveries: Delivery[]): Promise<Outcome[]> {
+    return new Promise<Outcome[]>((resolve) => {
+      waiting.push({ deliveries, settle: resolve });
+      startWaiting();
+    });
+  }
+
+  function startWaiting(): void {
+    while (open < transactionsAtOnce && waiting.length > 0) {
+      let count = 0;
+      let take = 0;
+      while (take < waiting.length && (take === 0 || count + waiting[take]!.deliveries.length <= togetherUpTo)) count += waiting[take++]!.deliveries.length;
+      const taken = waiting.splice(0, take);
+      open++;
+      void runTogether(taken);
+    }
+  }
+
+  /**
+   * One transaction for all of `taken`. If it fails, the transaction slot is given back first and each partition's
+   * deliveries are handled on their own (retries and backoff included) outside it: the one holding the failed
+   * event one at a time, the others again as a batch of their own.
+   */
+  async function runTogether(taken: Waiting[]): Promise<void> {
+    let failed: Awaited<ReturnType<typeof applyTogether>>;
+    try {
+      failed = await applyTogether(taken.flatMap((w) => w.deliveries));
+    } finally {
+      open--;
+      startWaiting();
+    }
+    let from = 0;
+    for (const w of taken) {
+      const to = from + w.deliveries.length;
+      const holdsFailed = failed !== 'none' && failed !== undefined && failed.index >= from && failed.index < to;
+      w.settle(failed === 'none' ? Promise.resolve(w.deliveries.map(() => ({ kind: 'ack' }) as const))
+        : holdsFailed ? oneAtATime(w.deliveries, { index: failed!.index - from, error: failed!.error })
+        : taken.length === 1 ? oneAtATime(w.deliveries, undefined)
+        : handleBatch(w.deliveries));
+      from = to;
+    }
+  }
+
+  return options.broker.subscribe(options.group, { handle: (d) => handOver([d]).then((o) => o[0]!), handleBatch: handOver });
 }
 
 /**
