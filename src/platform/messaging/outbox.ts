@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { TxSql } from '../db/connect.ts';
 import { AWAKE_LOCK, WRITERS_LOCK } from './relay-wake.ts';
 
@@ -34,6 +35,9 @@ export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?
  */
 export async function addAllToOutbox(tx: TxSql, events: readonly NewEvent[], options: { notify?: boolean } = {}): Promise<string[]> {
   if (events.length === 0) return [];
+  // The ids are drawn here, so that they come back in the events' order without reading the outbox: the
+  // contexts' roles may insert into it and read no column but id.
+  const ids = events.map(() => randomUUID());
   const types = events.map((e) => e.type);
   const keys = events.map((e) => e.key);
   const payloads = events.map((e) => jsonText(e.payload, 'payload'));
@@ -41,24 +45,23 @@ export async function addAllToOutbox(tx: TxSql, events: readonly NewEvent[], opt
   // Identity values are drawn in the order the rows arrive: `order by n` gives the events seqs in array order.
   // A transaction that will PREPARE (two-phase commit) may not NOTIFY: the relay's poll finds its events.
   if (options.notify === false) {
-    const added = await tx<{ id: string; seq: string }[]>`
+    await tx`
       insert into messaging.outbox (id, type, key, payload, headers)
-      select gen_random_uuid(), t.type, t.key, t.payload::jsonb, t.headers::jsonb
-      from unnest(${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(type, key, payload, headers, n)
-      order by t.n
-      returning id, seq`;
-    return inSeqOrder(added);
+      select t.id, t.type, t.key, t.payload::jsonb, t.headers::jsonb
+      from unnest(${ids}::uuid[], ${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(id, type, key, payload, headers, n)
+      order by t.n`;
+    return ids;
   }
   // WRITERS first (held until the commit), then the test of AWAKE: a session lock taken and let go at once, so
   // that writers never keep a relay from taking it.
-  const added = await tx<{ id: string; seq: string }[]>`
+  await tx`
     with entered as materialized (select pg_advisory_xact_lock_shared(${WRITERS_LOCK})),
       added as (
         insert into messaging.outbox (id, type, key, payload, headers)
-        select gen_random_uuid(), t.type, t.key, t.payload::jsonb, t.headers::jsonb
-        from entered, unnest(${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(type, key, payload, headers, n)
+        select t.id, t.type, t.key, t.payload::jsonb, t.headers::jsonb
+        from entered, unnest(${ids}::uuid[], ${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(id, type, key, payload, headers, n)
         order by t.n
-        returning id, seq
+        returning id
       ),
       woken as materialized (
         select case when pg_try_advisory_lock_shared(${AWAKE_LOCK}) then
@@ -66,13 +69,8 @@ export async function addAllToOutbox(tx: TxSql, events: readonly NewEvent[], opt
         end
         from (select 1 from added limit 1) written
       )
-    select id, seq from added, woken`;
-  return inSeqOrder(added);
-}
-
-/** `returning` promises no order; seqs follow the events' order. */
-function inSeqOrder(rows: Array<{ id: string; seq: string }>): string[] {
-  return rows.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1)).map((r) => r.id);
+    select count(*) from added, woken`;
+  return ids;
 }
 
 /** The payload as JSON text; `undefined` (which JSON cannot hold) is refused rather than written as nothing. */
