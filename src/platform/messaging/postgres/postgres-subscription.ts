@@ -1,6 +1,7 @@
 import type { Sql } from '../../db/connect.ts';
-import type { Outcome, OutboxEvent, SubscribeOptions, Subscription } from '../broker.ts';
+import type { Outcome, SubscribeOptions, Subscription } from '../broker.ts';
 import type { LogNews } from './log-news.ts';
+import { createLogReads, type LogRow } from './log-reads.ts';
 
 export interface PartitionedLogConsumer {
   sql: Sql;
@@ -26,7 +27,6 @@ export interface LogSubscription extends Subscription {
   abandon(): Promise<void>;
 }
 
-interface LogRow { seq: string; event: OutboxEvent }
 
 /** A partition this consumer serves: its loop, and how to end it. */
 interface Served {
@@ -52,6 +52,7 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
   // A function, not a comparison: `state` changes while this consumer awaits.
   const is = (s: typeof state) => state === s;
   const served = new Map<number, Served>();
+  const reads = createLogReads({ sql, namespace: c.namespace, group: c.group, consumerId: c.consumerId, leaseMs: c.leaseMs, batchSize: c.batchSize });
   let wakeTicks: (() => void) | undefined;
   /** A rebalance was asked for while a tick ran: tick again at once. */
   let tickAgain = false;
@@ -126,7 +127,7 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       try {
         if (!read) {
           seen = c.news.seen(partition);
-          rows = await readBatch(partition);
+          rows = await reads.read(partition);
           read = true;
         }
         if (rows.length > 0) {
@@ -148,18 +149,6 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
     }
   }
 
-  async function readBatch(partition: number): Promise<LogRow[]> {
-    // The position as a scalar, so the scan starts there: as a join condition it was a filter applied to the
-    // partition's every row since the last trim.
-    return sql<LogRow[]>`
-      select seq, event from messaging.log
-      where namespace = ${c.namespace} and partition = ${partition}
-        and seq > (select position from messaging.positions
-          where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId})
-        and (target_group is null or target_group = ${c.group})
-      order by seq limit ${c.batchSize}`;
-  }
-
   /**
    * Hands `rows` to the handler and moves the partition's position past them. Returns the next batch when the
    * advance could read it in the same statement, undefined when it is still to be read (or the consumer stops).
@@ -169,7 +158,7 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       // The whole batch in one go: the runner applies it in one transaction, the position moves once.
       const outcomes = await options.handleBatch(rows.map((row) => ({ event: row.event, partition })));
       if (is('abandoned')) return undefined;
-      if (outcomes.every((o) => o.kind === 'ack') && !stopping()) return advanceAndRead(partition, rows.at(-1)!.seq);
+      if (outcomes.every((o) => o.kind === 'ack') && !stopping()) return reads.advanceAndRead(partition, rows.at(-1)!.seq);
       await advance(partition, rows, outcomes);
       return undefined;
     }
@@ -177,34 +166,11 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       if (is('abandoned')) return undefined;
       const outcome = await options.handle({ event: row.event, partition });
       if (is('abandoned')) return undefined;
-      if (i === rows.length - 1 && outcome.kind === 'ack' && !stopping()) return advanceAndRead(partition, row.seq);
+      if (i === rows.length - 1 && outcome.kind === 'ack' && !stopping()) return reads.advanceAndRead(partition, row.seq);
       await advance(partition, [row], [outcome]);
       if (stopping()) return undefined;
     }
     return undefined;
-  }
-
-  /**
-   * Moves the position to `position` and reads the next batch, in one statement (its own transaction, committed
-   * without waiting for the WAL flush: losing it in a crash only means a redelivery, which processed_messages
-   * absorbs).
-   */
-  async function advanceAndRead(partition: number, position: string): Promise<LogRow[]> {
-    const rows = await sql<Array<{ seq: string | null; event: OutboxEvent | null }>>`
-      with moved as (
-        update messaging.positions set position = ${position}, lease_until = now() + ${lease}::interval
-        from (select set_config('synchronous_commit', 'off', true)) as async_commit
-        where namespace = ${c.namespace} and group_name = ${c.group} and partition = ${partition} and lease_owner = ${c.consumerId}
-        returning position
-      )
-      select l.seq, l.event from moved left join lateral (
-        select seq, event from messaging.log
-        where namespace = ${c.namespace} and partition = ${partition} and seq > moved.position
-          and (target_group is null or target_group = ${c.group})
-        order by seq limit ${c.batchSize}
-      ) l on true`;
-    if (rows.length === 0) throw new Error(`lost the lease of partition ${partition}; not advanced`);
-    return rows.flatMap((r) => (r.seq === null ? [] : [{ seq: r.seq, event: r.event! }]));
   }
 
   /** Stores the dead letters among `outcomes` and moves the partition's position past `rows`, in one transaction. */
