@@ -58,4 +58,37 @@ describe('the PostgreSQL log reads of one consumer', () => {
       where namespace = ${NS} and group_name = ${GROUP} and partition = 4`;
     expect(position!.position).toBe('0');
   });
+
+  it('locks the positions it advances in partition order, so a writer locking them in that order never deadlocks with it', async () => {
+    const ns = 'lockorder';
+    await db.sql`insert into messaging.positions (namespace, group_name, partition, position, lease_owner, lease_until)
+      select ${ns}, ${GROUP}, p, 0, 'me', now() + interval '1 minute' from generate_series(2, 0, -1) p`; // stored 2, 1, 0
+    await db.sql`analyze messaging.positions`; // planned as on a busy server: a scan in the order rows are stored
+    const reads = createLogReads({ sql: db.sql, namespace: ns, group: GROUP, consumerId: 'me', leaseMs: 10_000, batchSize: 4 });
+
+    const { asked } = await db.sql.begin(async (tx) => {
+      await tx`select 1 from messaging.positions where namespace = ${ns} and group_name = ${GROUP} and partition = 1 for update`;
+      // The advances of 2 and 1 go together (asked while the read of 0 is in flight), and wait for partition 1.
+      const asked = Promise.allSettled([reads.read(0), reads.advanceAndRead(2, '5'), reads.advanceAndRead(1, '7')]);
+      await eventually(async () => (await db.sql`select 1 from pg_stat_activity
+        where wait_event_type = 'Lock' and query like '%update messaging.positions%'`).length === 1);
+      // Waiting on 1, the statement must not hold 2: this lock is granted at once instead of a deadlock.
+      await tx`update messaging.positions set lease_until = now() + interval '1 minute'
+        where namespace = ${ns} and group_name = ${GROUP} and partition = 2`;
+      return { asked }; // settles once this transaction has let partition 1 go
+    });
+    const outcome = await asked;
+    expect(outcome.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    const positions = await db.sql<{ partition: number; position: string }[]>`select partition, position::text from messaging.positions
+      where namespace = ${ns} and group_name = ${GROUP} order by partition`;
+    expect(positions.map((p) => p.position)).toEqual(['0', '7', '5']);
+  });
 });
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('the condition did not come true in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

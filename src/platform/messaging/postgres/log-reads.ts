@@ -73,11 +73,21 @@ export function createLogReads(o: LogReadsOptions): LogReads {
     const advances = requests.filter((r) => r.position !== undefined);
     const reads = requests.filter((r) => r.position === undefined).map((r) => r.partition);
     const rows = await o.sql<Array<{ partition: number; seq: string | null; event: OutboxEvent | null }>>`
-      with moved as (
+      with locked as materialized (
+        -- In partition order, as the lease renewal locks them: in the order of a scan, which follows where the
+        -- rows happen to be stored, two statements could each hold a row the other waits for.
+        select partition from messaging.positions
+        where namespace = ${o.namespace} and group_name = ${o.group} and partition = any(${advances.map((r) => r.partition)}::int[])
+          and lease_owner = ${o.consumerId}
+        order by partition
+        for update
+      ),
+      moved as (
         update messaging.positions p set position = v.position, lease_until = now() + ${lease}::interval
-        from unnest(${advances.map((r) => r.partition)}::int[], ${advances.map((r) => r.position!)}::bigint[]) as v(partition, position),
+        from locked, unnest(${advances.map((r) => r.partition)}::int[], ${advances.map((r) => r.position!)}::bigint[]) as v(partition, position),
           (select set_config('synchronous_commit', 'off', true)) as async_commit
-        where p.namespace = ${o.namespace} and p.group_name = ${o.group} and p.partition = v.partition and p.lease_owner = ${o.consumerId}
+        where p.namespace = ${o.namespace} and p.group_name = ${o.group} and p.partition = locked.partition and v.partition = locked.partition
+          and p.lease_owner = ${o.consumerId}
         returning p.partition, p.position
       ),
       wanted as (

@@ -83,12 +83,20 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       await letGo(mine.slice(share));
       await c.askToRebalance(); // the consumers waiting for them take them now
     }
-    // Renewing waits for a running advance of the partition (a row lock), so it is not taken for lost.
+    // Renewing waits for a running advance of the partition (a row lock), so it is not taken for lost. The rows
+    // are locked in partition order, as the advances lock them (log-reads.ts), so the two never deadlock.
     const held = [...served.keys()];
     const renewed = held.length === 0 ? [] : (await sql<{ partition: number }[]>`
-      update messaging.positions set lease_until = now() + ${lease}::interval
-      where namespace = ${c.namespace} and group_name = ${c.group} and partition = any(${held}::int[]) and lease_owner = ${c.consumerId}
-      returning partition`).map((r) => r.partition);
+      with locked as materialized (
+        select partition from messaging.positions
+        where namespace = ${c.namespace} and group_name = ${c.group} and partition = any(${held}::int[]) and lease_owner = ${c.consumerId}
+        order by partition
+        for update
+      )
+      update messaging.positions p set lease_until = now() + ${lease}::interval
+      from locked
+      where p.namespace = ${c.namespace} and p.group_name = ${c.group} and p.partition = locked.partition and p.lease_owner = ${c.consumerId}
+      returning p.partition`).map((r) => r.partition);
     const lost = held.filter((p) => !renewed.includes(p));
     if (lost.length > 0) {
       c.log(`consumer ${c.group}: lost the lease of partition(s) ${lost.join(', ')}; another consumer serves them`);
