@@ -85,7 +85,8 @@ export function describeBrokerContract(target: ContractTarget): void {
       await subscribe(one, 'workers', slowly('one'));
       await subscribe(two, 'workers', slowly('two'));
       const events = Array.from({ length: 200 }, (_, i) => event(`key-${i % 20}`, i));
-      await one.publish(events);
+      // In ten publishes, as a relay sends them: an adapter may carry one publish's events of a partition together.
+      for (let i = 0; i < events.length; i += 20) await one.publish(events.slice(i, i + 20));
       await eventually(() => new Set(seen.map((s) => s.event.id)).size >= 200, 'all 200 events');
       expect(new Set(seen.map((s) => s.by))).toEqual(new Set(['one', 'two']));
       for (let k = 0; k < 20; k++) {

@@ -79,6 +79,38 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
       }
     });
 
+    it('sends a partition\'s consecutive events in one message, dropping a re-send of the same events', async () => {
+      const ns = `n${randomUUID().slice(0, 8)}`;
+      const broker = await make(ns);
+      opened.push(broker);
+      const events = [event('same', 1), event('same', 2), event('same', 3)];
+      await broker.publish(events);
+      await broker.publish(events);
+      await broker.publish(events.slice(0, 2)); // other events together: not a re-send
+      const nc = await connect({ servers: url });
+      try {
+        const jsm = await jetstreamManager(nc);
+        const layout = natsLayout(ns);
+        const info = await jsm.streams.info(layout.eventsStream);
+        expect(info.state.messages).toBe(2);
+        const first = await jsm.streams.getMessage(layout.eventsStream, { seq: info.state.first_seq });
+        expect(first?.json()).toEqual(events);
+      } finally {
+        await nc.close();
+      }
+      const sub = await broker.subscribe('g', {
+        handle: async () => ({ kind: 'ack' }),
+        handleBatch: async (ds) => ds.map((d) => ((d.event.payload as { n: number }).n === 2 ? { kind: 'ack' } : { kind: 'dead-letter', error: 'no', attempts: 1 })),
+      });
+      try {
+        // Two dead letters out of one message are two letters, not a duplicate of one.
+        const letters = await eventuallyAsync(() => broker.deadLetters.list('g', 10), (l) => l.length === 3, 'the dead letters of both messages');
+        expect(letters.map((l) => l.event.id)).toEqual([events[0]!.id, events[2]!.id, events[0]!.id]);
+      } finally {
+        await sub.stop();
+      }
+    });
+
     it('keeps apart groups whose names are not subject tokens, even when one looks like the other encoded', async () => {
       const ns = `n${randomUUID().slice(0, 8)}`;
       const broker = await make(ns);

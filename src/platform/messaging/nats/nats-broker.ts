@@ -30,7 +30,8 @@ const DAY_MS = 86_400_000;
 
 /**
  * The NATS JetStream broker: a stream `<NAMESPACE>_EVENTS` with a subject per partition, a durable pull consumer
- * per group and partition (`<group>_p<i>`, one unacknowledged event at a time), and dead letters in a stream
+ * per group and partition (`<group>_p<i>`, one unacknowledged message at a time; a message carries a
+ * partition's consecutive events of one publish), and dead letters in a stream
  * `<NAMESPACE>_DLQ` with a subject per group. Several instances of the app share the consumers and compete for
  * events; the connection reconnects for as long as it takes.
  * @example
@@ -48,7 +49,9 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
   const retryDelayMs = options.retryDelayMs ?? 1000;
   const log = options.log ?? (() => {});
 
-  const nc = await connect({ servers: options.servers, name: `stratum-${layout.namespace}`, maxReconnectAttempts: -1 });
+  // No stack captured at the start of every request and publish (a tenth of the process's CPU under load);
+  // our own log lines say what failed.
+  const nc = await connect({ servers: options.servers, name: `stratum-${layout.namespace}`, maxReconnectAttempts: -1, noAsyncTraces: true });
   try {
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
@@ -66,7 +69,7 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
         const infos = await Promise.all(Array.from({ length: partitions }, (_, p) => ensureGroupConsumer(jsm, layout, group, p, { ackWaitMs })));
         const subscription = subscribeGroup({
           group, consumers: infos.map((info) => js.consumers.getConsumerFromInfo(info)), deadLetters,
-          ackWaitMs, retryDelayMs, isConnectionClosed: () => nc.isClosed(), log,
+          ackWaitMs, retryDelayMs, isConnectionClosed: () => nc.isClosed(), flush: () => nc.flush(), log,
         }, subscribeOptions);
         subscriptions.add(subscription);
         return {

@@ -13,10 +13,11 @@ interface DeadLetterBody {
 
 export interface NatsDeadLetters extends DeadLetterStore {
   /**
-   * Stores `event` as a dead letter of `group`. `sourceSeq`, the event's sequence in the events stream, makes a
-   * second store of the same delivery (the ack after the first was lost) a duplicate JetStream drops.
+   * Stores `event` as a dead letter of `group`. `source`, where the event is in the events stream (the message's
+   * sequence, and `.<index>` in a message of several events), makes a second store of the same delivery (the ack
+   * after the first was lost) a duplicate JetStream drops.
    */
-  add(group: string, event: OutboxEvent, failure: { error: string; attempts: number }, sourceSeq: number): Promise<void>;
+  add(group: string, event: OutboxEvent, failure: { error: string; attempts: number }, source: string): Promise<void>;
 }
 
 export interface NatsDeadLettersDeps {
@@ -58,14 +59,14 @@ export function createNatsDeadLetters(deps: NatsDeadLettersDeps): NatsDeadLetter
   }
 
   return {
-    async add(group, event, failure, sourceSeq) {
+    async add(group, event, failure, source) {
       const deadAt = deps.now().toISOString();
       const h = headers();
       h.set('Stratum-Error', failure.error.replace(/[\r\n]+/g, ' ').slice(0, MAX_ERROR_HEADER));
       h.set('Stratum-Attempts', String(failure.attempts));
       h.set('Stratum-Dead-At', deadAt);
       const body: DeadLetterBody = { event, error: failure.error, attempts: failure.attempts, deadAt };
-      await js.publish(layout.deadLetterSubject(group), JSON.stringify(body), { msgID: `${group}-${sourceSeq}`, headers: h });
+      await js.publish(layout.deadLetterSubject(group), JSON.stringify(body), { msgID: `${group}-${source}`, headers: h });
     },
 
     async list(group, limit) {

@@ -1,6 +1,7 @@
 import { DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { FollowOptions, OutboxEvent, Subscription } from '../broker.ts';
 import { REPLAY_GROUP_HEADER, type NatsLayout } from './nats-layout.ts';
+import { unpackEvents } from './nats-publish.ts';
 
 export interface NatsFollowerOptions {
   js: JetStreamClient;
@@ -38,14 +39,14 @@ export async function followStream(o: NatsFollowerOptions, listener: FollowOptio
         }
         for await (const msg of messages) {
           if (msg.headers?.get(REPLAY_GROUP_HEADER)) continue; // for one group only; every follower had the original
-          let event: OutboxEvent;
+          let events: OutboxEvent[];
           try {
-            event = msg.json<OutboxEvent>();
+            events = unpackEvents(msg.json<unknown>());
           } catch (error) {
             o.log(`nats follower: message ${msg.seq} is not an event; skipped`, error);
             continue;
           }
-          listener.onEvents([event]);
+          listener.onEvents(events);
         }
         messages = undefined;
       } catch (error) {

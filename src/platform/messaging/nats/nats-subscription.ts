@@ -1,5 +1,6 @@
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import type { OutboxEvent, SubscribeOptions } from '../broker.ts';
+import type { Delivery, OutboxEvent, Outcome, SubscribeOptions } from '../broker.ts';
+import { unpackEvents } from './nats-publish.ts';
 import { REPLAY_GROUP_HEADER } from './nats-layout.ts';
 import type { NatsDeadLetters } from './nats-dead-letters.ts';
 
@@ -13,6 +14,8 @@ export interface GroupSubscriptionDeps {
   /** Delay before an event whose handling threw (not a runner outcome: an adapter or runner bug) comes again. */
   retryDelayMs: number;
   isConnectionClosed: () => boolean;
+  /** Resolves once the server has taken everything sent so far (a ping and its answer). */
+  flush: () => Promise<void>;
   log: (message: string, error?: unknown) => void;
 }
 
@@ -24,11 +27,12 @@ export interface GroupSubscription {
 }
 
 /**
- * Pulls every partition of a group, one event at a time per partition. Other instances pulling the same durable
+ * Pulls every partition of a group, one message (one event, or a partition's consecutive events published
+ * together) at a time per partition. Other instances pulling the same durable
  * consumers compete with this one; `max_ack_pending: 1` on the consumer keeps each partition in order across them.
  * While a handler runs, `working()` keeps the event from being delivered elsewhere; a crashed process stops
  * sending it, and the event comes again after the ack wait.
- * @example const sub = subscribeGroup({ group: 'billing', consumers, deadLetters, ackWaitMs: 30_000, retryDelayMs: 1000, isConnectionClosed, log }, { handle });
+ * @example const sub = subscribeGroup({ group: 'billing', consumers, deadLetters, ackWaitMs: 30_000, retryDelayMs: 1000, isConnectionClosed, flush, log }, { handle });
  */
 export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOptions): GroupSubscription {
   const { group, log } = deps;
@@ -64,25 +68,29 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
       await acknowledge(msg, 'a replay for another group');
       return;
     }
-    let event: OutboxEvent;
+    let events: OutboxEvent[];
     try {
-      event = msg.json<OutboxEvent>();
+      events = unpackEvents(msg.json<unknown>());
     } catch (error) {
       // Only this adapter publishes here; a body it cannot read would otherwise block the partition for good.
       log(`nats: ${group} partition ${partition}: message ${msg.seq} is not an event; terminating it`, error);
       quietly(() => msg.term('not an event'));
       return;
     }
+    const what = events.length === 1 ? `event ${events[0]!.id}` : `the ${events.length} events from ${events[0]!.id}`;
     const heartbeat = setInterval(() => quietly(() => msg.working()), heartbeatMs);
     heartbeats.add(heartbeat);
     try {
-      const outcome = await slots.run(() => options.handle({ event, partition }));
+      const outcomes = await slots.run(() => handleInOrder(events.map((event) => ({ event, partition }))));
       if (ending === 'abandon') return;
-      if (outcome.kind === 'dead-letter') await deps.deadLetters.add(group, event, outcome, msg.seq);
-      await acknowledge(msg, `event ${event.id}`);
+      for (const [i, outcome] of outcomes.entries()) {
+        // The message's sequence and the event's place in it: a second store of the same dead letter is dropped.
+        if (outcome.kind === 'dead-letter') await deps.deadLetters.add(group, events[i]!, outcome, events.length === 1 ? String(msg.seq) : `${msg.seq}.${i}`);
+      }
+      await acknowledge(msg, what);
     } catch (error) {
       if (ending === 'abandon') return;
-      log(`nats: ${group} partition ${partition}: handling event ${event.id} failed; delivering it again in ${deps.retryDelayMs} ms`, error);
+      log(`nats: ${group} partition ${partition}: handling ${what} failed; delivering it again in ${deps.retryDelayMs} ms`, error);
       quietly(() => msg.nak(deps.retryDelayMs));
     } finally {
       clearInterval(heartbeat);
@@ -90,12 +98,22 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
     }
   }
 
+  /** The events of one message: all to handleBatch when there are several and it is given, else one after another. */
+  async function handleInOrder(deliveries: Delivery[]): Promise<Outcome[]> {
+    if (deliveries.length > 1 && options.handleBatch) return options.handleBatch(deliveries);
+    const outcomes: Outcome[] = [];
+    for (const delivery of deliveries) outcomes.push(await options.handle(delivery));
+    return outcomes;
+  }
+
   async function acknowledge(msg: JsMsg, what: string): Promise<void> {
-    // Waiting for the server's confirmation is what lets the partition's next event start after this one ends.
+    // Not waited for: the server hands out the partition's next message only once it has taken this ack
+    // (max_ack_pending 1), so order holds without it. An ack lost on the way means the message comes again after
+    // the ack wait, and processed_messages absorbs it. stop() flushes before it resolves.
     try {
-      await msg.ackAck();
+      msg.ack();
     } catch (error) {
-      log(`nats: ${group}: the ack of ${what} was not confirmed; it may come again`, error);
+      log(`nats: ${group}: the ack of ${what} could not be sent; it may come again`, error);
     }
   }
 
@@ -116,6 +134,8 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
       ending = 'stop';
       stopPulling();
       await serving;
+      // The acks of what was in hand have reached the server once it answered a ping sent after them.
+      if (!deps.isConnectionClosed()) await deps.flush().catch((error: unknown) => log(`nats: ${group}: could not confirm the last acks; their messages may come again`, error));
     },
     abandon() {
       ending = 'abandon';
