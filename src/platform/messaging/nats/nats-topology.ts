@@ -41,7 +41,7 @@ export interface ConsumerSettings {
 
 /**
  * The durable pull consumer of one group on one partition. `max_ack_pending: 1` is what keeps a partition in
- * order within a group: the server hands out the next event only once the previous one is acknowledged, whichever
+ * order within a group: the server hands out the next message only once the previous one is acknowledged, whichever
  * instance pulls. Redelivery is unlimited; the runner decides when an event goes to the dead letters.
  * @example const info = await ensureGroupConsumer(jsm, layout, 'billing', 3, { ackWaitMs: 30_000 });
  */
