@@ -34,7 +34,7 @@ export async function runMessagingBench(argv: readonly string[]): Promise<void> 
       }
       await database.reset(adminSql);
       try {
-        const run = await runBroker({ target, producerSql, adminSql, transaction, rates: options.rates, durationMs: options.durationSeconds * 1000, eventsPerTx: options.eventsPerTx, add: options.add, progress });
+        const run = await runBroker({ target, producerSql, adminSql, transaction, rates: options.rates, durationMs: options.durationSeconds * 1000, eventsPerTx: options.eventsPerTx, add: options.add, transactionsAtOnce: options.transactionsAtOnce, progress });
         results.push(...run.results);
         if (run.cleanUpNote) notes.push(`- ${name}: ${run.cleanUpNote}`);
         for (const [warning, count] of run.warnings) notes.push(`- ${name} logged ${count} time(s): ${warning}`);
@@ -70,7 +70,8 @@ function heading(options: MessagingBenchOptions, database: MessagingDatabase): s
     `One process holds the producer, the relay (createRelay, defaults: batches of 500, woken by NOTIFY while asleep, looking again `
       + `after every batch while awake, a 1 s poll; with the PostgreSQL broker, which shares its pool, it appends to the log inside `
       + `its own transaction) and one consumer of one group (consume(): the consecutive events the adapter `
-      + `hands over together in one transaction with processed_messages). The producer is open-model: `
+      + `hands over together in one transaction with processed_messages, at most ${options.transactionsAtOnce} such transactions at once, `
+      + `what partitions hand over meanwhile going together into the next). The producer is open-model: `
       + `a business transaction of ${options.eventsPerTx} outbox event(s) (${options.add === 'all' ? 'one addAllToOutbox statement' : 'one addToOutbox statement per event'} inside sql.begin) is due every `
       + `${options.eventsPerTx}/rate s whatever the earlier ones are doing; keys round robin over 64. ${options.durationSeconds} s per rate after a 3 s warm-up per broker, `
       + 'then a drain. Latency runs from the moment COMMIT returned to the producer to the moment the handler ran; '

@@ -22,6 +22,7 @@ export interface BrokerRunOptions {
   durationMs: number;
   eventsPerTx: number;
   add: ProducerAdd;
+  transactionsAtOnce: number;
   progress: (line: string) => void;
 }
 
@@ -81,6 +82,7 @@ export async function runBroker(options: BrokerRunOptions): Promise<BrokerRunRes
       broker: observed,
       transaction: options.transaction,
       group: GROUP,
+      transactionsAtOnce: options.transactionsAtOnce,
       handler: async (event) => {
         const at = performance.now();
         trackers.get(runOf(event.payload) ?? '')?.handled(event.id, at);
