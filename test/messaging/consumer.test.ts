@@ -51,6 +51,22 @@ describe('the consumer runner with a batch', () => {
   });
 });
 
+describe('the consumer runner and its caller\'s onError', () => {
+  it('settles every delivery even when onError throws', async () => {
+    const { broker, options } = capturingBroker();
+    const transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    const events = [event('o', 1), event('o', 2)];
+    let failures = 0;
+    await consume({
+      broker, transaction, group: 'throwing-on-error', maxAttempts: 2, sleep: async () => {},
+      handler: async (e) => { if (e.id === events[0]!.id && failures++ === 0) throw new Error('once'); },
+      onError: () => { throw new Error('onError itself fails'); },
+    });
+    const outcomes = await options().handleBatch!(events.map((e) => ({ event: e, partition: 0 })));
+    expect(outcomes).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
+  });
+});
+
 describe('the handler transaction\'s commit', () => {
   beforeAll(async () => {
     // Test servers may run with synchronous_commit off; sessions of this database start with it on.

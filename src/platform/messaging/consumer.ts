@@ -18,7 +18,8 @@ export interface ConsumeOptions {
   onError?: (event: OutboxEvent, attempt: number, error: unknown) => void;
   /**
    * Handler transactions that may be open at once. Deliveries handed over while they are all busy (by other
-   * partitions) wait, and then go together in ONE transaction. Default 2.
+   * partitions) wait, and then go together in ONE transaction. Default 2. After such a transaction failed, each
+   * partition's retries run on their own, outside this count.
    */
   transactionsAtOnce?: number;
   /** Deliveries of several partitions put together in one transaction, at most (one partition's batch may be more). Default 500. */
@@ -53,6 +54,15 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   const lazyFrom = (tx: TxSql) => tx.unsafe(lazyCommit ? `from ${LAZY}` : '');
   const lazyJoin = (tx: TxSql) => tx.unsafe(lazyCommit ? `cross join ${LAZY}` : '');
 
+  /** onError is the caller's: if it throws, that must not stop a partition or leave deliveries unsettled. */
+  function tellError(event: OutboxEvent, attempt: number, error: unknown): void {
+    try {
+      options.onError?.(event, attempt, error);
+    } catch {
+      // nothing to do: the failure itself is handled (retried or dead-lettered) either way
+    }
+  }
+
   async function handleOnce(event: OutboxEvent): Promise<void> {
     await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
       const fresh = await tx`insert into messaging.processed_messages (consumer_group, message_id)
@@ -72,7 +82,7 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
         return { kind: 'ack' };
       } catch (error) {
         lastError = error;
-        options.onError?.(delivery.event, attempt, error);
+        tellError(delivery.event, attempt, error);
       }
     }
     const message = lastError instanceof Error ? lastError.message : String(lastError);
@@ -116,7 +126,7 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     } catch (error) {
       // A lone delivery's failure of any kind counts as its attempt, as in handle().
       if (!failed && deliveries.length === 1) failed = { index: 0, error };
-      if (failed) options.onError?.(deliveries[failed.index]!.event, 1, failed.error);
+      if (failed) tellError(deliveries[failed.index]!.event, 1, failed.error);
       return failed;
     }
   }
@@ -161,6 +171,10 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     let failed: Awaited<ReturnType<typeof applyTogether>>;
     try {
       failed = await applyTogether(taken.flatMap((w) => w.deliveries));
+    } catch (error) {
+      // Not expected (applyTogether catches what it runs), but no delivery may be left waiting for good.
+      for (const w of taken) w.settle(Promise.reject(error));
+      return;
     } finally {
       open--;
       startWaiting();
