@@ -4,7 +4,7 @@ import type { Broker, Subscription } from '../broker.ts';
 import { createNatsDeadLetters } from './nats-dead-letters.ts';
 import { followStream } from './nats-follower.ts';
 import { groupToken, natsLayout } from './nats-layout.ts';
-import { publishInPartitionOrder } from './nats-publish.ts';
+import { createPacker, DEFAULT_MESSAGE_LIMITS, publishInPartitionOrder } from './nats-publish.ts';
 import { subscribeGroup, type GroupSubscription } from './nats-subscription.ts';
 import { ensureGroupConsumer, ensureStreams } from './nats-topology.ts';
 
@@ -57,13 +57,14 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
     const js = jetstream(nc);
     await ensureStreams(jsm, layout, { maxAgeMs: options.maxAgeMs ?? 7 * DAY_MS, duplicateWindowMs: options.duplicateWindowMs ?? 120_000 });
     const deadLetters = createNatsDeadLetters({ js, jsm, layout, partitions, now: options.now ?? (() => new Date()) });
+    const packer = createPacker(DEFAULT_MESSAGE_LIMITS);
     const subscriptions = new Set<GroupSubscription>();
     const followers = new Set<Subscription>();
 
     return {
       name: 'nats',
       partitions,
-      publish: (events) => publishInPartitionOrder(js, layout, partitions, events),
+      publish: (events) => publishInPartitionOrder(js, layout, partitions, events, packer),
       async subscribe(group, subscribeOptions) {
         groupToken(group); // fails on a name no consumer can have, before anything is created
         const infos = await Promise.all(Array.from({ length: partitions }, (_, p) => ensureGroupConsumer(jsm, layout, group, p, { ackWaitMs })));
