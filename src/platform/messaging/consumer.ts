@@ -171,10 +171,6 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     let failed: Awaited<ReturnType<typeof applyTogether>>;
     try {
       failed = await applyTogether(taken.flatMap((w) => w.deliveries));
-    } catch (error) {
-      // Not expected (applyTogether catches what it runs), but no delivery may be left waiting for good.
-      for (const w of taken) w.settle(Promise.reject(error));
-      return;
     } finally {
       open--;
       startWaiting();

@@ -43,13 +43,14 @@ export async function addAllToOutbox(tx: TxSql, events: readonly NewEvent[], opt
   const payloads = events.map((e) => jsonText(e.payload, 'payload'));
   const headers = events.map((e) => JSON.stringify(e.headers ?? {}));
   // Identity values are drawn in the order the rows arrive: `order by n` gives the events seqs in array order.
+  // `after`: a relation the rows are read after (a CTE that must run first).
+  const rows = (after: string) => tx`
+    select t.id, t.type, t.key, t.payload::jsonb, t.headers::jsonb
+    from ${tx.unsafe(after)} unnest(${ids}::uuid[], ${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(id, type, key, payload, headers, n)
+    order by t.n`;
   // A transaction that will PREPARE (two-phase commit) may not NOTIFY: the relay's poll finds its events.
   if (options.notify === false) {
-    await tx`
-      insert into messaging.outbox (id, type, key, payload, headers)
-      select t.id, t.type, t.key, t.payload::jsonb, t.headers::jsonb
-      from unnest(${ids}::uuid[], ${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(id, type, key, payload, headers, n)
-      order by t.n`;
+    await tx`insert into messaging.outbox (id, type, key, payload, headers) ${rows('')}`;
     return ids;
   }
   // WRITERS first (held until the commit), then the test of AWAKE: a session lock taken and let go at once, so
@@ -57,10 +58,7 @@ export async function addAllToOutbox(tx: TxSql, events: readonly NewEvent[], opt
   await tx`
     with entered as materialized (select pg_advisory_xact_lock_shared(${WRITERS_LOCK})),
       added as (
-        insert into messaging.outbox (id, type, key, payload, headers)
-        select t.id, t.type, t.key, t.payload::jsonb, t.headers::jsonb
-        from entered, unnest(${ids}::uuid[], ${types}::text[], ${keys}::text[], ${payloads}::text[], ${headers}::text[]) with ordinality as t(id, type, key, payload, headers, n)
-        order by t.n
+        insert into messaging.outbox (id, type, key, payload, headers) ${rows('entered,')}
         returning id
       ),
       woken as materialized (

@@ -27,7 +27,6 @@ export interface LogSubscription extends Subscription {
   abandon(): Promise<void>;
 }
 
-
 /** A partition this consumer serves: its loop, and how to end it. */
 interface Served {
   loop: Promise<void>;
