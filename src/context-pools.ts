@@ -12,7 +12,11 @@ export interface ContextPools {
   end(timeoutSeconds?: number): Promise<void>;
 }
 
-/** How long a read pool's login may fail while its replica has not yet replayed the role's new password. */
+/**
+ * How long a login may be refused while a replica has not yet replayed the role's new password: a read pool's
+ * server, or a replica listed before the primary in a multi-host URL (the password is checked before the
+ * server is asked whether it is the primary).
+ */
 const REPLICA_CATCH_UP_MS = 10_000;
 
 /**
@@ -63,9 +67,12 @@ export async function openContextPools(options: ContextPoolOptions): Promise<Con
   const open = async (context: keyof typeof ROLES, target = options.target, suffix = ''): Promise<Sql> => {
     const role = ROLES[context];
     const password = passwordOf(context);
+    // Set here: a refusal can only be a server still replaying it. Not set: a refusal is a wrong password.
+    let setHere = false;
     if (!suffix) {
       try {
         await enableRoleLogin(options.admin, role, password);
+        setHere = true;
       } catch {
         // Not allowed to alter roles on this server: the operator manages them; the connection check below tells.
       }
@@ -74,7 +81,7 @@ export async function openContextPools(options: ContextPoolOptions): Promise<Con
       max: options.poolMax, applicationName: `${options.applicationName}-${context}${suffix}`, statementTimeoutMs: options.statementTimeoutMs,
     });
     opened.push(pool);
-    await checkConnects(pool, role, `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`, suffix ? REPLICA_CATCH_UP_MS : 0);
+    await checkConnects(pool, role, `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`, suffix || setHere ? REPLICA_CATCH_UP_MS : 0);
     return pool;
   };
   const openReads = async (target: ConnectTarget) => {

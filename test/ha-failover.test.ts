@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLab } from '../src/cli/lab.ts';
+import { SUPERUSER_PASSWORD } from '../src/cli/lab-cluster.ts';
 import { buildApp, type App } from '../src/http/app.ts';
 import { createPool, describeTarget, primaryState, type Sql } from '../src/platform/db/connect.ts';
 import { checkDatabaseReadiness } from '../src/platform/db/replication-status.ts';
@@ -211,6 +212,31 @@ describe('a primary target on several hosts (no lab needed)', () => {
       await app.close();
     }
   });
+
+  it('opens the context pools while a replica listed before the primary has not yet replayed the new password', async () => {
+    const { primary, replicas } = await roles();
+    await createMigrator({ sql, migrations: allMigrations(), log: () => {} }).up();
+    const replica = replicas[0]!;
+    // A replica whose replay is paused is a replica that lags: it refuses the password the primary just set.
+    const onReplica = pool(`postgres://postgres:${SUPERUSER_PASSWORD}@${replica}/postgres`, 'ha-replay-paused', 1);
+    await onReplica`select pg_wal_replay_pause()`;
+    const resumed = new Promise((r) => setTimeout(r, 1000)).then(() => onReplica`select pg_wal_replay_resume()`);
+    try {
+      const fresh = `-${randomBytes(4).toString('hex')}`;
+      const pools = await openContextPools({
+        admin: sql, target: { url: urlOf([replica, primary], 'primary') }, adminSecret: undefined,
+        passwords: { accounts: `accounts-lab${fresh}`, images: `images-lab${fresh}` }, poolMax: 1, applicationName: 'ha-replica-lags',
+      });
+      try {
+        const [row] = await pools.accounts<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
+        expect(row!.standby).toBe(false);
+      } finally {
+        await pools.end(0);
+      }
+    } finally {
+      await resumed;
+    }
+  }, 60_000);
 
   it('serves listings from a replica with DATABASE_READ_URL, and a user just created from the primary', async () => {
     const { primary, replicas } = await roles();
