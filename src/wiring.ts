@@ -135,7 +135,7 @@ export async function wireContexts(
       imagesRoutes({
         transaction: transactionOn(deps.pools.images),
         // Through transaction(): the check runs again when a failover cuts it.
-        accountExists: (id) => accountsTransaction({ label: 'accounts.exists', readOnly: true }, (tx) => accountExists(tx, id)),
+        accountExists: (id) => accountsTransaction({ label: 'accounts.exists', readOnly: true, autocommit: true }, (tx) => accountExists(tx, id)),
         afterImageChanged: (id) => cache.invalidate(accountViewKey(id)),
       }),
       ordersRoutes({

@@ -334,6 +334,73 @@ describe('transaction()', () => {
   });
 });
 
+describe('transaction({ readOnly: true, autocommit: true })', () => {
+  it('runs each statement on its own, without BEGIN', async () => {
+    const { transaction } = runtime(db.sql);
+    // A setting local to a transaction outlives the statement that made it only inside a transaction.
+    const alone = async (autocommit: boolean) => transaction({ readOnly: true, autocommit }, async (tx) => {
+      await tx`select set_config('stratum.probe', 'set', true)`;
+      return (await tx`select current_setting('stratum.probe', true) as probe`)[0]!.probe !== 'set';
+    });
+    expect(await alone(true)).toBe(true);
+    expect(await alone(false)).toBe(false);
+  });
+
+  it('runs the read again when its connection is cut', async () => {
+    const { transaction, events } = runtime(db.sql);
+    let attempts = 0;
+    const value = await transaction({ label: 'cut-read', readOnly: true, autocommit: true }, async (tx) => {
+      attempts++;
+      if (attempts === 1) await tx`select pg_terminate_backend(pg_backend_pid())`;
+      return (await tx`select 7 as seven`)[0]!.seven as number;
+    });
+    expect(value).toBe(7);
+    expect(attempts).toBe(2);
+    expect(['57P01', 'CONNECTION_CLOSED']).toContain(events.retries[0]);
+  });
+
+  it('cancels a running statement at the deadline and hands the connection back idle', async () => {
+    const one = db.pool(1, `${db.applicationName}-autocommit`);
+    const { transaction, events } = runtime(one);
+    try {
+      await expectCode(transaction({ deadlineMs: 300, readOnly: true, autocommit: true }, async (tx) => { await tx`select pg_sleep(30)`; }),
+        'TX.DEADLINE_EXCEEDED');
+      expect(events.deadlines).toBe(1);
+      const [row] = await one`select pg_backend_pid() as pid`;
+      const [state] = await db.sql`select state from pg_stat_activity where pid = ${row!.pid}`;
+      expect(state!.state).toBe('idle');
+    } finally {
+      await one.end();
+    }
+  });
+
+  it('drops a statement still waiting for a connection at the deadline: it never runs', async () => {
+    await db.sql`create sequence if not exists autocommit_probe`;
+    const small = db.pool(1, `${db.applicationName}-autocommit-small`);
+    const { transaction } = runtime(small);
+    let release!: () => void;
+    const held = small.begin(async (tx) => { await tx`select 1`; await new Promise<void>((r) => { release = r; }); });
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      await expectCode(transaction({ deadlineMs: 200, readOnly: true, autocommit: true }, async (tx) => { await tx`select nextval('autocommit_probe')`; }),
+        'TX.DEADLINE_EXCEEDED');
+    } finally {
+      release();
+      await held;
+    }
+    await small`select 1`;
+    expect((await db.sql`select is_called from autocommit_probe`)[0]!.is_called).toBe(false);
+    await small.end();
+  });
+
+  it('refuses work that is not read-only', async () => {
+    const { transaction } = runtime(db.sql);
+    let ran = false;
+    await expect(transaction({ autocommit: true }, async () => { ran = true; })).rejects.toThrow(TypeError);
+    expect(ran).toBe(false);
+  });
+});
+
 describe('pipeline() and bulkUpdate()', () => {
   it('returns the results of pipelined statements in order', async () => {
     const { transaction } = runtime(db.sql);

@@ -79,7 +79,7 @@ export function usersRoutes(deps: UsersDeps) {
     }, async (request) => {
       const limit = parseLimit(request.query.limit);
       const after = request.query.cursor ? userIdOf(decodeCursor(request.query.cursor, isIdCursor).id) : 0;
-      const items = await readTransaction({ label: 'users.list', readOnly: true }, (tx) => listUsersAfter(tx, after, limit));
+      const items = await readTransaction({ label: 'users.list', readOnly: true, autocommit: true }, (tx) => listUsersAfter(tx, after, limit));
       const last = items.at(-1);
       return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
     });
@@ -88,7 +88,7 @@ export function usersRoutes(deps: UsersDeps) {
       schema: { tags: ['users'], params: IdParams, response: { 200: UserSchema, ...errors } },
     }, async (request) => {
       const id = parseId(request.params.id);
-      const user = await deps.transaction({ label: 'users.get', readOnly: true }, (tx) => findUserById(tx, id));
+      const user = await deps.transaction({ label: 'users.get', readOnly: true, autocommit: true }, (tx) => findUserById(tx, id));
       if (!user) throw new AppError('USER.NOT_FOUND', `user ${id} does not exist`, { details: { id } });
       return user;
     });
@@ -99,7 +99,7 @@ export function usersRoutes(deps: UsersDeps) {
     }, async (request) => {
       const limit = parseLimit(request.query.limit);
       const before = request.query.cursor ? userIdOf(decodeCursor(request.query.cursor, isIdCursor).id) : undefined;
-      const items = await readTransaction({ label: 'actions.list', readOnly: true }, (tx) => listActionsBefore(tx, before, limit));
+      const items = await readTransaction({ label: 'actions.list', readOnly: true, autocommit: true }, (tx) => listActionsBefore(tx, before, limit));
       const last = items.at(-1);
       return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
     });

@@ -18,6 +18,13 @@ export interface TransactionOptions {
    * when the connection breaks after COMMIT was sent it runs again instead of failing with an unknown outcome.
    */
   rerunIfCommitUnknown?: boolean;
+  /**
+   * No BEGIN and COMMIT (with `readOnly` only): each statement of `fn` runs on its own, on the pool. For a read
+   * of one statement, which a transaction would cost two more round trips. Still run again when a connection is
+   * lost, and cancelled at the deadline, also while waiting for a connection; the server enforces neither
+   * read-only nor the deadline (the pool's statement_timeout stands), and `fn` gets no savepoints.
+   */
+  autocommit?: boolean;
 }
 
 export interface TransactionObserver {
@@ -42,6 +49,12 @@ export type TransactionFn = <T>(options: TransactionOptions, fn: (tx: TxSql) => 
 interface Query {
   /** True only while the statement runs on the server (postgres.js sets it when sent, clears it when settled). */
   active?: boolean;
+  /** Handed to the pool to run (postgres.js); a fragment interpolated into another query never is. */
+  executed?: boolean;
+  /** Set by trackQueries (autocommit): the statement has its answer. */
+  settled?: boolean;
+  resolve?: (value: unknown) => void;
+  reject?: (reason: unknown) => void;
   /** postgres.js's cancel function; it returns the cancel request's promise, which `Query.cancel()` drops. */
   canceller?: ((q: Query) => Promise<unknown> | void) | null;
 }
@@ -70,6 +83,10 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
 
   return async function transaction<T>(options: TransactionOptions, fn: (tx: TxSql) => Promise<T>): Promise<T> {
     const label = options.label ?? 'transaction';
+    if (options.autocommit && !options.readOnly) {
+      // A write whose connection broke could have been applied: running it again is not ours to decide.
+      throw new TypeError(`${label}: autocommit is for readOnly work`);
+    }
     const deadlineAt = runtime.now() + (options.deadlineMs ?? runtime.defaultDeadlineMs);
     // The last connection failure of this call: a deadline passing after one means the database was away.
     let unreachable: unknown;
@@ -150,6 +167,7 @@ async function runAttempt<T>(
   fn: (tx: TxSql) => Promise<T>,
   progress: { commitSent: boolean },
 ): Promise<T> {
+  if (options.autocommit) return runStatements(sql, remaining, fn);
   const state: AttemptState = { expired: false, lost: undefined, committing: false, queries: [], cancelling: undefined };
   let entered = false;
   let answerNow: ((reason: unknown) => void) | undefined;
@@ -227,10 +245,43 @@ async function runAttempt<T>(
 }
 
 /**
- * Wraps a transaction handle so every query made through it can be cancelled at the deadline, and so a
- * statement issued after the deadline fails at once instead of getting a fresh statement_timeout.
+ * An autocommit attempt: `fn`'s statements run on the pool, each on its own. At the deadline every statement not
+ * yet answered is cancelled (postgres.js drops one still waiting for a connection from its queue), and the
+ * caller is answered shortly after whatever they do.
  */
-function trackQueries(tx: TxSql, state: AttemptState): TxSql {
+async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => Promise<T>): Promise<T> {
+  const state: AttemptState = { expired: false, lost: undefined, committing: false, queries: [], cancelling: undefined };
+  let answerNow: ((reason: unknown) => void) | undefined;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const deadlineTimer = setTimeout(() => {
+    state.expired = true;
+    for (const q of state.queries) {
+      if (!q.executed || q.settled || !q.canceller) continue;
+      const cancel = q.canceller;
+      q.canceller = null;
+      void Promise.resolve(cancel(q)).catch(() => {});
+    }
+    graceTimer = setTimeout(() => answerNow?.(DEADLINE), ANSWER_GRACE_MS);
+  }, remaining);
+  const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
+  const work = (async () => fn(trackQueries(sql as unknown as TxSql, state, true)))();
+  try {
+    const result = await Promise.race([work, answeredEarly]);
+    if (state.expired) throw DEADLINE;
+    return result;
+  } finally {
+    clearTimeout(deadlineTimer);
+    clearTimeout(graceTimer);
+    work.catch(() => {});
+  }
+}
+
+/**
+ * Wraps a transaction handle (or, for autocommit, the pool) so every query made through it can be cancelled at
+ * the deadline, and so a statement issued after the deadline fails at once instead of getting a fresh
+ * statement_timeout. `watchSettled`: mark each query once answered, so the deadline cancels only the others.
+ */
+function trackQueries(tx: TxSql, state: AttemptState, watchSettled = false): TxSql {
   const track = <R>(q: R): R => {
     if (q && typeof (q as { then?: unknown }).then === 'function' && 'canceller' in (q as object)) {
       // Past the deadline, or on a connection that broke (postgres.js would send it on the one it reopens).
@@ -239,7 +290,13 @@ function trackQueries(tx: TxSql, state: AttemptState): TxSql {
         refused.catch(() => {}); // handled: awaiting it still rejects, leaving it unawaited does not crash
         return refused as R;
       }
-      state.queries.push(q as unknown as Query);
+      const query = q as unknown as Query;
+      if (watchSettled && query.resolve && query.reject) {
+        const { resolve, reject } = query;
+        query.resolve = (value) => { query.settled = true; resolve(value); };
+        query.reject = (reason) => { query.settled = true; reject(reason); };
+      }
+      state.queries.push(query);
     }
     return q;
   };
