@@ -41,4 +41,23 @@ describe('abortable', () => {
       await sql.end({ timeout: 5 });
     }
   });
+
+  it('leaves a statement queued behind another on its connection alone, and the next one gets its own answer', async () => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await sql`select 1`;
+      const first = sql`select pg_sleep(0.3), 'first' as v`.execute();
+      await new Promise((r) => setTimeout(r, 10));
+      const controller = new AbortController();
+      const statement = sql`select 'queued' as v`.execute();
+      const queued = abortable(statement, controller.signal);
+      const next = sql`select 'next' as v`.execute();
+      setTimeout(() => controller.abort(new Error('gave up')), 100);
+      const [, own, after] = await Promise.allSettled([first, queued, next]);
+      expect(own).toEqual({ status: 'fulfilled', value: [{ v: 'queued' }] });
+      expect(after).toEqual({ status: 'fulfilled', value: [{ v: 'next' }] });
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  });
 });

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { createTransaction, type TransactionRuntime } from '../src/platform/db/transaction.ts';
@@ -42,6 +43,38 @@ async function cutWhileCommitting(applicationName: string): Promise<boolean> {
     if (!row) await new Promise((r) => setTimeout(r, 25));
   }
   return false;
+}
+
+/** `{ value }` when `promise` resolves within `ms`, else 'timeout'. */
+function within<T>(promise: Promise<T>, ms: number): Promise<{ value: T } | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), ms); });
+  return Promise.race([promise.then((value) => ({ value })), late]).finally(() => clearTimeout(timer));
+}
+
+/** A TCP relay to the test server; `delayFor(n)` is how long its n-th connection waits before reaching it. */
+async function proxyTo(url: string, delayFor: (n: number) => number) {
+  const target = new URL(url);
+  let n = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.pause();
+    setTimeout(() => {
+      const upstream = net.connect(Number(target.port || 5432), target.hostname || '127.0.0.1');
+      sockets.add(upstream);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    }, delayFor(n++));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const relayed = new URL(url);
+  relayed.hostname = '127.0.0.1';
+  relayed.port = String((server.address() as net.AddressInfo).port);
+  return { url: relayed.toString(), close: () => { for (const s of sockets) s.destroy(); server.close(); } };
 }
 
 async function expectCode(promise: Promise<unknown>, code: string) {
@@ -359,18 +392,64 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
     expect(['57P01', 'CONNECTION_CLOSED']).toContain(events.retries[0]);
   });
 
-  it('cancels a running statement at the deadline and hands the connection back idle', async () => {
+  it('cancels a running statement at the deadline and hands the connection back', async () => {
     const one = db.pool(1, `${db.applicationName}-autocommit`);
     const { transaction, events } = runtime(one);
     try {
       await expectCode(transaction({ deadlineMs: 300, readOnly: true, autocommit: true }, async (tx) => { await tx`select pg_sleep(30)`; }),
         'TX.DEADLINE_EXCEEDED');
       expect(events.deadlines).toBe(1);
-      const [row] = await one`select pg_backend_pid() as pid`;
-      const [state] = await db.sql`select state from pg_stat_activity where pid = ${row!.pid}`;
-      expect(state!.state).toBe('idle');
+      // Not cancelled, the sleep would hold the pool's one connection for 30 s.
+      expect(await within(one`select 1 as one`, 5000)).toEqual({ value: [{ one: 1 }] });
     } finally {
-      await one.end();
+      await one.end({ timeout: 0 });
+    }
+  });
+
+  it('gives the connection back when the deadline passes while it is still being opened', async () => {
+    const slow = await proxyTo(db.url, (n) => (n === 0 ? 500 : 0));
+    const small = createPool({ url: slow.url }, { max: 1, applicationName: `${db.applicationName}-opening` });
+    const { transaction } = runtime(small);
+    try {
+      await expectCode(transaction({ deadlineMs: 150, readOnly: true, autocommit: true }, async (tx) => tx`select 1`), 'TX.DEADLINE_EXCEEDED');
+      expect(await within(small`select 2 as two`, 5000)).toEqual({ value: [{ two: 2 }] });
+    } finally {
+      await small.end({ timeout: 0 });
+      slow.close();
+    }
+  });
+
+  it('gives a statement queued behind it on the same connection its own answer', async () => {
+    const small = db.pool(1, `${db.applicationName}-pipelined`);
+    await small`select 1`;
+    try {
+      const first = small`select pg_sleep(0.3), 'first' as v`.execute();
+      await new Promise((r) => setTimeout(r, 10));
+      const late = runtime(small).transaction({ deadlineMs: 150, readOnly: true, autocommit: true }, async (tx) => tx`select 'late' as v`);
+      await new Promise((r) => setTimeout(r, 10));
+      const next = small`select 'next' as v`.execute();
+      const [, answered, own] = await Promise.allSettled([first, late, next]);
+      expect(answered.status).toBe('rejected');
+      expect(own).toEqual({ status: 'fulfilled', value: [{ v: 'next' }] });
+    } finally {
+      await small.end({ timeout: 0 });
+    }
+  });
+
+  it('keeps the connection until its cancel request landed: the next statement on it is not cancelled', async () => {
+    // Every connection after the first, the cancel request's included, takes 60 ms to reach the server.
+    const far = await proxyTo(db.url, (n) => (n === 0 ? 0 : 60));
+    const small = createPool({ url: far.url }, { max: 1, applicationName: `${db.applicationName}-late-cancel` });
+    try {
+      await small`select 1`;
+      const cut = runtime(small).transaction({ deadlineMs: 200, readOnly: true, autocommit: true }, async (tx) => tx`select pg_sleep(0.23)`);
+      await new Promise((r) => setTimeout(r, 20));
+      const next = small`select pg_sleep(0.3), 'next' as v`.execute();
+      const [, own] = await Promise.allSettled([cut, next]);
+      expect(own).toMatchObject({ status: 'fulfilled', value: [{ v: 'next' }] });
+    } finally {
+      await small.end({ timeout: 0 });
+      far.close();
     }
   });
 

@@ -93,7 +93,7 @@ export function accountsRoutes(deps: AccountsDeps) {
         deps.onViewLoad?.();
         // Through transaction(): a read that meets a failover (connection lost, no primary yet) runs again
         // within the request's deadline instead of failing. Autocommit: one statement needs no BEGIN and COMMIT,
-        // which took the uncached read from 3,300 to 1,450 requests/s (docs/benchmarks.md).
+        // which had halved the uncached read's throughput (docs/benchmarks.md).
         return deps.transaction({ label: 'accounts.view', readOnly: true, autocommit: true }, (tx) => loadAccountView(tx, deps.lookupImage, id));
       }, CACHE_COMPLETE_VIEWS_ONLY);
       if (!view) throw notFound(id);

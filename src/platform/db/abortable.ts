@@ -10,11 +10,15 @@ interface CancellableQuery<T> extends PromiseLike<T> {
  * its promise caught; a failed cancel only means the statement runs to its own end, if the server still lives.
  */
 function cancelQuietly(query: CancellableQuery<unknown>): void {
-  const q = query as unknown as { canceller?: ((q: unknown) => Promise<unknown> | void) | null };
+  const q = query as unknown as { canceller?: ((q: unknown) => Promise<unknown> | void) | null; active?: boolean };
   if (typeof q.canceller !== 'function') {
     if (!('canceller' in q)) query.cancel();
     return;
   }
+  // Only a statement running on the server. postgres.js "cancels" one still queued behind another on the same
+  // connection by dropping it from its list while the server still answers it, handing that answer to the next
+  // statement; and one that opened a new connection by leaving the connection stuck. Those run to their end.
+  if (q.active !== true) return;
   const cancel = q.canceller;
   q.canceller = null;
   try {

@@ -19,10 +19,10 @@ export interface TransactionOptions {
    */
   rerunIfCommitUnknown?: boolean;
   /**
-   * No BEGIN and COMMIT (with `readOnly` only): each statement of `fn` runs on its own, on the pool. For a read
-   * of one statement, which a transaction would cost two more round trips. Still run again when a connection is
-   * lost, and cancelled at the deadline, also while waiting for a connection; the server enforces neither
-   * read-only nor the deadline (the pool's statement_timeout stands), and `fn` gets no savepoints.
+   * No BEGIN and COMMIT (with `readOnly` only): each statement of `fn` runs on its own, on one reserved
+   * connection. For a read of one statement, which a transaction would cost two more round trips. Still run again
+   * when a connection is lost, and cancelled at the deadline, also while waiting for a connection; the server
+   * enforces neither read-only nor the deadline (the pool's statement_timeout stands), and `fn` gets no savepoints.
    */
   autocommit?: boolean;
 }
@@ -49,12 +49,6 @@ export type TransactionFn = <T>(options: TransactionOptions, fn: (tx: TxSql) => 
 interface Query {
   /** True only while the statement runs on the server (postgres.js sets it when sent, clears it when settled). */
   active?: boolean;
-  /** Handed to the pool to run (postgres.js); a fragment interpolated into another query never is. */
-  executed?: boolean;
-  /** Set by trackQueries (autocommit): the statement has its answer. */
-  settled?: boolean;
-  resolve?: (value: unknown) => void;
-  reject?: (reason: unknown) => void;
   /** postgres.js's cancel function; it returns the cancel request's promise, which `Query.cancel()` drops. */
   canceller?: ((q: Query) => Promise<unknown> | void) | null;
 }
@@ -189,13 +183,8 @@ async function runAttempt<T>(
       answerNow?.(DEADLINE);
       return;
     }
-    // Stop the statement the server is running (one cancel request per running query, never an unsent one).
-    const cancels = state.queries.filter((q) => q.active === true && q.canceller).map((q) => {
-      const cancel = q.canceller!;
-      q.canceller = null;
-      return Promise.resolve(cancel(q)).catch(() => {});
-    });
-    if (cancels.length > 0) state.cancelling = Promise.all(cancels);
+    // Stop the statement the server is running.
+    state.cancelling = cancelRunning(state.queries);
     // Whatever the attempt is doing now, it can no longer commit; unless its COMMIT is already on the wire,
     // the caller is answered shortly, and the rollback finishes in the background.
     graceTimer = setTimeout(() => { if (!state.committing) answerNow?.(DEADLINE); }, ANSWER_GRACE_MS);
@@ -245,26 +234,37 @@ async function runAttempt<T>(
 }
 
 /**
- * An autocommit attempt: `fn`'s statements run on the pool, each on its own. At the deadline every statement not
- * yet answered is cancelled (postgres.js drops one still waiting for a connection from its queue), and the
- * caller is answered shortly after whatever they do.
+ * An autocommit attempt: `fn`'s statements run on a reserved connection (no BEGIN, no COMMIT, no round trip to
+ * reserve it), each on its own. As in a transaction: a call still waiting for the connection is answered at the
+ * deadline and never runs; the statement running then is cancelled, and the connection goes back to the pool
+ * only once the cancel request has landed, so it cannot hit the next user's statement.
  */
 async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => Promise<T>): Promise<T> {
   const state: AttemptState = { expired: false, lost: undefined, committing: false, queries: [], cancelling: undefined };
+  let entered = false;
   let answerNow: ((reason: unknown) => void) | undefined;
   let graceTimer: NodeJS.Timeout | undefined;
   const deadlineTimer = setTimeout(() => {
     state.expired = true;
-    for (const q of state.queries) {
-      if (!q.executed || q.settled || !q.canceller) continue;
-      const cancel = q.canceller;
-      q.canceller = null;
-      void Promise.resolve(cancel(q)).catch(() => {});
+    if (!entered) {
+      answerNow?.(DEADLINE);
+      return;
     }
+    state.cancelling = cancelRunning(state.queries);
     graceTimer = setTimeout(() => answerNow?.(DEADLINE), ANSWER_GRACE_MS);
   }, remaining);
   const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
-  const work = (async () => fn(trackQueries(sql as unknown as TxSql, state, true)))();
+  const work = (async () => {
+    const connection = await sql.reserve();
+    try {
+      if (state.expired) throw DEADLINE;
+      entered = true;
+      return await fn(trackQueries(connection as unknown as TxSql, state));
+    } finally {
+      await state.cancelling;
+      connection.release();
+    }
+  })();
   try {
     const result = await Promise.race([work, answeredEarly]);
     if (state.expired) throw DEADLINE;
@@ -277,11 +277,24 @@ async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => 
 }
 
 /**
- * Wraps a transaction handle (or, for autocommit, the pool) so every query made through it can be cancelled at
- * the deadline, and so a statement issued after the deadline fails at once instead of getting a fresh
- * statement_timeout. `watchSettled`: mark each query once answered, so the deadline cancels only the others.
+ * Sends one cancel request per statement running on the server, never for one not yet sent or only pipelined
+ * (postgres.js would then drop it from its list of sent statements and hand its answer to the next one).
  */
-function trackQueries(tx: TxSql, state: AttemptState, watchSettled = false): TxSql {
+function cancelRunning(queries: Query[]): Promise<unknown> | undefined {
+  const cancels = queries.filter((q) => q.active === true && q.canceller).map((q) => {
+    const cancel = q.canceller!;
+    q.canceller = null;
+    return Promise.resolve(cancel(q)).catch(() => {});
+  });
+  return cancels.length > 0 ? Promise.all(cancels) : undefined;
+}
+
+/**
+ * Wraps a transaction handle (or an autocommit attempt's reserved connection) so every query made through it can
+ * be cancelled at the deadline, and so a statement issued after the deadline fails at once instead of getting a
+ * fresh statement_timeout.
+ */
+function trackQueries(tx: TxSql, state: AttemptState): TxSql {
   const track = <R>(q: R): R => {
     if (q && typeof (q as { then?: unknown }).then === 'function' && 'canceller' in (q as object)) {
       // Past the deadline, or on a connection that broke (postgres.js would send it on the one it reopens).
@@ -290,13 +303,7 @@ function trackQueries(tx: TxSql, state: AttemptState, watchSettled = false): TxS
         refused.catch(() => {}); // handled: awaiting it still rejects, leaving it unawaited does not crash
         return refused as R;
       }
-      const query = q as unknown as Query;
-      if (watchSettled && query.resolve && query.reject) {
-        const { resolve, reject } = query;
-        query.resolve = (value) => { query.settled = true; resolve(value); };
-        query.reject = (reason) => { query.settled = true; reject(reason); };
-      }
-      state.queries.push(query);
+      state.queries.push(q as unknown as Query);
     }
     return q;
   };
