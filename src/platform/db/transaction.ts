@@ -136,6 +136,8 @@ function commitOutcomeUnknown(label: string, cause: unknown): AppError {
 }
 
 interface AttemptState {
+  /** The caller's work has started: the connection is held (and, in a transaction, BEGIN is done). */
+  entered: boolean;
   expired: boolean;
   /** The connection error that ended the attempt's connection, once one did. */
   lost: unknown;
@@ -162,10 +164,8 @@ async function runAttempt<T>(
   progress: { commitSent: boolean },
 ): Promise<T> {
   if (options.autocommit) return runStatements(sql, remaining, fn);
-  const state: AttemptState = { expired: false, lost: undefined, committing: false, queries: [], cancelling: undefined };
-  let entered = false;
+  const state = newAttemptState();
   let answerNow: ((reason: unknown) => void) | undefined;
-  let graceTimer: NodeJS.Timeout | undefined;
   // The connection broke under the caller's work. postgres.js would write ROLLBACK or COMMIT on the closed
   // connection and crash the process from a timer (porsager/postgres#1208), or run them on the connection it
   // reopens: the scope is left unsettled instead (begin() itself is rejected by the close) and the caller is
@@ -176,26 +176,14 @@ async function runAttempt<T>(
     return UNSETTLED;
   };
 
-  const deadlineTimer = setTimeout(() => {
-    state.expired = true;
-    if (!entered) {
-      // Still waiting for a connection or for BEGIN: answer now; the attempt aborts itself once it starts.
-      answerNow?.(DEADLINE);
-      return;
-    }
-    // Stop the statement the server is running.
-    state.cancelling = cancelRunning(state.queries);
-    // Whatever the attempt is doing now, it can no longer commit; unless its COMMIT is already on the wire,
-    // the caller is answered shortly, and the rollback finishes in the background.
-    graceTimer = setTimeout(() => { if (!state.committing) answerNow?.(DEADLINE); }, ANSWER_GRACE_MS);
-  }, remaining);
+  const disarm = armDeadline(state, remaining, (reason) => answerNow?.(reason));
 
   const mode = [options.isolation ? `isolation level ${options.isolation}` : '', options.readOnly ? 'read only' : '']
     .filter(Boolean).join(' ');
 
   const attempt = sql.begin(mode, async (tx) => {
     if (state.expired) throw DEADLINE;
-    entered = true;
+    state.entered = true;
     const ms = Math.max(1, Math.floor(deadlineAt - now()));
     // Not awaited: postgres.js pipelines it ahead of the caller's first statement, so it costs no round trip.
     const limits = tx`select set_config('statement_timeout', ${String(ms)}, true),
@@ -227,8 +215,7 @@ async function runAttempt<T>(
   try {
     return await Promise.race([attempt, answeredEarly]);
   } finally {
-    clearTimeout(deadlineTimer);
-    clearTimeout(graceTimer);
+    disarm();
     attempt.catch(() => {});
   }
 }
@@ -240,25 +227,15 @@ async function runAttempt<T>(
  * only once the cancel request has landed, so it cannot hit the next user's statement.
  */
 async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => Promise<T>): Promise<T> {
-  const state: AttemptState = { expired: false, lost: undefined, committing: false, queries: [], cancelling: undefined };
-  let entered = false;
+  const state = newAttemptState();
   let answerNow: ((reason: unknown) => void) | undefined;
-  let graceTimer: NodeJS.Timeout | undefined;
-  const deadlineTimer = setTimeout(() => {
-    state.expired = true;
-    if (!entered) {
-      answerNow?.(DEADLINE);
-      return;
-    }
-    state.cancelling = cancelRunning(state.queries);
-    graceTimer = setTimeout(() => answerNow?.(DEADLINE), ANSWER_GRACE_MS);
-  }, remaining);
+  const disarm = armDeadline(state, remaining, (reason) => answerNow?.(reason));
   const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
   const work = (async () => {
     const connection = await sql.reserve();
     try {
       if (state.expired) throw DEADLINE;
-      entered = true;
+      state.entered = true;
       return await fn(trackQueries(connection as unknown as TxSql, state));
     } finally {
       await state.cancelling;
@@ -270,10 +247,36 @@ async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => 
     if (state.expired) throw DEADLINE;
     return result;
   } finally {
-    clearTimeout(deadlineTimer);
-    clearTimeout(graceTimer);
+    disarm();
     work.catch(() => {});
   }
+}
+
+function newAttemptState(): AttemptState {
+  return { entered: false, expired: false, lost: undefined, committing: false, queries: [], cancelling: undefined };
+}
+
+/**
+ * Arms an attempt's deadline. Past it, an attempt still waiting for its connection (or for BEGIN) is answered at
+ * once and aborts itself once it starts; an entered one has its running statement cancelled and, whatever it
+ * does then, can no longer commit: unless its COMMIT is already on the wire, the caller is answered shortly and
+ * the rollback finishes in the background. Returns what disarms it.
+ */
+function armDeadline(state: AttemptState, remaining: number, answer: (reason: unknown) => void): () => void {
+  let graceTimer: NodeJS.Timeout | undefined;
+  const deadlineTimer = setTimeout(() => {
+    state.expired = true;
+    if (!state.entered) {
+      answer(DEADLINE);
+      return;
+    }
+    state.cancelling = cancelRunning(state.queries);
+    graceTimer = setTimeout(() => { if (!state.committing) answer(DEADLINE); }, ANSWER_GRACE_MS);
+  }, remaining);
+  return () => {
+    clearTimeout(deadlineTimer);
+    clearTimeout(graceTimer);
+  };
 }
 
 /**
