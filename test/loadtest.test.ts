@@ -144,7 +144,7 @@ describe('loadtest arguments', () => {
     expect(out).toEqual([]);
     expect(err).toHaveLength(2);
     expect(err[0]).toMatch(message);
-    expect(err[1]).toMatch(/^usage: stratum loadtest <accounts-read\|accounts-mixed\|orders-mixed> --url URL/);
+    expect(err[1]).toMatch(/^usage: stratum loadtest <accounts-read\|accounts-mixed\|orders-mixed\|orders-contention> --url URL/);
   });
 
   it('prints help with exit code 0', async () => {

@@ -151,7 +151,7 @@ describe('transaction()', () => {
     expect((await db.sql`select note from items where id = 5`)[0]!.note).toBeNull();
   });
 
-  it('fails at the deadline while waiting for a connection, and the late attempt never runs', async () => {
+  it('fails with DB.POOL_EXHAUSTED at the deadline while waiting for a connection, and the late attempt never runs', async () => {
     const small = db.pool(1, `${db.applicationName}-small`);
     const { transaction } = runtime(small);
     let release!: () => void;
@@ -161,7 +161,7 @@ describe('transaction()', () => {
     await expectCode(transaction({ deadlineMs: 200 }, async (tx) => {
       ran = true;
       await tx`update items set note = 'queued' where id = 1`;
-    }), 'TX.DEADLINE_EXCEEDED');
+    }), 'DB.POOL_EXHAUSTED');
     release();
     await held;
     await new Promise((r) => setTimeout(r, 100));
@@ -462,7 +462,7 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
     await new Promise((r) => setTimeout(r, 50));
     try {
       await expectCode(transaction({ deadlineMs: 200, readOnly: true, autocommit: true }, async (tx) => { await tx`select nextval('autocommit_probe')`; }),
-        'TX.DEADLINE_EXCEEDED');
+        'DB.POOL_EXHAUSTED');
     } finally {
       release();
       await held;

@@ -22,7 +22,7 @@ Commands:
   seed accounts [--count N] [--start S]
                             create Person_S..Person_(S+N-1) with events and images; idempotent (see seed --help)
   loadtest <scenario> --url URL --rate R --duration S [--ramp S] [--json FILE]
-                            open-model load: accounts-read, accounts-mixed or orders-mixed (see loadtest --help)
+                            open-model load: accounts-read, accounts-mixed, orders-mixed or orders-contention (see loadtest --help)
   import order-items --order ID --file items.csv [--chunk-size N] [--atomic]
                             stream CSV items into an order through COPY (see import --help)
   dlq list|show|replay|drop --group G [--id ID]

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { openHttpTarget } from './http-target.ts';
 import { HELP, parseLoadtestArgs, USAGE } from './parse-args.ts';
 import { createRandom } from './random.ts';
-import { buildReport, formatReport, isCleanRun } from './report.ts';
+import { buildReport, formatReport, formatTitle, isCleanRun } from './report.ts';
 import { runOpenModel } from './run-open-model.ts';
 import { createScenario } from './scenarios.ts';
 
@@ -14,7 +14,8 @@ export interface LoadtestIo {
 
 /**
  * `stratum loadtest <scenario> …`: runs the load, prints the report, and returns the exit code: 0 for a
- * clean run, 1 when a request failed or something created was not read back as the run left it, 2 for bad arguments.
+ * clean run, 1 when a request failed or something created was not read back as the run left it (or, for a
+ * scenario with its own checks, when one of them failed), 2 for bad arguments.
  * @example process.exitCode = await runLoadtestCommand(['accounts-read', '--url', 'http://127.0.0.1:8080', '--rate', '50', '--duration', '75', '--ramp', '5'], io);
  */
 export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promise<number> {
@@ -30,16 +31,29 @@ export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promis
   }
   const options = parsed.options;
   // Names created by this run carry a tag of its start time, so a rerun with the same seed creates new accounts.
-  const scenario = createScenario(options.scenario, { accounts: options.accounts, customers: options.customers, runTag: Date.now().toString(36) });
+  const scenario = createScenario(options.scenario, {
+    accounts: options.accounts, customers: options.customers, runTag: Date.now().toString(36),
+    databaseUrl: options.databaseUrl, deadlineMs: options.deadlineMs, settleS: options.settleS,
+  });
   const target = openHttpTarget(options.url, options.maxInFlight, options.timeoutS * 1_000);
+  const log = (line: string) => io.err(`loadtest: ${line}`);
   try {
+    await scenario.prepare?.(target, log);
     const started = performance.now();
     const tally = await runOpenModel(scenario, target, createRandom(options.seed), {
-      profile: { rate: options.rate, ramp: options.ramp, duration: options.duration },
+      profile: { rate: options.rate, ramp: options.ramp, duration: options.duration, burst: options.concurrency },
       maxInFlight: options.maxInFlight,
       onProgress: (p) => io.err(`loadtest: ${p.elapsedS} s, ${p.due} due, ${p.inFlight} in flight, ${p.failed} failed`),
     });
     const elapsedS = (performance.now() - started) / 1_000;
+    if (scenario.check) {
+      const verdict = await scenario.check(target, log);
+      const report = buildReport(options, tally, null, elapsedS);
+      // Its own table replaces the ok/failed counts: a 409 or a declined payment is a right answer there.
+      for (const line of [formatTitle(report), ...verdict.lines]) io.out(line);
+      if (options.json) await writeFile(options.json, `${JSON.stringify({ ...report, checks: verdict.json }, null, 2)}\n`);
+      return verdict.ok ? 0 : 1;
+    }
     const readBack = scenario.readBack ? await scenario.readBack(target) : null;
     const report = buildReport(options, tally, readBack, elapsedS);
     for (const line of formatReport(report)) io.out(line);

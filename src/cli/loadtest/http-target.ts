@@ -10,6 +10,8 @@ export interface RequestPlan {
   /** Path and query under the target URL, starting with `/`. */
   path: string;
   body?: unknown;
+  /** A body sent as it is instead of `body` as JSON, e.g. CSV lines for an import. */
+  rawBody?: { contentType: string; text: string };
   /** Extra request headers, e.g. an Idempotency-Key on a creation. */
   headers?: Record<string, string>;
   expectStatus: number;
@@ -20,6 +22,18 @@ export interface RequestPlan {
    * in flight). A scenario that holds something for the request (an order being changed) lets go here.
    */
   onSettled?: (outcome: Outcome | null) => void;
+  /** Sees every HTTP answer, whatever its status, before `accept` and `onSettled`. */
+  onAnswer?: (answer: HttpAnswer) => void;
+}
+
+/** One HTTP answer as a scenario's bookkeeping sees it. */
+export interface HttpAnswer {
+  status: number;
+  /** The Retry-After header, when the answer carried one. */
+  retryAfter: string | undefined;
+  /** The parsed JSON body, or undefined when it was not JSON. */
+  body: unknown;
+  latencyMs: number;
 }
 
 /**
@@ -84,18 +98,27 @@ export function networkErrorCode(error: unknown): string {
   return e?.name ?? 'UNKNOWN';
 }
 
+function contentType(plan: RequestPlan): Record<string, string> {
+  if (plan.rawBody) return { 'content-type': plan.rawBody.contentType };
+  return plan.body === undefined ? {} : { 'content-type': 'application/json' };
+}
+
 async function sendOverPool(pool: Pool, basePath: string, timeoutMs: number, plan: RequestPlan, scheduledAt: number): Promise<Outcome> {
   try {
     const answer = await pool.request({
       method: plan.method,
       path: `${basePath}${plan.path}`,
-      headers: { accept: 'application/json', ...(plan.body === undefined ? {} : { 'content-type': 'application/json' }), ...plan.headers },
-      body: plan.body === undefined ? undefined : JSON.stringify(plan.body),
+      headers: { accept: 'application/json', ...contentType(plan), ...plan.headers },
+      body: plan.rawBody ? plan.rawBody.text : plan.body === undefined ? undefined : JSON.stringify(plan.body),
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await answer.body.text();
     const latencyMs = performance.now() - scheduledAt;
     const status = answer.statusCode;
+    if (plan.onAnswer) {
+      const retryAfter = answer.headers['retry-after'];
+      plan.onAnswer({ status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, body: parseJson(text), latencyMs });
+    }
     if (status !== plan.expectStatus) {
       return { ok: false, code: problemCode(parseJson(text)) ?? String(status), status, latencyMs };
     }

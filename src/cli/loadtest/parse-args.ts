@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { isScenarioName, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 
-export const USAGE = `usage: stratum loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--customers N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S]`;
+export const USAGE = `usage: stratum loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--customers N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S] [--concurrency N] [--database-url URL] [--deadline-ms MS] [--settle S]`;
 
 export const HELP = `${USAGE}
 
@@ -16,6 +16,15 @@ Drives an open-model load (a fixed arrival rate) against a running stratum and p
                    read back by id and in its customer's listing: it must be found exactly once with the last
                    status acknowledged (either status after a change that failed); lost orders, orders in a
                    wrong state and duplicates are reported
+  orders-contention  bursts of --concurrency requests at once on a hot set of a few orders and customers
+                   (2 per shard): creations, status changes, transfers across and within shards, checkouts
+                   (paid, declined, timing out), CSV imports and reads. Prints per route the count, status
+                   codes, p50/p99/max, then checks: every request answered, no 5xx but 503 with Retry-After,
+                   none later than --deadline-ms + 250 ms; after the load (up to --settle s) no prepared
+                   transaction, unfinished saga or decision without branches; every order once on its shard
+                   with its items, owned by its last acknowledged customer, in a status its acknowledged
+                   changes allow, with the items imported; stock never below zero; charges = completed
+                   checkouts; then a fresh POST /orders answers 201 within 1 s. Needs --database-url
 
   --url            base URL of the service, e.g. http://127.0.0.1:8080
   --rate           arrivals per second after the ramp
@@ -27,6 +36,10 @@ Drives an open-model load (a fixed arrival rate) against a running stratum and p
   --json           also write the report as JSON to this file
   --max-in-flight  requests in flight at once; arrivals beyond it fail as CLIENT.OVERLOADED (default 1000)
   --timeout        seconds a request may take before it fails as CLIENT.TIMEOUT (default 10)
+  --concurrency    arrivals released at once, in bursts at the average --rate (default 1; orders-contention 32)
+  --database-url   orders-contention: the catalog (main) database of the server under load
+  --deadline-ms    orders-contention: the server's TX_DEADLINE_MS (default 2000)
+  --settle         orders-contention: seconds to wait after the load for a clean state (default 30)
 
 Exit code: 0 when every request succeeded and everything created was read back as left (nothing lost,
 in a wrong state, duplicated or unverifiable), 1 otherwise, 2 for bad arguments.`;
@@ -43,6 +56,11 @@ export interface LoadtestOptions {
   json: string | undefined;
   maxInFlight: number;
   timeoutS: number;
+  /** Arrivals released together. */
+  concurrency: number;
+  databaseUrl: string | undefined;
+  deadlineMs: number;
+  settleS: number;
 }
 
 export type ParsedArgs =
@@ -94,6 +112,7 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
         url: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, ramp: { type: 'string' },
         accounts: { type: 'string' }, customers: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' },
         'max-in-flight': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        concurrency: { type: 'string' }, 'database-url': { type: 'string' }, 'deadline-ms': { type: 'string' }, settle: { type: 'string' },
       },
     });
     if (values.help) return { kind: 'help' };
@@ -106,6 +125,11 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
     const duration = numberOption(values.duration, 'duration', undefined, positive, 'a positive number of seconds');
     const ramp = numberOption(values.ramp, 'ramp', 0, (n) => n >= 0, 'zero or more seconds');
     if (ramp > duration) throw new ArgumentError(`--ramp (${ramp} s) must not be longer than --duration (${duration} s)`);
+    const databaseUrl = values['database-url'];
+    if (scenario === 'orders-contention' && databaseUrl === undefined) {
+      throw new ArgumentError('orders-contention needs --database-url: the catalog database it checks every shard through');
+    }
+    if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//i.test(databaseUrl)) throw new ArgumentError('--database-url must be a postgres:// URL');
     return {
       kind: 'options',
       options: {
@@ -116,6 +140,10 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
         json: values.json,
         maxInFlight: numberOption(values['max-in-flight'], 'max-in-flight', 1_000, positiveInt, 'a positive integer'),
         timeoutS: numberOption(values.timeout, 'timeout', 10, positive, 'a positive number of seconds'),
+        concurrency: numberOption(values.concurrency, 'concurrency', scenario === 'orders-contention' ? 32 : 1, positiveInt, 'a positive integer'),
+        databaseUrl,
+        deadlineMs: numberOption(values['deadline-ms'], 'deadline-ms', 2_000, positiveInt, 'a positive whole number of milliseconds'),
+        settleS: numberOption(values.settle, 'settle', 30, (n) => n >= 0, 'zero or more seconds'),
       },
     };
   } catch (error) {

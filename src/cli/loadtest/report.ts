@@ -77,14 +77,25 @@ function table(rows: (string | number)[][]): string[] {
 const ms = (v: number | null) => (v === null ? '-' : v.toFixed(1));
 const SHOWN_IDS = 10;
 
-/** The report as short tables for a terminal. */
-export function formatReport(report: LoadtestReport): string[] {
+/** The report's first line: what ran. */
+export function formatTitle(report: LoadtestReport): string {
+  return `${report.scenario} on ${report.url}: ${report.rate} req/s, ramp ${report.rampS} s, duration ${report.durationS} s, seed ${report.seed}, ${report.elapsedS} s elapsed`;
+}
+
+/** The first lines of the report: what ran, and how many requests came to what. */
+export function formatHeader(report: LoadtestReport): string[] {
   const t = report.totals;
-  const lines = [
-    `${report.scenario} on ${report.url}: ${report.rate} req/s, ramp ${report.rampS} s, duration ${report.durationS} s, seed ${report.seed}, ${report.elapsedS} s elapsed`,
+  return [
+    formatTitle(report),
     `scheduled ${t.scheduled}, sent ${t.sent}, completed ${t.completed}, ok ${t.ok}, failed ${t.failed}${t.degraded ? `, degraded reads ${t.degraded}` : ''}`,
     '',
   ];
+}
+
+/** The report as short tables for a terminal. */
+export function formatReport(report: LoadtestReport): string[] {
+  const t = report.totals;
+  const lines = formatHeader(report);
   const kindRows = Object.entries(report.kinds).map(([name, k]) => [name, k.scheduled, k.sent, k.ok, k.failed, ms(k.latencyMs.p50), ms(k.latencyMs.p90), ms(k.latencyMs.p99), ms(k.latencyMs.max)]);
   lines.push(...table([
     ['kind', 'scheduled', 'sent', 'ok', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],

@@ -11,6 +11,20 @@ export interface Scenario {
   readBack?: (target: HttpTarget) => Promise<ReadBackResult>;
   /** Ids of the accounts the run created (each answered 201), for a check straight against the database. */
   createdAccountIds?: () => readonly string[];
+  /** Sets up what the load addresses (rows to contend on); called once before the load. */
+  prepare?: (target: HttpTarget, log: (line: string) => void) => Promise<void>;
+  /**
+   * Judges the run once the load is over, in place of the read-back and the plain report: the verdict's
+   * lines are printed and `ok` decides the exit code.
+   */
+  check?: (target: HttpTarget, log: (line: string) => void) => Promise<ScenarioVerdict>;
+}
+
+export interface ScenarioVerdict {
+  ok: boolean;
+  lines: string[];
+  /** What goes into the --json report under `checks`. */
+  json: unknown;
 }
 
 export interface ScenarioSettings {
@@ -20,6 +34,12 @@ export interface ScenarioSettings {
   customers: number;
   /** Makes the names this run creates unique across runs. */
   runTag: string;
+  /** orders-contention: the catalog database, to read the bucket map and, afterwards, every shard. */
+  databaseUrl?: string;
+  /** orders-contention: the server's TX_DEADLINE_MS; no answer may come later than it plus 250 ms. */
+  deadlineMs?: number;
+  /** orders-contention: longest wait after the load for prepared transactions and sagas to finish. */
+  settleS?: number;
 }
 
 /** A request mix: each kind with its weight. */

@@ -1,5 +1,6 @@
 import { seededAccountId, seededAccountName } from '../../contexts/accounts/seed-ids.ts';
 import type { RequestPlan } from './http-target.ts';
+import { ordersContention } from './orders-contention.ts';
 import { ordersMixed } from './orders-mixed.ts';
 import { randomInt, type Random } from './random.ts';
 import { readBackAccounts } from './read-back-accounts.ts';
@@ -7,7 +8,7 @@ import { pickWeighted, type Mix, type Scenario, type ScenarioSettings } from './
 
 export type { Scenario, ScenarioSettings } from './scenario.ts';
 
-export const SCENARIO_NAMES = ['accounts-read', 'accounts-mixed', 'orders-mixed'] as const;
+export const SCENARIO_NAMES = ['accounts-read', 'accounts-mixed', 'orders-mixed', 'orders-contention'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export function isScenarioName(name: string): name is ScenarioName {
@@ -83,5 +84,6 @@ function accountsMixed(settings: ScenarioSettings): Scenario {
 export function createScenario(name: ScenarioName, settings: ScenarioSettings): Scenario {
   if (name === 'accounts-read') return accountsRead(settings);
   if (name === 'accounts-mixed') return accountsMixed(settings);
+  if (name === 'orders-contention') return ordersContention(settings);
   return ordersMixed(settings);
 }

@@ -10,6 +10,11 @@ export interface LoadProfile {
   ramp: number;
   /** Seconds of the whole run, ramp included. */
   duration: number;
+  /**
+   * Arrivals released together (default 1): each group starts at the time of its first arrival, so `burst`
+   * requests hit the service at once while the average rate stays `rate`.
+   */
+  burst?: number;
 }
 
 // Float error in the inverse could otherwise add or drop the last arrival.
@@ -35,8 +40,14 @@ export function arrivalCount(profile: LoadProfile): number {
 /**
  * Seconds after the start at which the `index`-th request (from 0) is due: the inverse of `arrivalsBy`.
  * @example arrivalTime({ rate: 10, ramp: 0, duration: 2 }, 5) // 0.5
+ * @example arrivalTime({ rate: 10, ramp: 0, duration: 2, burst: 4 }, 5) // 0.4, with arrivals 4 to 7
  */
 export function arrivalTime(profile: LoadProfile, index: number): number {
+  const burst = Math.max(1, Math.floor(profile.burst ?? 1));
+  return smoothArrivalTime(profile, index - (index % burst));
+}
+
+function smoothArrivalTime(profile: LoadProfile, index: number): number {
   const { rate, ramp } = profile;
   const rampArrivals = (rate * ramp) / 2;
   if (index <= rampArrivals && ramp > 0) return Math.sqrt((2 * ramp * index) / rate);

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import postgres from 'postgres';
 import { AppError } from '../errors/app-error.ts';
+import { createPoolGate, gatePool } from './pool-gate.ts';
 import { createPrimaryLocator, type PrimaryLocator, type PrimaryState } from './primary-locator.ts';
 
 /** A postgres.js pool. Repositories take one of these, or a transaction handle, as their first argument. */
@@ -30,13 +31,27 @@ export interface PoolOptions {
    * query holds a connection forever. transaction() overrides it with its own deadline. 0 = no limit.
    */
   statementTimeoutMs?: number;
+  /** Names the pool in errors, readiness and metrics (default: the application name). */
+  name?: string;
+  /** How long a caller outside any deadline scope waits for a connection (default 2000 ms). */
+  acquireWaitMs?: number;
 }
 
 /**
- * Opens a lazily connecting pool. Numeric values stay strings (no float rounding); bigint counts too.
+ * Opens a lazily connecting pool. Numeric values stay strings (no float rounding); bigint counts too. Every
+ * caller is admitted through a gate (see gatePool()): no wait for a connection outlives the caller's deadline.
  * @example const sql = createPool({ url: 'postgres://app@db1,db2/app?target_session_attrs=primary' }, { max: 10, applicationName: 'stratum' });
  */
 export function createPool(target: ConnectTarget, options: PoolOptions): Sql {
+  const gate = createPoolGate({ name: options.name ?? options.applicationName, max: options.max, now: Date.now });
+  const raw = openDriverPool(target, options);
+  const sql = gatePool(raw, gate, options.acquireWaitMs ?? 2000, Date.now);
+  const locator = locators.get(raw);
+  if (locator) locators.set(sql, locator);
+  return sql;
+}
+
+function openDriverPool(target: ConnectTarget, options: PoolOptions): Sql {
   const common = {
     max: options.max,
     connect_timeout: options.connectTimeoutSeconds ?? 5,

@@ -1,5 +1,7 @@
 import { AppError } from '../errors/app-error.ts';
 import { primaryState, type Sql, type TxSql } from './connect.ts';
+import { withDeadline } from './deadline-scope.ts';
+import { admit } from './pool-gate.ts';
 import { isConnectionError, isRetryableTxError, retryReason, sqlState, translatePgError } from './pg-errors.ts';
 
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
@@ -96,7 +98,8 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       if (remaining <= 0) throw exceeded();
       const progress = { commitSent: false };
       try {
-        return await runAttempt(runtime.sql, options, deadlineAt, remaining, runtime.now, fn, progress);
+        // Anything the work waits for, on this pool or another, is bounded by the same deadline.
+        return await withDeadline(deadlineAt, () => runAttempt(runtime.sql, options, deadlineAt, runtime.now, fn, progress));
       } catch (error) {
         if (error === DEADLINE) throw exceeded();
         const state = sqlState(error);
@@ -158,12 +161,18 @@ async function runAttempt<T>(
   sql: Sql,
   options: TransactionOptions,
   deadlineAt: number,
-  remaining: number,
   now: () => number,
   fn: (tx: TxSql) => Promise<T>,
   progress: { commitSent: boolean },
 ): Promise<T> {
-  if (options.autocommit) return runStatements(sql, remaining, fn);
+  // A connection of the pool first, within the deadline (DB.POOL_EXHAUSTED otherwise, nothing started).
+  const { pool, release } = await admit(sql, deadlineAt);
+  const remaining = deadlineAt - now();
+  if (remaining <= 0) {
+    release();
+    throw DEADLINE;
+  }
+  if (options.autocommit) return runStatements(pool, remaining, fn, release);
   const state = newAttemptState();
   let answerNow: ((reason: unknown) => void) | undefined;
   // The connection broke under the caller's work. postgres.js would write ROLLBACK or COMMIT on the closed
@@ -181,7 +190,7 @@ async function runAttempt<T>(
   const mode = [options.isolation ? `isolation level ${options.isolation}` : '', options.readOnly ? 'read only' : '']
     .filter(Boolean).join(' ');
 
-  const attempt = sql.begin(mode, async (tx) => {
+  const attempt = pool.begin(mode, async (tx) => {
     if (state.expired) throw DEADLINE;
     state.entered = true;
     const ms = Math.max(1, Math.floor(deadlineAt - now()));
@@ -210,6 +219,8 @@ async function runAttempt<T>(
     }
   }) as Promise<T>;
   attempt.catch((error: unknown) => { if (isConnectionError(error)) state.lost ??= error; });
+  // The permit is held as long as the connection: until the transaction has ended, even after an early answer.
+  attempt.then(release, release);
 
   const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
   try {
@@ -226,13 +237,13 @@ async function runAttempt<T>(
  * deadline and never runs; the statement running then is cancelled, and the connection goes back to the pool
  * only once the cancel request has landed, so it cannot hit the next user's statement.
  */
-async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => Promise<T>): Promise<T> {
+async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => Promise<T>, release: () => void): Promise<T> {
   const state = newAttemptState();
   let answerNow: ((reason: unknown) => void) | undefined;
   const disarm = armDeadline(state, remaining, (reason) => answerNow?.(reason));
   const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
   const work = (async () => {
-    const connection = await sql.reserve();
+    const connection = await sql.reserve().catch((error: unknown) => { release(); throw error; });
     try {
       if (state.expired) throw DEADLINE;
       state.entered = true;
@@ -240,6 +251,7 @@ async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => 
     } finally {
       await state.cancelling;
       connection.release();
+      release();
     }
   })();
   try {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql, TxSql } from '../db/connect.ts';
+import { withDeadline } from '../db/deadline-scope.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { FaultPoint } from '../faults.ts';
 import type { Shard } from './shard-set.ts';
@@ -24,27 +25,41 @@ function branchGid(gid: string, shardId: number): string {
  * once every shard prepared, and only if recovery did not decide 'abort' first), then COMMIT PREPARED runs on
  * each. A failure before the decision rolls every branch back; a crash after it leaves in-doubt branches that
  * recoverInDoubt() commits. Either every shard changes or none does.
+ *
+ * No hold-and-wait: the branch connections are reserved one shard at a time in ascending shard id (so two
+ * commits never wait on each other's connections in a cycle), each within the deadline (DB.POOL_EXHAUSTED
+ * past it, nothing changed), and COMMIT PREPARED / ROLLBACK PREPARED run on those same connections: nothing
+ * asks its pool for another connection while holding one.
  * @example await twoPhaseCommit(catalog, [from, to], async ([a, b]) => { ... }, { deadlineMs: 5000 });
  */
 export async function twoPhaseCommit<T>(catalog: Sql, shards: readonly Shard[], work: (txs: TxSql[]) => Promise<T>, options: TwoPhaseOptions): Promise<T> {
   if (new Set(shards.map((s) => s.id)).size !== shards.length) throw new Error('twoPhaseCommit needs distinct shards');
-  const fault = options.fault ?? (() => {});
   const deadline = Date.now() + options.deadlineMs;
+  return withDeadline(deadline, () => runTwoPhase(catalog, shards, work, options, deadline));
+}
+
+type Reserved = Awaited<ReturnType<Sql['reserve']>>;
+
+async function runTwoPhase<T>(catalog: Sql, shards: readonly Shard[], work: (txs: TxSql[]) => Promise<T>, options: TwoPhaseOptions, deadline: number): Promise<T> {
+  const fault = options.fault ?? (() => {});
   const gid = `${GID_PREFIX}${randomUUID()}`;
   const prepared = shards.map(() => false);
-  const reserved = await Promise.all(shards.map((shard) => shard.sql.reserve()));
-  const txs = reserved as unknown as TxSql[];
-  let began = shards.map(() => false);
+  const began = shards.map(() => false);
+  const reserved: Array<Reserved | undefined> = shards.map(() => undefined);
+  const byId = shards.map((_, i) => i).sort((a, b) => shards[a]!.id - shards[b]!.id);
   try {
+    for (const i of byId) reserved[i] = await shards[i]!.sql.reserve();
+    const conns = reserved as Reserved[];
     const left = () => Math.max(1, deadline - Date.now());
-    await Promise.all(reserved.map(async (conn, i) => {
+    await Promise.all(conns.map(async (conn, i) => {
       await conn`begin`;
       began[i] = true;
-      await conn`select set_config('statement_timeout', ${String(left())}, true), set_config('lock_timeout', ${String(left())}, true)`;
+      await conn`select set_config('statement_timeout', ${String(left())}, true), set_config('lock_timeout', ${String(left())}, true),
+        set_config('idle_in_transaction_session_timeout', ${String(left() + 1000)}, true)`;
     }));
-    const result = await work(txs);
+    const result = await work(conns as unknown as TxSql[]);
     if (Date.now() >= deadline) throw new AppError('TX.DEADLINE_EXCEEDED', 'the distributed transaction ran out of time before it could prepare');
-    await Promise.all(reserved.map(async (conn, i) => {
+    await Promise.all(conns.map(async (conn, i) => {
       await conn.unsafe(`prepare transaction '${branchGid(gid, shards[i]!.id)}'`);
       prepared[i] = true;
       began[i] = false;
@@ -56,7 +71,7 @@ export async function twoPhaseCommit<T>(catalog: Sql, shards: readonly Shard[], 
     fault('2pc:decided');
     for (const [i, shard] of shards.entries()) {
       try {
-        await shard.sql.unsafe(`commit prepared '${branchGid(gid, shard.id)}'`);
+        await conns[i]!.unsafe(`commit prepared '${branchGid(gid, shard.id)}'`);
       } catch (error) {
         // Decided: the branch commits when recovery reaches it. The caller's change is durable.
         options.log?.(`2pc ${gid}: commit prepared on shard ${shard.id} failed; recovery will finish it`, error);
@@ -64,6 +79,7 @@ export async function twoPhaseCommit<T>(catalog: Sql, shards: readonly Shard[], 
       prepared[i] = false;
       if (i === 0) fault('2pc:committed-one');
     }
+    // Recovery deletes it later when this fails (every branch is finished).
     await catalog`delete from sharding.decisions where gid = ${gid}`.catch(() => {});
     return result;
   } catch (error) {
@@ -71,15 +87,14 @@ export async function twoPhaseCommit<T>(catalog: Sql, shards: readonly Shard[], 
     await Promise.all(shards.map(async (shard, i) => {
       try {
         if (began[i]) await reserved[i]!`rollback`;
-        if (prepared[i]) await shard.sql.unsafe(`rollback prepared '${branchGid(gid, shard.id)}'`);
+        if (prepared[i]) await reserved[i]!.unsafe(`rollback prepared '${branchGid(gid, shard.id)}'`);
       } catch (undoError) {
         options.log?.(`2pc ${gid}: could not roll back on shard ${shard.id}; recovery will`, undoError);
       }
     }));
     throw error;
   } finally {
-    began = shards.map(() => false);
-    for (const conn of reserved) conn.release();
+    for (const conn of reserved) conn?.release();
   }
 }
 
