@@ -24,7 +24,7 @@ export async function startShardMaintenance(options: ShardMaintenanceOptions): P
   const runOnce = () => {
     running ??= (async () => {
       try {
-        const report = await recoverInDoubt(options.shards.catalog, options.shards.all(), { graceMs, log });
+        const report = await recoverInDoubt(options.shards.catalogBackground, options.shards.all(), { graceMs, log });
         if (report.committed.length + report.rolledBack.length > 0) {
           log(`two-phase recovery: committed ${report.committed.length}, rolled back ${report.rolledBack.length} in-doubt branch(es)`);
         }

@@ -1,4 +1,4 @@
-import type { Sql, TxSql } from '../db/connect.ts';
+import { createPool, type Sql, type TxSql } from '../db/connect.ts';
 import { AppError } from '../errors/app-error.ts';
 import { assignBuckets } from './buckets.ts';
 import type { Shard, ShardSet } from './shard-set.ts';
@@ -61,7 +61,7 @@ export function planRebalance(current: readonly number[], shardCount: number): M
 export async function rebalance(options: RebalanceOptions): Promise<MovePlanEntry[]> {
   const { shards, mover } = options;
   const log = options.log ?? (() => {});
-  return withRebalanceLock(shards.catalog, async () => {
+  return withRebalanceLock(shards, async () => {
     await shards.reloadShards();
     await shards.refreshMap();
     await repairLocked(shards, mover, log);
@@ -87,7 +87,7 @@ function batches(plan: MovePlanEntry[], size: number): MovePlanEntry[][] {
 
 /** Registers a new shard in the catalog (it owns no bucket until a rebalance), opens, migrates and stamps it. */
 export async function addShard(shards: ShardSet, location: { url: string } | { database: string }): Promise<Shard> {
-  return withRebalanceLock(shards.catalog, async () => {
+  return withRebalanceLock(shards, async () => {
     const [row] = await shards.catalog<{ id: number }[]>`
       insert into sharding.shards (id, database, url)
       select coalesce(max(id) + 1, 0), ${'database' in location ? location.database : null}, ${'url' in location ? location.url : null} from sharding.shards
@@ -99,21 +99,30 @@ export async function addShard(shards: ShardSet, location: { url: string } | { d
 
 /** Repairs what an interrupted rebalance left: ownership and rows that disagree with the catalog map. */
 export async function repair(shards: ShardSet, mover: BucketMover, log: (m: string) => void = () => {}): Promise<void> {
-  await withRebalanceLock(shards.catalog, () => repairLocked(shards, mover, log));
+  await withRebalanceLock(shards, () => repairLocked(shards, mover, log));
 }
 
-async function withRebalanceLock<T>(catalog: Sql, fn: () => Promise<T>): Promise<T> {
-  const conn = await catalog.reserve();
+/**
+ * Holds the rebalance lock on a connection of its own pool (not the catalog's request pool): the work under
+ * the lock uses the catalog and shard pools, so holding one of theirs meanwhile would be hold-and-wait.
+ */
+async function withRebalanceLock<T>(shards: ShardSet, fn: () => Promise<T>): Promise<T> {
+  const lockPool = createPool(shards.catalogTarget, { max: 1, applicationName: 'stratum-rebalance', name: 'rebalance-lock', connectTimeoutSeconds: 5 });
   try {
-    const [got] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${REBALANCE_LOCK}::bigint) as ok`;
-    if (!got!.ok) throw new AppError('SHARD.MOVING', 'another rebalance is running on this catalog');
+    const conn = await lockPool.reserve();
     try {
-      return await fn();
+      const [got] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${REBALANCE_LOCK}::bigint) as ok`;
+      if (!got!.ok) throw new AppError('SHARD.MOVING', 'another rebalance is running on this catalog');
+      try {
+        return await fn();
+      } finally {
+        await conn`select pg_advisory_unlock(${REBALANCE_LOCK}::bigint)`;
+      }
     } finally {
-      await conn`select pg_advisory_unlock(${REBALANCE_LOCK}::bigint)`;
+      conn.release();
     }
   } finally {
-    conn.release();
+    await lockPool.end({ timeout: 5 });
   }
 }
 

@@ -12,6 +12,8 @@ export interface Shard {
   name: string;
   target: ConnectTarget;
   sql: Sql;
+  /** A connection of its own for recovery (in-doubt branches), outside the request pool: a saturated pool cannot starve it. */
+  background: Sql;
   transaction: TransactionFn;
 }
 
@@ -50,6 +52,10 @@ export interface ShardSet {
   /** Opens a shard registered in the catalog after this set was opened (a shard added by `shards add`). */
   reloadShards(): Promise<void>;
   catalog: Sql;
+  /** A catalog connection of its own for recovery, outside the request pools. */
+  catalogBackground: Sql;
+  /** Where the catalog is, for a connection of its own (the rebalance lock). */
+  catalogTarget: ConnectTarget;
   close(timeoutSeconds?: number): Promise<void>;
 }
 
@@ -116,6 +122,7 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
     const name = locationName(location);
     const sql = createPool(target, {
       max: options.poolMax, applicationName: options.applicationName, connectTimeoutSeconds: 5, statementTimeoutMs: options.statementTimeoutMs,
+      name: `shard-${row.id}`,
     });
     try {
       await prepareShard(sql, row.id, name, catalogId, options.migrations, catalog);
@@ -123,8 +130,12 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
       await sql.end({ timeout: 1 });
       throw error;
     }
+    const background = createPool(target, {
+      max: 1, applicationName: `${options.applicationName}-recovery`, connectTimeoutSeconds: 5, statementTimeoutMs: 10_000,
+      name: `shard-${row.id}-recovery`, acquireWaitMs: 10_000,
+    });
     const transaction = createTransaction({ sql, defaultDeadlineMs: options.txDeadlineMs, now: Date.now, random: Math.random, observer: options.observer });
-    return { id: row.id, name, target, sql, transaction };
+    return { id: row.id, name, target, sql, background, transaction };
   }
 
   async function loadShards(): Promise<void> {
@@ -149,9 +160,14 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
     return version;
   }
 
+  const catalogBackground = createPool(options.mainTarget, {
+    max: 1, applicationName: `${options.applicationName}-recovery`, connectTimeoutSeconds: 5, statementTimeoutMs: 10_000,
+    name: 'catalog-recovery', acquireWaitMs: 10_000,
+  });
   const closeAll = async (timeoutSeconds = 5) => {
     clearInterval(timer);
-    await Promise.all([...shards.values()].map((s) => s.sql.end({ timeout: timeoutSeconds })));
+    await Promise.all([...shards.values()].flatMap((s) => [s.sql.end({ timeout: timeoutSeconds }), s.background.end({ timeout: timeoutSeconds })]));
+    await catalogBackground.end({ timeout: timeoutSeconds });
   };
   try {
     await loadShards();
@@ -178,6 +194,8 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
     refreshMap,
     reloadShards: loadShards,
     catalog,
+    catalogBackground,
+    catalogTarget: options.mainTarget,
     close: closeAll,
   };
 }

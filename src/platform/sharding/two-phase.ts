@@ -115,12 +115,13 @@ export interface RecoveryReport {
 /**
  * Finishes in-doubt branches on every shard: a recorded 'commit' commits, 'abort' rolls back, and a branch
  * with no decision older than `graceMs` gets 'abort' recorded (so a late coordinator cannot commit it) and
- * is rolled back. Run at start and periodically.
+ * is rolled back. Run at start and periodically, on connections of its own (`catalog` a recovery pool, each
+ * shard's `background`), so request pools held to their limit cannot starve it.
  */
 export async function recoverInDoubt(catalog: Sql, shards: readonly Shard[], options: { graceMs: number; log?: (m: string, e?: unknown) => void }): Promise<RecoveryReport> {
   const report: RecoveryReport = { committed: [], rolledBack: [], waiting: [] };
   for (const shard of shards) {
-    const rows = await shard.sql<{ gid: string; age_ms: number }[]>`
+    const rows = await shard.background<{ gid: string; age_ms: number }[]>`
       select gid, (extract(epoch from (now() - prepared)) * 1000)::float8 as age_ms
       from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`;
     for (const row of rows) {
@@ -135,7 +136,7 @@ export async function recoverInDoubt(catalog: Sql, shards: readonly Shard[], opt
         decision = await decide(catalog, gid, 'abort', [shard.id]);
       }
       try {
-        await shard.sql.unsafe(`${decision === 'commit' ? 'commit' : 'rollback'} prepared '${row.gid}'`);
+        await shard.background.unsafe(`${decision === 'commit' ? 'commit' : 'rollback'} prepared '${row.gid}'`);
         (decision === 'commit' ? report.committed : report.rolledBack).push(row.gid);
       } catch (error) {
         // 42704: another recoverer finished it meanwhile.
@@ -146,7 +147,7 @@ export async function recoverInDoubt(catalog: Sql, shards: readonly Shard[], opt
   // Decisions whose branches are all finished are no longer needed.
   const left = new Set<string>();
   for (const shard of shards) {
-    const rows = await shard.sql<{ gid: string }[]>`select gid from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`;
+    const rows = await shard.background<{ gid: string }[]>`select gid from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`;
     for (const r of rows) left.add(r.gid.slice(0, r.gid.lastIndexOf(':')));
   }
   await catalog`delete from sharding.decisions where decided_at < now() - make_interval(secs => ${options.graceMs / 1000}) and not (gid = any(${[...left]}::text[]))`;
