@@ -5,7 +5,7 @@ import type { FaultPoint } from '../../platform/faults.ts';
 import { addToOutbox } from '../../platform/messaging/outbox.ts';
 import { createSagaRunner, StepTimedOut, type SagaDefinition } from '../../platform/saga/saga.ts';
 import { bucketOfId, bucketOfKey } from '../../platform/sharding/buckets.ts';
-import { BucketNotOwned, inBucket, lockBucket, ownsBucket, readBucket } from '../../platform/sharding/routing.ts';
+import { inBucket, lockBucket, ownsBucket, readBucket, whileMoving } from '../../platform/sharding/routing.ts';
 import { mergeDescending, scatter, type Consistency } from '../../platform/sharding/scatter.ts';
 import type { Shard, ShardSet } from '../../platform/sharding/shard-set.ts';
 import { twoPhaseCommit } from '../../platform/sharding/two-phase.ts';
@@ -214,19 +214,13 @@ export function createOrdersService(deps: OrdersServiceDeps) {
      */
     async createOnce(order: NewOrder, idempotency: { key: string; requestHash: string; ttlMs: number }): Promise<IdempotentOutcome> {
       const bucket = bucketOfKey(order.customerId);
-      const waitUntil = Date.now() + 5000;
-      for (;;) {
+      return whileMoving(shards, bucket, {}, () => {
         const shard = shards.ofBucket(bucket);
-        try {
-          return await idempotent({
-            scope: 'orders.create', ...idempotency, sql: shard.sql, txOptions: { label: 'orders.create' },
-            transaction: (options, fn) => shard.transaction(options, async (tx) => { await lockBucket(tx, bucket, shard.id); return fn(tx); }),
-          }, async (tx) => ({ status: 201, body: await insertNewOrder(tx, order, bucket) }));
-        } catch (error) {
-          if (!(error instanceof BucketNotOwned) || Date.now() >= waitUntil) throw error;
-          await shards.refreshMap();
-        }
-      }
+        return idempotent({
+          scope: 'orders.create', ...idempotency, sql: shard.sql, txOptions: { label: 'orders.create' },
+          transaction: (options, fn) => shard.transaction(options, async (tx) => { await lockBucket(tx, bucket, shard.id); return fn(tx); }),
+        }, async (tx) => ({ status: 201, body: await insertNewOrder(tx, order, bucket) }));
+      });
     },
 
     async get(id: number): Promise<Lookup> {
@@ -317,28 +311,22 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     async transfer(id: number, toCustomerId: number): Promise<Order> {
       const fromBucket = bucketOfId(id);
       const toBucket = bucketOfKey(toCustomerId);
-      const waitUntil = Date.now() + 5000;
-      for (;;) {
+      return whileMoving(shards, fromBucket, {}, () => {
         const from = shards.ofBucket(fromBucket);
         const to = shards.ofBucket(toBucket);
-        try {
-          if (from.id === to.id) {
-            return await from.transaction({ label: 'orders.transfer' }, async (tx) => {
-              await lockBucket(tx, fromBucket, from.id);
-              if (toBucket !== fromBucket) await lockBucket(tx, toBucket, to.id);
-              return moveOrder(tx, tx, id, toCustomerId);
-            });
-          }
-          return await twoPhaseCommit(shards.catalog, [from, to], async ([a, b]) => {
-            await lockBucket(a!, fromBucket, from.id);
-            await lockBucket(b!, toBucket, to.id);
-            return moveOrder(a!, b!, id, toCustomerId);
-          }, { deadlineMs: deps.txDeadlineMs, fault, log: deps.log });
-        } catch (error) {
-          if (!(error instanceof BucketNotOwned) || Date.now() >= waitUntil) throw error;
-          await shards.refreshMap();
+        if (from.id === to.id) {
+          return from.transaction({ label: 'orders.transfer' }, async (tx) => {
+            await lockBucket(tx, fromBucket, from.id);
+            if (toBucket !== fromBucket) await lockBucket(tx, toBucket, to.id);
+            return moveOrder(tx, tx, id, toCustomerId);
+          });
         }
-      }
+        return twoPhaseCommit(shards.catalog, [from, to], async ([a, b]) => {
+          await lockBucket(a!, fromBucket, from.id);
+          await lockBucket(b!, toBucket, to.id);
+          return moveOrder(a!, b!, id, toCustomerId);
+        }, { deadlineMs: deps.txDeadlineMs, fault, log: deps.log });
+      });
     },
 
     /** The checkout saga, run to its end: the order, processing; or the failed step after compensation. */

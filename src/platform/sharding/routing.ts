@@ -1,5 +1,6 @@
 import type { Sql, TxSql } from '../db/connect.ts';
 import type { TransactionOptions } from '../db/transaction.ts';
+import { currentDeadline } from '../db/deadline-scope.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Shard, ShardSet } from './shard-set.ts';
 
@@ -65,17 +66,28 @@ export async function readBucket<T>(
 }
 
 async function retryWhileMoving<T>(shards: ShardSet, bucket: number, options: RoutingOptions, attempt: (shard: Shard) => Promise<T>): Promise<T> {
-  const waitUntil = Date.now() + (options.movingWaitMs ?? 5000);
+  return whileMoving(shards, bucket, options, () => attempt(shards.ofBucket(bucket)));
+}
+
+/**
+ * The one retry-while-moving policy of sharded work: runs `attempt`, and while it fails with BucketNotOwned
+ * (the bucket moved, or is being fenced for a move), reloads the map and tries again after a backoff (5 ms
+ * doubling to 100 ms), until `movingWaitMs` (default 5 s) or the current deadline, whichever is first. Then
+ * SHARD.MOVING (503, Retry-After): a moving bucket never answers 500.
+ * @example return whileMoving(shards, bucket, {}, () => transferOnce(id, to));
+ */
+export async function whileMoving<T>(shards: ShardSet, bucket: number, options: RoutingOptions, attempt: () => Promise<T>): Promise<T> {
+  const waitUntil = Math.min(Date.now() + (options.movingWaitMs ?? 5000), currentDeadline() ?? Number.POSITIVE_INFINITY);
   for (let round = 0; ; round++) {
-    const shard = shards.ofBucket(bucket);
     try {
-      return await attempt(shard);
+      return await attempt();
     } catch (error) {
       if (!(error instanceof BucketNotOwned)) throw error;
-      if (Date.now() >= waitUntil) {
-        throw new AppError('SHARD.MOVING', `bucket ${bucket} is moving between shards; try again`, { cause: error, details: { bucket } });
+      const backoff = Math.min(5 * 2 ** round, 100);
+      if (Date.now() + backoff >= waitUntil) {
+        throw new AppError('SHARD.MOVING', `bucket ${error.bucket} is moving between shards; try again`, { cause: error, details: { bucket: error.bucket } });
       }
-      await pause(Math.min(5 * 2 ** round, 100));
+      await pause(backoff);
       await shards.refreshMap();
     }
   }
