@@ -83,14 +83,19 @@ export async function assembleServices(config: Config, deps: { admin: Sql; targe
   try {
     const app = await buildApp({
       bodyLimitBytes: config.bodyLimitBytes,
+      requestDeadlineMs: config.txDeadlineMs,
       logger,
       metrics,
       readiness: async () => {
-        const [primary, reads] = await Promise.all([
+        // Asked at once; the main database's answer comes first (shards on its server fail with it).
+        const [primary, reads, wired] = await Promise.allSettled([
           checkDatabaseReadiness(deps.admin),
           deps.pools.reads ? describeReadServer(deps.pools.reads.admin) : undefined,
+          contexts.readiness(),
         ]);
-        return { ...primary, ...(reads ? { reads } : {}) };
+        for (const answer of [primary, reads, wired]) if (answer.status === 'rejected') throw answer.reason;
+        const value = <T>(answer: PromiseSettledResult<T>) => (answer as PromiseFulfilledResult<T>).value;
+        return { ...value(primary), ...(value(reads) ? { reads: value(reads) } : {}), orders: value(wired) };
       },
       routes: contexts.routes,
     });

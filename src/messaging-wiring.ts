@@ -5,7 +5,7 @@ import { orderKey } from './contexts/orders/routes.ts';
 import { USER_EVENTS_KEY } from './contexts/users/routes.ts';
 import { applyScoreFanOut } from './contexts/users/users-repository.ts';
 import { invalidateOnEvents, type ReadCache } from './platform/cache/index.ts';
-import type { Sql } from './platform/db/connect.ts';
+import { createPool, type ConnectTarget, type Sql } from './platform/db/connect.ts';
 import type { TransactionFn } from './platform/db/transaction.ts';
 import type { Broker, OutboxEvent, Subscription } from './platform/messaging/broker.ts';
 import { consume } from './platform/messaging/consumer.ts';
@@ -47,13 +47,18 @@ export interface Messaging {
  * The background side: the outbox relay and stratum's own consumers, when this process is a worker
  * (ROLE=all or worker).
  */
-export async function startMessaging(config: Config, deps: { admin: Sql; transaction: TransactionFn; logger: Logger }): Promise<Messaging> {
+export async function startMessaging(
+  config: Config,
+  deps: { admin: Sql; target: ConnectTarget; applicationName: string; transaction: TransactionFn; logger: Logger },
+): Promise<Messaging> {
   const broker = await openBroker(config, deps.admin, deps.logger);
   const subscriptions: Subscription[] = [];
   let relay: Relay | undefined;
+  let relayPool: Sql | undefined;
   try {
     if (config.role !== 'api') {
-      relay = createRelay({ sql: deps.admin, broker, log: (m, e) => deps.logger.warn({ err: e }, m) });
+      relayPool = openRelayPool(deps.target, deps.applicationName, 'relay');
+      relay = createRelay({ sql: relayPool, outboxPool: deps.admin, broker, log: (m, e) => deps.logger.warn({ err: e }, m) });
       await relay.start();
       if (config.scoreMode === 'async') {
         subscriptions.push(await consume({
@@ -70,6 +75,7 @@ export async function startMessaging(config: Config, deps: { admin: Sql; transac
   } catch (error) {
     await Promise.all(subscriptions.map((s) => s.stop()));
     await relay?.stop();
+    await relayPool?.end({ timeout: 5 });
     await broker.close();
     throw error;
   }
@@ -78,9 +84,20 @@ export async function startMessaging(config: Config, deps: { admin: Sql; transac
     async stop() {
       await Promise.all(subscriptions.map((s) => s.stop()));
       await relay?.stop();
+      await relayPool?.end({ timeout: 5 });
       await broker.close();
     },
   };
+}
+
+/**
+ * A relay's own connections: one for its batch transaction, one for its wake gate's session locks (held for
+ * as long as it is awake). Outside the request pools, so a saturated pool neither starves the relay nor is
+ * starved by it.
+ * @example const pool = openRelayPool(shard.target, 'stratum', 'shard-0-relay');
+ */
+export function openRelayPool(target: ConnectTarget, applicationName: string, name: string): Sql {
+  return createPool(target, { max: 2, applicationName: `${applicationName}-relay`, name, connectTimeoutSeconds: 5, acquireWaitMs: 10_000 });
 }
 
 /** The read caches whose entries the events of other instances' writes make stale. */

@@ -15,13 +15,15 @@ import { ordersRoutes } from './contexts/orders/routes.ts';
 import { openOrderShards } from './orders-shards.ts';
 import type { App } from './http/app.ts';
 import { adminRoutes } from './http/admin.ts';
-import { followCacheInvalidations, startMessaging } from './messaging-wiring.ts';
+import { followCacheInvalidations, openRelayPool, startMessaging } from './messaging-wiring.ts';
 import { createReadCache, createRedisTier } from './platform/cache/index.ts';
 import type { ConnectTarget, Sql } from './platform/db/connect.ts';
 import { faultPoints } from './platform/faults.ts';
 import { deleteExpiredKeys } from './platform/idempotency/idempotency.ts';
 import { createRelay, type Relay } from './platform/messaging/relay.ts';
 import { startShardMaintenance } from './platform/sharding/maintenance.ts';
+import { probeShards, type ShardHealth } from './platform/sharding/health.ts';
+import { refusingSince } from './platform/db/pool-gate.ts';
 import { isConnectionError } from './platform/db/pg-errors.ts';
 import { createTransaction, type TransactionFn } from './platform/db/transaction.ts';
 import type { Metrics } from './platform/observability/metrics.ts';
@@ -29,10 +31,17 @@ import { AppError } from './platform/errors/app-error.ts';
 import type { Logger } from 'pino';
 import { createDependencyPolicy } from './platform/resilience/dependency-policy.ts';
 
+/** How long a shard may take to answer readiness's probe. */
+const SHARD_PROBE_MS = 800;
+/** A pool that refused a caller this recently makes the service not ready. */
+const REFUSING_WINDOW_MS = 5000;
+
 export interface WiredContexts {
   routes: Array<(app: App) => void>;
   /** The users context's transaction function (the administrative pool). */
   transaction: TransactionFn;
+  /** Rejects with an AppError naming the shard or pool while a shard does not answer or a pool keeps refusing callers. */
+  readiness(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -53,7 +62,7 @@ export async function wireContexts(
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, deps.logger) : undefined;
   // Started after Redis answered, so a Redis failure at start leaves no relay or consumer running.
-  const messaging = await startMessaging(config, { admin: deps.admin, transaction: usersTransaction, logger: deps.logger })
+  const messaging = await startMessaging(config, { admin: deps.admin, target: deps.target, applicationName: deps.applicationName, transaction: usersTransaction, logger: deps.logger })
     .catch(async (error) => { if (redis?.isOpen) await redis.quit(); throw error; });
   const cache = createReadCache<AccountView>({
     namespace: 'stratum:accounts',
@@ -81,18 +90,47 @@ export async function wireContexts(
   const maintenance = await startShardMaintenance({
     shards, sagas: orders.sagas, sagaDefinitions: [orders.checkoutSaga as never], graceMs: config.inDoubtGraceMs, log: warn,
   });
+  // What readiness and the metrics watch: every request pool's admission, and the shards on their recovery connections.
+  const requestPools = () => [
+    deps.admin, deps.pools.accounts, deps.pools.images, ...(deps.pools.reads ? [deps.pools.reads.admin, deps.pools.reads.accounts] : []),
+    ...shards.all().map((s) => s.sql),
+  ];
+  deps.metrics.watchPools(requestPools);
+  let lastProbe: { at: number; health: Promise<ShardHealth> } | undefined;
+  const probe = () => {
+    // One probe serves the gauges of a scrape and a readiness check close to it.
+    if (!lastProbe || Date.now() - lastProbe.at > 500) lastProbe = { at: Date.now(), health: probeShards(shards, SHARD_PROBE_MS) };
+    return lastProbe.health;
+  };
+  deps.metrics.gauge('stratum_twophase_in_doubt', 'Two-phase branches prepared on the orders shards and not yet committed or rolled back', async () => (await probe()).inDoubt);
+  deps.metrics.gauge('stratum_sagas_unfinished', 'Sagas still running or compensating', async () => (await probe()).unfinishedSagas);
+  const readiness = async () => {
+    const health = await probe();
+    if (health.unreachable.length > 0) {
+      const names = health.unreachable.map((s) => `${s.id} (${s.name})`).join(', ');
+      throw new AppError('SHARD.UNAVAILABLE', `orders shard ${names} did not answer within ${SHARD_PROBE_MS} ms`,
+        { details: { shards: health.unreachable.map(({ id, name }) => ({ id, name })) } });
+    }
+    const refusing = refusingSince(requestPools(), Date.now() - REFUSING_WINDOW_MS);
+    if (refusing.length > 0) {
+      throw new AppError('DB.POOL_EXHAUSTED', `pool ${refusing.map((p) => p.name).join(', ')} refused callers within the last ${REFUSING_WINDOW_MS / 1000} s`,
+        { details: { pools: refusing.map(({ name, max, inUse, waiting }) => ({ name, max, inUse, waiting })) } });
+    }
+    return { shards: shards.all().length, inDoubt: health.inDoubt, unfinishedSagas: health.unfinishedSagas };
+  };
   // Expired idempotency keys go now and then, on the main database and every shard.
   const keySweep = setInterval(() => {
     for (const sql of [deps.admin, ...shards.all().map((s) => s.sql)]) deleteExpiredKeys(sql).catch((error) => warn('deleting expired idempotency keys failed', error));
   }, 10 * 60_000);
   keySweep.unref();
   // Each shard's outbox has its own relay (the worker role's job).
-  const shardRelays: Relay[] = [];
+  const shardRelays: Array<{ relay: Relay; pool: Sql }> = [];
   if (config.role !== 'api') {
     for (const shard of shards.all()) {
-      const relay = createRelay({ sql: shard.sql, broker: messaging.broker, log: warn });
+      const pool = openRelayPool(shard.target, deps.applicationName, `shard-${shard.id}-relay`);
+      const relay = createRelay({ sql: pool, outboxPool: shard.sql, broker: messaging.broker, log: warn });
+      shardRelays.push({ relay, pool });
       await relay.start();
-      shardRelays.push(relay);
     }
   }
 
@@ -121,6 +159,7 @@ export async function wireContexts(
 
   return {
     transaction: usersTransaction,
+    readiness,
     routes: [
       usersRoutes({
         sql: deps.admin, transaction: usersTransaction, scoreMode: config.scoreMode, idempotencyTtlMs: config.idempotencyTtlMs,
@@ -141,6 +180,7 @@ export async function wireContexts(
       ordersRoutes({
         orders,
         idempotencyTtlMs: config.idempotencyTtlMs,
+        importDeadlineMs: config.importDeadlineMs,
         cache: {
           getOrLoad: (key, load) => orderCache.getOrLoad(key, (signal) => { deps.metrics.countCacheLoad('orders'); return load(signal); }),
           invalidate: (key) => orderCache.invalidate(key),
@@ -150,7 +190,7 @@ export async function wireContexts(
     async close() {
       clearInterval(keySweep);
       await maintenance.stop();
-      await Promise.all(shardRelays.map((r) => r.stop()));
+      await Promise.all(shardRelays.map(async ({ relay, pool }) => { await relay.stop(); await pool.end({ timeout: 5 }); }));
       await following?.stop();
       await messaging.stop();
       await shards.close();

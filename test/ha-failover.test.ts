@@ -35,7 +35,7 @@ function transactionOn(sql: Sql, retries: string[] = []): TransactionFn {
 async function appOver(sql: Sql, deadlineMs: number): Promise<App> {
   const transaction = transactionOn(sql);
   return buildApp({
-    bodyLimitBytes: 1024, logger: pino({ level: 'silent' }), metrics: createMetrics({ sql, applicationName: 'ha-test', poolMax: 2 }),
+    bodyLimitBytes: 1024, requestDeadlineMs: deadlineMs, logger: pino({ level: 'silent' }), metrics: createMetrics({ sql, applicationName: 'ha-test', poolMax: 2 }),
     readiness: () => checkDatabaseReadiness(sql),
     routes: [(app) => app.post('/writes', async () => transaction({ label: 'ha.write', deadlineMs }, (tx) => tx`select 1 as one`).then(() => ({ written: true })))],
   });

@@ -32,7 +32,7 @@ const shard0 = shards.all()[0]!;
 const orders = createOrdersService({ shards, payments: {} as never, shardDeadlineMs: 2000, txDeadlineMs: 5000, importDeadlineMs: 60_000 });
 const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
 installProblemHandlers(app);
-ordersRoutes({ orders, cache: { getOrLoad: (_k, load) => load(new AbortController().signal), invalidate: async () => {} }, idempotencyTtlMs: 1000 })(app);
+ordersRoutes({ orders, cache: { getOrLoad: (_k, load) => load(new AbortController().signal), invalidate: async () => {} }, idempotencyTtlMs: 1000, importDeadlineMs: 60_000 })(app);
 app.get('/empty', async () => ({ ok: true }));
 await app.listen({ host: '127.0.0.1', port: 0 });
 const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;

@@ -6,11 +6,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Metrics } from '../platform/observability/metrics.ts';
 import { installProblemHandlers } from './problem.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
+import { installRequestDeadline } from './request-deadline.ts';
 
 export type App = FastifyInstance;
 
 export interface AppOptions {
   bodyLimitBytes: number;
+  /** Each request's deadline unless its route sets `config.deadlineMs`; answered 503 shortly after it at the latest. */
+  requestDeadlineMs: number;
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck;
@@ -21,7 +24,7 @@ export interface AppOptions {
 /**
  * Builds the Fastify app: strict schemas (no coercion of bodies, unknown fields rejected), problem+json
  * errors, OpenAPI at /docs, health and metrics. The caller listens and closes it.
- * @example const app = await buildApp({ bodyLimitBytes: 65536, logger: pino(), metrics, readiness, routes: [usersRoutes] });
+ * @example const app = await buildApp({ bodyLimitBytes: 65536, requestDeadlineMs: 2000, logger: pino(), metrics, readiness, routes: [usersRoutes] });
  */
 export async function buildApp(options: AppOptions): Promise<App> {
   const app = Fastify({
@@ -33,6 +36,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installProblemHandlers(app);
+  installRequestDeadline(app, { defaultMs: options.requestDeadlineMs, now: Date.now });
   await app.register(swagger, {
     openapi: {
       info: { title: 'stratum', version: '0.1.0', description: 'A data service on PostgreSQL. Errors are application/problem+json with a stable `code`.' },

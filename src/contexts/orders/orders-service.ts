@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { currentDeadline } from '../../platform/db/deadline-scope.ts';
 import type { Sql, TxSql } from '../../platform/db/connect.ts';
 import { AppError, isAppError } from '../../platform/errors/app-error.ts';
 import type { FaultPoint } from '../../platform/faults.ts';
@@ -329,14 +331,34 @@ export function createOrdersService(deps: OrdersServiceDeps) {
       });
     },
 
-    /** The checkout saga, run to its end: the order, processing; or the failed step after compensation. */
+    /**
+     * The checkout saga, run to its end by the request's deadline: the order, processing; or the failed step after
+     * compensation. A saga still running at the deadline answers SAGA.PENDING with its id and goes on to its end
+     * (GET /orders/checkout/:sagaId tells how it ended).
+     */
     async checkout(request: { customerId: number; items: NewOrderItem[]; paymentToken: string }): Promise<{ sagaId: string; order: Order }> {
-      const outcome = await sagas.start(checkout, { ...request, sagaId: '' });
+      const sagaId = randomUUID();
+      const deadlineAt = currentDeadline() ?? Date.now() + deps.txDeadlineMs;
+      const running = sagas.start(checkout, { ...request, sagaId: '' }, sagaId, { deadlineAt });
+      const outcome = await settledBy(running, deadlineAt);
+      if (outcome === undefined) {
+        running.catch((error: unknown) => deps.log?.(`checkout saga ${sagaId} failed after its request was answered; resume() takes it up`, error));
+        throw new AppError('SAGA.PENDING', `checkout ${sagaId} did not finish within the request's deadline; it goes on, ask GET /orders/checkout/${sagaId}`,
+          { details: { sagaId, outcome: 'pending' } });
+      }
       if (outcome.status === 'completed') {
         const found = await this.get(outcome.state.orderId!);
         return { sagaId: outcome.id, order: (found as { order: Order }).order };
       }
       throw new CheckoutFailed(outcome.id, outcome.failedStep, outcome.compensated, outcome.state.orderId, outcome.error);
+    },
+
+    /** Where a checkout saga is: running, compensating, completed or compensated, with its order. */
+    async checkoutStatus(sagaId: string): Promise<{ sagaId: string; status: string; orderId: number | null; failedStep: string | null }> {
+      const row = await sagas.status(sagaId);
+      if (!row || row.kind !== checkout.kind) throw new AppError('SAGA.NOT_FOUND', `checkout ${sagaId} does not exist`, { details: { sagaId } });
+      const orderId = (row.state as Partial<CheckoutState>).orderId;
+      return { sagaId, status: row.status, orderId: orderId ?? null, failedStep: row.failed_step };
     },
 
     /** Sets a product's stock on every shard (each shard stocks its own customers). */
@@ -376,4 +398,14 @@ export function checkoutError(failure: CheckoutFailed): AppError {
   if (isAppError(cause)) return new AppError(cause.code, `checkout failed at ${failure.failedStep}: ${cause.message}`, { cause, details: { ...cause.details, ...details } });
   if (cause instanceof StepTimedOut) return new AppError('PAYMENT.UNAVAILABLE', `checkout failed at ${failure.failedStep}: ${cause.message}`, { cause, details });
   return new AppError('SERVICE.UNAVAILABLE', `checkout failed at ${failure.failedStep}`, { cause, details });
+}
+
+/** What `work` settled to by `deadlineAt`, or undefined if it had not (it goes on). A rejection passes through. */
+async function settledBy<T>(work: Promise<T>, deadlineAt: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), Math.max(0, deadlineAt - Date.now())); })]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

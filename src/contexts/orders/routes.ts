@@ -20,6 +20,8 @@ export interface OrdersDeps {
   cache: OrderCache;
   /** How long an Idempotency-Key of a creation is remembered. */
   idempotencyTtlMs: number;
+  /** The deadline of an item import's request (it streams through COPY for as long as the upload lasts). */
+  importDeadlineMs: number;
 }
 
 export function orderKey(id: number): string {
@@ -133,6 +135,14 @@ export function ordersRoutes(deps: OrdersDeps) {
       return order;
     });
 
+    app.get('/orders/checkout/:sagaId', {
+      schema: {
+        tags: ['orders'], summary: 'Where a checkout saga is (one answered SAGA.PENDING goes on to its end): running, compensating, completed or compensated',
+        params: Type.Object({ sagaId: Type.String({ format: 'uuid' }) }),
+        response: { 200: Type.Object({ sagaId: Type.String(), status: Type.String(), orderId: Type.Union([Type.Integer(), Type.Null()]), failedStep: Type.Union([Type.String(), Type.Null()]) }), ...errors },
+      },
+    }, async (request) => deps.orders.checkoutStatus(request.params.sagaId));
+
     app.post('/orders/checkout', {
       schema: {
         tags: ['orders'], summary: 'Checkout saga: create order, reserve stock, charge payment, mark processing; a failed step compensates the others',
@@ -157,6 +167,7 @@ export function ordersRoutes(deps: OrdersDeps) {
     });
 
     app.post('/orders/:id/items/import', {
+      config: { deadlineMs: deps.importDeadlineMs },
       schema: {
         tags: ['orders'], summary: 'Import items from CSV (product_id,quantity,price) through COPY, in savepoint-guarded chunks',
         consumes: ['text/csv'], params: OrderIdParams, querystring: ImportQuery,

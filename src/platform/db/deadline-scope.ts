@@ -9,7 +9,7 @@ interface DeadlineScope {
   holdings: Holdings | undefined;
 }
 
-const scopes = new AsyncLocalStorage<DeadlineScope>();
+const scopes = new AsyncLocalStorage<DeadlineScope | undefined>();
 
 /**
  * Runs `fn` under a deadline: every pooled connection it (or anything it calls) waits for is given up at
@@ -34,4 +34,20 @@ export function currentDeadline(): number | undefined {
 /** The holdings of the current call chain's request, if it keeps any. */
 export function currentHoldings(): Holdings | undefined {
   return scopes.getStore()?.holdings;
+}
+
+/**
+ * Runs `fn` outside any deadline scope: work that must go on after the request that started it answered (a
+ * saga compensating) waits under its own bounds, not under a deadline that has passed.
+ * @example void outsideDeadline(() => finishInBackground());
+ */
+export function outsideDeadline<T>(fn: () => T): T {
+  // A scope with no store rather than exit(): exit() only hides the store while `fn` runs synchronously, and
+  // continuations of what `fn` awaits could find the caller's scope again.
+  return scopes.run(undefined, fn);
+}
+
+/** Runs `fn` under `deadlineAt` alone, whatever scope it is called from (a saga step bounded by its own timeout). */
+export function withOwnDeadline<T>(deadlineAt: number, fn: () => T): T {
+  return scopes.run({ deadlineAt, holdings: undefined }, fn);
 }

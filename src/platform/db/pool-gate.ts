@@ -90,6 +90,15 @@ export function createPoolGate(options: { name: string; max: number; now: () => 
   };
 }
 
+/**
+ * The pools among `pools` (made by gatePool()) that refused a caller at `since` or later: a pool that keeps
+ * refusing is one its callers cannot get through, whatever the database says.
+ * @example const busy = refusingSince([sql, ...shardPools], Date.now() - 5000);
+ */
+export function refusingSince(pools: readonly object[], since: number): PoolGateState[] {
+  return pools.map((p) => gates.get(p)?.state()).filter((s): s is PoolGateState => s !== undefined && (s.lastRefusedAt ?? -Infinity) >= since);
+}
+
 /** The part of a postgres.js query the gate touches: the function that hands it to the pool. */
 interface PendingQuery {
   handler: (query: PendingQuery) => void;
@@ -141,8 +150,10 @@ export function gatePool<S extends object>(raw: S, gate: PoolGate, defaultWaitMs
   const gateQuery = <Q>(query: Q): Q => {
     if (!isQuery(query)) return query;
     const send = query.handler;
+    // A query is sent when it is first awaited, maybe outside the scope it was made in: the earlier deadline counts.
+    const madeUnder = currentDeadline();
     query.handler = (q) => {
-      gate.acquire(deadline()).then((release) => {
+      gate.acquire(Math.min(deadline(), madeUnder ?? Number.POSITIVE_INFINITY)).then((release) => {
         // Cancelled while it waited: postgres.js has rejected it already.
         if (q.cancelled) return release();
         Promise.prototype.then.call(q, release, release);
@@ -215,9 +226,9 @@ function holdReserved(connection: ReservedConnection, permit: Permit): ReservedC
     const send = query.handler;
     query.handler = (q) => {
       if (released) return q.reject(new AppError('DB.UNAVAILABLE', 'this reserved connection was given back when its request was cut off'));
-      const settled = Promise.prototype.then.call(q, () => {}, () => {});
+      // Out of the running set as soon as it settles, before its caller's await goes on.
+      const settled: PromiseLike<unknown> = Promise.prototype.then.call(q, () => { running.delete(settled); }, () => { running.delete(settled); });
       running.add(settled);
-      void settled.then(() => running.delete(settled));
       send(q);
     };
     return query;

@@ -1,6 +1,6 @@
 import { AppError } from '../errors/app-error.ts';
 import { primaryState, type Sql, type TxSql } from './connect.ts';
-import { withDeadline } from './deadline-scope.ts';
+import { currentDeadline, withDeadline } from './deadline-scope.ts';
 import { admit } from './pool-gate.ts';
 import { isConnectionError, isRetryableTxError, retryReason, sqlState, translatePgError } from './pg-errors.ts';
 
@@ -83,7 +83,8 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       // A write whose connection broke could have been applied: running it again is not ours to decide.
       throw new TypeError(`${label}: autocommit is for readOnly work`);
     }
-    const deadlineAt = runtime.now() + (options.deadlineMs ?? runtime.defaultDeadlineMs);
+    // Never later than the deadline of the request (or other scope) it runs in.
+    const deadlineAt = Math.min(runtime.now() + (options.deadlineMs ?? runtime.defaultDeadlineMs), currentDeadline() ?? Number.POSITIVE_INFINITY);
     // The last connection failure of this call: a deadline passing after one means the database was away.
     let unreachable: unknown;
     const exceeded = (cause?: unknown) => {

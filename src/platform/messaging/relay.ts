@@ -4,7 +4,13 @@ import { OUTBOX_CHANNEL } from './outbox.ts';
 import { createWakeGate, type WakeGate } from './relay-wake.ts';
 
 export interface RelayOptions {
+  /** The relay's connections, on the database of the outbox: best a pool of its own, so busy request pools cannot starve it. */
   sql: Sql;
+  /**
+   * The pool the outbox's writers and the broker know it by, when `sql` is the relay's own pool on that database:
+   * a broker whose log is on it takes each batch inside the relay's transaction. Default: `sql`.
+   */
+  outboxPool?: Sql;
   broker: Broker;
   batchSize?: number;
   /** Fallback poll when no NOTIFY arrives (a missed notification, another writer). */
@@ -59,7 +65,7 @@ export function createRelay(options: RelayOptions): Relay {
   let gate: WakeGate | undefined;
 
   // A broker whose log is in this very database takes the batch inside the relay's transaction.
-  const appender = broker.outboxAppender?.sql === sql ? broker.outboxAppender : undefined;
+  const appender = broker.outboxAppender?.sql === (options.outboxPool ?? sql) ? broker.outboxAppender : undefined;
 
   /**
    * Claims, marks and appends in one transaction with the log's broker (see OutboxAppender), in two round trips

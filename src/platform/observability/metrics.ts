@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Sql } from '../db/connect.ts';
 import type { TransactionObserver } from '../db/transaction.ts';
+import { poolGateOf, type PoolGateState } from '../db/pool-gate.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -10,6 +11,10 @@ export interface Metrics {
   cacheObserver(cache: string): { onHit(tier: 'local' | 'shared'): void; onMiss(): void };
   /** Counts one load (a read of the source of truth) for a cache: single flight shows as loads < misses. */
   countCacheLoad(cache: string): void;
+  /** Exposes the admission of these pools (in use, waiting, refused) by pool name; the list is read at each scrape. */
+  watchPools(pools: () => readonly Sql[]): void;
+  /** A gauge read at each scrape (its read failing leaves the last value). */
+  gauge(name: string, help: string, read: () => Promise<number>): void;
 }
 
 /**
@@ -72,9 +77,40 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
     labelNames: ['cache'] as const,
     registers: [registry],
   });
+  const watched: Array<() => readonly Sql[]> = [];
+  const gateStates = (): PoolGateState[] => watched.flatMap((list) => list()).map((sql) => poolGateOf(sql)?.state())
+    .filter((s): s is PoolGateState => s !== undefined);
+  new Gauge({
+    name: 'stratum_db_pool_admission',
+    help: 'Callers of each pool by state: in_use (holding a connection) or waiting (for one, until their deadline)',
+    labelNames: ['pool', 'state'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of gateStates()) {
+        this.set({ pool: s.name, state: 'in_use' }, s.inUse);
+        this.set({ pool: s.name, state: 'waiting' }, s.waiting);
+      }
+    },
+  });
+  new Gauge({
+    name: 'stratum_db_pool_refused',
+    help: 'Callers each pool refused (DB.POOL_EXHAUSTED: their deadline passed while they waited) since it opened',
+    labelNames: ['pool'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of gateStates()) this.set({ pool: s.name }, s.refused);
+    },
+  });
   return {
     registry,
     httpDuration,
+    watchPools: (pools) => { watched.push(pools); },
+    gauge: (name, help, read) => {
+      let last = 0;
+      new Gauge({ name, help, registers: [registry], async collect() { last = await read().catch(() => last); this.set(last); } });
+    },
     cacheObserver: (cache) => ({
       onHit: (tier) => cacheRequests.inc({ cache, result: tier === 'local' ? 'hit_local' : 'hit_shared' }),
       onMiss: () => cacheRequests.inc({ cache, result: 'miss' }),

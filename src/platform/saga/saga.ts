@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../db/connect.ts';
 import type { FaultPoint } from '../faults.ts';
+import { currentDeadline, outsideDeadline, withOwnDeadline } from '../db/deadline-scope.ts';
 
 /** One step of a saga: `run` and `compensate` must both be idempotent (a resumed saga may repeat either). */
 export interface SagaStep<S> {
@@ -9,7 +10,7 @@ export interface SagaStep<S> {
   run(state: S, signal: AbortSignal): Promise<Partial<S> | void>;
   /** Undoes the step; must also be safe when `run` never happened or failed half way. */
   compensate?(state: S): Promise<void>;
-  /** Longest a run may take before it counts as failed (default 5 s). */
+  /** Longest a run may take before it counts as failed (default 5 s); never past the saga's deadline less its settling time. */
   timeoutMs?: number;
 }
 
@@ -31,6 +32,11 @@ export interface SagaRunnerOptions {
   leaseMs?: number;
   fault?: FaultPoint;
   log?: (message: string, error?: unknown) => void;
+  /**
+   * Time kept before a saga's deadline for compensating: a step's timeout ends this long before the deadline,
+   * so a failed step is undone while its caller still waits (default 500 ms).
+   */
+  settleMs?: number;
 }
 
 /** Thrown by a step for a failure that should compensate with this error as the answer (e.g. declined). */
@@ -50,6 +56,7 @@ export function createSagaRunner(options: SagaRunnerOptions) {
   const owner = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const fault = options.fault ?? (() => {});
   const log = options.log ?? (() => {});
+  const settleMs = options.settleMs ?? 500;
 
   async function save(id: string, fields: { status?: SagaRow['status']; step?: number; state?: unknown; failedStep?: string; error?: string }) {
     await sql`update sharding.sagas set
@@ -60,9 +67,11 @@ export function createSagaRunner(options: SagaRunnerOptions) {
       where id = ${id} and lease_owner = ${owner}`;
   }
 
-  async function runStep<S>(step: SagaStep<S>, state: S): Promise<Partial<S> | void> {
+  async function runStep<S>(step: SagaStep<S>, state: S, deadlineAt: number | undefined): Promise<Partial<S> | void> {
     const controller = new AbortController();
-    const timeoutMs = step.timeoutMs ?? 5000;
+    const left = deadlineAt === undefined ? Number.POSITIVE_INFINITY : deadlineAt - settleMs - Date.now();
+    if (left <= 0) throw new StepTimedOut(`no time was left before the saga's deadline for step ${step.name}`);
+    const timeoutMs = Math.min(step.timeoutMs ?? 5000, left);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -72,7 +81,8 @@ export function createSagaRunner(options: SagaRunnerOptions) {
       }, timeoutMs);
     });
     try {
-      return await Promise.race([step.run(state, controller.signal), late]);
+      // Everything the step waits for (a connection, a lock) is bounded by its timeout.
+      return await Promise.race([withOwnDeadline(Date.now() + timeoutMs, () => step.run(state, controller.signal)), late]);
     } finally {
       clearTimeout(timer);
     }
@@ -93,7 +103,7 @@ export function createSagaRunner(options: SagaRunnerOptions) {
     return done;
   }
 
-  async function drive<S>(def: SagaDefinition<S>, row: SagaRow): Promise<SagaOutcome<S>> {
+  async function drive<S>(def: SagaDefinition<S>, row: SagaRow, deadlineAt?: number): Promise<SagaOutcome<S>> {
     let state = row.state as S;
     if (row.status === 'compensating') {
       const compensated = await compensateFrom(def, row.id, state, row.step);
@@ -102,7 +112,7 @@ export function createSagaRunner(options: SagaRunnerOptions) {
     for (let i = row.step; i < def.steps.length; i++) {
       const step = def.steps[i]!;
       try {
-        const produced = await runStep(step, state);
+        const produced = await runStep(step, state, deadlineAt);
         if (produced) state = { ...state, ...produced };
         fault(`saga:ran:${step.name}`);
         await save(row.id, { step: i + 1, state });
@@ -118,12 +128,19 @@ export function createSagaRunner(options: SagaRunnerOptions) {
   }
 
   return {
-    /** Starts a saga and runs it to its end (completed, or compensated after a failed step). */
-    async start<S extends object>(def: SagaDefinition<S>, initial: S, id: string = randomUUID()): Promise<SagaOutcome<S & { sagaId: string }>> {
+    /**
+     * Starts a saga and runs it to its end (completed, or compensated after a failed step). Its steps run by
+     * `deadlineAt` (default: the current scope's deadline, if any) less the settling time; a step with no time
+     * left fails and the saga compensates. Once started, it runs outside the caller's deadline scope: a caller
+     * that stops waiting (answers "pending") leaves it to finish; a process that dies leaves it to resume().
+     */
+    async start<S extends object>(def: SagaDefinition<S>, initial: S, id: string = randomUUID(), startOptions: { deadlineAt?: number } = {}): Promise<SagaOutcome<S & { sagaId: string }>> {
+      const deadlineAt = startOptions.deadlineAt ?? currentDeadline();
       const state = { ...initial, sagaId: id };
       await sql`insert into sharding.sagas (id, kind, status, step, state, lease_owner, lease_until)
         values (${id}, ${def.kind}, 'running', 0, ${sql.json(state as never)}, ${owner}, now() + make_interval(secs => ${leaseMs / 1000}))`;
-      return drive(def as SagaDefinition<S & { sagaId: string }>, { id, kind: def.kind, status: 'running', step: 0, state, failed_step: null, error: null });
+      return outsideDeadline(() => drive(def as SagaDefinition<S & { sagaId: string }>,
+        { id, kind: def.kind, status: 'running', step: 0, state, failed_step: null, error: null }, deadlineAt));
     },
 
     /**

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql, TxSql } from '../db/connect.ts';
-import { withDeadline } from '../db/deadline-scope.ts';
+import { currentDeadline, withDeadline } from '../db/deadline-scope.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { FaultPoint } from '../faults.ts';
 import type { Shard } from './shard-set.ts';
 
-const GID_PREFIX = 'stratum-2pc:';
+/** Every branch stratum prepares has a global transaction id starting with this. */
+export const GID_PREFIX = 'stratum-2pc:';
 
 export interface TwoPhaseOptions {
   /** Milliseconds until the work and the prepares must be done; after it, nothing is decided. */
@@ -34,7 +35,7 @@ function branchGid(gid: string, shardId: number): string {
  */
 export async function twoPhaseCommit<T>(catalog: Sql, shards: readonly Shard[], work: (txs: TxSql[]) => Promise<T>, options: TwoPhaseOptions): Promise<T> {
   if (new Set(shards.map((s) => s.id)).size !== shards.length) throw new Error('twoPhaseCommit needs distinct shards');
-  const deadline = Date.now() + options.deadlineMs;
+  const deadline = Math.min(Date.now() + options.deadlineMs, currentDeadline() ?? Number.POSITIVE_INFINITY);
   return withDeadline(deadline, () => runTwoPhase(catalog, shards, work, options, deadline));
 }
 
