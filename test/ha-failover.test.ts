@@ -250,7 +250,14 @@ describe('a primary target on several hosts (no lab needed)', () => {
     });
     const services = await assembleServices(config, { admin: sql, target: { url }, pools, applicationName: 'ha-reads' });
     try {
-      const ready = (await services.app.inject({ method: 'GET', url: '/readyz' })).json();
+      // The read pool and the shards connect on first use: ready within a few seconds.
+      let answer = await services.app.inject({ method: 'GET', url: '/readyz' });
+      for (let i = 0; i < 50 && answer.statusCode !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        answer = await services.app.inject({ method: 'GET', url: '/readyz' });
+      }
+      expect(answer.statusCode, answer.body).toBe(200);
+      const ready = answer.json();
       expect(ready.reads.standby).toBe(true);
       expect(replicas).toContain(ready.reads.host);
       const username = `reader-${randomBytes(4).toString('hex')}`;
