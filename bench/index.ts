@@ -1,4 +1,5 @@
 import { runAccountsBench } from './accounts.ts';
+import { runContentionBench } from './contention.ts';
 import { runImportBench } from './import.ts';
 import { runMessagingBench } from './messaging.ts';
 import { runShardsBench } from './shards.ts';
@@ -12,6 +13,7 @@ const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
   import: runImportBench,
   messaging: runMessagingBench,
   shards: runShardsBench,
+  contention: runContentionBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);
