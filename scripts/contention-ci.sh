@@ -36,5 +36,5 @@ for _ in $(seq 1 120); do
 done
 curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "the server never became ready:" >&2; tail -20 "$log" >&2; exit 1; }
 
-node bin/stratum.js loadtest orders-contention --url "http://127.0.0.1:$port" --rate 120 --duration 15 --concurrency 16 \
+node --import tsx tools/main.ts loadtest orders-contention --url "http://127.0.0.1:$port" --rate 120 --duration 15 --concurrency 16 \
   --database-url "$url" --deadline-ms 2000 --settle 30 --seed "${CONTENTION_SEED:-1}"

@@ -93,3 +93,46 @@ describe('stratum serve and the CLI on the embedded PostgreSQL', () => {
     expect(result.stderr).toMatch(/unknown command/);
   });
 });
+
+describe('stratum help and each command\'s --help (no database, no configuration read)', () => {
+  // PORT is refused by the configuration: help must not read it.
+  const badEnv = { ...env, PORT: 'not-a-port' };
+
+  it.each([
+    ['migrate', /^usage: stratum migrate up \| down \[n\] \| status\n\n  up /],
+    ['shards', /^usage: stratum shards status \| add <postgres-url> \| add --database <name> \| rebalance\n/],
+    ['import', /^usage: stratum import order-items --order <id> --file <items.csv>/],
+    ['seed', /^usage: stratum seed accounts \[--count N\] \[--start S\]\n/],
+    ['dlq', /^usage: stratum dlq list --group G \[--limit N\]\n/],
+    ['serve', /^usage: stratum serve\n/],
+  ])('%s --help prints its own usage', async (command, usage) => {
+    for (const flag of ['--help', '-h']) {
+      const result = await runStratum([command, flag], badEnv);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(usage);
+      expect(result.stdout).not.toMatch(/^Commands:/m);
+      expect(result.stderr).toBe('');
+    }
+  });
+
+  it('migrate --help after an action prints the usage too, and applies nothing', async () => {
+    const result = await runStratum(['migrate', 'up', '--help'], badEnv);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^usage: stratum migrate /);
+  });
+
+  it('lists the product commands only, and points to the tools', async () => {
+    const result = await runStratum(['help'], env);
+    expect(result.code).toBe(0);
+    for (const command of ['serve', 'migrate up', 'seed accounts', 'import order-items', 'dlq list', 'shards status']) expect(result.stdout).toMatch(new RegExp(`^  ${command}`, 'm'));
+    expect(result.stdout).not.toMatch(/^ {2}(lab|chaos|loadtest)\b/m);
+    expect(result.stdout).toMatch(/`npm run tools -- help`/);
+  });
+
+  it.each([['lab', 'up'], ['chaos', 'failover'], ['loadtest', 'accounts-read']])('stratum %s %s points to npm run tools', async (command, arg) => {
+    const result = await runStratum([command, arg], badEnv);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim()).toBe(`stratum: ${command} is not a stratum command but a tool: run \`npm run tools -- ${command} ${arg}\``);
+  });
+});

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runLab } from '../src/cli/lab.ts';
-import { SUPERUSER_PASSWORD } from '../src/cli/lab-cluster.ts';
+import { runLab } from '../tools/lab/command.ts';
+import { SUPERUSER_PASSWORD } from '../tools/lab/cluster.ts';
 import { buildApp, type App } from '../src/http/app.ts';
 import { createPool, describeTarget, primaryState, type Sql } from '../src/platform/db/connect.ts';
 import { checkDatabaseReadiness } from '../src/platform/db/replication-status.ts';
@@ -10,15 +10,16 @@ import { createTransaction, type TransactionFn } from '../src/platform/db/transa
 import { isAppError } from '../src/platform/errors/app-error.ts';
 import { createMetrics } from '../src/platform/observability/metrics.ts';
 import { loadConfig } from '../src/config/config.ts';
+import { loadToolsConfig } from '../src/config/tools-config.ts';
 import { openContextPools } from '../src/context-pools.ts';
 import { allMigrations } from '../src/contexts/index.ts';
 import { assembleServices } from '../src/main.ts';
 import { createMigrator } from '../src/platform/migrate/migrator.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
-// The failover tests need the Patroni lab of this checkout: `npm run stratum -- lab up` (root) prints the URL.
+// The failover tests need the Patroni lab of this checkout: `npm run tools -- lab up` (root) prints the URL.
 const LAB_URL = process.env.LAB_DATABASE_URL;
-if (!LAB_URL) console.log('[stratum tests] LAB_DATABASE_URL not set: skipping the failover tests on the Patroni lab (`npm run stratum -- lab up` prints it)');
+if (!LAB_URL) console.log('[stratum tests] LAB_DATABASE_URL not set: skipping the failover tests on the Patroni lab (`npm run tools -- lab up` prints it)');
 
 const pools: Sql[] = [];
 function pool(url: string, applicationName: string, max = 2): Sql {
@@ -89,8 +90,8 @@ describe('a primary target on several hosts (no lab needed)', () => {
   const table = `ha_writes_${randomBytes(4).toString('hex')}`;
   const labOutput: string[] = [];
   const lab = async (action: string) => {
-    const code = await runLab([action], { out: (l) => labOutput.push(l), err: (l) => labOutput.push(l) }, { env: process.env, cwd: process.cwd() });
-    if (code !== 0) throw new Error(`stratum lab ${action} failed:\n${labOutput.join('\n')}`);
+    const code = await runLab([action], { out: (l) => labOutput.push(l), err: (l) => labOutput.push(l) }, loadToolsConfig(process.env, process.cwd()).lab);
+    if (code !== 0) throw new Error(`lab ${action} failed:\n${labOutput.join('\n')}`);
   };
   let sql: Sql;
 

@@ -1,14 +1,11 @@
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { isAppError } from '../platform/errors/app-error.ts';
-import { runLoadtestCommand } from './loadtest/command.ts';
-import { runDlq } from './dlq.ts';
-import { runImport } from './import.ts';
-import { runLab } from './lab.ts';
-import { runMigrate } from './migrate.ts';
-import { runSeed } from './seed.ts';
-import { runServe } from './serve.ts';
-import { runShards } from './shards.ts';
-import { runChaos } from './chaos/command.ts';
+import { DLQ_HELP, runDlq } from './dlq.ts';
+import { IMPORT_HELP, runImport } from './import.ts';
+import { MIGRATE_HELP, runMigrate } from './migrate.ts';
+import { runSeed, SEED_HELP } from './seed.ts';
+import { runServe, SERVE_HELP } from './serve.ts';
+import { runShards, SHARDS_HELP } from './shards.ts';
 
 const HELP = `stratum: a data service on PostgreSQL
 
@@ -21,24 +18,26 @@ Commands:
   migrate status            list migrations and whether each is applied
   seed accounts [--count N] [--start S]
                             create Person_S..Person_(S+N-1) with events and images; idempotent (see seed --help)
-  loadtest <scenario> --url URL --rate R --duration S [--ramp S] [--json FILE]
-                            open-model load: accounts-read, accounts-mixed, orders-mixed or orders-contention (see loadtest --help)
   import order-items --order ID --file items.csv [--chunk-size N] [--atomic]
                             stream CSV items into an order through COPY (see import --help)
   dlq list|show|replay|drop --group G [--id ID]
                             dead letters of a consumer group (see dlq --help)
   shards status|add <url>|add --database <name>|rebalance
                             the orders shards: health, adding one, moving buckets online (see shards --help)
-  chaos failover --scenario accounts-mixed --rate R --duration S --fault kill-leader@S
-                            load a running stratum on the lab cluster, fail its primary, verify every acknowledged write
-  chaos broker --broker rabbitmq|nats --fault stop@S --for S
-                            stop and restart a broker under event load; report events lost and effects doubled
-  lab up|down|status|kill-leader|kill-postgres|switchover
-                            a 3-node Patroni cluster on loopback to try failover (root; see lab --help)
-  help                      show this text
+  help                      show this text; <command> --help shows that command's
 
 With no DATABASE_URL, commands use the embedded PostgreSQL of STRATUM_HOME (default ./.stratum):
-the running server's if \`stratum serve\` is up, otherwise one started for the command.`;
+the running server's if \`stratum serve\` is up, otherwise one started for the command.
+
+The failover lab, chaos runs and load generation are tools apart from the service: \`npm run tools -- help\`.`;
+
+/** Each command's own usage, for `stratum <command> --help`. */
+const COMMAND_HELP: Record<string, string> = {
+  serve: SERVE_HELP, migrate: MIGRATE_HELP, seed: SEED_HELP, import: IMPORT_HELP, dlq: DLQ_HELP, shards: SHARDS_HELP,
+};
+
+/** Commands that moved to the tools (`npm run tools -- <command>`). */
+const TOOL_COMMANDS: readonly string[] = ['lab', 'chaos', 'loadtest'];
 
 const err = (line: string) => process.stderr.write(`${line}\n`);
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -55,10 +54,14 @@ export async function runCli(argv: string[]): Promise<number> {
     out(HELP);
     return 0;
   }
-  if (command === 'loadtest') return runLoadtestCommand(rest, { out, err });
-  if (command === 'lab') return runLab(rest, { out, err }, { env: process.env, cwd: process.cwd() });
-  if ((rest.includes('--help') || rest.includes('-h')) && command !== 'seed' && command !== 'dlq' && command !== 'import' && command !== 'shards' && command !== 'chaos') {
-    out(HELP);
+  if (TOOL_COMMANDS.includes(command)) {
+    err(`stratum: ${command} is not a stratum command but a tool: run \`npm run tools -- ${command}${rest.length > 0 ? ` ${rest.join(' ')}` : ''}\``);
+    return 2;
+  }
+  const help = Object.hasOwn(COMMAND_HELP, command) ? COMMAND_HELP[command] : undefined;
+  // Before the configuration is read: help needs no database, and a bad setting does not hide it.
+  if (help && (rest.includes('--help') || rest.includes('-h'))) {
+    out(help);
     return 0;
   }
   try {
@@ -70,7 +73,6 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'dlq': return await runDlq(config, rest, { out, err });
       case 'import': return await runImport(config, rest, { out, err });
       case 'shards': return await runShards(config, rest, { out, err });
-      case 'chaos': return await runChaos(config, rest, { out, err }, process.env);
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;

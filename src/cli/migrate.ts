@@ -8,15 +8,26 @@ import { shardOfRow } from '../platform/sharding/shard-set.ts';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }
 
+export const MIGRATE_USAGE = 'usage: stratum migrate up | down [n] | status';
+
+export const MIGRATE_HELP = `${MIGRATE_USAGE}
+
+  up          apply every pending migration of the main database, then of every orders shard the catalog lists
+  down [n]    revert the n most recent migrations of the main database (default 1; the shards are left as they are)
+  status      each migration of the main database and of every orders shard, and whether it is applied
+
+With no DATABASE_URL, the embedded PostgreSQL of STRATUM_HOME: the running server's, or one started for the command.`;
+
 /**
  * `stratum migrate up | down [n] | status`: the main database's migrations; `up` and `status` also cover every
  * orders shard the catalog lists (a shard is otherwise migrated when the server starts). `down` reverts the main
  * database only.
  */
 export async function runMigrate(config: Config, args: string[], io: Io): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) { io.out(MIGRATE_HELP); return 0; }
   const [action, countArg] = args;
   if (action !== 'up' && action !== 'down' && action !== 'status') {
-    io.err('usage: stratum migrate up | down [n] | status');
+    io.err(MIGRATE_USAGE);
     return 2;
   }
   let count = 1;

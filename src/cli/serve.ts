@@ -1,6 +1,12 @@
 import type { Config } from '../config/config.ts';
 import { startServer } from '../main.ts';
 
+export const SERVE_HELP = `usage: stratum serve
+
+Runs the HTTP API on HOST:PORT (default 127.0.0.1:8080) until SIGINT or SIGTERM, then finishes the requests in
+flight and stops; a second signal exits at once. The database is DATABASE_URL, or with none the embedded
+PostgreSQL of STRATUM_HOME (default ./.stratum), started and stopped with the server.`;
+
 /** `stratum serve`: runs until SIGINT or SIGTERM, then shuts down gracefully; a second signal forces the exit. */
 export async function runServe(config: Config, log: (line: string) => void): Promise<number> {
   const server = await startServer(config, (line) => log(`stratum: ${line}`));

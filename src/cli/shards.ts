@@ -12,7 +12,7 @@ interface Io { out: (line: string) => void; err: (line: string) => void }
 
 export const SHARDS_USAGE = 'usage: stratum shards status | add <postgres-url> | add --database <name> | rebalance';
 
-const SHARDS_HELP = `${SHARDS_USAGE}
+export const SHARDS_HELP = `${SHARDS_USAGE}
 
   status                   the bucket map's version; each shard's buckets, orders and health
   add <postgres-url>       register a shard on its own server (migrated and stamped now; it owns no bucket yet)

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../../config/config.ts';
-import { openDatabase } from '../../main.ts';
-import { createPool, type Sql } from '../../platform/db/connect.ts';
-import { createTransaction } from '../../platform/db/transaction.ts';
-import type { Broker } from '../../platform/messaging/broker.ts';
-import { consume } from '../../platform/messaging/consumer.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
-import { createRelay } from '../../platform/messaging/relay.ts';
-import { allMigrations } from '../../contexts/index.ts';
-import { createMigrator } from '../../platform/migrate/migrator.ts';
-import { createDatabaseIfMissing, databaseOf, targetForDatabase } from '../../platform/sharding/shard-set.ts';
+import type { Config } from '../../src/config/config.ts';
+import { openDatabase } from '../../src/main.ts';
+import { createPool, type Sql } from '../../src/platform/db/connect.ts';
+import { createTransaction } from '../../src/platform/db/transaction.ts';
+import type { Broker } from '../../src/platform/messaging/broker.ts';
+import { consume } from '../../src/platform/messaging/consumer.ts';
+import { addToOutbox } from '../../src/platform/messaging/outbox.ts';
+import { createRelay } from '../../src/platform/messaging/relay.ts';
+import { allMigrations } from '../../src/contexts/index.ts';
+import { createMigrator } from '../../src/platform/migrate/migrator.ts';
+import { createDatabaseIfMissing, databaseOf, targetForDatabase } from '../../src/platform/sharding/shard-set.ts';
 import { defaultControl, runCommand, waitForPort, type BrokerControl } from './broker-control.ts';
 
 export interface BrokerChaosOptions {
@@ -41,10 +41,10 @@ const GROUP = 'chaos.effects';
 async function openChaosBroker(options: BrokerChaosOptions, namespace: string): Promise<Broker> {
   const log = () => {};
   if (options.broker === 'rabbitmq') {
-    const { createRabbitMqBroker } = await import('../../platform/messaging/rabbitmq/index.ts');
+    const { createRabbitMqBroker } = await import('../../src/platform/messaging/rabbitmq/index.ts');
     return createRabbitMqBroker({ url: options.url, namespace, groups: [GROUP], log });
   }
-  const { createNatsBroker } = await import('../../platform/messaging/nats/index.ts');
+  const { createNatsBroker } = await import('../../src/platform/messaging/nats/index.ts');
   return createNatsBroker({ servers: options.url, namespace, log });
 }
 

@@ -1,6 +1,6 @@
 import postgres from 'postgres';
-import type { ConnectTarget } from '../../platform/db/connect.ts';
-import { shardOfRow } from '../../platform/sharding/shard-set.ts';
+import type { ConnectTarget } from '../../src/platform/db/connect.ts';
+import { shardOfRow } from '../../src/platform/sharding/shard-set.ts';
 import type { ContentionSnapshot, SettleCounts } from './contention-records.ts';
 
 type Client = postgres.Sql<Record<string, never>>;

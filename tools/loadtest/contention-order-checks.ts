@@ -1,4 +1,4 @@
-import { bucketOfId, bucketOfKey } from '../../platform/sharding/buckets.ts';
+import { bucketOfId, bucketOfKey } from '../../src/platform/sharding/buckets.ts';
 import type { Check, ContentionSnapshot, CreationRecord, LineageRecord, OrderRow, OrderStatus } from './contention-records.ts';
 
 const NEXT: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {

@@ -13,7 +13,7 @@ export interface LoadtestIo {
 }
 
 /**
- * `stratum loadtest <scenario> …`: runs the load, prints the report, and returns the exit code: 0 for a
+ * `npm run tools -- loadtest <scenario> …`: runs the load, prints the report, and returns the exit code: 0 for a
  * clean run, 1 when a request failed or something created was not read back as the run left it (or, for a
  * scenario with its own checks, when one of them failed), 2 for bad arguments.
  * @example process.exitCode = await runLoadtestCommand(['accounts-read', '--url', 'http://127.0.0.1:8080', '--rate', '50', '--duration', '75', '--ramp', '5'], io);
@@ -25,7 +25,7 @@ export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promis
     return 0;
   }
   if (parsed.kind === 'invalid') {
-    io.err(`stratum loadtest: ${parsed.message}`);
+    io.err(`loadtest: ${parsed.message}`);
     io.err(USAGE);
     return 2;
   }

@@ -1,4 +1,4 @@
-import { seededAccountId, seededAccountName } from '../../contexts/accounts/seed-ids.ts';
+import { seededAccountId, seededAccountName } from '../../src/contexts/accounts/seed-ids.ts';
 import type { RequestPlan } from './http-target.ts';
 import { ordersContention } from './orders-contention.ts';
 import { ordersMixed } from './orders-mixed.ts';

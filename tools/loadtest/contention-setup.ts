@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bucketOfKey } from '../../platform/sharding/buckets.ts';
+import { bucketOfKey } from '../../src/platform/sharding/buckets.ts';
 import type { HttpAnswer, HttpTarget, RequestPlan } from './http-target.ts';
 import type { Ledger } from './contention-ledger.ts';
 import { openContentionDatabases, type ContentionDatabases } from './contention-snapshot.ts';

@@ -1,18 +1,19 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { Config } from '../../config/config.ts';
+import type { Config } from '../../src/config/config.ts';
+import type { ToolsConfig } from '../../src/config/tools-config.ts';
 import { printBrokerReport, runBrokerChaos } from './broker-chaos.ts';
 import { printFailoverReport, runFailoverChaos, type FailoverFault } from './failover-chaos.ts';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }
 
-export const CHAOS_USAGE = `usage: stratum chaos failover --scenario accounts-mixed --rate N --duration S --fault kill-leader|kill-postgres|switchover@SECONDS [--url URL] [--json FILE]
-       stratum chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE]`;
+export const CHAOS_USAGE = `usage: npm run tools -- chaos failover --scenario accounts-mixed --rate N --duration S --fault kill-leader|kill-postgres|switchover@SECONDS [--url URL] [--json FILE]
+       npm run tools -- chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE]`;
 
 export const CHAOS_HELP = `${CHAOS_USAGE}
 
   chaos failover the accounts-mixed load (creations with Idempotency-Keys) against a running stratum on the lab
-                 cluster (\`stratum lab up\`), the lab fault applied at its time, then every acknowledged creation
+                 cluster (\`npm run tools -- lab up\`), the lab fault applied at its time, then every acknowledged creation
                  looked up on the primary that serves afterwards (DATABASE_URL, the lab's multi-host URL) and read
                  back through the API. Prints requests sent, failed (by code), acknowledged writes missing, the
                  longest latency and the write stall.
@@ -40,8 +41,11 @@ function positiveNumber(raw: string | undefined, name: string, fallback: number)
 
 class UsageError extends Error {}
 
-/** `stratum chaos failover|broker ...` */
-export async function runChaos(config: Config, args: string[], io: Io, env: Record<string, string | undefined>): Promise<number> {
+/**
+ * `npm run tools -- chaos failover|broker ...`. `serviceConfig` loads the service's configuration, which broker
+ * chaos runs in (its main database); a failover run does not need it.
+ */
+export async function runChaos(args: string[], io: Io, settings: ToolsConfig, serviceConfig: () => Config): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -54,7 +58,7 @@ export async function runChaos(config: Config, args: string[], io: Io, env: Reco
       },
     });
   } catch (error) {
-    io.err(`stratum chaos: ${(error as Error).message}`);
+    io.err(`chaos: ${(error as Error).message}`);
     io.err(CHAOS_USAGE);
     return 2;
   }
@@ -68,14 +72,14 @@ export async function runChaos(config: Config, args: string[], io: Io, env: Reco
       if (!fault) throw new UsageError('--fault must be kill-leader@S, kill-postgres@S or switchover@S');
       const duration = positiveNumber(parsed.values.duration, 'duration', 60);
       if (Number(fault[2]) >= duration) throw new UsageError('the fault must come before the end of --duration');
-      const databaseUrl = env.DATABASE_URL?.trim();
-      if (!databaseUrl) throw new UsageError('DATABASE_URL must name the lab cluster (printed by `stratum lab up`)');
+      const databaseUrl = settings.chaos.clusterUrl;
+      if (!databaseUrl) throw new UsageError('DATABASE_URL must name the lab cluster (printed by `npm run tools -- lab up`)');
       let url: URL;
       try { url = new URL(parsed.values.url ?? 'http://127.0.0.1:8080'); } catch { throw new UsageError('--url must be a URL'); }
       const report = await runFailoverChaos({
         url, rate: positiveNumber(parsed.values.rate, 'rate', 100), duration, fault: fault[1] as FailoverFault, faultAt: Number(fault[2]),
         databaseUrl, accounts: positiveNumber(parsed.values.accounts, 'accounts', 15000), timeoutS: positiveNumber(parsed.values.timeout, 'timeout', 30),
-        where: { env, cwd: process.cwd() },
+        lab: settings.lab,
       }, io.err);
       printFailoverReport(report, io.out);
       if (parsed.values.json) fs.writeFileSync(parsed.values.json, `${JSON.stringify(report, null, 2)}\n`);
@@ -90,8 +94,8 @@ export async function runChaos(config: Config, args: string[], io: Io, env: Reco
     const stopFor = positiveNumber(parsed.values.for, 'for', NaN);
     if (Number.isNaN(stopFor)) throw new UsageError('--for SECONDS is required');
     if (stopAt >= duration) throw new UsageError('the fault must come before the end of --duration');
-    const url = env.BROKER_URL?.trim() || (broker === 'rabbitmq' ? 'amqp://guest:guest@127.0.0.1:5672' : 'nats://127.0.0.1:4222');
-    const report = await runBrokerChaos(config, {
+    const url = settings.chaos.brokerUrl || (broker === 'rabbitmq' ? 'amqp://guest:guest@127.0.0.1:5672' : 'nats://127.0.0.1:4222');
+    const report = await runBrokerChaos(serviceConfig(), {
       broker, url, rate: positiveNumber(parsed.values.rate, 'rate', 100), duration, stopAt, stopFor,
       drainTimeoutS: positiveNumber(parsed.values.drain, 'drain', 120),
       control: {
@@ -104,7 +108,7 @@ export async function runChaos(config: Config, args: string[], io: Io, env: Reco
     return report.eventsLost === 0 && report.duplicatedEffects === 0 && report.producerFailures === 0 ? 0 : 1;
   } catch (error) {
     if (error instanceof UsageError) {
-      io.err(`stratum chaos: ${error.message}`);
+      io.err(`chaos: ${error.message}`);
       io.err(CHAOS_USAGE);
       return 2;
     }

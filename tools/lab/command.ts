@@ -2,16 +2,17 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPool } from '../platform/db/connect.ts';
+import type { ToolsConfig } from '../../src/config/tools-config.ts';
+import { createPool } from '../../src/platform/db/connect.ts';
 import {
   clusterMembers, commandExists, etcdPid, findLeader, labLayout, LAB_SCOPE, patroniPid, portOpen, postgresBinDir,
   postgresCanUse, postmasterPid, startEtcd, startPatroni, stopProcess, SUPERUSER_PASSWORD, writeNodeConfig,
   type LabLayout, type LabNode, type Member,
-} from './lab-cluster.ts';
+} from './cluster.ts';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }
 
-export const LAB_HELP = `usage: stratum lab up|down|status|kill-leader|kill-postgres|switchover
+export const LAB_HELP = `usage: npm run tools -- lab up|down|status|kill-leader|kill-postgres|switchover
 
 A three-node PostgreSQL cluster managed by Patroni (one etcd), on loopback, to try failover locally:
 PostgreSQL on 127.0.0.1:5441-5443, Patroni's REST API on 127.0.0.1:8008-8010. Needs root (it installs
@@ -37,12 +38,11 @@ export function labDatabaseUrl(layout: LabLayout): string {
   return `postgres://${APP.user}:${APP.password}@${hosts}/${APP.database}?target_session_attrs=primary`;
 }
 
-/** `stratum lab up|down|status|kill-leader|switchover` */
-export async function runLab(args: string[], io: Io, where: { env: Record<string, string | undefined>; cwd: string }): Promise<number> {
+/** `npm run tools -- lab up|down|status|kill-leader|switchover` */
+export async function runLab(args: string[], io: Io, lab: ToolsConfig['lab']): Promise<number> {
   const action = args[0];
   if (args.includes('--help') || args.includes('-h')) { io.out(LAB_HELP); return 0; }
-  const home = path.resolve(where.cwd, where.env.STRATUM_HOME?.trim() || '.stratum');
-  const layout = labLayout(path.resolve(where.cwd, where.env.STRATUM_LAB_DIR?.trim() || path.join(home, 'lab')));
+  const layout = labLayout(lab.dir);
   const actions = { up, down, status, 'kill-leader': killLeader, 'kill-postgres': killPostgres, switchover };
   const run = action !== undefined && Object.hasOwn(actions, action) ? actions[action as keyof typeof actions] : undefined;
   if (!run) { io.err(LAB_HELP); return 2; }
@@ -58,25 +58,25 @@ function ensurePackages(io: Io): string | undefined {
   const missing = ['etcd', 'etcdctl', 'patroni', 'patronictl', 'setpriv'].filter((c) => !commandExists(c));
   if (missing.length === 0 && postgresBinDir()) return postgresBinDir();
   if (process.getuid?.() !== 0) {
-    io.err(`stratum lab: ${missing.join(', ') || 'PostgreSQL'} missing, and installing it needs root: run as root, or install ${PACKAGES.join(' ')} first`);
+    io.err(`lab: ${missing.join(', ') || 'PostgreSQL'} missing, and installing it needs root: run as root, or install ${PACKAGES.join(' ')} first`);
     return undefined;
   }
   if (!commandExists('apt-get')) {
-    io.err(`stratum lab: ${missing.join(', ') || 'PostgreSQL'} missing and there is no apt-get here: install ${PACKAGES.join(' ')} (PostgreSQL, Patroni 3, etcd 3) by other means`);
+    io.err(`lab: ${missing.join(', ') || 'PostgreSQL'} missing and there is no apt-get here: install ${PACKAGES.join(' ')} (PostgreSQL, Patroni 3, etcd 3) by other means`);
     return undefined;
   }
-  io.err(`stratum lab: installing ${PACKAGES.join(' ')} (apt-get)`);
+  io.err(`lab: installing ${PACKAGES.join(' ')} (apt-get)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   for (const args of [['update'], ['install', '-y', ...PACKAGES]]) {
     const result = spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
-    if (result.status !== 0) { io.err(`stratum lab: apt-get ${args[0]} failed (exit ${result.status})`); return undefined; }
+    if (result.status !== 0) { io.err(`lab: apt-get ${args[0]} failed (exit ${result.status})`); return undefined; }
   }
   return postgresBinDir();
 }
 
 async function up(layout: LabLayout, io: Io): Promise<number> {
   if (process.getuid?.() !== 0) {
-    io.err('stratum lab: up needs root (it runs PostgreSQL as the postgres user and may install packages)');
+    io.err('lab: up needs root (it runs PostgreSQL as the postgres user and may install packages)');
     return 1;
   }
   const binDir = ensurePackages(io);
@@ -87,7 +87,7 @@ async function up(layout: LabLayout, io: Io): Promise<number> {
 
   if (etcdPid(layout) === undefined) {
     if (await portOpen(layout.etcd.clientPort)) return refuse(io, `port ${layout.etcd.clientPort} is taken by a process the lab did not start`);
-    io.err(`stratum lab: starting etcd (pid ${startEtcd(layout)})`);
+    io.err(`lab: starting etcd (pid ${startEtcd(layout)})`);
   }
   const template = fs.readFileSync(fileURLToPath(new URL('../../scripts/lab/patroni.yml', import.meta.url)), 'utf8');
   for (const node of layout.nodes) {
@@ -97,22 +97,22 @@ async function up(layout: LabLayout, io: Io): Promise<number> {
     }
     writeNodeConfig(layout, node, template, binDir);
     if (!postgresCanUse(node.dir)) return refuse(io, `the postgres user cannot write in ${node.dir}; set STRATUM_LAB_DIR to a directory it can reach`);
-    io.err(`stratum lab: starting ${node.name} (patroni pid ${startPatroni(node)})`);
+    io.err(`lab: starting ${node.name} (patroni pid ${startPatroni(node)})`);
   }
 
   const leader = await waitForStreamingReplicas(layout, io);
   if (!leader) {
-    io.err(`stratum lab: no leader with two streaming replicas within ${READY_TIMEOUT_MS / 1000} s; see ${layout.dir}/n*/patroni.log and \`stratum lab status\``);
+    io.err(`lab: no leader with two streaming replicas within ${READY_TIMEOUT_MS / 1000} s; see ${layout.dir}/n*/patroni.log and \`npm run tools -- lab status\``);
     return 1;
   }
   await createApplicationDatabase(leader);
-  io.err(`stratum lab: ready in ${((Date.now() - started) / 1000).toFixed(1)} s (leader ${leader.name})`);
+  io.err(`lab: ready in ${((Date.now() - started) / 1000).toFixed(1)} s (leader ${leader.name})`);
   io.out(labDatabaseUrl(layout));
   return 0;
 }
 
 function refuse(io: Io, reason: string): number {
-  io.err(`stratum lab: ${reason}`);
+  io.err(`lab: ${reason}`);
   return 1;
 }
 
@@ -140,7 +140,7 @@ async function waitForStreamingReplicas(layout: LabLayout, io: Io): Promise<LabN
         const designated = (await clusterMembers(layout))?.some((m) => m.role === 'sync_standby' && m.state === 'running') ?? false;
         if (row!.n >= layout.nodes.length - 1 && row!.sync > 0 && designated) return leader;
         const line = `${leader.name} leads; ${row!.n} of ${layout.nodes.length - 1} replicas streaming, ${row!.sync > 0 && designated ? 'a' : 'no'} synchronous standby yet`;
-        if (line !== said) io.err(`stratum lab: ${(said = line)}`);
+        if (line !== said) io.err(`lab: ${(said = line)}`);
       } catch {
         // The leader is still starting: ask again.
       } finally {
@@ -175,13 +175,13 @@ async function down(layout: LabLayout, io: Io): Promise<number> {
     if (pid !== undefined) {
       // Patroni stops its PostgreSQL on SIGTERM.
       if (!(await stopProcess(pid, 'SIGTERM', 30_000, sleep))) await stopProcess(pid, 'SIGKILL', 5000, sleep);
-      io.err(`stratum lab: stopped ${node.name} (patroni pid ${pid})`);
+      io.err(`lab: stopped ${node.name} (patroni pid ${pid})`);
       stopped++;
     }
     // A postmaster left behind by a Patroni that was killed: fast shutdown.
     const postmaster = postmasterPid(node);
     if (postmaster !== undefined && (await stopProcess(postmaster, 'SIGINT', 30_000, sleep))) {
-      io.err(`stratum lab: stopped ${node.name}'s postmaster (pid ${postmaster})`);
+      io.err(`lab: stopped ${node.name}'s postmaster (pid ${postmaster})`);
       stopped++;
     }
     return stopped;
@@ -192,7 +192,7 @@ async function down(layout: LabLayout, io: Io): Promise<number> {
   const etcd = etcdPid(layout);
   if (etcd !== undefined) {
     await stopProcess(etcd, 'SIGTERM', 10_000, sleep);
-    io.err(`stratum lab: stopped etcd (pid ${etcd})`);
+    io.err(`lab: stopped etcd (pid ${etcd})`);
     stopped++;
   }
   io.out(stopped === 0 ? 'the lab was not running' : `lab stopped; its data stays in ${layout.dir}`);
@@ -214,17 +214,17 @@ async function status(layout: LabLayout, io: Io): Promise<number> {
 
 async function killLeader(layout: LabLayout, io: Io): Promise<number> {
   const leader = await findLeader(layout);
-  if (!leader) return refuse(io, 'no leader to kill (see `stratum lab status`)');
+  if (!leader) return refuse(io, 'no leader to kill (see `npm run tools -- lab status`)');
   const pids = [patroniPid(leader), postmasterPid(leader)].filter((p): p is number => p !== undefined);
   for (const pid of pids) process.kill(pid, 'SIGKILL');
-  io.out(`killed ${leader.name} (pids ${pids.join(', ')}); \`stratum lab up\` brings it back as a replica`);
+  io.out(`killed ${leader.name} (pids ${pids.join(', ')}); \`npm run tools -- lab up\` brings it back as a replica`);
   return 0;
 }
 
 async function killPostgres(layout: LabLayout, io: Io): Promise<number> {
   const leader = await findLeader(layout);
   const pid = leader ? postmasterPid(leader) : undefined;
-  if (!leader || pid === undefined) return refuse(io, 'no leader postmaster to kill (see `stratum lab status`)');
+  if (!leader || pid === undefined) return refuse(io, 'no leader postmaster to kill (see `npm run tools -- lab status`)');
   process.kill(pid, 'SIGKILL');
   io.out(`killed the postmaster of ${leader.name} (pid ${pid}); its Patroni restarts it or lets a replica take over`);
   return 0;
@@ -233,7 +233,7 @@ async function killPostgres(layout: LabLayout, io: Io): Promise<number> {
 async function switchover(layout: LabLayout, io: Io): Promise<number> {
   const leader = await findLeader(layout);
   const members = await clusterMembers(layout);
-  if (!leader || !members) return refuse(io, 'no leader to switch over from (see `stratum lab status`)');
+  if (!leader || !members) return refuse(io, 'no leader to switch over from (see `npm run tools -- lab status`)');
   // Under synchronous_mode only the synchronous standby may take over without losing a commit.
   const candidate = members.find((m) => m.role === 'sync_standby' && m.state === 'running')
     ?? members.find((m) => m.name !== leader.name && m.state === 'running');

@@ -1,12 +1,13 @@
 import { performance } from 'node:perf_hooks';
-import { createPool } from '../../platform/db/connect.ts';
+import type { ToolsConfig } from '../../src/config/tools-config.ts';
+import { createPool } from '../../src/platform/db/connect.ts';
 import { openHttpTarget, type HttpTarget } from '../loadtest/http-target.ts';
 import { createRandom } from '../loadtest/random.ts';
 import type { ReadBackResult } from '../loadtest/read-back.ts';
 import { runOpenModel } from '../loadtest/run-open-model.ts';
 import { createScenario } from '../loadtest/scenarios.ts';
 import type { Tally } from '../loadtest/tally.ts';
-import { runLab } from '../lab.ts';
+import { runLab } from '../lab/command.ts';
 
 export type FailoverFault = 'kill-leader' | 'kill-postgres' | 'switchover';
 
@@ -20,7 +21,8 @@ export interface FailoverChaosOptions {
   databaseUrl: string;
   accounts: number;
   timeoutS: number;
-  where: { env: Record<string, string | undefined>; cwd: string };
+  /** The lab the fault is applied through. */
+  lab: ToolsConfig['lab'];
 }
 
 export interface FailoverChaosReport {
@@ -68,7 +70,7 @@ export async function runFailoverChaos(options: FailoverChaosOptions, say: (line
     await new Promise((r) => setTimeout(r, options.faultAt * 1000));
     say(`t=${options.faultAt} s: lab ${options.fault}`);
     const lines: string[] = [];
-    const code = await runLab([options.fault], { out: (l) => lines.push(l), err: (l) => lines.push(l) }, options.where);
+    const code = await runLab([options.fault], { out: (l) => lines.push(l), err: (l) => lines.push(l) }, options.lab);
     faultOutput = lines.join(' ');
     say(`lab ${options.fault}: ${faultOutput}${code === 0 ? '' : ` (exit ${code})`}`);
   })();

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { isScenarioName, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 
-export const USAGE = `usage: stratum loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--customers N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S] [--concurrency N] [--database-url URL] [--deadline-ms MS] [--settle S]`;
+export const USAGE = `usage: npm run tools -- loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--customers N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S] [--concurrency N] [--database-url URL] [--deadline-ms MS] [--settle S]`;
 
 export const HELP = `${USAGE}
 
