@@ -99,7 +99,7 @@ describe('stratum help and each command\'s --help (no database, no configuration
   const badEnv = { ...env, PORT: 'not-a-port' };
 
   it.each([
-    ['migrate', /^usage: stratum migrate up \| down \[n\] \| status\n\n  up /],
+    ['migrate', /^usage: stratum migrate up \| down \[n\] \| status\n\n {2}up /],
     ['shards', /^usage: stratum shards status \| add <postgres-url> \| add --database <name> \| rebalance\n/],
     ['import', /^usage: stratum import order-items --order <id> --file <items.csv>/],
     ['seed', /^usage: stratum seed accounts \[--count N\] \[--start S\]\n/],
