@@ -10,6 +10,11 @@ export interface Migration {
   down: string;
   /** sha256 of the up SQL; an applied migration whose file changed is refused. */
   checksum: string;
+  /**
+   * Checksums of earlier texts of this up file that did the same to the schema (a rewording, or SQL that moved
+   * elsewhere and is applied there since): a database that applied one of them is up to date.
+   */
+  formerChecksums?: readonly string[];
 }
 
 /** The subset of `node:fs` the loader uses, passed in so tests can hand it files from anywhere. */
@@ -29,7 +34,13 @@ export function checksumOf(sql: string): string {
  * Every up needs its down, versions must be unique, and nothing else may sit in the folder.
  * @example const migrations = loadMigrations({ fs, dir: 'src/contexts/users/migrations', context: 'users' });
  */
-export function loadMigrations({ fs, dir, context }: { fs: MigrationFs; dir: string; context: string }): Migration[] {
+export function loadMigrations({ fs, dir, context, formerChecksums = {} }: {
+  fs: MigrationFs;
+  dir: string;
+  context: string;
+  /** By version: checksums of earlier texts of that up file (see Migration.formerChecksums). */
+  formerChecksums?: Readonly<Record<number, readonly string[]>>;
+}): Migration[] {
   const pairs = new Map<number, { name: string; up?: string; down?: string }>();
   for (const file of fs.readdirSync(dir).sort()) {
     if (!file.endsWith('.sql')) continue;
@@ -46,6 +57,7 @@ export function loadMigrations({ fs, dir, context }: { fs: MigrationFs; dir: str
     if (entry.up === undefined || entry.down === undefined) {
       throw new Error(`migrations of ${context}: version ${version} (${entry.name}) needs both an up and a down file`);
     }
-    return { context, version, name: entry.name, up: entry.up, down: entry.down, checksum: checksumOf(entry.up) };
+    const former = formerChecksums[version];
+    return { context, version, name: entry.name, up: entry.up, down: entry.down, checksum: checksumOf(entry.up), ...(former ? { formerChecksums: former } : {}) };
   });
 }

@@ -20,6 +20,11 @@ export interface MigratorOptions {
   /** How long to wait for another process's migration run before giving up. */
   lockTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * Runs at the end of every `up`, in its transaction, after the pending migrations (or none): repeatable steps
+   * such as granting roles their rights on platform tables.
+   */
+  afterUp?: (tx: TxSql) => Promise<void>;
 }
 
 interface AppliedRow { context: string; version: number; name: string; checksum: string; applied_at: Date }
@@ -67,6 +72,8 @@ export function createMigrator(options: MigratorOptions) {
     }
   }
 
+  const matches = (m: Migration, checksum: string) => m.checksum === checksum || (m.formerChecksums?.includes(checksum) ?? false);
+
   function check(applied: AppliedRow[]): void {
     for (const row of applied) {
       const migration = known.get(key(row));
@@ -75,7 +82,7 @@ export function createMigrator(options: MigratorOptions) {
           `the database has migration ${key(row)} (${row.name}) that this build does not know: the schema is newer than the code; run a build that has it`,
           { details: { context: row.context, version: row.version } });
       }
-      if (migration.checksum !== row.checksum) {
+      if (!matches(migration, row.checksum)) {
         throw new AppError('MIGRATION.CHECKSUM_MISMATCH',
           `migration ${key(row)}_${row.name}.up.sql was changed after it was applied; restore the applied file and add a new migration instead`,
           { details: { context: row.context, version: row.version } });
@@ -88,7 +95,7 @@ export function createMigrator(options: MigratorOptions) {
     const rows: MigrationStatus[] = migrations.map((m) => {
       const row = byKey.get(key(m));
       if (!row) return { context: m.context, version: m.version, name: m.name, state: 'pending' };
-      return { context: m.context, version: m.version, name: m.name, state: row.checksum === m.checksum ? 'applied' : 'changed', appliedAt: row.applied_at };
+      return { context: m.context, version: m.version, name: m.name, state: matches(m, row.checksum) ? 'applied' : 'changed', appliedAt: row.applied_at };
     });
     for (const row of applied) {
       if (!known.has(key(row))) rows.push({ context: row.context, version: row.version, name: row.name, state: 'unknown', appliedAt: row.applied_at });
@@ -108,6 +115,7 @@ export function createMigrator(options: MigratorOptions) {
           await tx.unsafe(m.up);
           await tx`insert into stratum.schema_migrations (context, version, name, checksum) values (${m.context}, ${m.version}, ${m.name}, ${m.checksum})`;
         }
+        await options.afterUp?.(tx);
         return pending;
       });
     },
