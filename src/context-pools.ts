@@ -47,7 +47,7 @@ export interface ContextPoolOptions {
   target: ConnectTarget;
   /** The embedded server's administrative password: role passwords derive from it. */
   adminSecret: string | undefined;
-  passwords: Config['rolePasswords'];
+  passwords: Partial<Config['rolePasswords']>;
   poolMax: number;
   applicationName: string;
   statementTimeoutMs?: number;

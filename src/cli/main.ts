@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config/config.ts';
+import { ConfigError, debugEnabled, loadConfig } from '../config/config.ts';
 import { isAppError } from '../platform/errors/app-error.ts';
 import { DLQ_HELP, runDlq } from './dlq.ts';
 import { IMPORT_HELP, runImport } from './import.ts';
@@ -64,6 +64,8 @@ export async function runCli(argv: string[]): Promise<number> {
     out(help);
     return 0;
   }
+  // Read apart from loadConfig: a stack is printed even when loadConfig itself fails.
+  const debug = debugEnabled(process.env);
   try {
     const config = loadConfig(process.env, process.cwd());
     switch (command) {
@@ -83,7 +85,7 @@ export async function runCli(argv: string[]): Promise<number> {
       return 1;
     }
     err(`stratum: ${(error as Error)?.message ?? String(error)}`);
-    if (process.env.STRATUM_DEBUG) err((error as Error)?.stack ?? '');
+    if (debug) err((error as Error)?.stack ?? '');
     return 1;
   }
 }

@@ -33,8 +33,11 @@ export interface Config {
   readonly cacheMaxEntries: number;
   /** A shared cache tier and cross-instance invalidation when set. */
   readonly redisUrl: string | undefined;
-  /** Passwords of the bounded contexts' roles on an external server; derived on the embedded one. */
-  readonly rolePasswords: Readonly<Record<'accounts' | 'images', string | undefined>>;
+  /**
+   * Passwords of the bounded contexts' roles on an external server, by context: `<NAME>_DB_PASSWORD` gives
+   * `rolePasswords[name]` (lowercase). A context with none here derives its password on the embedded server.
+   */
+  readonly rolePasswords: Readonly<Record<string, string>>;
   /** Longest wait for the images context when reading an account. */
   readonly imagesTimeoutMs: number;
   /** Deadline of one order-items import (a COPY of a large file). */
@@ -43,8 +46,6 @@ export interface Config {
   readonly ordersShards: readonly ({ url: string } | { database: string })[] | undefined;
   /** With no ORDERS_SHARDS: how many shard databases the main server hosts. */
   readonly ordersShardCount: number;
-  /** The shard catalog's database; unset: the main database. */
-  readonly catalogUrl: string | undefined;
   /** Most connections of each shard's pool. */
   readonly shardPoolMax: number;
   /** Deadline of each shard's part of a listing or stats across shards. */
@@ -57,6 +58,10 @@ export interface Config {
   readonly idempotencyTtlMs: number;
   /** Crash points armed for crash tests (STRATUM_FAULTS, comma-separated). */
   readonly faults: readonly string[];
+  /** STRATUM_DEBUG set: a failure prints its stack too. */
+  readonly debug: boolean;
+  /** The whole environment of the embedded server's tools (initdb, pg_ctl): see childEnv. */
+  readonly childEnv: Readonly<Record<string, string>>;
 }
 
 export class ConfigError extends Error {
@@ -92,7 +97,40 @@ function parseShards(raw: string | undefined): Config['ordersShards'] {
 }
 
 /**
- * Reads the configuration from an environment. The only place in stratum that looks at `process.env`.
+ * STRATUM_DEBUG: any non-empty value turns it on. Apart from loadConfig so that the CLI can print a stack even
+ * when loadConfig itself fails.
+ * @example if (debugEnabled(process.env)) err(error.stack);
+ */
+export function debugEnabled(env: Env): boolean {
+  return Boolean(env.STRATUM_DEBUG);
+}
+
+/**
+ * The environment of a child process that must not see the application's secrets (the embedded server's
+ * initdb and pg_ctl, and so PostgreSQL): PATH (default `/usr/bin:/bin`), TZ when set, and the C locale.
+ * @example spawn(file, args, { env: childEnv(process.env) });
+ */
+export function childEnv(env: Env): Readonly<Record<string, string>> {
+  const tz = env.TZ;
+  return Object.freeze({ PATH: env.PATH || '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', ...(tz ? { TZ: tz } : {}) });
+}
+
+/** `<NAME>_DB_PASSWORD`, NAME one word of capitals and digits: the password of context `name` (lowercase). */
+const ROLE_PASSWORD = /^([A-Z][A-Z0-9]*)_DB_PASSWORD$/;
+
+function rolePasswords(env: Env): Config['rolePasswords'] {
+  const passwords: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const context = ROLE_PASSWORD.exec(name)?.[1];
+    // Empty: as if unset (the password is derived).
+    if (context && value) passwords[context.toLowerCase()] = value;
+  }
+  return Object.freeze(passwords);
+}
+
+/**
+ * Reads the configuration from an environment. Every variable the service reads is read in this file (here,
+ * in debugEnabled or in childEnv); elsewhere `process.env` is only handed on whole.
  * @example const config = loadConfig(process.env, process.cwd());
  */
 export function loadConfig(env: Env, cwd: string): Config {
@@ -130,20 +168,18 @@ export function loadConfig(env: Env, cwd: string): Config {
     cacheTtlMs: readInt(env, 'CACHE_TTL_MS', 30_000, 0, 86_400_000),
     cacheMaxEntries: readInt(env, 'CACHE_MAX_ENTRIES', 10_000, 1, 1_000_000),
     redisUrl: env.REDIS_URL?.trim() || undefined,
-    rolePasswords: Object.freeze({
-      accounts: env.ACCOUNTS_DB_PASSWORD || undefined,
-      images: env.IMAGES_DB_PASSWORD || undefined,
-    }),
+    rolePasswords: rolePasswords(env),
     imagesTimeoutMs: readInt(env, 'IMAGES_TIMEOUT_MS', 250, 1, 60_000),
     importDeadlineMs: readInt(env, 'IMPORT_DEADLINE_MS', 600_000, 1000, 86_400_000),
     ordersShards: parseShards(env.ORDERS_SHARDS),
     ordersShardCount: readInt(env, 'ORDERS_SHARD_COUNT', 4, 1, 64),
-    catalogUrl: env.CATALOG_URL?.trim() || undefined,
     shardPoolMax: readInt(env, 'SHARD_POOL_MAX', 4, 1, 1000),
     shardDeadlineMs: readInt(env, 'SHARD_DEADLINE_MS', 2000, 10, 600_000),
     inDoubtGraceMs: readInt(env, 'IN_DOUBT_GRACE_MS', 30_000, 0, 86_400_000),
     sagaLeaseMs: readInt(env, 'SAGA_LEASE_MS', 30_000, 100, 86_400_000),
     idempotencyTtlMs: readInt(env, 'IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     faults: Object.freeze((env.STRATUM_FAULTS ?? '').split(',').map((f) => f.trim()).filter(Boolean)),
+    debug: debugEnabled(env),
+    childEnv: childEnv(env),
   } satisfies Config);
 }

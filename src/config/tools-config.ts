@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { debugEnabled } from './config.ts';
 
 /**
  * The settings of the tools (`npm run tools -- lab|chaos|loadtest`), read from the environment in one place.
@@ -61,6 +62,6 @@ export function loadToolsConfig(env: Env, cwd: string): ToolsConfig {
   return Object.freeze({
     lab: Object.freeze({ dir: labDir }),
     chaos: Object.freeze({ clusterUrl, brokerUrl }),
-    debug: Boolean(env.STRATUM_DEBUG),
+    debug: debugEnabled(env),
   });
 }

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { childEnv } from '../../../config/config.ts';
 import type { ConnectTarget } from '../connect.ts';
 import { claimOwnership, readOwner, releaseOwnership, updateOwner, type OwnerRecord } from './ownership.ts';
 import { canExecute, canUseDirectory, ensureOwnedDirectory, resolveServerUser, type ServerUser } from './server-user.ts';
@@ -17,6 +18,11 @@ export interface EmbeddedOptions {
   log?: (line: string) => void;
   /** How long a command waits for another command's server to go away before it starts its own. */
   waitMs?: number;
+  /**
+   * The whole environment of initdb and pg_ctl (and so of PostgreSQL): `config.childEnv`. Default:
+   * `childEnv(process.env)`, PATH and TZ only, so the server never sees the application's secrets.
+   */
+  env?: Readonly<Record<string, string>>;
 }
 
 export interface EmbeddedServer {
@@ -37,6 +43,9 @@ const DEFAULT_SETTINGS: Record<string, string> = {
   max_prepared_transactions: '100',
 };
 
+/** Who the PostgreSQL tools run as, and with what environment. */
+interface Runner { user: ServerUser; env: Readonly<Record<string, string>> }
+
 interface Layout { pgRoot: string; dataDir: string; logFile: string; ownerFile: string; credentialsFile: string }
 
 /**
@@ -54,13 +63,14 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedSe
   const credentials = loadCredentials(layout.credentialsFile);
   const binaries = await resolveBinaries(user);
   const waitUntil = Date.now() + (options.waitMs ?? 60_000);
+  const runner: Runner = { user, env: options.env ?? childEnv(process.env) };
 
   for (;;) {
     const record: OwnerRecord = { pid: process.pid, role: options.role, port: 0, startedAt: new Date().toISOString() };
     const claim = claimOwnership(layout.ownerFile, record);
     if (claim.claimed) {
       try {
-        const port = await startServer(user, binaries, layout, credentials.password, { ...DEFAULT_SETTINGS, ...options.settings }, log);
+        const port = await startServer(runner, binaries, layout, credentials.password, { ...DEFAULT_SETTINGS, ...options.settings }, log);
         updateOwner(layout.ownerFile, { ...record, port });
         let released = false;
         return {
@@ -70,7 +80,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedSe
           async release() {
             if (released) return;
             released = true;
-            await runAs(user, binaries.pg_ctl, ['-D', layout.dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']).catch((e) => log(`stopping PostgreSQL: ${e.message}`));
+            await runAs(runner, binaries.pg_ctl, ['-D', layout.dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']).catch((e) => log(`stopping PostgreSQL: ${e.message}`));
             releaseOwnership(layout.ownerFile, process.pid);
           },
         };
@@ -160,16 +170,16 @@ async function resolveBinaries(user: ServerUser): Promise<Binaries> {
 }
 
 async function startServer(
-  user: ServerUser, bins: Binaries, layout: Layout, password: string, settings: Record<string, string>, log: (l: string) => void,
+  runner: Runner, bins: Binaries, layout: Layout, password: string, settings: Record<string, string>, log: (l: string) => void,
 ): Promise<number> {
   if (!fs.existsSync(path.join(layout.dataDir, 'PG_VERSION'))) {
     log(`creating a PostgreSQL cluster in ${layout.dataDir}`);
     const pwfile = path.join(layout.pgRoot, 'initdb.pw');
     fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-    if (user.uid !== undefined) fs.chownSync(pwfile, user.uid, user.gid!);
+    if (runner.user.uid !== undefined) fs.chownSync(pwfile, runner.user.uid, runner.user.gid!);
     try {
       fs.rmSync(layout.dataDir, { recursive: true, force: true });
-      await runAs(user, bins.initdb, ['-D', layout.dataDir, '--auth=scram-sha-256', `--username=${DB_USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--no-instructions']);
+      await runAs(runner, bins.initdb, ['-D', layout.dataDir, '--auth=scram-sha-256', `--username=${DB_USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--no-instructions']);
     } finally {
       fs.rmSync(pwfile, { force: true });
     }
@@ -177,17 +187,17 @@ async function startServer(
     fs.appendFileSync(path.join(layout.dataDir, 'postgresql.conf'), `\n# stratum\n${conf}\n`);
   }
   // A server left running by an owner that died: stop it before starting ours.
-  if ((await runAs(user, bins.pg_ctl, ['-D', layout.dataDir, 'status']).then(() => true, () => false))) {
+  if ((await runAs(runner, bins.pg_ctl, ['-D', layout.dataDir, 'status']).then(() => true, () => false))) {
     log('stopping a PostgreSQL server left behind by an earlier run');
-    await runAs(user, bins.pg_ctl, ['-D', layout.dataDir, '-m', 'fast', '-w', 'stop']);
+    await runAs(runner, bins.pg_ctl, ['-D', layout.dataDir, '-m', 'fast', '-w', 'stop']);
   }
   const overrides = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ');
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     try {
-      await runAs(user, bins.pg_ctl, ['-D', layout.dataDir, '-l', layout.logFile, '-w', '-t', '60', '-o', `-p ${port} ${overrides}`, 'start']);
-      await ensureDatabase(user, port, password);
+      await runAs(runner, bins.pg_ctl, ['-D', layout.dataDir, '-l', layout.logFile, '-w', '-t', '60', '-o', `-p ${port} ${overrides}`, 'start']);
+      await ensureDatabase(runner.user, port, password);
       return port;
     } catch (error) {
       lastError = error;
@@ -221,16 +231,16 @@ function freePort(): Promise<number> {
 }
 
 /** Runs a PostgreSQL tool as the server's user in its own session, so a terminal's Ctrl-C never reaches it. */
-function runAs(user: ServerUser, file: string, args: string[]): Promise<string> {
+function runAs(runner: Runner, file: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
-      uid: user.uid,
-      gid: user.gid,
+      uid: runner.user.uid,
+      gid: runner.user.gid,
       cwd: '/',
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      // Only what the tools need: the server never sees the application's secrets.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
+      // Only what the tools need (childEnv): the server never sees the application's secrets.
+      env: runner.env,
     });
     let output = '';
     child.stdout.on('data', (d) => { output += d; });
