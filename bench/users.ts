@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { RunningServer } from '../src/main.ts';
+import type { RunningServer } from '../src/app/server.ts';
 import { createPool, type Sql } from '../src/platform/db/connect.ts';
 import { openBenchServer, type BenchServer } from './support/database.ts';
 import { collectGarbage } from './support/gc.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { openContextPools, type ContextPools } from '../src/context-pools.ts';
+import { openContextPools, type ContextPools } from '../src/app/context-pools.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { seedAccountRange } from '../src/contexts/accounts/seed-accounts.ts';
 import { seedImageRange } from '../src/contexts/images/seed-images.ts';
@@ -173,21 +173,21 @@ describe('bounded contexts and their roles', () => {
   afterAll(async () => { await pools?.end(); });
 
   it('connects each context as its own role, which reads its own schema and not the other', async () => {
-    expect((await pools.accounts`select current_user as u`)[0]!.u).toBe('stratum_accounts');
-    expect((await pools.images`select current_user as u`)[0]!.u).toBe('stratum_images');
-    await expect(pools.accounts`select count(*) from accounts.accounts`).resolves.toBeDefined();
-    await expect(pools.images`select count(*) from images.account_images`).resolves.toBeDefined();
-    await expect(pools.accounts`select * from images.account_images`).rejects.toMatchObject({ code: '42501' });
-    await expect(pools.images`select * from accounts.accounts`).rejects.toMatchObject({ code: '42501' });
-    await expect(pools.images`select * from users.users`).rejects.toMatchObject({ code: '42501' });
+    expect((await pools.own.accounts!`select current_user as u`)[0]!.u).toBe('stratum_accounts');
+    expect((await pools.own.images!`select current_user as u`)[0]!.u).toBe('stratum_images');
+    await expect(pools.own.accounts!`select count(*) from accounts.accounts`).resolves.toBeDefined();
+    await expect(pools.own.images!`select count(*) from images.account_images`).resolves.toBeDefined();
+    await expect(pools.own.accounts!`select * from images.account_images`).rejects.toMatchObject({ code: '42501' });
+    await expect(pools.own.images!`select * from accounts.accounts`).rejects.toMatchObject({ code: '42501' });
+    await expect(pools.own.images!`select * from users.users`).rejects.toMatchObject({ code: '42501' });
   });
 });
 
 describe('seeding', () => {
   it('seeds accounts with 1 to 5 events and every second one an image, and adds nothing the second time', async () => {
     const seed = async () => {
-      const added = await pools().accounts.begin((tx) => seedAccountRange(tx, 0, 200)) as number;
-      const images = await seedImageRange(pools().images, 0, 200);
+      const added = await pools().own.accounts!.begin((tx) => seedAccountRange(tx, 0, 200)) as number;
+      const images = await seedImageRange(pools().own.images!, 0, 200);
       return { added, images };
     };
     let opened: ContextPools | undefined;

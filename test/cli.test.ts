@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runStratum, serveStratum } from './support/child.ts';
-import { allMigrations } from '../src/contexts/index.ts';
+import { mainMigrations as allMigrations } from '../src/app/migrations.ts';
 
 // The process-level contract of `npm start` and the CLI on the embedded default, with a home of its own.
 const home = path.resolve(`.stratum-test-cli-${randomBytes(4).toString('hex')}`);

@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { startTestApp } from './support/app.ts';
 import { checkReachable, createPool, describeTarget } from '../src/platform/db/connect.ts';
 import { loadConfig } from '../src/config/config.ts';
-import { assembleServices } from '../src/main.ts';
+import { assembleServices } from '../src/app/services.ts';
 import { startFaultProxy } from './support/cache-fault-proxy.ts';
 import { isAppError } from '../src/platform/errors/app-error.ts';
 
@@ -52,7 +52,7 @@ describe('health, metrics and docs', () => {
     const proxy = await startFaultProxy(db.url);
     const viaProxy = createPool({ url: proxy.url }, { max: 1, applicationName: db.applicationName, connectTimeoutSeconds: 1 });
     const config = loadConfig({ DATABASE_URL: proxy.url, LOG_LEVEL: 'silent', ROLE: 'api' }, process.cwd());
-    const down = await assembleServices(config, { admin: viaProxy, target: { url: proxy.url }, pools: { accounts: viaProxy, images: viaProxy, end: async () => {} }, applicationName: db.applicationName });
+    const down = await assembleServices(config, { admin: viaProxy, target: { url: proxy.url }, pools: { own: { accounts: viaProxy, images: viaProxy }, all: () => [], end: async () => {} }, applicationName: db.applicationName });
     proxy.cut();
     const res = await down.app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);

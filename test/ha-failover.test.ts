@@ -11,9 +11,9 @@ import { isAppError } from '../src/platform/errors/app-error.ts';
 import { createMetrics } from '../src/platform/observability/metrics.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { loadToolsConfig } from '../src/config/tools-config.ts';
-import { openContextPools } from '../src/context-pools.ts';
-import { allMigrations } from '../src/contexts/index.ts';
-import { assembleServices } from '../src/main.ts';
+import { openContextPools } from '../src/app/context-pools.ts';
+import { createMainMigrator } from '../src/app/migrations.ts';
+import { assembleServices } from '../src/app/services.ts';
 import { createMigrator } from '../src/platform/migrate/migrator.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
@@ -216,7 +216,7 @@ describe('a primary target on several hosts (no lab needed)', () => {
 
   it('opens the context pools while a replica listed before the primary has not yet replayed the new password', async () => {
     const { primary, replicas } = await roles();
-    await createMigrator({ sql, migrations: allMigrations(), log: () => {} }).up();
+    await createMainMigrator(sql, { log: () => {} }).up();
     const replica = replicas[0]!;
     // A replica whose replay is paused is a replica that lags: it refuses the password the primary just set.
     const onReplica = pool(`postgres://postgres:${SUPERUSER_PASSWORD}@${replica}/postgres`, 'ha-replay-paused', 1);
@@ -229,7 +229,7 @@ describe('a primary target on several hosts (no lab needed)', () => {
         passwords: { accounts: `accounts-lab${fresh}`, images: `images-lab${fresh}` }, poolMax: 1, applicationName: 'ha-replica-lags',
       });
       try {
-        const [row] = await pools.accounts<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
+        const [row] = await pools.own.accounts!<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
         expect(row!.standby).toBe(false);
       } finally {
         await pools.end(0);
@@ -241,7 +241,7 @@ describe('a primary target on several hosts (no lab needed)', () => {
 
   it('serves listings from a replica with DATABASE_READ_URL, and a user just created from the primary', async () => {
     const { primary, replicas } = await roles();
-    const migrator = createMigrator({ sql, migrations: allMigrations(), log: () => {} });
+    const migrator = createMainMigrator(sql, { log: () => {} });
     await migrator.up();
     const readUrl = urlOf([primary, ...replicas], 'prefer-standby');
     const config = { ...loadConfig({ DATABASE_URL: url, DATABASE_READ_URL: readUrl, LOG_LEVEL: 'silent' }, process.cwd()) };

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { allMigrations } from '../src/contexts/index.ts';
+import { mainMigrations as allMigrations } from '../src/app/migrations.ts';
 import { checksumOf, loadMigrations, type Migration, type MigrationFs } from '../src/platform/migrate/migration.ts';
 import { createMigrator } from '../src/platform/migrate/migrator.ts';
 import { isAppError } from '../src/platform/errors/app-error.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { shardMigrations } from '../src/contexts/index.ts';
+import { shardMigrations } from '../src/app/migrations.ts';
 import { bucketOfKey } from '../src/platform/sharding/buckets.ts';
 import { createMigrator } from '../src/platform/migrate/migrator.ts';
 import { findOrder, listOrders, ordersByIdsQuery, shardPageQuery } from '../src/contexts/orders/orders-repository.ts';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { ContextPools } from '../../src/context-pools.ts';
+import type { ContextPools } from '../../src/app/context-pools.ts';
 import { seedAccountRange } from '../../src/contexts/accounts/seed-accounts.ts';
 import { seedImageRange } from '../../src/contexts/images/seed-images.ts';
 import type { Sql } from '../../src/platform/db/connect.ts';
@@ -16,8 +16,8 @@ export async function seedBenchAccounts(admin: Sql, pools: ContextPools, count: 
   let added = 0;
   for (let from = 0; from < count; from += CHUNK) {
     const to = Math.min(from + CHUNK, count);
-    added += await pools.accounts.begin((tx) => seedAccountRange(tx, from, to)) as number;
-    await seedImageRange(pools.images, from, to);
+    added += await pools.own.accounts!.begin((tx) => seedAccountRange(tx, from, to)) as number;
+    await seedImageRange(pools.own.images!, from, to);
   }
   await admin.unsafe('vacuum analyze accounts.accounts, accounts.account_events, images.account_images');
   log(`seeded ${count} accounts (${added} new) in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -9,7 +9,9 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config/config.ts';
-import { assembleServices, openDatabase, openPools } from '../../src/main.ts';
+import { openDatabase } from '../../src/app/database.ts';
+import { openPools } from '../../src/app/server.ts';
+import { assembleServices } from '../../src/app/services.ts';
 import { buildBareApp } from './bare-app.ts';
 import { SEEDED_ACCOUNTS } from './dataset.ts';
 import { seedBenchAccounts } from './seed.ts';

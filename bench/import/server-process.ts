@@ -7,7 +7,9 @@
  */
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config/config.ts';
-import { assembleServices, openDatabase, openPools } from '../../src/main.ts';
+import { openDatabase } from '../../src/app/database.ts';
+import { openPools } from '../../src/app/server.ts';
+import { assembleServices } from '../../src/app/services.ts';
 import type { ConnectTarget } from '../../src/platform/db/connect.ts';
 import { BENCH_IMPORT_HOME } from './options.ts';
 

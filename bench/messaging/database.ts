@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { allMigrations } from '../../src/contexts/index.ts';
+import { createMainMigrator } from '../../src/app/migrations.ts';
 import type { Sql } from '../../src/platform/db/connect.ts';
 import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 import { openBenchServer } from '../support/database.ts';
@@ -27,7 +27,7 @@ export async function openMessagingDatabase(env: Record<string, string | undefin
     const url = await server.createDatabase(DATABASE);
     const migrating = postgres(url, { max: 1, onnotice: () => {} }) as unknown as Sql;
     try {
-      await createMigrator({ sql: migrating, migrations: allMigrations() }).up();
+      await createMainMigrator(migrating).up();
     } finally {
       await migrating.end({ timeout: 5 });
     }

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../../src/config/config.ts';
-import { allMigrations } from '../../src/contexts/index.ts';
-import { openOrderShards } from '../../src/orders-shards.ts';
+import { createMainMigrator } from '../../src/app/migrations.ts';
+import { openOrderShards } from '../../src/contexts/orders/shards.ts';
 import { createPool, type ConnectTarget, type Sql } from '../../src/platform/db/connect.ts';
 import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 import type { ShardSet } from '../../src/platform/sharding/shard-set.ts';
@@ -52,7 +52,7 @@ export async function openReadDataset(
       progress(`read data set ${name}: reusing it`);
     }
     catalog = createPool({ url }, { max: 2, applicationName: 'stratum-bench-shards', idleTimeoutSeconds: 3600 });
-    await createMigrator({ sql: catalog, migrations: allMigrations() }).up();
+    await createMainMigrator(catalog).up();
     const config = loadConfig({ DATABASE_URL: url, ORDERS_SHARD_COUNT: String(READ_SHARD_COUNT) }, process.cwd());
     shards = await openOrderShards(config, { catalog, target: { url }, applicationName: 'stratum-bench-shards' });
     await checkOwnership(shards);

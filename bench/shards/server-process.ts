@@ -6,7 +6,9 @@
  */
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config/config.ts';
-import { assembleServices, openDatabase, openPools } from '../../src/main.ts';
+import { openDatabase } from '../../src/app/database.ts';
+import { openPools } from '../../src/app/server.ts';
+import { assembleServices } from '../../src/app/services.ts';
 import { serverLifecycle } from '../support/server-lifecycle.ts';
 
 const log = (line: string) => process.stderr.write(`[bench server ${process.env.ORDERS_SHARD_COUNT} shard(s)] ${line}\n`);

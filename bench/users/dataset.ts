@@ -1,4 +1,4 @@
-import { allMigrations } from '../../src/contexts/index.ts';
+import { createMainMigrator } from '../../src/app/migrations.ts';
 import type { Sql } from '../../src/platform/db/connect.ts';
 import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 
@@ -10,7 +10,7 @@ const TABLES = 'users.users, users.user_profile, users.actions';
  * of a timed creation would only add noise.
  */
 export async function seedUsers(sql: Sql, size: number): Promise<void> {
-  await createMigrator({ sql, migrations: allMigrations() }).up();
+  await createMainMigrator(sql).up();
   await sql.unsafe(TABLES.split(', ').map((t) => `alter table ${t} set (autovacuum_enabled = false);`).join('\n'));
   await sql`insert into users.users (id, username, score)
     select g, 'user-' || g, (g % 997)::numeric / 4 from generate_series(1, ${size}::int) g`;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config/config.ts';
-import { startServer, type RunningServer } from '../../src/main.ts';
+import { startServer, type RunningServer } from '../../src/app/server.ts';
 import type { CreationMethod } from './method.ts';
 
 /** The contexts' own database roles: their passwords come from these variables on a server stratum does not own. */

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.ts';
-import { openDatabase } from '../main.ts';
-import { openBroker } from '../messaging-wiring.ts';
+import { openDatabase } from '../app/database.ts';
+import { openBroker } from '../app/messaging.ts';
 import { pino } from 'pino';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }

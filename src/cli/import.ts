@@ -3,10 +3,10 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import type { Config } from '../config/config.ts';
 import { importOrderItems, type ImportResult } from '../contexts/orders/import-order-items.ts';
-import { openDatabase } from '../main.ts';
+import { openDatabase } from '../app/database.ts';
 import { bucketOfId } from '../platform/sharding/buckets.ts';
 import { inBucket } from '../platform/sharding/routing.ts';
-import { openOrderShards } from '../orders-shards.ts';
+import { openOrderShards } from '../contexts/orders/shards.ts';
 import { isAppError, type AppError } from '../platform/errors/app-error.ts';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }

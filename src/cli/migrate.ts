@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.ts';
-import { shardMigrations } from '../contexts/index.ts';
-import { openDatabase, type Database } from '../main.ts';
+import { shardMigrations } from '../app/migrations.ts';
+import { openDatabase, type Database } from '../app/database.ts';
 import { createPool } from '../platform/db/connect.ts';
 import type { Migrator } from '../platform/migrate/migrator.ts';
 import { createMigrator } from '../platform/migrate/migrator.ts';

@@ -3,7 +3,8 @@ import cliProgress from 'cli-progress';
 import type { Config } from '../config/config.ts';
 import { seedAccountRange } from '../contexts/accounts/seed-accounts.ts';
 import { seedImageRange } from '../contexts/images/seed-images.ts';
-import { openDatabase, openPools } from '../main.ts';
+import { openDatabase } from '../app/database.ts';
+import { openPools } from '../app/server.ts';
 
 interface Io { out: (line: string) => void; err: (line: string) => void }
 
@@ -42,8 +43,8 @@ export async function runSeed(config: Config, args: string[], io: Io): Promise<n
     try {
       for (let from = start; from < start + count; from += CHUNK) {
         const to = Math.min(from + CHUNK, start + count);
-        added += await pools.accounts.begin((tx) => seedAccountRange(tx, from, to)) as number;
-        images += await seedImageRange(pools.images, from, to);
+        added += await pools.own.accounts!.begin((tx) => seedAccountRange(tx, from, to)) as number;
+        images += await seedImageRange(pools.own.images!, from, to);
         bar?.update(to - start);
       }
     } finally {

@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.ts';
-import { startServer } from '../main.ts';
+import { startServer } from '../app/server.ts';
 
 export const SERVE_HELP = `usage: stratum serve
 

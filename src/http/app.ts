@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { ErrorTable } from '../platform/context/context-module.ts';
 import type { Metrics } from '../platform/observability/metrics.ts';
 import { installProblemHandlers } from './problem.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
@@ -17,6 +18,8 @@ export interface AppOptions {
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck;
+  /** Every error code with its HTTP status: the platform's and the contexts' (mergeErrorTables); default: the platform's only. */
+  errors?: ErrorTable;
   /** Each bounded context adds its routes here. */
   routes: Array<(app: App) => void>;
 }
@@ -35,7 +38,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  installProblemHandlers(app);
+  installProblemHandlers(app, options.errors);
   installRequestDeadline(app, { defaultMs: options.requestDeadlineMs, now: Date.now });
   await app.register(swagger, {
     openapi: {

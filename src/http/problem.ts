@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, isAppError, type ErrorCode } from '../platform/errors/app-error.ts';
+import { AppError, isAppError } from '../platform/errors/app-error.ts';
+import type { ErrorTable } from '../platform/context/context-module.ts';
 import { translatePgError, sqlState } from '../platform/db/pg-errors.ts';
-import { RETRY_AFTER_SECONDS, STATUS_BY_CODE } from './error-statuses.ts';
+import { PLATFORM_ERRORS } from './error-statuses.ts';
 
 /** RFC 9457 problem details, plus stratum's stable `code`. */
 export interface Problem {
@@ -50,8 +51,11 @@ function fromFastifyError(error: FastifyError): { status: number; code: string; 
   return undefined;
 }
 
-/** The one error handler: every failure leaves as application/problem+json with a stable code. */
-export function installProblemHandlers(app: FastifyInstance): void {
+/**
+ * The one error handler: every failure leaves as application/problem+json with a stable code, its status from
+ * `errors` (the merged table of the platform and the contexts; a code missing from it answers 500).
+ */
+export function installProblemHandlers(app: FastifyInstance, errors: ErrorTable = PLATFORM_ERRORS): void {
   app.setErrorHandler((error: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
     const edge = isAppError(error) ? undefined : fromFastifyError(error as FastifyError);
     if (edge) return sendProblem(reply, problem(edge.status, edge.code, edge.detail));
@@ -60,10 +64,11 @@ export function installProblemHandlers(app: FastifyInstance): void {
       request.log.error({ err: error }, 'unhandled error');
       return sendProblem(reply, problem(500, 'INTERNAL', 'an unexpected error occurred; it has been logged'));
     }
-    const status = STATUS_BY_CODE[appError.code as ErrorCode] ?? 500;
+    const entry = errors[appError.code];
+    const status = entry?.status ?? 500;
     if (status >= 500) request.log.error({ err: appError, cause: appError.cause }, appError.message);
     const detail = status >= 500 && appError.code === 'DB.ERROR' ? 'the database reported an error; it has been logged' : appError.message;
-    return sendProblem(reply, problem(status, appError.code, detail, appError.details ? { details: appError.details } : {}), RETRY_AFTER_SECONDS[appError.code]);
+    return sendProblem(reply, problem(status, appError.code, detail, appError.details ? { details: appError.details } : {}), entry?.retryAfterSeconds);
   });
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problem(404, 'RESOURCE.NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));

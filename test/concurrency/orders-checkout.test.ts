@@ -73,12 +73,12 @@ describe('POST /orders/checkout, 60 at once on 2 hot products', () => {
 
   it('charges exactly the completed checkouts, and completes exactly the acknowledged ones', async () => {
     const acknowledged = completed().map(({ a }) => a.body.sagaId as string).sort();
-    const charged = await db.sql<{ key: string }[]>`select idempotency_key as key from sharding.simulated_charges where status = 'charged' order by 1`;
+    const charged = await db.sql<{ key: string }[]>`select idempotency_key as key from payments.simulated_charges where status = 'charged' order by 1`;
     expect(charged.map((c) => c.key).sort()).toEqual(acknowledged);
     const done = await db.sql<{ id: string }[]>`select id::text from sharding.sagas where status = 'completed'`;
     expect(done.map((d) => d.id).sort()).toEqual(acknowledged);
     for (const { a } of completed()) {
-      expect((await db.sql<{ n: number }[]>`select count(*)::int as n from sharding.simulated_charges where idempotency_key = ${a.body.sagaId}`)[0]!.n).toBe(1);
+      expect((await db.sql<{ n: number }[]>`select count(*)::int as n from payments.simulated_charges where idempotency_key = ${a.body.sagaId}`)[0]!.n).toBe(1);
     }
   });
 

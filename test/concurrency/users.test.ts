@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SCORE_FANOUT_GROUP } from '../../src/messaging-wiring.ts';
+import { SCORE_FANOUT_GROUP } from '../../src/contexts/users/module.ts';
 import type { Sql } from '../../src/platform/db/connect.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';

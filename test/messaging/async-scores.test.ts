@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { SCORE_FANOUT_GROUP } from '../../src/messaging-wiring.ts';
+import { SCORE_FANOUT_GROUP } from '../../src/contexts/users/module.ts';
 import { eventuallyAsync } from './contract.ts';
 
 let db: TestDatabase;

@@ -121,7 +121,7 @@ describe('a checkout saga killed mid-way', () => {
       expect((await sql`select count(*)::int as n from orders.stock_reservations where saga_id = ${saga!.id}`)[0]!.n).toBe(1);
       const orders = await sql<{ status: string }[]>`select status from orders.orders where saga_id = ${saga!.id}`;
       expect(orders.map((o) => o.status)).toEqual(['processing']);
-      expect((await db.sql`select status from sharding.simulated_charges where idempotency_key = ${saga!.id}`).map((r) => r.status)).toEqual(['charged']);
+      expect((await db.sql`select status from payments.simulated_charges where idempotency_key = ${saga!.id}`).map((r) => r.status)).toEqual(['charged']);
     } finally {
       await stop(restarted);
     }

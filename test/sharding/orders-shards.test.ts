@@ -263,7 +263,7 @@ describe('POST /orders/checkout (saga)', () => {
   async function stock(productId: number): Promise<number[]> {
     return Promise.all(shards.map(async (sql) => (await sql<{ available: number }[]>`select available from orders.inventory where product_id = ${productId}`)[0]?.available ?? -1));
   }
-  const charge = async (sagaId: string) => (await db.sql<{ status: string }[]>`select status from sharding.simulated_charges where idempotency_key = ${sagaId}`)[0]?.status;
+  const charge = async (sagaId: string) => (await db.sql<{ status: string }[]>`select status from payments.simulated_charges where idempotency_key = ${sagaId}`)[0]?.status;
 
   beforeAll(async () => {
     expect((await inject('PUT', '/inventory/900', { available: 10 })).statusCode).toBe(204);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
 import { ordersBucketMover } from '../../src/contexts/orders/bucket-mover.ts';
-import { openOrderShards } from '../../src/orders-shards.ts';
+import { openOrderShards } from '../../src/contexts/orders/shards.ts';
 import { BUCKET_COUNT, bucketOfKey } from '../../src/platform/sharding/buckets.ts';
 import { addShard, planRebalance, rebalance, type RebalanceProgress } from '../../src/platform/sharding/rebalance.ts';
 import { createDatabaseIfMissing, type ShardSet } from '../../src/platform/sharding/shard-set.ts';

@@ -1,7 +1,7 @@
 import { loadConfig, type Config } from '../../src/config/config.ts';
-import { openContextPools } from '../../src/context-pools.ts';
+import { openContextPools } from '../../src/app/context-pools.ts';
 import { passwordOfUrl } from '../../src/platform/db/connect.ts';
-import { assembleServices, type Services } from '../../src/main.ts';
+import { assembleServices, type Services } from '../../src/app/services.ts';
 import type { TestDatabase } from './db.ts';
 
 export interface TestApp extends Services {

@@ -1,6 +1,6 @@
 import type { TestProject } from 'vitest/node';
 import postgres from 'postgres';
-import { allMigrations } from '../../src/contexts/index.ts';
+import { createMainMigrator } from '../../src/app/migrations.ts';
 import { openEmbedded, type EmbeddedServer } from '../../src/platform/db/embedded/embedded-server.ts';
 import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 import type { AdminTarget } from './db.ts';
@@ -32,7 +32,7 @@ export default async function setup(project: TestProject) {
   await sql.unsafe(`drop database if exists ${template} with (force)`);
   await sql.unsafe(`create database ${template}`);
   const tplSql = postgres(withDatabase(admin.url, template), { max: 2, onnotice: () => {} });
-  await createMigrator({ sql: tplSql as never, migrations: allMigrations() }).up();
+  await createMainMigrator(tplSql as never).up();
   await tplSql.end();
   project.provide('dbAdmin', { ...admin, template });
   console.log(`[stratum tests] PostgreSQL: ${admin.mode === 'external' ? `external (${redact(admin.url)})` : 'embedded (.stratum-test)'}`);

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../src/config/config.ts';
-import { openDatabase } from '../../src/main.ts';
+import { openDatabase } from '../../src/app/database.ts';
 import { createPool, type Sql } from '../../src/platform/db/connect.ts';
 import { createTransaction } from '../../src/platform/db/transaction.ts';
 import type { Broker } from '../../src/platform/messaging/broker.ts';
 import { consume } from '../../src/platform/messaging/consumer.ts';
 import { addToOutbox } from '../../src/platform/messaging/outbox.ts';
 import { createRelay } from '../../src/platform/messaging/relay.ts';
-import { allMigrations } from '../../src/contexts/index.ts';
+import { createMainMigrator } from '../../src/app/migrations.ts';
 import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 import { createDatabaseIfMissing, databaseOf, targetForDatabase } from '../../src/platform/sharding/shard-set.ts';
 import { defaultControl, runCommand, waitForPort, type BrokerControl } from './broker-control.ts';
@@ -63,7 +63,7 @@ export async function runBrokerChaos(config: Config, options: BrokerChaosOptions
     const database = `${databaseOf(main.target)}_chaos`;
     await createDatabaseIfMissing(main.target, database);
     sql = createPool(targetForDatabase(main.target, database), { max: 12, applicationName: 'stratum-chaos' });
-    await createMigrator({ sql, migrations: allMigrations() }).up();
+    await createMainMigrator(sql).up();
     await sql`create table if not exists public.chaos_effects (run text not null, event_id uuid not null, applied_at timestamptz not null default clock_timestamp())`;
     const run = randomUUID().slice(0, 8);
     const transaction = createTransaction({ sql, defaultDeadlineMs: 10_000, now: Date.now, random: Math.random });

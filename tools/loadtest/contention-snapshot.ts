@@ -103,7 +103,7 @@ async function checkoutSagasOf(catalog: Client, customers: readonly number[]) {
 
 async function chargesOf(catalog: Client, keys: readonly string[]) {
   return catalog<{ key: string; status: string }[]>`
-    select idempotency_key as key, status from sharding.simulated_charges where idempotency_key = any(${keys as string[]}::text[])`;
+    select idempotency_key as key, status from payments.simulated_charges where idempotency_key = any(${keys as string[]}::text[])`;
 }
 
 /**

@@ -4,7 +4,8 @@ import type { Sql } from '../../platform/db/connect.ts';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { createOnce } from '../../http/idempotency.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { publish } from '../../platform/context/events.ts';
+import { AccountCreated, AccountUpdated } from './events.ts';
 import { AccountIdParams, ProblemSchema, Text } from '../../http/schemas.ts';
 import type { AccountView, ImageLookup } from './account.ts';
 import { loadAccountView } from './account-view.ts';
@@ -65,7 +66,7 @@ export function accountsRoutes(deps: AccountsDeps) {
     }, async (request, reply) => createOnce(request, reply, { sql: deps.sql, transaction: deps.transaction, ttlMs: deps.idempotencyTtlMs }, 'accounts.create',
       { label: 'accounts.create' }, async (tx) => {
         const created = await insertAccount(tx, request.body.name);
-        await addToOutbox(tx, { type: 'account.created', key: created.id, payload: { id: created.id, name: created.name } });
+        await publish(tx, AccountCreated, created.id, { id: created.id, name: created.name });
         return created;
       }));
 
@@ -77,7 +78,7 @@ export function accountsRoutes(deps: AccountsDeps) {
       // which consumers treat like the first), so a commit cut by a failover runs again.
       const account = await deps.transaction({ label: 'accounts.rename', rerunIfCommitUnknown: true }, async (tx) => {
         const renamed = await renameAccount(tx, id, request.body.name);
-        if (renamed) await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name: renamed.name } });
+        if (renamed) await publish(tx, AccountUpdated, id, { id, name: renamed.name });
         return renamed;
       });
       if (!account) throw notFound(id);

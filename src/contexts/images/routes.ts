@@ -3,7 +3,8 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { upsertAccountImage } from './images-repository.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { publish } from '../../platform/context/events.ts';
+import { ImageChanged } from './events.ts';
 import { AccountIdParams, ProblemSchema } from '../../http/schemas.ts';
 
 export interface ImagesDeps {
@@ -44,7 +45,7 @@ export function imagesRoutes(deps: ImagesDeps) {
       const image = await deps.transaction({ label: 'images.set' }, async (tx) => {
         const set = await upsertAccountImage(tx, id, url);
         // Other instances drop their cached view of the account when this event reaches them.
-        await addToOutbox(tx, { type: 'image.changed', key: set.accountId, payload: { accountId: set.accountId, url: set.url } });
+        await publish(tx, ImageChanged, set.accountId, { accountId: set.accountId, url: set.url });
         return set;
       });
       await deps.afterImageChanged(id);

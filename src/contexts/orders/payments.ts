@@ -10,7 +10,7 @@ export interface PaymentsPort {
 }
 
 /**
- * The bundled payments provider: a local simulator with a ledger in the catalog (sharding.simulated_charges).
+ * The bundled payments provider: a local simulator with a ledger on the main database (payments.simulated_charges).
  * The token steers it: `tok_decline` is refused, `tok_timeout` never answers (the step's timeout fires), any
  * other token is charged.
  */
@@ -22,11 +22,11 @@ export function createSimulatedPayments(sql: Sql): PaymentsPort {
         await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
         throw new AppError('PAYMENT.UNAVAILABLE', 'the payment provider did not answer in time');
       }
-      await sql`insert into sharding.simulated_charges (idempotency_key, amount, status) values (${key}, ${amount}, 'charged')
+      await sql`insert into payments.simulated_charges (idempotency_key, amount, status) values (${key}, ${amount}, 'charged')
         on conflict (idempotency_key) do nothing`;
     },
     async refund(key) {
-      await sql`update sharding.simulated_charges set status = 'refunded' where idempotency_key = ${key} and status = 'charged'`;
+      await sql`update payments.simulated_charges set status = 'refunded' where idempotency_key = ${key} and status = 'charged'`;
     },
   };
 }

@@ -5,7 +5,8 @@ import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { createOnce } from '../../http/idempotency.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { publish } from '../../platform/context/events.ts';
+import { UserCreated } from './events.ts';
 import { findUserById, insertUserDeferringFanOut, insertUserWithScoreFanOut, listActionsBefore, listUsersAfter } from './users-repository.ts';
 
 /** All user events share one key: creations must be applied in creation order. */
@@ -62,13 +63,13 @@ export function usersRoutes(deps: UsersDeps) {
       if (deps.scoreMode === 'async') {
         return createOnce(request, reply, store, 'users.create', txOptions, async (tx) => {
           const created = await insertUserDeferringFanOut(tx, input);
-          await addToOutbox(tx, { type: 'user.created', key: USER_EVENTS_KEY, payload: { id: created.user.id, username: created.user.username, others: created.others } });
+          await publish(tx, UserCreated, USER_EVENTS_KEY, { id: created.user.id, username: created.user.username, others: created.others });
           return { ...created.user, scoreFanout: 'pending' as const };
         });
       }
       return createOnce(request, reply, store, 'users.create', txOptions, async (tx) => {
         const created = await insertUserWithScoreFanOut(tx, input);
-        await addToOutbox(tx, { type: 'user.created', key: USER_EVENTS_KEY, payload: { id: created.id, username: created.username } });
+        await publish(tx, UserCreated, USER_EVENTS_KEY, { id: created.id, username: created.username });
         return created;
       });
     });

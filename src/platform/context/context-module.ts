@@ -16,7 +16,7 @@ import type { PlatformAccess } from './grants.ts';
  * Adding a context is adding its folder with a `module.ts` exporting one of these, and one line in the root's list.
  * @example export const accountsModule: ContextModule = { name: 'accounts', migrations: accountsMigrations, ... };
  */
-export interface ContextModule {
+export interface ContextModule<C = unknown> {
   /** Lower-case, unique: names its pool (`stratum-…-<name>`), its readiness entry and its role password variable. */
   readonly name: string;
   /** The context's migrations on the main database, in version order. */
@@ -30,7 +30,7 @@ export interface ContextModule {
   /** The events the context publishes. */
   readonly events: readonly EventType[];
   /** Builds the context over the platform; called once, in list order, after the migrations ran. */
-  start(platform: ContextPlatform): Promise<StartedContext> | StartedContext;
+  start(platform: ContextPlatform<C>): Promise<StartedContext> | StartedContext;
 }
 
 export interface ContextRole {
@@ -51,7 +51,9 @@ export interface ErrorStatus {
 export type ErrorTable = Readonly<Record<string, ErrorStatus>>;
 
 /** What the root hands a context: its pools, transactions, caches and the ports of the other contexts. */
-export interface ContextPlatform {
+export interface ContextPlatform<C = unknown> {
+  /** The process's configuration (the root's type: the platform does not know it). */
+  readonly config: C;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** The main database's administrative pool. */

@@ -1,22 +1,14 @@
 /**
- * Every failure stratum reports carries one of these codes. The HTTP edge maps a code to a status
- * (src/http/error-statuses.ts); nothing below it knows about HTTP.
+ * The platform's error codes. Every failure stratum reports carries a stable code: one of these, or one a
+ * context declares in its descriptor's error table (`USER.NOT_FOUND`, ...). The HTTP edge maps a code to a status
+ * (src/http/error-statuses.ts and the contexts' tables); nothing below it knows about HTTP.
  */
 export type ErrorCode =
   | 'REQUEST.INVALID'
   | 'REQUEST.ABORTED'
   | 'REQUEST.DEADLINE_EXCEEDED'
   | 'RESOURCE.NOT_FOUND'
-  | 'USER.ALREADY_EXISTS'
-  | 'USER.NOT_FOUND'
-  | 'ACCOUNT.NOT_FOUND'
-  | 'ORDER.NOT_FOUND'
-  | 'ORDER.INVALID_TRANSITION'
-  | 'IMPORT.REJECTED'
   | 'IDEMPOTENCY.KEY_REUSED'
-  | 'STOCK.INSUFFICIENT'
-  | 'PAYMENT.DECLINED'
-  | 'PAYMENT.UNAVAILABLE'
   | 'SHARD.UNAVAILABLE'
   | 'SAGA.PENDING'
   | 'SAGA.NOT_FOUND'
@@ -40,19 +32,22 @@ export type ErrorCode =
   | 'SERVICE.UNAVAILABLE'
   | 'INTERNAL';
 
+/** A platform code, or a context's (`AREA.REASON`, upper case, listed in its context's error table). */
+export type AnyErrorCode = ErrorCode | (string & {});
+
 /** Details safe to show a client: no SQL, no parameters, no secrets. */
 export type SafeDetails = Record<string, unknown>;
 
 /**
  * The one error type of stratum: a stable `code`, a message for people, safe `details` and the `cause`.
- * @example throw new AppError('USER.NOT_FOUND', `user ${id} does not exist`, { details: { id } });
+ * @example throw new AppError('DB.UNAVAILABLE', `cannot reach ${host}`, { cause: error });
  */
 export class AppError extends Error {
   override name = 'AppError';
-  readonly code: ErrorCode;
+  readonly code: AnyErrorCode;
   readonly details: SafeDetails | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: SafeDetails } = {}) {
+  constructor(code: AnyErrorCode, message: string, options: { cause?: unknown; details?: SafeDetails } = {}) {
     super(message, { cause: options.cause });
     this.code = code;
     this.details = options.details;
@@ -60,6 +55,6 @@ export class AppError extends Error {
 }
 
 /** True when `error` is an AppError, optionally with the given code. */
-export function isAppError(error: unknown, code?: ErrorCode): error is AppError {
+export function isAppError(error: unknown, code?: AnyErrorCode): error is AppError {
   return error instanceof AppError && (code === undefined || error.code === code);
 }

@@ -13,14 +13,3 @@ create table idempotency.keys (
   primary key (scope, key)
 );
 create index keys_expires_at_idx on idempotency.keys (expires_at);
-
-do $$
-declare r text;
-begin
-  foreach r in array array['stratum_accounts', 'stratum_images'] loop
-    if exists (select 1 from pg_roles where rolname = r) then
-      execute format('grant usage on schema idempotency to %I', r);
-      execute format('grant select, insert, update, delete on idempotency.keys to %I', r);
-    end if;
-  end loop;
-end $$;

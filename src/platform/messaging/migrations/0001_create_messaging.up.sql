@@ -1,18 +1,6 @@
 create schema if not exists messaging;
 
--- Events written in the same transaction as the business change; the relay publishes them in seq order.
-create table messaging.outbox (
-  seq bigint generated always as identity primary key,
-  id uuid not null unique,
-  type text not null,
-  key text not null,
-  payload jsonb not null,
-  headers jsonb not null default '{}',
-  created_at timestamptz not null default clock_timestamp(),
-  sent_at timestamptz
-);
-create index outbox_unsent_idx on messaging.outbox (seq) where sent_at is null;
-create index outbox_sent_at_idx on messaging.outbox (sent_at) where sent_at is not null;
+-- The outbox is its own migration (outbox-migrations), applied to every database that publishes events.
 
 -- Exactly-once effects: a consumer's effect commits together with the row saying it happened.
 create table messaging.processed_messages (
@@ -62,15 +50,3 @@ create table messaging.dead_letters (
   dead_at timestamptz not null default now()
 );
 create index dead_letters_group_idx on messaging.dead_letters (namespace, group_name, dead_at);
-
--- The contexts with roles of their own write their events into the outbox.
-do $$
-declare r text;
-begin
-  foreach r in array array['stratum_accounts', 'stratum_images'] loop
-    if exists (select 1 from pg_roles where rolname = r) then
-      execute format('grant usage on schema messaging to %I', r);
-      execute format('grant insert, select (id) on messaging.outbox to %I', r);
-    end if;
-  end loop;
-end $$;

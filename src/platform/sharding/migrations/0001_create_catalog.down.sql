@@ -1,4 +1,3 @@
-drop table sharding.simulated_charges;
 drop table sharding.sagas;
 drop table sharding.decisions;
 drop table sharding.buckets;

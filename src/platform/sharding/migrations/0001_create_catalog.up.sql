@@ -54,11 +54,3 @@ create table sharding.sagas (
   updated_at timestamptz not null default now()
 );
 create index sagas_unfinished_idx on sharding.sagas (lease_until) where status in ('running', 'compensating');
-
--- The bundled payments simulator's ledger (an external provider keeps its own): one charge per key.
-create table sharding.simulated_charges (
-  idempotency_key text primary key,
-  amount numeric(12,2) not null,
-  status text not null check (status in ('charged', 'refunded')),
-  created_at timestamptz not null default now()
-);

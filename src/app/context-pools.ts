@@ -1,14 +1,21 @@
-import type { Config } from './config/config.ts';
-import { createPool, type ConnectTarget, type Sql } from './platform/db/connect.ts';
-import { deriveRolePassword, enableRoleLogin, targetAs } from './platform/db/roles.ts';
-import { AppError } from './platform/errors/app-error.ts';
+import type { Config } from '../config/config.ts';
+import type { ContextModule } from '../platform/context/context-module.ts';
+import { createPool, type ConnectTarget, type Sql } from '../platform/db/connect.ts';
+import { deriveRolePassword, enableRoleLogin, targetAs } from '../platform/db/roles.ts';
+import { AppError } from '../platform/errors/app-error.ts';
+import { CONTEXTS } from './contexts.ts';
 
 /** One pool per bounded context that has a role of its own, beside the administrative pool. */
 export interface ContextPools {
-  accounts: Sql;
-  images: Sql;
-  /** Pools on DATABASE_READ_URL (replicas) for reads that may lag; absent without one. */
-  reads?: { admin: Sql; accounts: Sql };
+  /** By context name: the pool as the context's role. */
+  readonly own: Readonly<Record<string, Sql>>;
+  /**
+   * Pools on DATABASE_READ_URL (replicas) for reads that may lag: as the administrative user, and as the role of
+   * each context that asks for read pools; absent without one.
+   */
+  readonly reads?: { readonly admin: Sql; readonly own: Readonly<Record<string, Sql>> };
+  /** Every pool opened here. */
+  all(): Sql[];
   end(timeoutSeconds?: number): Promise<void>;
 }
 
@@ -40,19 +47,19 @@ async function checkConnects(pool: Sql, who: string, hint: string, waitMs = 0): 
   }
 }
 
-const ROLES = { accounts: 'stratum_accounts', images: 'stratum_images' } as const;
-
 export interface ContextPoolOptions {
   admin: Sql;
   target: ConnectTarget;
-  /** The embedded server's administrative password: role passwords derive from it. */
+  /** The embedded server's administrative password, or DATABASE_URL's: role passwords derive from it. */
   adminSecret: string | undefined;
-  passwords: Partial<Config['rolePasswords']>;
+  /** `<CONTEXT>_DB_PASSWORD`, by context name: a role's password when it is not derived. */
+  passwords: Readonly<Record<string, string | undefined>>;
   poolMax: number;
   applicationName: string;
   statementTimeoutMs?: number;
-  /** DATABASE_READ_URL: also open read pools there, as the administrative user and as the accounts role. */
+  /** DATABASE_READ_URL: also open read pools there, as the administrative user and as the roles that ask for them. */
   readTarget?: ConnectTarget;
+  contexts?: readonly ContextModule<Config>[];
 }
 
 /**
@@ -62,11 +69,11 @@ export interface ContextPoolOptions {
  */
 export async function openContextPools(options: ContextPoolOptions): Promise<ContextPools> {
   const opened: Sql[] = [];
-  const passwordOf = (context: keyof typeof ROLES) =>
-    options.passwords[context] ?? (options.adminSecret ? deriveRolePassword(options.adminSecret, ROLES[context]) : undefined);
-  const open = async (context: keyof typeof ROLES, target = options.target, suffix = ''): Promise<Sql> => {
-    const role = ROLES[context];
-    const password = passwordOf(context);
+  const withRoles = (options.contexts ?? CONTEXTS).flatMap((c) => (c.role ? [{ name: c.name, role: c.role }] : []));
+  const passwordOf = (context: string, role: string) =>
+    options.passwords[context] ?? (options.adminSecret ? deriveRolePassword(options.adminSecret, role) : undefined);
+  const open = async (context: string, role: string, target = options.target, suffix = ''): Promise<Sql> => {
+    const password = passwordOf(context, role);
     // Set here: a refusal can only be a server still replaying it. Not set: a refusal is a wrong password.
     let setHere = false;
     if (!suffix) {
@@ -84,18 +91,21 @@ export async function openContextPools(options: ContextPoolOptions): Promise<Con
     await checkConnects(pool, role, `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`, suffix || setHere ? REPLICA_CATCH_UP_MS : 0);
     return pool;
   };
-  const openReads = async (target: ConnectTarget) => {
-    const admin = createPool(target, { max: options.poolMax, applicationName: `${options.applicationName}-read`, statementTimeoutMs: options.statementTimeoutMs });
-    opened.push(admin);
-    await checkConnects(admin, 'the DATABASE_READ_URL user', 'check DATABASE_READ_URL');
-    return { admin, accounts: await open('accounts', target, '-read') };
-  };
   const end = async (timeoutSeconds = 5) => { await Promise.all(opened.map((p) => p.end({ timeout: timeoutSeconds }))); };
   try {
-    const accounts = await open('accounts');
-    const images = await open('images');
-    const reads = options.readTarget ? await openReads(options.readTarget) : undefined;
-    return { accounts, images, ...(reads ? { reads } : {}), end };
+    const own: Record<string, Sql> = {};
+    for (const { name, role } of withRoles) own[name] = await open(name, role.name);
+    let reads: ContextPools['reads'];
+    if (options.readTarget) {
+      const readTarget = options.readTarget;
+      const admin = createPool(readTarget, { max: options.poolMax, applicationName: `${options.applicationName}-read`, statementTimeoutMs: options.statementTimeoutMs });
+      opened.push(admin);
+      await checkConnects(admin, 'the DATABASE_READ_URL user', 'check DATABASE_READ_URL');
+      const readOwn: Record<string, Sql> = {};
+      for (const { name, role } of withRoles) if (role.reads) readOwn[name] = await open(name, role.name, readTarget, '-read');
+      reads = { admin, own: readOwn };
+    }
+    return { own, ...(reads ? { reads } : {}), all: () => [...opened], end };
   } catch (error) {
     await end(0);
     throw error;

@@ -1,8 +1,14 @@
-import type { Config } from './config/config.ts';
-import { shardMigrations } from './contexts/index.ts';
-import type { ConnectTarget, Sql } from './platform/db/connect.ts';
-import type { TransactionObserver } from './platform/db/transaction.ts';
-import { databaseOf, openShardSet, type ShardSet } from './platform/sharding/shard-set.ts';
+import type { Config } from '../../config/config.ts';
+import type { ConnectTarget, Sql } from '../../platform/db/connect.ts';
+import type { TransactionObserver } from '../../platform/db/transaction.ts';
+import { shardDatabaseMigrations } from '../../platform/sharding/shard-migrations/index.ts';
+import { databaseOf, openShardSet, type ShardSet } from '../../platform/sharding/shard-set.ts';
+import { ordersMigrations } from './migrations/index.ts';
+
+/** A shard database's migrations: the platform's shard tables and outbox around the orders schema. */
+export function orderShardMigrations() {
+  return shardDatabaseMigrations(ordersMigrations());
+}
 
 /**
  * Opens the orders shards as configured: ORDERS_SHARDS, or ORDERS_SHARD_COUNT databases named
@@ -17,7 +23,7 @@ export function openOrderShards(
     catalog: deps.catalog,
     mainTarget: deps.target,
     initialShards: config.ordersShards ?? defaultShardDatabases(deps.target, config.ordersShardCount),
-    migrations: shardMigrations(),
+    migrations: orderShardMigrations(),
     poolMax: config.shardPoolMax,
     applicationName: deps.applicationName,
     txDeadlineMs: config.txDeadlineMs,
@@ -27,6 +33,6 @@ export function openOrderShards(
   });
 }
 
-export function defaultShardDatabases(target: ConnectTarget, count: number): Array<{ database: string }> {
+function defaultShardDatabases(target: ConnectTarget, count: number): Array<{ database: string }> {
   return Array.from({ length: count }, (_, i) => ({ database: `${databaseOf(target)}_orders_${i}` }));
 }

@@ -1,0 +1,2 @@
+drop table payments.simulated_charges;
+drop schema payments;
