@@ -22,7 +22,7 @@ export interface EventInvalidationOptions {
  * have been missed, every cache of the rules is emptied.
  * @example
  * const following = await invalidateOnEvents({ follow: (l) => broker.follow(l), rules: [
- *   { cache: accounts, keysOf: (e) => (e.type === 'account.updated' ? [`account:${e.key}`] : []) },
+ *   { cache: notes, keysOf: (e) => (e.type === 'note.edited' ? [`note:${e.key}`] : []) },
  * ] });
  * await following.stop();
  */

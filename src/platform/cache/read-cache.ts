@@ -55,7 +55,7 @@ type Answer<V> = { value: V | undefined; from: 'shared' | 'loader' };
  * A read cache: an in-process LRU with TTL in front of an optional shared tier, single flight per key, and
  * invalidation that a load running across it cannot undo (see docs/decisions/0008-read-cache.md).
  * @example
- * const cache = createReadCache<AccountView>({ namespace: 'stratum:accounts', ttlMs: 30_000, maxEntries: 10_000, shared });
+ * const cache = createReadCache<Note>({ namespace: 'stratum:notes', ttlMs: 30_000, maxEntries: 10_000, shared });
  * const view = await cache.getOrLoad(`account:${id}`, (signal) => loadAccountView(sql, id, signal), { shouldCache: (v) => !v.degraded });
  * await transaction({}, (tx) => renameAccount(tx, id, name)); await cache.invalidate(`account:${id}`);
  */

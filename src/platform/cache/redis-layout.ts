@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 /**
  * Where one cached key lives in Redis. Both names share the `{key}` hash tag, so the scripts below, which
  * touch both, stay on one slot of a Redis Cluster.
- * @example cacheKeys('stratum:accounts', 'account:1') // { value: 'stratum:accounts:{account:1}:value', version: '…:version' }
+ * @example cacheKeys('stratum:notes', 'note:1') // { value: 'stratum:notes:{note:1}:value', version: '…:version' }
  */
 export function cacheKeys(namespace: string, key: string): { value: string; version: string } {
   return { value: `${namespace}:{${key}}:value`, version: `${namespace}:{${key}}:version` };
@@ -11,7 +11,7 @@ export function cacheKeys(namespace: string, key: string): { value: string; vers
 
 /**
  * The pub/sub channel on which every instance of a namespace hears invalidations.
- * @example invalidationChannel('stratum:accounts') // 'stratum:accounts:invalidate'
+ * @example invalidationChannel('stratum:notes') // 'stratum:notes:invalidate'
  */
 export function invalidationChannel(namespace: string): string {
   return `${namespace}:invalidate`;

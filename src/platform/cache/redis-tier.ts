@@ -42,8 +42,8 @@ export interface RedisTier extends SharedTier {
  * back; a key with an invalidation pending is not read from Redis meanwhile.
  * @example
  * const client = createClient({ url }); client.on('error', log); await client.connect();
- * const shared = createRedisTier({ client, namespace: 'stratum:accounts', ttlMs: 30_000, onError: (e, c) => log.warn({ err: e, ...c }) });
- * const cache = createReadCache<AccountView>({ namespace: 'stratum:accounts', ttlMs: 30_000, maxEntries: 10_000, shared });
+ * const shared = createRedisTier({ client, namespace: 'stratum:notes', ttlMs: 30_000, onError: (e, c) => log.warn({ err: e, ...c }) });
+ * const cache = createReadCache<Note>({ namespace: 'stratum:notes', ttlMs: 30_000, maxEntries: 10_000, shared });
  */
 export function createRedisTier(options: RedisTierOptions): RedisTier {
   const { client, namespace, ttlMs } = options;

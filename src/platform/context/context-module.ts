@@ -14,7 +14,7 @@ import type { PlatformAccess } from './grants.ts';
  * error codes, events) and how it starts. The root registers a list of these and knows nothing else of them.
  *
  * Adding a context is adding its folder with a `module.ts` exporting one of these, and one line in the root's list.
- * @example export const accountsModule: ContextModule = { name: 'accounts', migrations: accountsMigrations, ... };
+ * @example export const notesModule: ContextModule = { name: 'notes', migrations: notesMigrations, ... };
  */
 export interface ContextModule<C = unknown> {
   /** Lower-case, unique: names its pool (`stratum-…-<name>`), its readiness entry and its role password variable. */

@@ -7,7 +7,7 @@ import { addAllToOutbox, addToOutbox } from '../messaging/outbox.ts';
 /**
  * An event a context publishes: its name on the wire and the schema of its payload. Publishing and handling go
  * through the same value, so a name is never a bare string and a payload always matches its type.
- * @example export const UserCreated = defineEvent('user.created', Type.Object({ id: Type.Integer() }));
+ * @example export const NoteCreated = defineEvent('note.created', Type.Object({ id: Type.Integer() }));
  */
 export interface EventType<S extends TSchema = TSchema> {
   readonly name: string;
@@ -24,7 +24,7 @@ export function defineEvent<S extends TSchema>(name: string, schema: S): EventTy
 /**
  * Writes `event` into the outbox inside the caller's transaction (see addToOutbox): published if and only if
  * the transaction commits.
- * @example await publish(tx, AccountUpdated, id, { id, name });
+ * @example await publish(tx, NoteRenamed, id, { id, title });
  */
 export function publish<E extends EventType>(tx: TxSql, event: E, key: string, payload: PayloadOf<E>, options: { notify?: boolean } = {}): Promise<string> {
   return addToOutbox(tx, { type: event.name, key, payload }, options);

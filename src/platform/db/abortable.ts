@@ -31,7 +31,7 @@ function cancelQuietly(query: CancellableQuery<unknown>): void {
 /**
  * Runs a query that is cancelled on the server when `signal` aborts (a timeout policy gave up on it), so an
  * abandoned read does not keep a connection busy.
- * @example const rows = await abortable(sql`select url from images.account_images where account_id = ${id}`, signal);
+ * @example const rows = await abortable(sql`select body from notes.notes where id = ${id}`, signal);
  */
 export async function abortable<T>(query: CancellableQuery<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) {

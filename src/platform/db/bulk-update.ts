@@ -18,7 +18,7 @@ export interface BulkUpdateSpec {
  * Sets a different value on each row in ONE statement: `update t set c = v.value from unnest($1, $2)`.
  * Identifiers and types come from code, never from input, and are checked against a strict pattern.
  * Returns the number of rows changed.
- * @example await bulkUpdate(tx, { table: 'users.users', idColumn: 'id', idType: 'bigint', column: 'score', valueType: 'numeric' }, [1, 2], ['3.5', '4']);
+ * @example await bulkUpdate(tx, { table: 'notes.notes', idColumn: 'id', idType: 'bigint', column: 'rank', valueType: 'numeric' }, [1, 2], ['3.5', '4']);
  */
 export async function bulkUpdate(db: Db, spec: BulkUpdateSpec, ids: readonly (string | number)[], values: readonly (string | number | null)[]): Promise<number> {
   for (const name of [spec.table, spec.idColumn, spec.column]) {

@@ -34,7 +34,7 @@ interface Waiter {
 }
 
 /**
- * @example const gate = createPoolGate({ name: 'orders-shard-0', max: 4, now: Date.now });
+ * @example const gate = createPoolGate({ name: 'shard-0', max: 4, now: Date.now });
  * const release = await gate.acquire(Date.now() + 2000); try { ... } finally { release(); }
  */
 export function createPoolGate(options: { name: string; max: number; now: () => number }): PoolGate {

@@ -10,7 +10,7 @@ function quoteLiteral(value: string): string {
 /**
  * Lets a bounded context's role (created by its migrations) log in, setting its password when one is given.
  * Runs as the administrative connection; ALTER ROLE takes no bind parameters, so the literal is quoted here.
- * @example await enableRoleLogin(adminSql, 'stratum_accounts', secret);
+ * @example await enableRoleLogin(adminSql, 'stratum_notes', secret);
  */
 export async function enableRoleLogin(admin: Sql, role: string, password: string | undefined): Promise<void> {
   if (!ROLE.test(role)) throw new TypeError(`"${role}" is not a plain role name`);
@@ -21,7 +21,7 @@ export async function enableRoleLogin(admin: Sql, role: string, password: string
 
 /**
  * The same server and database, reached as another role.
- * @example createPool(targetAs(target, 'stratum_images', secret), { max: 5, applicationName: 'stratum-images' });
+ * @example createPool(targetAs(target, 'stratum_notes', secret), { max: 5, applicationName: 'stratum-notes' });
  */
 export function targetAs(target: ConnectTarget, user: string, password: string | undefined): ConnectTarget {
   return { ...target, user, password };
@@ -30,7 +30,7 @@ export function targetAs(target: ConnectTarget, user: string, password: string |
 /**
  * A context role's password on a server whose administrative secret we hold (the embedded server): derived,
  * not stored, so every process of the same STRATUM_HOME arrives at the same one without coordinating.
- * @example deriveRolePassword(adminPassword, 'stratum_accounts')
+ * @example deriveRolePassword(adminPassword, 'stratum_notes')
  */
 export function deriveRolePassword(adminSecret: string, role: string): string {
   return createHmac('sha256', adminSecret).update(`role:${role}`).digest('base64url');

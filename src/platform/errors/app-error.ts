@@ -1,6 +1,6 @@
 /**
  * The platform's error codes. Every failure stratum reports carries a stable code: one of these, or one a
- * context declares in its descriptor's error table (`USER.NOT_FOUND`, ...). The HTTP edge maps a code to a status
+ * context declares in its descriptor's error table (`NOTE.NOT_FOUND`, ...). The HTTP edge maps a code to a status
  * (src/http/error-statuses.ts and the contexts' tables); nothing below it knows about HTTP.
  */
 export type ErrorCode =

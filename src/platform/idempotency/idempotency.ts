@@ -15,7 +15,7 @@ export interface IdempotentOutcome extends StoredResponse {
 }
 
 export interface IdempotencyOptions {
-  /** Names the operation: keys are unique per scope (`accounts.create`). */
+  /** Names the operation: keys are unique per scope (`notes.create`). */
   scope: string;
   key: string;
   /** Hash of what the request asks (method, route, body): the same key with another request is refused. */
@@ -77,7 +77,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * write committed. A concurrent duplicate waits on the key's row and then replays. When the commit's outcome is
  * unknown (the connection broke after COMMIT), the key is looked up until the database answers: found, the
  * write committed and its answer is returned; absent, it did not, and the creation runs again.
- * @example const out = await idempotent({ scope: 'accounts.create', key, requestHash: h, ... }, async (tx) => ({ status: 201, body: await create(tx) }));
+ * @example const out = await idempotent({ scope: 'notes.create', key, requestHash: h, ... }, async (tx) => ({ status: 201, body: await create(tx) }));
  */
 export async function idempotent(options: IdempotencyOptions, create: (tx: TxSql) => Promise<StoredResponse>): Promise<IdempotentOutcome> {
   const { scope, key } = options;

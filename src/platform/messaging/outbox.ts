@@ -17,7 +17,7 @@ export const OUTBOX_CHANNEL = 'stratum_outbox';
  * Writes an event into the outbox inside the caller's transaction: it is published if and only if the
  * transaction commits. Returns the event id. Several events of one transaction go in one statement with
  * addAllToOutbox.
- * @example await transaction({}, async (tx) => { await renameAccount(tx, id, name); await addToOutbox(tx, { type: 'account.updated', key: id, payload: { id, name } }); });
+ * @example await transaction({}, async (tx) => { await renameNote(tx, id, title); await addToOutbox(tx, { type: 'note.renamed', key: id, payload: { id, title } }); });
  */
 export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?: boolean } = {}): Promise<string> {
   return (await addAllToOutbox(tx, [event], options))[0]!;

@@ -32,7 +32,7 @@ export function checksumOf(sql: string): string {
 /**
  * Reads `NNNN_name.up.sql` / `NNNN_name.down.sql` pairs from a context's folder, in version order.
  * Every up needs its down, versions must be unique, and nothing else may sit in the folder.
- * @example const migrations = loadMigrations({ fs, dir: 'src/contexts/users/migrations', context: 'users' });
+ * @example const migrations = loadMigrations({ fs, dir: 'src/contexts/notes/migrations', context: 'notes' });
  */
 export function loadMigrations({ fs, dir, context, formerChecksums = {} }: {
   fs: MigrationFs;

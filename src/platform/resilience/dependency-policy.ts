@@ -29,8 +29,8 @@ export interface DependencyPolicy {
  * One policy per dependency, built once and shared: a timeout per attempt, retries with exponential backoff
  * for transient errors, and a consecutive-failure circuit breaker around both so a failing dependency is
  * left alone instead of being retried by every request.
- * @example const images = createDependencyPolicy({ attemptTimeoutMs: 200, retries: 1, breakerThreshold: 5, halfOpenAfterMs: 5000, isTransient });
- *          const image = await images.execute((signal) => findImage(sql, id, signal));
+ * @example const search = createDependencyPolicy({ attemptTimeoutMs: 200, retries: 1, breakerThreshold: 5, halfOpenAfterMs: 5000, isTransient });
+ *          const hits = await search.execute((signal) => findNotes(sql, term, signal));
  */
 export function createDependencyPolicy(options: DependencyPolicyOptions): DependencyPolicy {
   // abortOnReturn: false: a finished attempt needs no abort (each abort builds a DOMException with a stack).

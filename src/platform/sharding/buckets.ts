@@ -12,7 +12,7 @@ const TWO_POW_32 = 4294967296n;
 
 /**
  * The bucket of a key: the top 10 bits of a 32-bit multiplicative hash (Knuth). The SQL function
- * orders.bucket_of computes the same; keep them in step.
+ * A context's SQL that computes buckets (a sharded context's bucket_of function) must compute the same.
  * @example bucketOfKey(42) // => 648
  */
 export function bucketOfKey(key: number): number {

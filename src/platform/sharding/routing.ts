@@ -37,7 +37,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Runs `fn` in a transaction on the shard that owns `bucket`, holding the bucket's ownership for the whole
  * transaction. If the shard turns out not to own it (a rebalance moved it or is fencing it), reloads the map
  * and tries the new owner, for up to `movingWaitMs` (then SHARD.MOVING, 503).
- * @example const order = await inBucket(shards, bucket, { label: 'orders.create' }, (tx) => insertOrder(tx, ...));
+ * @example const note = await inBucket(shards, bucket, { label: 'notes.create' }, (tx) => insertNote(tx, ...));
  */
 export async function inBucket<T>(
   shards: ShardSet, bucket: number, txOptions: TransactionOptions,

@@ -22,8 +22,8 @@ const MAX_GROUP_LENGTH = 128;
 
 /**
  * A group name as a subject token and part of a consumer name: every character but letters, digits, "_" and "-"
- * becomes "~" and its UTF-8 bytes in hex, so "users.score-fanout" is "users~2Escore-fanout" and no two groups meet.
- * @example groupToken('users.score-fanout') // 'users~2Escore-fanout'
+ * becomes "~" and its UTF-8 bytes in hex, so "notes.index" is "notes~2Eindex" and no two groups meet.
+ * @example groupToken('notes.index') // 'notes~2Eindex'
  */
 export function groupToken(group: string): string {
   if (group.length === 0 || group.length > MAX_GROUP_LENGTH) {
