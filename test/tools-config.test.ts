@@ -23,6 +23,7 @@ describe('loadToolsConfig', () => {
     const settings = loadToolsConfig({ DATABASE_URL: ` ${cluster} `, BROKER_URL: 'nats://127.0.0.1:4222', STRATUM_DEBUG: '1' }, '/work');
     expect(settings.chaos).toEqual({ clusterUrl: cluster, brokerUrl: 'nats://127.0.0.1:4222' });
     expect(settings.debug).toBe(true);
+    expect(loadToolsConfig({ STRATUM_DEBUG: '' }, '/work').debug).toBe(false);
     expect(loadToolsConfig({ DATABASE_URL: '', BROKER_URL: '' }, '/work').chaos).toEqual({ clusterUrl: undefined, brokerUrl: undefined });
   });
 
