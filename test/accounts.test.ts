@@ -190,7 +190,7 @@ describe('seeding', () => {
       const images = await seedImageRange(pools().own.images!, 0, 200);
       return { added, images };
     };
-    let opened: ContextPools | undefined;
+    let opened: ContextPools | undefined = undefined;
     const pools = () => opened!;
     opened = await openContextPools({
       admin: db.sql, target: { url: db.url }, adminSecret: decodeURIComponent(new URL(db.url).password) || undefined,

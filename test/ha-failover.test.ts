@@ -7,14 +7,12 @@ import { buildApp, type App } from '../src/http/app.ts';
 import { createPool, describeTarget, primaryState, type Sql } from '../src/platform/db/connect.ts';
 import { checkDatabaseReadiness } from '../src/platform/db/replication-status.ts';
 import { createTransaction, type TransactionFn } from '../src/platform/db/transaction.ts';
-import { isAppError } from '../src/platform/errors/app-error.ts';
 import { createMetrics } from '../src/platform/observability/metrics.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { loadToolsConfig } from '../src/config/tools-config.ts';
 import { openContextPools } from '../src/app/context-pools.ts';
 import { createMainMigrator } from '../src/app/migrations.ts';
 import { assembleServices } from '../src/app/services.ts';
-import { createMigrator } from '../src/platform/migrate/migrator.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 // The failover tests need the Patroni lab of this checkout: `npm run tools -- lab up` (root) prints the URL.

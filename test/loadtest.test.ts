@@ -151,7 +151,7 @@ describe('loadtest arguments', () => {
     const out: string[] = [];
     expect(await runLoadtestCommand(['--help'], { out: (l) => out.push(l), err: () => {} })).toBe(0);
     expect(out.join('\n')).toMatch(/accounts-mixed/);
-    expect(out.join('\n')).toMatch(/^  orders-mixed /m);
+    expect(out.join('\n')).toMatch(/^ {2}orders-mixed /m);
     expect(out.join('\n')).toMatch(/--customers/);
   });
 });
@@ -195,7 +195,7 @@ async function startFakeAccountsApi(options: FakeOptions) {
     return typeof name === 'string' && name.length >= 1 && name.length <= 100 ? name : undefined;
   };
 
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer((req, res) => void (async () => {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     if (options.hang) return;
@@ -236,7 +236,7 @@ async function startFakeAccountsApi(options: FakeOptions) {
       return send(res, 'query', 200, rows.sort((a, b) => a.name.localeCompare(b.name)).slice(0, limit));
     }
     res.writeHead(404).end();
-  });
+  })());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -24,9 +24,6 @@ Commands:
 Settings: STRATUM_LAB_DIR (default $STRATUM_HOME/lab), DATABASE_URL (chaos failover: the lab's URL),
 BROKER_URL (chaos broker). The service's own commands are \`npm run stratum -- help\`.`;
 
-/** The names the tools answer to; the stratum CLI points them here. */
-export const TOOL_COMMANDS: readonly string[] = ['lab', 'loadtest', 'chaos'];
-
 export interface ToolsIo { out: (line: string) => void; err: (line: string) => void }
 
 type Env = Record<string, string | undefined>;

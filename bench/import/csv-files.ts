@@ -46,7 +46,9 @@ export async function writeCsvFiles(dir: string, name: string, rows: number, ord
       prefixed += `${orderId},${line}`;
       totalCents += quantity * cents;
     }
-    const drained = [a.write(plain) ? undefined : once(a, 'drain'), b.write(prefixed) ? undefined : once(b, 'drain')];
+    const drained: Array<Promise<unknown>> = [];
+    if (!a.write(plain)) drained.push(once(a, 'drain'));
+    if (!b.write(prefixed)) drained.push(once(b, 'drain'));
     await Promise.all(drained);
   }
   await Promise.all([new Promise((resolve) => a.end(resolve)), new Promise((resolve) => b.end(resolve))]);

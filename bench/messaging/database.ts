@@ -1,7 +1,6 @@
 import postgres from 'postgres';
 import { createMainMigrator } from '../../src/app/migrations.ts';
 import type { Sql } from '../../src/platform/db/connect.ts';
-import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 import { openBenchServer } from '../support/database.ts';
 
 /** The benchmark's own database, migrated; dropped again by `close()`. */

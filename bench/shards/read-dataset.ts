@@ -3,7 +3,6 @@ import { loadConfig } from '../../src/config/config.ts';
 import { createMainMigrator } from '../../src/app/migrations.ts';
 import { openOrderShards } from '../../src/contexts/orders/shards.ts';
 import { createPool, type ConnectTarget, type Sql } from '../../src/platform/db/connect.ts';
-import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 import type { ShardSet } from '../../src/platform/sharding/shard-set.ts';
 import type { BenchServer } from '../support/database.ts';
 import { databaseUrl } from './database-url.ts';

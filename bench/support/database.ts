@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { childEnv } from '../../src/config/config.ts';
 import { openEmbedded } from '../../src/platform/db/embedded/embedded-server.ts';
 
 /** The PostgreSQL server a benchmark runs on; every benchmark works in databases of its own there. */
@@ -22,7 +23,7 @@ export interface BenchServer {
  */
 export async function openBenchServer(env: Record<string, string | undefined>, home = '.stratum-bench'): Promise<BenchServer> {
   const external = env.DATABASE_URL?.trim();
-  const embedded = external ? undefined : await openEmbedded({ home, role: 'serve' });
+  const embedded = external ? undefined : await openEmbedded({ home, role: 'serve', env: childEnv(process.env) });
   const adminUrl = external ?? urlOf(embedded!.target);
   const stopOnSignal = () => {
     void embedded?.release().finally(() => process.exit(130));

@@ -1,6 +1,5 @@
 import { createMainMigrator } from '../../src/app/migrations.ts';
 import type { Sql } from '../../src/platform/db/connect.ts';
-import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 
 const TABLES = 'users.users, users.user_profile, users.actions';
 

@@ -25,7 +25,7 @@ export interface Database {
  */
 export async function openDatabase(config: Config, role: 'serve' | 'command', log: (line: string) => void): Promise<Database> {
   const embedded = config.database.kind === 'embedded'
-    ? await openEmbedded({ home: config.database.home, role, log })
+    ? await openEmbedded({ home: config.database.home, role, log, env: config.childEnv })
     : undefined;
   const target: ConnectTarget = embedded ? embedded.target : { url: (config.database as { url: string }).url };
   const applicationName = `stratum-${role}-${process.pid}`;

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import type { Config } from '../config/config.ts';
 import { adminRoutes } from '../http/admin.ts';
 import { buildApp, type App } from '../http/app.ts';

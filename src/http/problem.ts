@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, isAppError } from '../platform/errors/app-error.ts';
+import { type AppError, isAppError } from '../platform/errors/app-error.ts';
 import type { ErrorTable } from '../platform/context/context-module.ts';
 import { translatePgError, sqlState } from '../platform/db/pg-errors.ts';
 import { PLATFORM_ERRORS } from './error-statuses.ts';
@@ -74,4 +74,3 @@ export function installProblemHandlers(app: FastifyInstance, errors: ErrorTable 
     sendProblem(reply, problem(404, 'RESOURCE.NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
 }
 
-export { AppError };

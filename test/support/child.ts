@@ -40,6 +40,6 @@ export function serveStratum(env: Record<string, string>, timeoutMs = 60_000): P
         resolve({ child, url: match[1]!, output: () => stderr, exited });
       }
     });
-    exited.then((f) => { clearTimeout(timer); reject(new Error(`serve exited early (${f.code}):\n${f.stderr}`)); });
+    void exited.then((f) => { clearTimeout(timer); reject(new Error(`serve exited early (${f.code}):\n${f.stderr}`)); });
   });
 }

@@ -2,7 +2,7 @@ import type { TestProject } from 'vitest/node';
 import postgres from 'postgres';
 import { createMainMigrator } from '../../src/app/migrations.ts';
 import { openEmbedded, type EmbeddedServer } from '../../src/platform/db/embedded/embedded-server.ts';
-import { createMigrator } from '../../src/platform/migrate/migrator.ts';
+import { childEnv } from '../../src/config/config.ts';
 import type { AdminTarget } from './db.ts';
 
 declare module 'vitest' {
@@ -23,7 +23,7 @@ export default async function setup(project: TestProject) {
   if (external) {
     admin = { url: external, mode: 'external' };
   } else {
-    embedded = await openEmbedded({ home: '.stratum-test', role: 'serve', settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' } });
+    embedded = await openEmbedded({ home: '.stratum-test', role: 'serve', env: childEnv(process.env), settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' } });
     const t = embedded.target;
     admin = { url: `postgres://${t.user}:${encodeURIComponent(t.password ?? '')}@${t.host}:${t.port}/${t.database}`, mode: 'embedded' };
   }

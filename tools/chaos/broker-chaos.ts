@@ -8,7 +8,6 @@ import { consume } from '../../src/platform/messaging/consumer.ts';
 import { addToOutbox } from '../../src/platform/messaging/outbox.ts';
 import { createRelay } from '../../src/platform/messaging/relay.ts';
 import { createMainMigrator } from '../../src/app/migrations.ts';
-import { createMigrator } from '../../src/platform/migrate/migrator.ts';
 import { createDatabaseIfMissing, databaseOf, targetForDatabase } from '../../src/platform/sharding/shard-set.ts';
 import { defaultControl, runCommand, waitForPort, type BrokerControl } from './broker-control.ts';
 

@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { Check, Errors } from 'typebox/value';
 import type { TxSql } from '../db/connect.ts';
 import type { OutboxEvent } from '../messaging/broker.ts';
-import { addAllToOutbox, addToOutbox } from '../messaging/outbox.ts';
+import { addToOutbox } from '../messaging/outbox.ts';
 
 /**
  * An event a context publishes: its name on the wire and the schema of its payload. Publishing and handling go
@@ -28,13 +28,6 @@ export function defineEvent<S extends TSchema>(name: string, schema: S): EventTy
  */
 export function publish<E extends EventType>(tx: TxSql, event: E, key: string, payload: PayloadOf<E>, options: { notify?: boolean } = {}): Promise<string> {
   return addToOutbox(tx, { type: event.name, key, payload }, options);
-}
-
-/** Several events of one type in one statement, in order (see addAllToOutbox). */
-export function publishAll<E extends EventType>(
-  tx: TxSql, event: E, items: ReadonlyArray<{ key: string; payload: PayloadOf<E> }>, options: { notify?: boolean } = {},
-): Promise<string[]> {
-  return addAllToOutbox(tx, items.map((item) => ({ type: event.name, key: item.key, payload: item.payload })), options);
 }
 
 /** The event's payload when `received` is an event of type `event`; undefined when it is another type. */

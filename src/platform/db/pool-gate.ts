@@ -153,10 +153,10 @@ export function gatePool<S extends object>(raw: S, gate: PoolGate, defaultWaitMs
     // A query is sent when it is first awaited, maybe outside the scope it was made in: the earlier deadline counts.
     const madeUnder = currentDeadline();
     query.handler = (q) => {
-      gate.acquire(Math.min(deadline(), madeUnder ?? Number.POSITIVE_INFINITY)).then((release) => {
+      void gate.acquire(Math.min(deadline(), madeUnder ?? Number.POSITIVE_INFINITY)).then((release) => {
         // Cancelled while it waited: postgres.js has rejected it already.
         if (q.cancelled) return release();
-        Promise.prototype.then.call(q, release, release);
+        void Promise.prototype.then.call(q, release, release);
         send(q);
       }, (error: unknown) => q.reject(error));
     };

@@ -51,7 +51,3 @@ export function assignBuckets(shards: number): number[] {
 export function bucketOfId(id: number): number {
   return id % BUCKET_COUNT;
 }
-
-export function originShardOfId(id: number): number {
-  return Math.floor(id / BUCKET_COUNT) % MAX_SHARDS;
-}

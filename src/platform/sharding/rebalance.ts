@@ -56,7 +56,8 @@ export function planRebalance(current: readonly number[], shardCount: number): M
  * 2. fence: delete the bucket's ownership row on the source (waits for in-flight writers, turns new ones
  *    away to retry), copy the delta since the snapshot, and let the target own the bucket;
  * 3. switch the catalog map (a new version), release the fence, delete the source's rows.
- * A crash at any point is repaired by the next run (see repair()). Returns the moves made.
+ * A crash at any point is repaired by the next run, which first puts right what an interrupted one left.
+ * Returns the moves made.
  */
 export async function rebalance(options: RebalanceOptions): Promise<MovePlanEntry[]> {
   const { shards, mover } = options;
@@ -95,11 +96,6 @@ export async function addShard(shards: ShardSet, location: { url: string } | { d
     await shards.reloadShards();
     return shards.byId(row!.id);
   });
-}
-
-/** Repairs what an interrupted rebalance left: ownership and rows that disagree with the catalog map. */
-export async function repair(shards: ShardSet, mover: BucketMover, log: (m: string) => void = () => {}): Promise<void> {
-  await withRebalanceLock(shards, () => repairLocked(shards, mover, log));
 }
 
 /**

@@ -114,7 +114,6 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
   const shards = new Map<number, Shard>();
   let version = 0;
   let assignments: number[] = [];
-  let timer: NodeJS.Timeout | undefined;
 
   async function openShard(row: { id: number; database: string | null; url: string | null }, catalogId: string): Promise<Shard> {
     const location: ShardLocation = row.database !== null ? { database: row.database } : { url: row.url! };
@@ -164,6 +163,8 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
     max: 1, applicationName: `${options.applicationName}-recovery`, connectTimeoutSeconds: 5, statementTimeoutMs: 10_000,
     name: 'catalog-recovery', acquireWaitMs: 10_000,
   });
+  // Set once the map has loaded; a failed start closes before it is.
+  let timer: NodeJS.Timeout | undefined = undefined;
   const closeAll = async (timeoutSeconds = 5) => {
     clearInterval(timer);
     await Promise.all([...shards.values()].flatMap((s) => [s.sql.end({ timeout: timeoutSeconds }), s.background.end({ timeout: timeoutSeconds })]));

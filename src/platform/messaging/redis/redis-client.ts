@@ -1,4 +1,4 @@
-import { createClient } from 'redis';
+import type { createClient } from 'redis';
 
 /** A node-redis v5 client as `createClient({ url })` makes it; the adapter creates and owns all of its own. */
 export type RedisStreamsClient = ReturnType<typeof createClient>;
