@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { createTransaction, type TransactionRuntime } from '../src/platform/db/transaction.ts';
 import { pipeline } from '../src/platform/db/pipeline.ts';
-import { bulkUpdate } from '../src/platform/db/bulk-update.ts';
 import { isAppError } from '../src/platform/errors/app-error.ts';
 import { createPool, type Sql } from '../src/platform/db/connect.ts';
 
@@ -480,7 +479,7 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
   });
 });
 
-describe('pipeline() and bulkUpdate()', () => {
+describe('pipeline()', () => {
   it('returns the results of pipelined statements in order', async () => {
     const { transaction } = runtime(db.sql);
     const [a, b, c] = await transaction({}, (tx) => pipeline([
@@ -489,20 +488,5 @@ describe('pipeline() and bulkUpdate()', () => {
     expect(a[0]!.n).toBe(1);
     expect(b[0]!.v).toBe('10');
     expect(c[0]!.n).toBe(5);
-  });
-
-  it('updates each row with its own value in one statement', async () => {
-    const changed = await bulkUpdate(db.sql, { table: 'items', idColumn: 'id', idType: 'bigint', column: 'value', valueType: 'numeric' },
-      [1, 2, 3, 999], ['1.25', '2.50', '3.75', '9']);
-    expect(changed).toBe(3);
-    const rows = await db.sql`select id::int, value::text from items where id <= 3 order by id`;
-    expect(rows.map((r) => r.value)).toEqual(['1.25', '2.50', '3.75']);
-  });
-
-  it('refuses identifiers that are not plain names', async () => {
-    await expect(bulkUpdate(db.sql, { table: 'items; drop table items', idColumn: 'id', idType: 'bigint', column: 'value', valueType: 'numeric' }, [1], ['1']))
-      .rejects.toThrow(/not a plain identifier/);
-    await expect(bulkUpdate(db.sql, { table: 'items', idColumn: 'id', idType: 'bigint', column: 'value', valueType: 'numeric' }, [1, 2], ['1']))
-      .rejects.toThrow(/2 ids but 1 values/);
   });
 });

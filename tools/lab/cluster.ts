@@ -175,7 +175,7 @@ export async function findLeader(layout: LabLayout): Promise<LabNode | undefined
 }
 
 /** Sends `signal` to `pid` and waits up to `timeoutMs` for it to be gone; true when it is. */
-export async function stopProcess(pid: number, signal: NodeJS.Signals, timeoutMs: number, sleep: (ms: number) => Promise<void>): Promise<boolean> {
+export async function stopProcess(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
   try {
     process.kill(pid, signal);
   } catch {
@@ -183,7 +183,7 @@ export async function stopProcess(pid: number, signal: NodeJS.Signals, timeoutMs
   }
   for (let waited = 0; waited < timeoutMs; waited += 100) {
     if (commandLine(pid) === undefined || isZombie(pid)) return true;
-    await sleep(100);
+    await new Promise<void>((resolve) => setTimeout(resolve, 100));
   }
   return false;
 }

@@ -174,13 +174,13 @@ async function down(layout: LabLayout, io: Io): Promise<number> {
     const pid = patroniPid(node);
     if (pid !== undefined) {
       // Patroni stops its PostgreSQL on SIGTERM.
-      if (!(await stopProcess(pid, 'SIGTERM', 30_000, sleep))) await stopProcess(pid, 'SIGKILL', 5000, sleep);
+      if (!(await stopProcess(pid, 'SIGTERM', 30_000))) await stopProcess(pid, 'SIGKILL', 5000);
       io.err(`lab: stopped ${node.name} (patroni pid ${pid})`);
       stopped++;
     }
     // A postmaster left behind by a Patroni that was killed: fast shutdown.
     const postmaster = postmasterPid(node);
-    if (postmaster !== undefined && (await stopProcess(postmaster, 'SIGINT', 30_000, sleep))) {
+    if (postmaster !== undefined && (await stopProcess(postmaster, 'SIGINT', 30_000))) {
       io.err(`lab: stopped ${node.name}'s postmaster (pid ${postmaster})`);
       stopped++;
     }
@@ -191,7 +191,7 @@ async function down(layout: LabLayout, io: Io): Promise<number> {
   let stopped = counts.reduce((a, b) => a + b, 0) + (leader ? await stopNode(leader) : 0);
   const etcd = etcdPid(layout);
   if (etcd !== undefined) {
-    await stopProcess(etcd, 'SIGTERM', 10_000, sleep);
+    await stopProcess(etcd, 'SIGTERM', 10_000);
     io.err(`lab: stopped etcd (pid ${etcd})`);
     stopped++;
   }
