@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { DeadLetterStore } from '../platform/messaging/broker.ts';
 import { problem, sendProblem } from './problem.ts';
+import { PLATFORM_ERRORS } from './error-statuses.ts';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -33,11 +34,11 @@ export function adminRoutes(deps: { token: string | undefined; deadLetters: Dead
     const guard = async (request: FastifyRequest, reply: FastifyReply) => {
       if (!authorized(request, token)) {
         reply.header('www-authenticate', 'Bearer');
-        return sendProblem(reply, problem(401, 'AUTH.UNAUTHORIZED', 'send Authorization: Bearer <ADMIN_TOKEN>'));
+        return sendProblem(reply, problem(PLATFORM_ERRORS['AUTH.UNAUTHORIZED'].status, 'AUTH.UNAUTHORIZED', 'send Authorization: Bearer <ADMIN_TOKEN>'));
       }
     };
     const notFound = (reply: FastifyReply, group: string, id: string) =>
-      sendProblem(reply, problem(404, 'DLQ.NOT_FOUND', `no dead letter ${id} in group ${group}`));
+      sendProblem(reply, problem(PLATFORM_ERRORS['DLQ.NOT_FOUND'].status, 'DLQ.NOT_FOUND', `no dead letter ${id} in group ${group}`));
 
     app.get('/admin/dlq', { onRequest: guard, schema: { tags: ['admin'], querystring: ListQuery } }, async (request) => {
       const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 100)));

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type AppError, isAppError } from '../platform/errors/app-error.ts';
+import { type AppError, type ErrorCode, isAppError } from '../platform/errors/app-error.ts';
 import type { ErrorTable } from '../platform/context/context-module.ts';
 import { translatePgError, sqlState } from '../platform/db/pg-errors.ts';
 import { PLATFORM_ERRORS } from './error-statuses.ts';
@@ -28,6 +28,9 @@ export function sendProblem(reply: FastifyReply, p: Problem, retryAfterSeconds?:
   return reply.code(p.status).type('application/problem+json').send(p);
 }
 
+/** An edge failure's code and status, the status from the one table. */
+const edgeFailure = (code: ErrorCode, detail: string) => ({ status: PLATFORM_ERRORS[code].status, code, detail });
+
 function fromFastifyError(error: FastifyError): { status: number; code: string; detail: string } | undefined {
   if (error.validation) {
     const first = error.validation[0];
@@ -36,13 +39,13 @@ function fromFastifyError(error: FastifyError): { status: number; code: string; 
     const name = missing?.missingProperty ? `${field ? `${field}.` : ''}${missing.missingProperty}`
       : missing?.additionalProperty ? `${field ? `${field}.` : ''}${missing.additionalProperty}` : field;
     const what = missing?.additionalProperty ? 'is not a known field' : missing?.missingProperty ? 'is required' : first?.message ?? 'is invalid';
-    return { status: 400, code: 'REQUEST.INVALID', detail: `${name} ${what}` };
+    return edgeFailure('REQUEST.INVALID', `${name} ${what}`);
   }
   switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return { status: 413, code: 'REQUEST.TOO_LARGE', detail: 'the request body is larger than the limit' };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { status: 415, code: 'REQUEST.UNSUPPORTED_MEDIA_TYPE', detail: 'send the body as application/json' };
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return edgeFailure('REQUEST.TOO_LARGE', 'the request body is larger than the limit');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return edgeFailure('REQUEST.UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY': return { status: 400, code: 'REQUEST.INVALID', detail: 'the body is not valid JSON' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY': return edgeFailure('REQUEST.INVALID', 'the body is not valid JSON');
     default: break;
   }
   if (error instanceof SyntaxError || (error.statusCode && error.statusCode >= 400 && error.statusCode < 500)) {
@@ -62,7 +65,7 @@ export function installProblemHandlers(app: FastifyInstance, errors: ErrorTable 
     const appError = isAppError(error) ? error : sqlState(error) || (error as { code?: string }).code ? translatePgError(error) : undefined;
     if (!appError) {
       request.log.error({ err: error }, 'unhandled error');
-      return sendProblem(reply, problem(500, 'INTERNAL', 'an unexpected error occurred; it has been logged'));
+      return sendProblem(reply, problem(PLATFORM_ERRORS.INTERNAL.status, 'INTERNAL', 'an unexpected error occurred; it has been logged'));
     }
     const entry = errors[appError.code];
     const status = entry?.status ?? 500;
@@ -71,6 +74,6 @@ export function installProblemHandlers(app: FastifyInstance, errors: ErrorTable 
     return sendProblem(reply, problem(status, appError.code, detail, appError.details ? { details: appError.details } : {}), entry?.retryAfterSeconds);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(404, 'RESOURCE.NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
+    sendProblem(reply, problem(PLATFORM_ERRORS['RESOURCE.NOT_FOUND'].status, 'RESOURCE.NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`)));
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { withDeadline, type Holdings } from '../platform/db/deadline-scope.ts';
 import { problem, sendProblem } from './problem.ts';
+import { PLATFORM_ERRORS } from './error-statuses.ts';
 
 /** How long after its deadline a request that has not answered is answered for it. */
 export const LAST_RESORT_MARGIN_MS = 150;
@@ -36,7 +37,8 @@ export function installRequestDeadline(app: FastifyInstance, options: { defaultM
       for (const release of [...entry.holdings]) release();
       if (reply.sent || reply.raw.headersSent) return;
       request.log.warn({ deadlineMs: ms }, 'request cut off at its deadline');
-      void sendProblem(reply, problem(503, 'REQUEST.DEADLINE_EXCEEDED', `no answer within the request's deadline of ${ms} ms`), 1);
+      const { status, retryAfterSeconds } = PLATFORM_ERRORS['REQUEST.DEADLINE_EXCEEDED'];
+      void sendProblem(reply, problem(status, 'REQUEST.DEADLINE_EXCEEDED', `no answer within the request's deadline of ${ms} ms`), retryAfterSeconds);
     }, ms + LAST_RESORT_MARGIN_MS);
     entry.timer.unref();
     deadlines.set(request, entry);
