@@ -1,3 +1,4 @@
+import { pino, type Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { startServer } from '../app/server.ts';
 
@@ -5,26 +6,46 @@ export const SERVE_HELP = `usage: stratum serve
 
 Runs the HTTP API on HOST:PORT (default 127.0.0.1:8080) until SIGINT or SIGTERM, then finishes the requests in
 flight and stops; a second signal exits at once. The database is DATABASE_URL, or with none the embedded
-PostgreSQL of STRATUM_HOME (default ./.stratum), started and stopped with the server.`;
+PostgreSQL of STRATUM_HOME (default ./.stratum), started and stopped with the server.
 
-/** `stratum serve`: runs until SIGINT or SIGTERM, then shuts down gracefully; a second signal forces the exit. */
-export async function runServe(config: Config, log: (line: string) => void): Promise<number> {
-  const server = await startServer(config, (line) => log(`stratum: ${line}`));
-  log(`stratum: listening on ${server.url} (database: ${config.database.kind === 'embedded' ? `embedded, ${config.database.home}` : 'DATABASE_URL'})`);
+It writes JSON lines (pino): the request and application logs on stdout, its own lines (start-up, signals,
+shutdown) on stderr. A failure to start is one plain line on stderr.`;
+
+/**
+ * The server's own lines (database start-up, migrations applied, listening, signals, stopped) as pino JSON lines,
+ * the format of the request logs, each handed to `write` without its newline. At info whatever LOG_LEVEL says
+ * (an operator always learns where the server listens and why it stopped), unless LOG_LEVEL is `silent`.
+ * @example const logger = serveLogger(config, (line) => process.stderr.write(`${line}\n`));
+ */
+export function serveLogger(config: Config, write: (line: string) => void): Logger {
+  return pino({ level: config.logLevel === 'silent' ? 'silent' : 'info' }, {
+    write: (chunk: string) => write(chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk),
+  });
+}
+
+/**
+ * `stratum serve`: runs until SIGINT or SIGTERM, then shuts down gracefully; a second signal forces the exit.
+ * `write` takes the server's JSON lines (the CLI passes stderr); a failure to start is thrown, for the CLI's one line.
+ */
+export async function runServe(config: Config, write: (line: string) => void): Promise<number> {
+  const logger = serveLogger(config, write);
+  const server = await startServer(config, (line) => logger.info(line));
+  const database = config.database.kind === 'embedded' ? `embedded, ${config.database.home}` : 'DATABASE_URL';
+  logger.info({ url: server.url, database }, `listening on ${server.url} (database: ${database})`);
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
       if (signals > 1) {
-        log(`stratum: ${signal} again, exiting now`);
+        logger.warn({ signal }, `${signal} again, exiting now`);
         process.exit(130);
       }
-      log(`stratum: ${signal} received, finishing requests in flight`);
+      logger.info({ signal }, `${signal} received, finishing requests in flight`);
       server.stop().then(() => {
-        log('stratum: stopped');
+        logger.info('stopped');
         resolve(0);
       }, (error) => {
-        log(`stratum: shutdown failed: ${(error as Error).message}`);
+        logger.error({ err: error }, `shutdown failed: ${(error as Error).message}`);
         resolve(1);
       });
     };

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -25,6 +25,17 @@ export interface AppOptions {
 }
 
 /**
+ * Fastify's own request logging with one info line per request: `request completed` (status, response time;
+ * `request errored` at error), the `incoming request` line at debug only.
+ */
+class RequestLogController extends LogController {
+  override incomingRequest(request: FastifyRequest, _reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    request.log.debug({ req: request }, 'incoming request');
+  }
+}
+
+/**
  * Builds the Fastify app: strict schemas (no coercion of bodies, unknown fields rejected), problem+json
  * errors, OpenAPI at /docs, health and metrics. The caller listens and closes it.
  * @example const app = await buildApp({ bodyLimitBytes: 65536, requestDeadlineMs: 2000, logger: pino(), metrics, readiness, routes: [usersRoutes] });
@@ -32,6 +43,7 @@ export interface AppOptions {
 export async function buildApp(options: AppOptions): Promise<App> {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
+    logController: new RequestLogController(),
     bodyLimit: options.bodyLimitBytes,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
