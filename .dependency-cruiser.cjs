@@ -4,14 +4,15 @@ module.exports = {
   forbidden: [
     {
       name: 'platform-names-no-context',
-      comment: 'The platform is reusable: it never imports a context, the composition root, the CLI, the HTTP edge or the configuration.',
+      comment:
+        'The platform is reusable: it never imports a context, the composition root, the CLI, the HTTP edge or the configuration.',
       severity: 'error',
       from: { path: '^src/platform/' },
       to: { path: '^src/(contexts|app|cli|http|config)/' },
     },
     {
       name: 'context-not-to-other-context',
-      comment: "A context reaches another only through the ports the root hands it, never by importing it.",
+      comment: 'A context reaches another only through the ports the root hands it, never by importing it.',
       severity: 'error',
       from: { path: '^src/contexts/([^/]+)/' },
       to: { path: '^src/contexts/', pathNot: '^src/contexts/$1/' },
@@ -62,7 +63,11 @@ module.exports = {
     exclude: { path: '^(node_modules|coverage|[.]stratum)' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js', '.json'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+      extensions: ['.ts', '.js', '.json'],
+    },
     reporterOptions: { text: { highlightFocused: true } },
   },
 };

@@ -30,18 +30,28 @@ export async function runAccountsBench(argv: readonly string[]): Promise<void> {
     await checkTargets(targets);
     for (const target of targets) {
       progress(`warm-up ${target.key} (${options.warmUpSeconds} s)`);
-      await runLoad({ url: target.url, nextPath: target.nextPath, seconds: options.warmUpSeconds, connections: CONNECTIONS });
+      await runLoad({
+        url: target.url,
+        nextPath: target.nextPath,
+        seconds: options.warmUpSeconds,
+        connections: CONNECTIONS,
+      });
       await sleep(PAUSE_MS);
     }
-    const results = new Map<TargetKey, TargetResult>(targets.map((t) => [t.key, { target: t, runs: [], cpu: [], loads: t.stratum ? 0 : undefined }]));
+    const results = new Map<TargetKey, TargetResult>(
+      targets.map((t) => [t.key, { target: t, runs: [], cpu: [], loads: t.stratum ? 0 : undefined }]),
+    );
     const rounds = interleave(targets);
     for (const [r, round] of rounds.entries()) {
       for (const target of round) {
         await timedRun(target, results.get(target.key)!, servers.pid, options);
         const last = results.get(target.key)!.runs.at(-1)!;
         const non2xx = [...last.non2xx.values()].reduce((a, b) => a + b, 0);
-        const failures = last.errors + non2xx > 0 ? ` -- FAILED REQUESTS: ${last.errors} errors, ${non2xx} non-2xx` : '';
-        progress(`round ${r + 1}/${rounds.length}: ${target.key} ${Math.round(last.responses / last.seconds)} req/s${failures}`);
+        const failures =
+          last.errors + non2xx > 0 ? ` -- FAILED REQUESTS: ${last.errors} errors, ${non2xx} non-2xx` : '';
+        progress(
+          `round ${r + 1}/${rounds.length}: ${target.key} ${Math.round(last.responses / last.seconds)} req/s${failures}`,
+        );
         await sleep(PAUSE_MS);
       }
     }
@@ -53,11 +63,23 @@ export async function runAccountsBench(argv: readonly string[]): Promise<void> {
 }
 
 /** One timed run of one target, with the CPU it took and, for stratum, how many reads reached PostgreSQL. */
-async function timedRun(target: Target, result: TargetResult, serverPid: number, options: AccountsBenchOptions): Promise<void> {
+async function timedRun(
+  target: Target,
+  result: TargetResult,
+  serverPid: number,
+  options: AccountsBenchOptions,
+): Promise<void> {
   const loadsBefore = target.stratum ? await readCacheLoads(target.url) : 0;
   collectGarbage();
   const before = sampleCpu(serverPid);
-  result.runs.push(await runLoad({ url: target.url, nextPath: target.nextPath, seconds: options.durationSeconds, connections: CONNECTIONS }));
+  result.runs.push(
+    await runLoad({
+      url: target.url,
+      nextPath: target.nextPath,
+      seconds: options.durationSeconds,
+      connections: CONNECTIONS,
+    }),
+  );
   result.cpu.push(cpuBetween(before, sampleCpu(serverPid)));
   if (target.stratum) result.loads! += (await readCacheLoads(target.url)) - loadsBefore;
 }
@@ -66,12 +88,16 @@ function heading(options: AccountsBenchOptions): string {
   const cpus = os.cpus();
   const database = process.env.DATABASE_URL?.trim() ? 'DATABASE_URL' : 'embedded, .stratum-bench-accounts';
   return [
-    '## GET /accounts/:id: stratum cached and uncached beside a bare Fastify route', '',
-    `date: ${new Date().toISOString().slice(0, 10)}`, '',
-    `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, PostgreSQL ${database}`, '',
-    `autocannon in the benchmark process, ${CONNECTIONS} connections, no pipelining, against one server process holding all three targets; `
-      + `${options.warmUpSeconds} s warm-up each, then ${options.rounds} rounds of ${options.durationSeconds} s per target, the order rotating each round. `
-      + 'req/s is the mean over the rounds (all responses over all seconds); p50 and p99 are over every 2xx response of all rounds.', '',
+    '## GET /accounts/:id: stratum cached and uncached beside a bare Fastify route',
+    '',
+    `date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, Node ${process.version}, PostgreSQL ${database}`,
+    '',
+    `autocannon in the benchmark process, ${CONNECTIONS} connections, no pipelining, against one server process holding all three targets; ` +
+      `${options.warmUpSeconds} s warm-up each, then ${options.rounds} rounds of ${options.durationSeconds} s per target, the order rotating each round. ` +
+      'req/s is the mean over the rounds (all responses over all seconds); p50 and p99 are over every 2xx response of all rounds.',
+    '',
   ].join('\n');
 }
 

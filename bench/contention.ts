@@ -11,14 +11,21 @@ const USAGE = 'usage: npm run bench -- contention [--seconds S (default 10)] [--
 const SHARDS = 4;
 const DATABASE = 'stratum_bench_contention';
 
-interface Options { seconds: number; clients: number[] }
+interface Options {
+  seconds: number;
+  clients: number[];
+}
 
 function parseOptions(argv: readonly string[]): Options {
   const options: Options = { seconds: 10, clients: [1, 4, 16, 64] };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--seconds' && value && Number(value) >= 1) options.seconds = Number(value);
-    else if (flag === '--clients' && value && value.split(',').every((c) => Number.isInteger(Number(c)) && Number(c) >= 1)) {
+    else if (
+      flag === '--clients' &&
+      value &&
+      value.split(',').every((c) => Number.isInteger(Number(c)) && Number(c) >= 1)
+    ) {
       options.clients = value.split(',').map(Number);
     } else throw new UsageError(`unknown or incomplete argument "${flag}"\n${USAGE}`);
   }
@@ -26,7 +33,15 @@ function parseOptions(argv: readonly string[]): Options {
   return options;
 }
 
-interface Run { clients: number; transfers: number; perSecond: number; p50Ms: number; p99Ms: number; refused: number; failed: number }
+interface Run {
+  clients: number;
+  transfers: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  refused: number;
+  failed: number;
+}
 
 /**
  * Cross-shard transfers (POST /orders/:id/transfer, each a two-phase commit over two of 4 shards) with 1, 4, 16
@@ -60,7 +75,10 @@ export async function runContentionBench(argv: readonly string[]): Promise<void>
   }
 }
 
-interface Pair { a: number; b: number }
+interface Pair {
+  a: number;
+  b: number;
+}
 
 /** `count` pairs of customers whose buckets are on different shards, one pair per client. */
 async function customerPairs(catalogUrl: string, count: number): Promise<Pair[]> {
@@ -70,7 +88,8 @@ async function customerPairs(catalogUrl: string, count: number): Promise<Pair[]>
     const shardOf = new Map(rows.map((r) => [r.bucket, r.shard_id]));
     const pairs: Pair[] = [];
     for (let customer = 1_000_000; pairs.length < count; customer += 2) {
-      if (shardOf.get(bucketOfKey(customer)) !== shardOf.get(bucketOfKey(customer + 1))) pairs.push({ a: customer, b: customer + 1 });
+      if (shardOf.get(bucketOfKey(customer)) !== shardOf.get(bucketOfKey(customer + 1)))
+        pairs.push({ a: customer, b: customer + 1 });
     }
     return pairs;
   } finally {
@@ -79,43 +98,62 @@ async function customerPairs(catalogUrl: string, count: number): Promise<Pair[]>
 }
 
 /** Each client creates its order, then transfers it between its two customers until the time is up. */
-async function drive(baseUrl: string, pairs: readonly Pair[], seconds: number, log: (line: string) => void): Promise<Run> {
+async function drive(
+  baseUrl: string,
+  pairs: readonly Pair[],
+  seconds: number,
+  log: (line: string) => void,
+): Promise<Run> {
   const latencies: number[] = [];
   let refused = 0;
   let failed = 0;
-  const post = (path: string, body: unknown) => fetch(`${baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const orders = await Promise.all(pairs.map(async (pair) => {
-    const res = await post('/orders', { customerId: pair.a, items: [{ productId: 1, quantity: 1, price: '1.00' }] });
-    if (res.status !== 201) throw new Error(`creating an order answered ${res.status}: ${await res.text()}`);
-    return ((await res.json()) as { id: number }).id;
-  }));
+  const post = (path: string, body: unknown) =>
+    fetch(`${baseUrl}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const orders = await Promise.all(
+    pairs.map(async (pair) => {
+      const res = await post('/orders', { customerId: pair.a, items: [{ productId: 1, quantity: 1, price: '1.00' }] });
+      if (res.status !== 201) throw new Error(`creating an order answered ${res.status}: ${await res.text()}`);
+      return ((await res.json()) as { id: number }).id;
+    }),
+  );
   const started = performance.now();
   const until = started + seconds * 1000;
-  await Promise.all(pairs.map(async (pair, i) => {
-    let id = orders[i]!;
-    let to = pair.b;
-    while (performance.now() < until) {
-      const t0 = performance.now();
-      const res = await post(`/orders/${id}/transfer`, { toCustomerId: to });
-      const body = (await res.json()) as { id?: number; code?: string };
-      if (res.status === 200) {
-        latencies.push(performance.now() - t0);
-        id = body.id!;
-        to = to === pair.a ? pair.b : pair.a;
-      } else if (res.status === 503) {
-        refused += 1;
-        await new Promise((r) => setTimeout(r, 50));
-      } else {
-        failed += 1;
-        log(`transfer of ${id} answered ${res.status} ${body.code ?? ''}`);
-        if (failed > 20) throw new Error('too many failed transfers');
+  await Promise.all(
+    pairs.map(async (pair, i) => {
+      let id = orders[i]!;
+      let to = pair.b;
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        const res = await post(`/orders/${id}/transfer`, { toCustomerId: to });
+        const body = (await res.json()) as { id?: number; code?: string };
+        if (res.status === 200) {
+          latencies.push(performance.now() - t0);
+          id = body.id!;
+          to = to === pair.a ? pair.b : pair.a;
+        } else if (res.status === 503) {
+          refused += 1;
+          await new Promise((r) => setTimeout(r, 50));
+        } else {
+          failed += 1;
+          log(`transfer of ${id} answered ${res.status} ${body.code ?? ''}`);
+          if (failed > 20) throw new Error('too many failed transfers');
+        }
       }
-    }
-  }));
+    }),
+  );
   const elapsed = (performance.now() - started) / 1000;
   return {
-    clients: pairs.length, transfers: latencies.length, perSecond: latencies.length / elapsed,
-    p50Ms: latencies.length ? percentile(latencies, 50) : Number.NaN, p99Ms: latencies.length ? percentile(latencies, 99) : Number.NaN, refused, failed,
+    clients: pairs.length,
+    transfers: latencies.length,
+    perSecond: latencies.length / elapsed,
+    p50Ms: latencies.length ? percentile(latencies, 50) : Number.NaN,
+    p99Ms: latencies.length ? percentile(latencies, 99) : Number.NaN,
+    refused,
+    failed,
   };
 }
 
@@ -129,10 +167,17 @@ function report(options: Options, source: string, version: string, runs: readonl
     '',
     '| clients | transfers | transfers/s | p50 ms | p99 ms | 503 (retried) | other failures |',
     '|---:|---:|---:|---:|---:|---:|---:|',
-    ...runs.map((r) => `| ${r.clients} | ${r.transfers} | ${r.perSecond.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.refused} | ${r.failed} |`),
+    ...runs.map(
+      (r) =>
+        `| ${r.clients} | ${r.transfers} | ${r.perSecond.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.refused} | ${r.failed} |`,
+    ),
     '',
-    ...runs.filter((r) => r !== serial).map((r) =>
-      `ratio ${r.clients} clients / one at a time: throughput ${(r.perSecond / serial.perSecond).toFixed(2)}x, p99 ${(r.p99Ms / serial.p99Ms).toFixed(2)}x`),
+    ...runs
+      .filter((r) => r !== serial)
+      .map(
+        (r) =>
+          `ratio ${r.clients} clients / one at a time: throughput ${(r.perSecond / serial.perSecond).toFixed(2)}x, p99 ${(r.p99Ms / serial.p99Ms).toFixed(2)}x`,
+      ),
   ];
   return lines.join('\n');
 }

@@ -24,8 +24,17 @@ const SERVER_SCRIPT = fileURLToPath(new URL('./import/server-process.ts', import
 const EXTERNAL_DATABASE = 'stratum_bench_import';
 const PSQL = process.env.PSQL?.trim() || 'psql';
 
-interface Planned { key: MethodRuns['key']; method: ImportMethod; stratum: boolean; samples: number; runs: MethodRuns }
-interface Server { port: number; databaseUrl: string }
+interface Planned {
+  key: MethodRuns['key'];
+  method: ImportMethod;
+  stratum: boolean;
+  samples: number;
+  runs: MethodRuns;
+}
+interface Server {
+  port: number;
+  databaseUrl: string;
+}
 
 /**
  * Imports the same generated CSV into orders.order_items through stratum's HTTP import, `psql \copy` and
@@ -53,11 +62,17 @@ export async function runImportBench(argv: readonly string[]): Promise<void> {
     const databaseUrl = external ? await external.createDatabase(EXTERNAL_DATABASE) : '';
     progress('starting the stratum server process');
     server = await spawnReady<Server>({
-      script: SERVER_SCRIPT, label: 'the stratum server process', startTimeoutMs: 180_000, stopGraceMs: 60_000,
+      script: SERVER_SCRIPT,
+      label: 'the stratum server process',
+      startTimeoutMs: 180_000,
+      stopGraceMs: 60_000,
       nodeArgs: options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [],
       env: { ...process.env, DATABASE_URL: databaseUrl },
     });
-    sql = createPool({ url: server.ready.databaseUrl }, { max: 2, applicationName: 'stratum-bench-import', idleTimeoutSeconds: 3600 });
+    sql = createPool(
+      { url: server.ready.databaseUrl },
+      { max: 2, applicationName: 'stratum-bench-import', idleTimeoutSeconds: 3600 },
+    );
     await disableAutovacuum(sql);
     const [{ server_version: version }] = await sql<[{ server_version: string }]>`show server_version`;
     const plan = planMethods(server.ready, sql, options);
@@ -71,10 +86,21 @@ export async function runImportBench(argv: readonly string[]): Promise<void> {
     const rounds = interleave(plan);
     for (const [r, round] of rounds.entries()) {
       for (const p of round) await timedRun(sql, server.pid, p, full);
-      progress(`round ${r + 1}/${rounds.length}: ${round.map((p) => `${p.key} ${p.runs.seconds.at(-1)!.toFixed(2)} s`).join(', ')}`);
+      progress(
+        `round ${r + 1}/${rounds.length}: ${round.map((p) => `${p.key} ${p.runs.seconds.at(-1)!.toFixed(2)} s`).join(', ')}`,
+      );
     }
     memory.lifetimePeakBytes = readProcessMemory(server.pid)?.peakRssBytes;
-    console.log([heading(options, full, version), formatResults(full.rows, plan.map((p) => p.runs), memory)].join('\n'));
+    console.log(
+      [
+        heading(options, full, version),
+        formatResults(
+          full.rows,
+          plan.map((p) => p.runs),
+          memory,
+        ),
+      ].join('\n'),
+    );
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -89,8 +115,13 @@ export async function runImportBench(argv: readonly string[]): Promise<void> {
 
 function planMethods(server: Server, sql: Sql, options: ImportBenchOptions): Planned[] {
   const baseUrl = `http://127.0.0.1:${server.port}`;
-  const planned = (key: MethodRuns['key'], method: ImportMethod, stratum: boolean): Planned =>
-    ({ key, method, stratum, samples: options.rounds, runs: { key, name: method.name, seconds: [], serverCpu: [], serverPeakRss: [] } });
+  const planned = (key: MethodRuns['key'], method: ImportMethod, stratum: boolean): Planned => ({
+    key,
+    method,
+    stratum,
+    samples: options.rounds,
+    runs: { key, name: method.name, seconds: [], serverCpu: [], serverPeakRss: [] },
+  });
   return [
     planned('stratum', stratumHttpImport(baseUrl, 1000), true),
     planned('psql', psqlCopy(server.databaseUrl, PSQL), false),
@@ -100,7 +131,13 @@ function planMethods(server: Server, sql: Sql, options: ImportBenchOptions): Pla
 }
 
 /** The fresh server's RSS, then its peak while importing the smaller file and the full one (also stratum's warm-up). */
-async function measureMemory(sql: Sql, pid: number, stratum: ImportMethod, smaller: CsvFiles, full: CsvFiles): Promise<MemoryResult> {
+async function measureMemory(
+  sql: Sql,
+  pid: number,
+  stratum: ImportMethod,
+  smaller: CsvFiles,
+  full: CsvFiles,
+): Promise<MemoryResult> {
   const beforeBytes = readProcessMemory(pid)?.rssBytes;
   const peakOf = async (files: CsvFiles) => {
     progress(`memory: ${stratum.name}, ${files.rows.toLocaleString('en-US')} rows`);
@@ -139,16 +176,22 @@ async function timedRun(sql: Sql, pid: number, p: Planned, files: CsvFiles): Pro
 
 function heading(options: ImportBenchOptions, files: CsvFiles, version: string): string {
   const cpus = os.cpus();
-  const database = process.env.DATABASE_URL?.trim() ? `DATABASE_URL, database ${EXTERNAL_DATABASE}` : `embedded, ${BENCH_IMPORT_HOME}`;
+  const database = process.env.DATABASE_URL?.trim()
+    ? `DATABASE_URL, database ${EXTERNAL_DATABASE}`
+    : `embedded, ${BENCH_IMPORT_HOME}`;
   return [
-    `## Bulk import: ${files.rows.toLocaleString('en-US')} order items through stratum, psql \\copy and multi-row INSERTs`, '',
-    `date: ${new Date().toISOString().slice(0, 10)}`, '',
-    `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, `
-      + `Node ${process.version}, PostgreSQL ${version} (${database})`, '',
-    `One generated file of ${files.rows.toLocaleString('en-US')} valid rows (${(files.bytes / 2 ** 20).toFixed(1)} MiB, product_id,quantity,price), `
-      + `imported ${options.rounds} times by each method, the methods interleaved with the order rotating each round; before every run `
-      + 'orders.order_items and orders.orders are truncated, vacuumed and checkpointed, and one fresh order is created. '
-      + 'rows/s is the row count over the median run; the stratum server runs in a process of its own.', '',
+    `## Bulk import: ${files.rows.toLocaleString('en-US')} order items through stratum, psql \\copy and multi-row INSERTs`,
+    '',
+    `date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, ` +
+      `Node ${process.version}, PostgreSQL ${version} (${database})`,
+    '',
+    `One generated file of ${files.rows.toLocaleString('en-US')} valid rows (${(files.bytes / 2 ** 20).toFixed(1)} MiB, product_id,quantity,price), ` +
+      `imported ${options.rounds} times by each method, the methods interleaved with the order rotating each round; before every run ` +
+      'orders.order_items and orders.orders are truncated, vacuumed and checkpointed, and one fresh order is created. ' +
+      'rows/s is the row count over the median run; the stratum server runs in a process of its own.',
+    '',
   ].join('\n');
 }
 

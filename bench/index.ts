@@ -20,7 +20,9 @@ const [name, ...rest] = process.argv.slice(2);
 const run = name ? benchmarks[name] : undefined;
 if (!run) {
   const known = Object.keys(benchmarks).join('|');
-  console.error(`usage: npm run bench -- <${known}> [options]${name ? `  (there is no benchmark named "${name}")` : ''}`);
+  console.error(
+    `usage: npm run bench -- <${known}> [options]${name ? `  (there is no benchmark named "${name}")` : ''}`,
+  );
   process.exit(2);
 }
 try {

@@ -30,7 +30,12 @@ export async function runUsersBench(argv: readonly string[]): Promise<void> {
   progress(`done in ${((performance.now() - started) / 60_000).toFixed(1)} min`);
 }
 
-interface Planned { key: Exclude<keyof SizeResults, 'size'>; method: CreationMethod; samples: number; timings: number[] }
+interface Planned {
+  key: Exclude<keyof SizeResults, 'size'>;
+  method: CreationMethod;
+  samples: number;
+  timings: number[];
+}
 
 /** One size in a database of its own: seed, warm up each method, then the timed rounds, interleaved. */
 async function benchSize(server: BenchServer, size: number, samples: number): Promise<SizeResults> {
@@ -39,7 +44,11 @@ async function benchSize(server: BenchServer, size: number, samples: number): Pr
   const sql = createPool({ url }, { max: 1, applicationName: 'stratum-bench', idleTimeoutSeconds: 3600 });
   let stratum: RunningServer | undefined;
   let seq = 0;
-  const nextUser = (): NewUserInput => ({ username: `bench-${size}-${++seq}`, firstname: 'Bench', lastname: `Mark ${seq}` });
+  const nextUser = (): NewUserInput => ({
+    username: `bench-${size}-${++seq}`,
+    firstname: 'Bench',
+    lastname: `Mark ${seq}`,
+  });
   try {
     progress(`${size} users: seeding`);
     await seedUsers(sql, size);
@@ -63,13 +72,21 @@ async function benchSize(server: BenchServer, size: number, samples: number): Pr
         await p.method.create(nextUser());
         p.timings.push(performance.now() - t0);
       }
-      progress(`${size} users: round ${r + 1}/${rounds.length}: ${round.map((p) => `${p.key} ${p.timings.at(-1)!.toFixed(1)} ms`).join(', ')}`);
+      progress(
+        `${size} users: round ${r + 1}/${rounds.length}: ${round.map((p) => `${p.key} ${p.timings.at(-1)!.toFixed(1)} ms`).join(', ')}`,
+      );
     }
     const result = (key: Planned['key']) => {
       const p = plan.find((x) => x.key === key)!;
       return { name: p.method.name, summary: summarize(p.timings) };
     };
-    return { size, stratum: result('stratum'), setBased: result('setBased'), pipelined: result('pipelined'), awaited: result('awaited') };
+    return {
+      size,
+      stratum: result('stratum'),
+      setBased: result('setBased'),
+      pipelined: result('pipelined'),
+      awaited: result('awaited'),
+    };
   } finally {
     await stratum?.stop();
     await sql.end({ timeout: 5 });
@@ -98,11 +115,15 @@ async function warmUp(sql: Sql, size: number, method: CreationMethod, nextUser: 
 function heading(server: BenchServer): string {
   const cpus = os.cpus();
   return [
-    '## POST /users: creating a user while every other user\'s score moves', '',
-    `date: ${new Date().toISOString().slice(0, 10)}`, '',
-    `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, `
-      + `Node ${process.version}, PostgreSQL ${server.version} (${server.source})`, '',
-    'Milliseconds per creation, one at a time; p99 is nearest rank, so with fewer than 100 samples it is the slowest one.', '',
+    "## POST /users: creating a user while every other user's score moves",
+    '',
+    `date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, ` +
+      `Node ${process.version}, PostgreSQL ${server.version} (${server.source})`,
+    '',
+    'Milliseconds per creation, one at a time; p99 is nearest rank, so with fewer than 100 samples it is the slowest one.',
+    '',
   ].join('\n');
 }
 

@@ -7,9 +7,13 @@ const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test
 
 describe('abortable', () => {
   const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => { unhandled.push(reason); };
+  const onUnhandled = (reason: unknown) => {
+    unhandled.push(reason);
+  };
   process.on('unhandledRejection', onUnhandled);
-  afterAll(() => { process.off('unhandledRejection', onUnhandled); });
+  afterAll(() => {
+    process.off('unhandledRejection', onUnhandled);
+  });
 
   it('survives a cancel request that cannot reach the server (the server is gone in a failover)', async () => {
     const target = new URL(url);
@@ -25,7 +29,14 @@ describe('abortable', () => {
       max: 1,
       onnotice: () => {},
       // postgres.js takes a socket factory; its types do not say so.
-      ...({ socket: () => net.connect(sockets++ === 0 ? { host: target.hostname, port: Number(target.port || 5432) } : { host: '127.0.0.1', port: closed }) } as object),
+      ...({
+        socket: () =>
+          net.connect(
+            sockets++ === 0
+              ? { host: target.hostname, port: Number(target.port || 5432) }
+              : { host: '127.0.0.1', port: closed },
+          ),
+      } as object),
     });
     try {
       await sql`select 1`;

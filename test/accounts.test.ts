@@ -21,9 +21,12 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const inject = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) => stratum.app.inject({ method, url, payload: payload as never });
+const inject = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
+  stratum.app.inject({ method, url, payload: payload as never });
 
-async function createAccount(name: string): Promise<{ id: string; name: string; events: Array<{ id: string; eventName: string; created: string }> }> {
+async function createAccount(
+  name: string,
+): Promise<{ id: string; name: string; events: Array<{ id: string; eventName: string; created: string }> }> {
   const res = await inject('POST', '/accounts', { name });
   expect(res.statusCode).toBe(201);
   return res.json();
@@ -49,7 +52,11 @@ describe('accounts API', () => {
     const account = await createAccount('Bob');
     const res = await inject('PUT', `/accounts/${account.id}`, { name: 'Robert' });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ id: account.id, name: 'Robert', events: [{ eventName: 'CREATED' }, { eventName: 'UPDATED' }] });
+    expect(res.json()).toMatchObject({
+      id: account.id,
+      name: 'Robert',
+      events: [{ eventName: 'CREATED' }, { eventName: 'UPDATED' }],
+    });
     const read = (await inject('GET', `/accounts/${account.id}`)).json();
     expect(read.name).toBe('Robert');
     expect(read.events.map((e: { eventName: string }) => e.eventName)).toEqual(['CREATED', 'UPDATED']);
@@ -57,7 +64,11 @@ describe('accounts API', () => {
 
   it('answers a missing account with 404 ACCOUNT.NOT_FOUND and writes nothing', async () => {
     const before = await counts();
-    for (const [method, url, payload] of [['GET', `/accounts/${MISSING}`], ['PUT', `/accounts/${MISSING}`, { name: 'x' }], ['PUT', `/accounts/${MISSING}/image`, { url: 'https://x.test/a.png' }]] as const) {
+    for (const [method, url, payload] of [
+      ['GET', `/accounts/${MISSING}`],
+      ['PUT', `/accounts/${MISSING}`, { name: 'x' }],
+      ['PUT', `/accounts/${MISSING}/image`, { url: 'https://x.test/a.png' }],
+    ] as const) {
       const res = await inject(method, url, payload);
       expect(res.statusCode).toBe(404);
       expect(res.json().code).toBe('ACCOUNT.NOT_FOUND');
@@ -101,16 +112,22 @@ describe('accounts API', () => {
 
   it('answers without the image, marked degraded, when the images context is stuck; the degraded answer is not cached', async () => {
     const account = await createAccount('Dave');
-    expect((await inject('PUT', `/accounts/${account.id}/image`, { url: 'https://img.test/dave.png' })).statusCode).toBe(200);
+    expect(
+      (await inject('PUT', `/accounts/${account.id}/image`, { url: 'https://img.test/dave.png' })).statusCode,
+    ).toBe(200);
     await stratum.app.inject({ method: 'PUT', url: `/accounts/${account.id}`, payload: { name: 'Dave' } }); // drop any cached view
     const blocker = db.pool(1, `${db.applicationName}-blocker`);
     let release!: () => void;
     let locked!: () => void;
-    const isLocked = new Promise<void>((r) => { locked = r; });
+    const isLocked = new Promise<void>((r) => {
+      locked = r;
+    });
     const holding = blocker.begin(async (tx) => {
       await tx`lock table images.account_images in access exclusive mode`;
       locked();
-      await new Promise<void>((r) => { release = r; });
+      await new Promise<void>((r) => {
+        release = r;
+      });
     });
     try {
       await isLocked;
@@ -133,7 +150,18 @@ describe('accounts API', () => {
 
 describe('GET /accounts?namePrefix=', () => {
   beforeAll(async () => {
-    for (const name of ['Person_8', 'Person_80', 'Person_81', 'PersonA8', 'Person_9', '10% off', '10 percent', 'x_y', 'xay']) await createAccount(name);
+    for (const name of [
+      'Person_8',
+      'Person_80',
+      'Person_81',
+      'PersonA8',
+      'Person_9',
+      '10% off',
+      '10 percent',
+      'x_y',
+      'xay',
+    ])
+      await createAccount(name);
     const p80 = (await db.sql`select id from accounts.accounts where name = 'Person_80'`)[0]!.id as string;
     await inject('PUT', `/accounts/${p80}`, { name: 'Person_80' });
   });
@@ -141,12 +169,18 @@ describe('GET /accounts?namePrefix=', () => {
   it('counts events per name starting with the prefix, in name order', async () => {
     const res = await inject('GET', '/accounts?namePrefix=Person_8&limit=100');
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual([{ name: 'Person_8', count: 1 }, { name: 'Person_80', count: 2 }, { name: 'Person_81', count: 1 }]);
+    expect(res.json()).toEqual([
+      { name: 'Person_8', count: 1 },
+      { name: 'Person_80', count: 2 },
+      { name: 'Person_81', count: 1 },
+    ]);
   });
 
   it('matches _ and % literally', async () => {
     expect((await inject('GET', '/accounts?namePrefix=x_')).json()).toEqual([{ name: 'x_y', count: 1 }]);
-    expect((await inject('GET', `/accounts?namePrefix=${encodeURIComponent('10%')}`)).json()).toEqual([{ name: '10% off', count: 1 }]);
+    expect((await inject('GET', `/accounts?namePrefix=${encodeURIComponent('10%')}`)).json()).toEqual([
+      { name: '10% off', count: 1 },
+    ]);
   });
 
   it('honours the limit', async () => {
@@ -166,11 +200,17 @@ describe('bounded contexts and their roles', () => {
   beforeAll(async () => {
     const config = loadConfig({ DATABASE_URL: db.url }, process.cwd());
     pools = await openContextPools({
-      admin: db.sql, target: { url: db.url }, adminSecret: decodeURIComponent(new URL(db.url).password) || undefined,
-      passwords: config.rolePasswords, poolMax: 1, applicationName: `${db.applicationName}-roles`,
+      admin: db.sql,
+      target: { url: db.url },
+      adminSecret: decodeURIComponent(new URL(db.url).password) || undefined,
+      passwords: config.rolePasswords,
+      poolMax: 1,
+      applicationName: `${db.applicationName}-roles`,
     });
   });
-  afterAll(async () => { await pools?.end(); });
+  afterAll(async () => {
+    await pools?.end();
+  });
 
   it('connects each context as its own role, which reads its own schema and not the other', async () => {
     expect((await pools.own.accounts!`select current_user as u`)[0]!.u).toBe('stratum_accounts');
@@ -186,15 +226,19 @@ describe('bounded contexts and their roles', () => {
 describe('seeding', () => {
   it('seeds accounts with 1 to 5 events and every second one an image, and adds nothing the second time', async () => {
     const seed = async () => {
-      const added = await pools().own.accounts!.begin((tx) => seedAccountRange(tx, 0, 200)) as number;
+      const added = (await pools().own.accounts!.begin((tx) => seedAccountRange(tx, 0, 200))) as number;
       const images = await seedImageRange(pools().own.images!, 0, 200);
       return { added, images };
     };
     let opened: ContextPools | undefined = undefined;
     const pools = () => opened!;
     opened = await openContextPools({
-      admin: db.sql, target: { url: db.url }, adminSecret: decodeURIComponent(new URL(db.url).password) || undefined,
-      passwords: { accounts: undefined, images: undefined }, poolMax: 1, applicationName: `${db.applicationName}-seed`,
+      admin: db.sql,
+      target: { url: db.url },
+      adminSecret: decodeURIComponent(new URL(db.url).password) || undefined,
+      passwords: { accounts: undefined, images: undefined },
+      poolMax: 1,
+      applicationName: `${db.applicationName}-seed`,
     });
     try {
       expect(await seed()).toEqual({ added: 200, images: 100 });
@@ -204,7 +248,8 @@ describe('seeding', () => {
     } finally {
       await opened.end();
     }
-    const perAccount = await db.sql`select count(e.id)::int as n from accounts.accounts a join accounts.account_events e on e.account_id = a.id
+    const perAccount =
+      await db.sql`select count(e.id)::int as n from accounts.accounts a join accounts.account_events e on e.account_id = a.id
       where a.name like 'Person\\_%' and a.name ~ '^Person_[0-9]+$' and a.id = md5(a.name)::uuid group by a.id`;
     expect(perAccount).toHaveLength(200);
     expect(perAccount.every((r) => r.n >= 1 && r.n <= 5)).toBe(true);
@@ -239,7 +284,9 @@ describe('the read cache of GET /accounts/:id', () => {
     await inject('PUT', `/accounts/${account.id}`, { name: 'After' });
     expect((await inject('GET', `/accounts/${account.id}`)).json().name).toBe('After');
     await inject('PUT', `/accounts/${account.id}/image`, { url: 'https://img.test/after.png' });
-    expect((await inject('GET', `/accounts/${account.id}`)).json().imageData).toEqual({ url: 'https://img.test/after.png' });
+    expect((await inject('GET', `/accounts/${account.id}`)).json().imageData).toEqual({
+      url: 'https://img.test/after.png',
+    });
   });
 
   it('does not cache a missing account', async () => {
@@ -260,12 +307,22 @@ describe.skipIf(!redisUrl)('two stratum instances sharing Redis', () => {
     try {
       const urlA = await a.app.listen({ host: '127.0.0.1', port: 0 });
       const urlB = await b.app.listen({ host: '127.0.0.1', port: 0 });
-      const created = await (await fetch(`${urlA}/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Shared v1' }) })).json();
+      const created = await (
+        await fetch(`${urlA}/accounts`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'Shared v1' }),
+        })
+      ).json();
       // B caches the view (locally and in Redis), A reads it from the shared tier.
       expect((await (await fetch(`${urlB}/accounts/${created.id}`)).json()).name).toBe('Shared v1');
       expect((await (await fetch(`${urlA}/accounts/${created.id}`)).json()).name).toBe('Shared v1');
       for (const version of ['v2', 'v3', 'v4']) {
-        const put = await fetch(`${urlA}/accounts/${created.id}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: `Shared ${version}` }) });
+        const put = await fetch(`${urlA}/accounts/${created.id}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: `Shared ${version}` }),
+        });
         expect(put.status).toBe(200);
         expect((await (await fetch(`${urlB}/accounts/${created.id}`)).json()).name).toBe(`Shared ${version}`);
       }

@@ -39,15 +39,31 @@ describe('/admin/dlq', () => {
   it('lists, shows, replays and drops dead letters with the token', async () => {
     const list = await guarded.app.inject({ method: 'GET', url: '/admin/dlq?group=billing', headers: auth(TOKEN) });
     expect(list.statusCode).toBe(200);
-    expect(list.json()).toMatchObject([{ id: '11111111-1111-4111-8111-111111111111', group: 'billing', error: 'boom', attempts: 5 }]);
-    const one = await guarded.app.inject({ method: 'GET', url: '/admin/dlq/billing/11111111-1111-4111-8111-111111111111', headers: auth(TOKEN) });
+    expect(list.json()).toMatchObject([
+      { id: '11111111-1111-4111-8111-111111111111', group: 'billing', error: 'boom', attempts: 5 },
+    ]);
+    const one = await guarded.app.inject({
+      method: 'GET',
+      url: '/admin/dlq/billing/11111111-1111-4111-8111-111111111111',
+      headers: auth(TOKEN),
+    });
     expect(one.json()).toMatchObject({ event: { id: 'e1' } });
-    const replay = await guarded.app.inject({ method: 'POST', url: '/admin/dlq/billing/11111111-1111-4111-8111-111111111111/replay', headers: auth(TOKEN) });
+    const replay = await guarded.app.inject({
+      method: 'POST',
+      url: '/admin/dlq/billing/11111111-1111-4111-8111-111111111111/replay',
+      headers: auth(TOKEN),
+    });
     expect(replay.statusCode).toBe(200);
     const [logged] = await db.sql`select target_group, event->>'id' as id from messaging.log order by seq desc limit 1`;
     expect(logged).toEqual({ target_group: 'billing', id: 'e1' });
-    expect((await guarded.app.inject({ method: 'GET', url: '/admin/dlq?group=billing', headers: auth(TOKEN) })).json()).toEqual([]);
-    const again = await guarded.app.inject({ method: 'DELETE', url: '/admin/dlq/billing/11111111-1111-4111-8111-111111111111', headers: auth(TOKEN) });
+    expect(
+      (await guarded.app.inject({ method: 'GET', url: '/admin/dlq?group=billing', headers: auth(TOKEN) })).json(),
+    ).toEqual([]);
+    const again = await guarded.app.inject({
+      method: 'DELETE',
+      url: '/admin/dlq/billing/11111111-1111-4111-8111-111111111111',
+      headers: auth(TOKEN),
+    });
     expect(again.statusCode).toBe(404);
     expect((await guarded.app.inject({ method: 'GET', url: '/admin/dlq', headers: auth(TOKEN) })).statusCode).toBe(400);
   });

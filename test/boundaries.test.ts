@@ -7,7 +7,8 @@ import { mergeErrorTables, PLATFORM_ERRORS } from '../src/http/error-statuses.ts
 const root = path.resolve(import.meta.dirname, '..');
 
 function filesUnder(dir: string, ext: RegExp): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true, recursive: true })
+  return fs
+    .readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile() && ext.test(e.name))
     .map((e) => path.join(e.parentPath, e.name));
 }
@@ -57,7 +58,9 @@ describe('error codes', () => {
   });
 
   it('refuses two statuses for one code', () => {
-    expect(() => mergeErrorTables([{ 'A.B': { status: 404 } }, { 'A.B': { status: 409 } }])).toThrow(/A\.B is given two statuses/);
+    expect(() => mergeErrorTables([{ 'A.B': { status: 404 } }, { 'A.B': { status: 409 } }])).toThrow(
+      /A\.B is given two statuses/,
+    );
     expect(() => mergeErrorTables([{ 'lower.case': { status: 400 } }])).toThrow(/AREA\.REASON/);
   });
 });

@@ -40,37 +40,64 @@ describe('read caches across instances without Redis', () => {
     expect((await call(b, 'GET', `/accounts/${id}`)).body.name).toBe('Alice');
 
     expect((await call(a, 'PUT', `/accounts/${id}`, { name: 'Alicia' })).status).toBe(200);
-    await eventuallyAsync(async () => (await call(b, 'GET', `/accounts/${id}`)).body.name, (name) => name === 'Alicia', 'instance B to show the new name');
+    await eventuallyAsync(
+      async () => (await call(b, 'GET', `/accounts/${id}`)).body.name,
+      (name) => name === 'Alicia',
+      'instance B to show the new name',
+    );
   });
 
   it("shows on the other instance, once the event arrives, an account's image changed on one", async () => {
     const created = await call(a, 'POST', '/accounts', { name: 'Imogen' });
     const id = created.body.id as string;
     expect((await call(a, 'PUT', `/accounts/${id}/image`, { url: 'https://example.com/first.png' })).status).toBe(200);
-    await eventuallyAsync(async () => (await call(b, 'GET', `/accounts/${id}`)).body.imageData, (image) => String(JSON.stringify(image)).includes('first.png'), 'instance B to show the first image');
+    await eventuallyAsync(
+      async () => (await call(b, 'GET', `/accounts/${id}`)).body.imageData,
+      (image) => String(JSON.stringify(image)).includes('first.png'),
+      'instance B to show the first image',
+    );
     expect((await call(a, 'PUT', `/accounts/${id}/image`, { url: 'https://example.com/second.png' })).status).toBe(200);
-    await eventuallyAsync(async () => (await call(b, 'GET', `/accounts/${id}`)).body.imageData, (image) => String(JSON.stringify(image)).includes('second.png'), 'instance B to show the new image');
+    await eventuallyAsync(
+      async () => (await call(b, 'GET', `/accounts/${id}`)).body.imageData,
+      (image) => String(JSON.stringify(image)).includes('second.png'),
+      'instance B to show the new image',
+    );
   });
 
   it('answers 404 on the other instance, once the event arrives, for an order deleted on one', async () => {
-    const created = await call(a, 'POST', '/orders', { customerId: 8, items: [{ productId: 1, quantity: 1, price: '1.00' }] });
+    const created = await call(a, 'POST', '/orders', {
+      customerId: 8,
+      items: [{ productId: 1, quantity: 1, price: '1.00' }],
+    });
     const id = created.body.id as number;
     expect((await call(b, 'GET', `/orders/${id}`)).status).toBe(200);
     expect((await a.app.inject({ method: 'DELETE', url: `/orders/${id}` })).statusCode).toBe(204);
-    await eventuallyAsync(async () => (await call(b, 'GET', `/orders/${id}`)).status, (status) => status === 404, 'instance B to answer 404');
+    await eventuallyAsync(
+      async () => (await call(b, 'GET', `/orders/${id}`)).status,
+      (status) => status === 404,
+      'instance B to answer 404',
+    );
   });
 
   it('shows on the other instance, once the event arrives, an order whose status changed on one', async () => {
-    const created = await call(a, 'POST', '/orders', { customerId: 7, items: [{ productId: 1, quantity: 2, price: '3.50' }] });
+    const created = await call(a, 'POST', '/orders', {
+      customerId: 7,
+      items: [{ productId: 1, quantity: 2, price: '3.50' }],
+    });
     expect(created.status).toBe(201);
     const id = created.body.id as number;
     expect((await call(b, 'GET', `/orders/${id}`)).body.status).toBe('pending');
 
-    for (const shard of await db.shards()) await shard`update orders.orders set notes = 'changed quietly' where id = ${id}`;
+    for (const shard of await db.shards())
+      await shard`update orders.orders set notes = 'changed quietly' where id = ${id}`;
     expect((await call(b, 'GET', `/orders/${id}`)).body.notes).toBeNull();
 
     expect((await call(a, 'PATCH', `/orders/${id}`, { status: 'processing' })).status).toBe(200);
-    const seen = await eventuallyAsync(async () => (await call(b, 'GET', `/orders/${id}`)).body, (order) => order.status === 'processing', 'instance B to show the new status');
+    const seen = await eventuallyAsync(
+      async () => (await call(b, 'GET', `/orders/${id}`)).body,
+      (order) => order.status === 'processing',
+      'instance B to show the new status',
+    );
     expect(seen.notes).toBe('changed quietly');
   });
 });

@@ -6,14 +6,22 @@ import { cacheKeys } from '../src/platform/cache/redis-layout.ts';
 import { createRedisTier, type RedisTier, type RedisTierOptions } from '../src/platform/cache/redis-tier.ts';
 import { startFaultProxy, type FaultProxy } from './support/cache-fault-proxy.ts';
 import {
-  closedPortUrl, connectRedis, deleteNamespace, nextEvent, uniqueNamespace, type TestRedisClient,
+  closedPortUrl,
+  connectRedis,
+  deleteNamespace,
+  nextEvent,
+  uniqueNamespace,
+  type TestRedisClient,
 } from './support/cache-redis.ts';
 import { deferred, recordingObserver } from './support/cache-testing.ts';
 
 const REDIS_URL = process.env.REDIS_URL;
 if (!REDIS_URL) console.log('[stratum tests] REDIS_URL not set: skipping the Redis cache tier tests');
 
-interface View { id: string; name: string }
+interface View {
+  id: string;
+  name: string;
+}
 const view = (name: string): View => ({ id: '1', name });
 const KEY = 'account:1';
 
@@ -34,14 +42,28 @@ interface Instance {
   let proxies: FaultProxy[] = [];
 
   /** One app instance: its own client (connected through `viaUrl`), tier and cache, all on this test's namespace. */
-  async function openInstance(viaUrl = url, tierOptions: Partial<RedisTierOptions> = {}, client?: TestRedisClient): Promise<Instance> {
-    const c = client ?? await connectRedis(viaUrl);
+  async function openInstance(
+    viaUrl = url,
+    tierOptions: Partial<RedisTierOptions> = {},
+    client?: TestRedisClient,
+  ): Promise<Instance> {
+    const c = client ?? (await connectRedis(viaUrl));
     const errors: Instance['errors'] = [];
     const tier = createRedisTier({
-      client: c, namespace, ttlMs: 60_000, onError: (error, context) => errors.push({ operation: context.operation, error }), ...tierOptions,
+      client: c,
+      namespace,
+      ttlMs: 60_000,
+      onError: (error, context) => errors.push({ operation: context.operation, error }),
+      ...tierOptions,
     });
     const recorded = recordingObserver();
-    const cache = createReadCache<View>({ namespace, ttlMs: 60_000, maxEntries: 100, shared: tier, observer: recorded.observer });
+    const cache = createReadCache<View>({
+      namespace,
+      ttlMs: 60_000,
+      maxEntries: 100,
+      shared: tier,
+      observer: recorded.observer,
+    });
     opened.push({ cache, client: c });
     return { client: c, tier, cache, answers: recorded.answers, errors, invalidated: recorded.invalidated };
   }
@@ -59,9 +81,15 @@ interface Instance {
     return p;
   }
 
-  beforeAll(async () => { raw = await connectRedis(url); });
-  afterAll(async () => { await raw.close(); });
-  beforeEach(() => { namespace = uniqueNamespace(); });
+  beforeAll(async () => {
+    raw = await connectRedis(url);
+  });
+  afterAll(async () => {
+    await raw.close();
+  });
+  beforeEach(() => {
+    namespace = uniqueNamespace();
+  });
   afterEach(async () => {
     for (const { cache, client } of opened) {
       await cache.close();
@@ -98,7 +126,9 @@ interface Instance {
 
     await a.cache.getOrLoad('account:2', async () => view('degraded'), { shouldCache: (v) => v.name !== 'degraded' });
     await a.cache.getOrLoad('account:404', async () => undefined);
-    expect(await raw.exists([cacheKeys(namespace, 'account:2').value, cacheKeys(namespace, 'account:404').value])).toBe(0);
+    expect(await raw.exists([cacheKeys(namespace, 'account:2').value, cacheKeys(namespace, 'account:404').value])).toBe(
+      0,
+    );
   });
 
   it('drops the entry on every instance when one invalidates it', async () => {
@@ -141,7 +171,10 @@ interface Instance {
     const b = await openSubscribed();
     const started = deferred();
     const gate = deferred<View>();
-    const reading = a.cache.getOrLoad(KEY, () => { started.resolve(); return gate.promise; });
+    const reading = a.cache.getOrLoad(KEY, () => {
+      started.resolve();
+      return gate.promise;
+    });
     await started.promise; // A read the key's version, then the database
     await b.cache.invalidate(KEY); // B's write committed
     gate.resolve(view('stale'));
@@ -248,10 +281,11 @@ interface Instance {
     expect(await b.cache.getOrLoad(KEY, async () => view('new'))).toEqual(view('new'));
   });
 
-  it('cleans up after itself: close releases the subscriber, not the caller\'s client', async () => {
+  it("cleans up after itself: close releases the subscriber, not the caller's client", async () => {
     const a = await openSubscribed();
     await a.cache.getOrLoad(KEY, async () => view('Person_1'));
-    const subscribers = async () => Number((await raw.pubSubNumSub(`${namespace}:invalidate`))[`${namespace}:invalidate`]);
+    const subscribers = async () =>
+      Number((await raw.pubSubNumSub(`${namespace}:invalidate`))[`${namespace}:invalidate`]);
     expect(await subscribers()).toBe(1);
     await a.cache.close();
     await vi.waitFor(async () => expect(await subscribers()).toBe(0));

@@ -3,13 +3,22 @@ import { createReadCache, type ReadCacheOptions } from '../src/platform/cache/re
 import { isAppError } from '../src/platform/errors/app-error.ts';
 import { deferred, recordingObserver } from './support/cache-testing.ts';
 
-interface View { id: string; name: string }
+interface View {
+  id: string;
+  name: string;
+}
 
 const view = (id: string, name = `Person_${id}`): View => ({ id, name });
 
 function cacheWith(overrides: Partial<ReadCacheOptions> = {}) {
   const recorded = recordingObserver();
-  const cache = createReadCache<View>({ namespace: 'test', ttlMs: 60_000, maxEntries: 100, observer: recorded.observer, ...overrides });
+  const cache = createReadCache<View>({
+    namespace: 'test',
+    ttlMs: 60_000,
+    maxEntries: 100,
+    observer: recorded.observer,
+    ...overrides,
+  });
   return { cache, answers: recorded.answers };
 }
 
@@ -45,16 +54,22 @@ describe('read cache, local tier', () => {
     const load = vi.fn(async () => view('1'));
     await cache.getOrLoad('account:1', load);
     // No duration is asserted: only that the entry goes by itself.
-    await vi.waitFor(async () => {
-      await cache.getOrLoad('account:1', load);
-      expect(load.mock.calls.length).toBeGreaterThan(1);
-    }, { timeout: 5_000, interval: 10 });
+    await vi.waitFor(
+      async () => {
+        await cache.getOrLoad('account:1', load);
+        expect(load.mock.calls.length).toBeGreaterThan(1);
+      },
+      { timeout: 5_000, interval: 10 },
+    );
   });
 
   it('evicts the least recently used entry past maxEntries', async () => {
     const { cache } = cacheWith({ maxEntries: 2 });
     const loads = new Map<string, number>();
-    const loadOf = (key: string) => async () => { loads.set(key, (loads.get(key) ?? 0) + 1); return view(key); };
+    const loadOf = (key: string) => async () => {
+      loads.set(key, (loads.get(key) ?? 0) + 1);
+      return view(key);
+    };
     await cache.getOrLoad('a', loadOf('a'));
     await cache.getOrLoad('b', loadOf('b'));
     await cache.getOrLoad('a', loadOf('a')); // a is now the most recently used
@@ -85,7 +100,10 @@ describe('read cache, local tier', () => {
     const { cache } = cacheWith();
     const started = deferred();
     const gate = deferred<View>();
-    const stale = vi.fn(() => { started.resolve(); return gate.promise; });
+    const stale = vi.fn(() => {
+      started.resolve();
+      return gate.promise;
+    });
     const before = cache.getOrLoad('account:1', stale);
     await started.promise;
 
@@ -120,7 +138,10 @@ describe('read cache, local tier', () => {
     await cache.getOrLoad('account:2', async () => view('2', 'old'));
     const started = deferred();
     const gate = deferred<View>();
-    const running = cache.getOrLoad('account:1', () => { started.resolve(); return gate.promise; });
+    const running = cache.getOrLoad('account:1', () => {
+      started.resolve();
+      return gate.promise;
+    });
     await started.promise;
 
     cache.forget('account:1'); // another instance's write, heard while this load was reading
@@ -202,7 +223,9 @@ describe('read cache, local tier', () => {
     await cache.close();
     expect(signal.aborted).toBe(true);
     await expect(running).rejects.toSatisfy((e) => isAppError(e, 'SERVER.SHUTTING_DOWN'));
-    await expect(cache.getOrLoad('account:1', async () => view('1'))).rejects.toSatisfy((e) => isAppError(e, 'SERVER.SHUTTING_DOWN'));
+    await expect(cache.getOrLoad('account:1', async () => view('1'))).rejects.toSatisfy((e) =>
+      isAppError(e, 'SERVER.SHUTTING_DOWN'),
+    );
     await cache.close(); // twice is fine
   });
 

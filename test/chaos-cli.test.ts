@@ -12,16 +12,29 @@ async function tool(args: string[], env: Record<string, string>) {
 }
 
 /** `npm run tools -- <args>` as a process: node --import tsx tools/main.ts. */
-function toolsProcess(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function toolsProcess(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('tools/main.ts'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('tools/main.ts'), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -47,9 +60,13 @@ describe('npm run tools -- chaos', () => {
   });
 
   it('refuses a DATABASE_URL that is not a postgres:// URL, naming it, before anything runs', async () => {
-    const result = await tool(['chaos', 'failover', '--fault', 'kill-leader@10'], { DATABASE_URL: 'mysql://root@db/app' });
+    const result = await tool(['chaos', 'failover', '--fault', 'kill-leader@10'], {
+      DATABASE_URL: 'mysql://root@db/app',
+    });
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe('tools: DATABASE_URL must be a postgres:// URL (the lab\'s is printed by `npm run tools -- lab up`), got a mysql:// URL');
+    expect(result.stderr).toBe(
+      "tools: DATABASE_URL must be a postgres:// URL (the lab's is printed by `npm run tools -- lab up`), got a mysql:// URL",
+    );
   });
 });
 
@@ -58,17 +75,23 @@ describe('the tools entry point (tools/main.ts)', () => {
     const result = await toolsProcess(['help'], {});
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^Usage: npm run tools -- <command>/m);
-    for (const command of ['lab up\\|down', 'loadtest <scenario>', 'chaos failover', 'chaos broker']) expect(result.stdout).toMatch(new RegExp(`^  ${command}`, 'm'));
+    for (const command of ['lab up\\|down', 'loadtest <scenario>', 'chaos failover', 'chaos broker'])
+      expect(result.stdout).toMatch(new RegExp(`^  ${command}`, 'm'));
   });
 
   it('runs a tool with its arguments and exit code', async () => {
-    const result = await toolsProcess(['chaos', 'broker', '--broker', 'kafka', '--fault', 'stop@10', '--for', '5'], { DATABASE_URL: '' });
+    const result = await toolsProcess(['chaos', 'broker', '--broker', 'kafka', '--fault', 'stop@10', '--for', '5'], {
+      DATABASE_URL: '',
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/^chaos: --broker must be rabbitmq or nats\nusage: npm run tools -- chaos failover/);
   });
 
-  it('prints each tool\'s own help', async () => {
-    const [lab, loadtest] = await Promise.all([toolsProcess(['lab', '--help'], {}), toolsProcess(['loadtest', '--help'], {})]);
+  it("prints each tool's own help", async () => {
+    const [lab, loadtest] = await Promise.all([
+      toolsProcess(['lab', '--help'], {}),
+      toolsProcess(['loadtest', '--help'], {}),
+    ]);
     expect(lab.code).toBe(0);
     expect(lab.stdout).toMatch(/^usage: npm run tools -- lab up\|down\|status/);
     expect(loadtest.code).toBe(0);

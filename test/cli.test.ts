@@ -29,7 +29,8 @@ describe('stratum serve and the CLI on the embedded PostgreSQL', () => {
   it('serves, shares its server with CLI commands, stops cleanly on SIGINT and finds its data again', async () => {
     const first = await serveStratum(env);
     const created = await fetch(`${first.url}/users`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: 'kept', profile: { firstname: 'K', lastname: 'P' } }),
     });
     expect(created.status).toBe(201);
@@ -79,7 +80,11 @@ describe('stratum serve and the CLI on the embedded PostgreSQL', () => {
   });
 
   it('exits non-zero with one line naming the host when DATABASE_URL is unreachable', async () => {
-    const result = await runStratum(['serve'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nothing', PORT: '0' }, 15_000);
+    const result = await runStratum(
+      ['serve'],
+      { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nothing', PORT: '0' },
+      15_000,
+    );
     expect(result.signal).toBeNull();
     expect(result.code).toBe(1);
     const lines = result.stderr.trim().split('\n');
@@ -94,7 +99,7 @@ describe('stratum serve and the CLI on the embedded PostgreSQL', () => {
   });
 });
 
-describe('stratum help and each command\'s --help (no database, no configuration read)', () => {
+describe("stratum help and each command's --help (no database, no configuration read)", () => {
   // PORT is refused by the configuration: help must not read it.
   const badEnv = { ...env, PORT: 'not-a-port' };
 
@@ -124,15 +129,22 @@ describe('stratum help and each command\'s --help (no database, no configuration
   it('lists the product commands only, and points to the tools', async () => {
     const result = await runStratum(['help'], env);
     expect(result.code).toBe(0);
-    for (const command of ['serve', 'migrate up', 'seed accounts', 'import order-items', 'dlq list', 'shards status']) expect(result.stdout).toMatch(new RegExp(`^  ${command}`, 'm'));
+    for (const command of ['serve', 'migrate up', 'seed accounts', 'import order-items', 'dlq list', 'shards status'])
+      expect(result.stdout).toMatch(new RegExp(`^  ${command}`, 'm'));
     expect(result.stdout).not.toMatch(/^ {2}(lab|chaos|loadtest)\b/m);
     expect(result.stdout).toMatch(/`npm run tools -- help`/);
   });
 
-  it.each([['lab', 'up'], ['chaos', 'failover'], ['loadtest', 'accounts-read']])('stratum %s %s points to npm run tools', async (command, arg) => {
+  it.each([
+    ['lab', 'up'],
+    ['chaos', 'failover'],
+    ['loadtest', 'accounts-read'],
+  ])('stratum %s %s points to npm run tools', async (command, arg) => {
     const result = await runStratum([command, arg], badEnv);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr.trim()).toBe(`stratum: ${command} is not a stratum command but a tool: run \`npm run tools -- ${command} ${arg}\``);
+    expect(result.stderr.trim()).toBe(
+      `stratum: ${command} is not a stratum command but a tool: run \`npm run tools -- ${command} ${arg}\``,
+    );
   });
 });

@@ -59,7 +59,10 @@ describe('loadConfig: HOST, DATABASE_URL, STRATUM_HOME', () => {
   });
 
   it('DATABASE_URL (trimmed) replaces the embedded server; STRATUM_HOME then does not matter', () => {
-    expect(load({ DATABASE_URL: ' postgres://app@db/app ', STRATUM_HOME: '/x' }).database).toEqual({ kind: 'url', url: 'postgres://app@db/app' });
+    expect(load({ DATABASE_URL: ' postgres://app@db/app ', STRATUM_HOME: '/x' }).database).toEqual({
+      kind: 'url',
+      url: 'postgres://app@db/app',
+    });
     expect(load({ DATABASE_URL: '' }).database).toEqual({ kind: 'embedded', home: '/srv/app/.stratum' });
   });
 
@@ -78,15 +81,21 @@ describe('loadConfig: DATABASE_READ_URL', () => {
   });
 
   it('is taken with DATABASE_URL', () => {
-    expect(loadConfig({ DATABASE_URL: primary, DATABASE_READ_URL: ` ${replicas} ` }, '/tmp').readDatabaseUrl).toBe(replicas);
+    expect(loadConfig({ DATABASE_URL: primary, DATABASE_READ_URL: ` ${replicas} ` }, '/tmp').readDatabaseUrl).toBe(
+      replicas,
+    );
   });
 
   it('is refused without DATABASE_URL, naming why', () => {
-    expect(() => loadConfig({ DATABASE_READ_URL: replicas }, '/tmp')).toThrow(new ConfigError('DATABASE_READ_URL needs DATABASE_URL (the embedded server has no replicas)'));
+    expect(() => loadConfig({ DATABASE_READ_URL: replicas }, '/tmp')).toThrow(
+      new ConfigError('DATABASE_READ_URL needs DATABASE_URL (the embedded server has no replicas)'),
+    );
   });
 
   it('is refused when it is not a postgres:// URL', () => {
-    expect(() => loadConfig({ DATABASE_URL: primary, DATABASE_READ_URL: 'db2:5432' }, '/tmp')).toThrow(/DATABASE_READ_URL must be a postgres:\/\/ URL/);
+    expect(() => loadConfig({ DATABASE_URL: primary, DATABASE_READ_URL: 'db2:5432' }, '/tmp')).toThrow(
+      /DATABASE_READ_URL must be a postgres:\/\/ URL/,
+    );
   });
 });
 
@@ -119,8 +128,13 @@ describe('loadConfig: whole numbers', () => {
     for (const bad of ['abc', '-1', '1.5', ' 12', '1e3']) {
       expect(() => load({ [name]: bad }), bad).toThrow(new ConfigError(`${name} must be a whole number, got "${bad}"`));
     }
-    expect(() => load({ [name]: String(max + 1) })).toThrow(new ConfigError(`${name} must be between ${min} and ${max}, got ${max + 1}`));
-    if (min > 0) expect(() => load({ [name]: String(min - 1) })).toThrow(new ConfigError(`${name} must be between ${min} and ${max}, got ${min - 1}`));
+    expect(() => load({ [name]: String(max + 1) })).toThrow(
+      new ConfigError(`${name} must be between ${min} and ${max}, got ${max + 1}`),
+    );
+    if (min > 0)
+      expect(() => load({ [name]: String(min - 1) })).toThrow(
+        new ConfigError(`${name} must be between ${min} and ${max}, got ${min - 1}`),
+      );
   });
 });
 
@@ -131,7 +145,9 @@ describe('loadConfig: choices', () => {
 
   it('SCORE_MODE: sync or async', () => {
     expect(load({ SCORE_MODE: 'async' }).scoreMode).toBe('async');
-    expect(() => load({ SCORE_MODE: 'later' })).toThrow(new ConfigError('SCORE_MODE must be "sync" or "async", got "later"'));
+    expect(() => load({ SCORE_MODE: 'later' })).toThrow(
+      new ConfigError('SCORE_MODE must be "sync" or "async", got "later"'),
+    );
   });
 
   it('ROLE: all, api or worker', () => {
@@ -141,9 +157,14 @@ describe('loadConfig: choices', () => {
   });
 
   it('BROKER and BROKER_URL: an external broker needs its URL', () => {
-    expect(load({ BROKER: 'nats', BROKER_URL: ' nats://127.0.0.1:4222 ' })).toMatchObject({ broker: 'nats', brokerUrl: 'nats://127.0.0.1:4222' });
+    expect(load({ BROKER: 'nats', BROKER_URL: ' nats://127.0.0.1:4222 ' })).toMatchObject({
+      broker: 'nats',
+      brokerUrl: 'nats://127.0.0.1:4222',
+    });
     expect(load({ BROKER_URL: 'amqp://x' })).toMatchObject({ broker: 'postgres', brokerUrl: 'amqp://x' });
-    expect(() => load({ BROKER: 'kafka' })).toThrow(new ConfigError('BROKER must be one of postgres, rabbitmq, nats, redis, got "kafka"'));
+    expect(() => load({ BROKER: 'kafka' })).toThrow(
+      new ConfigError('BROKER must be one of postgres, rabbitmq, nats, redis, got "kafka"'),
+    );
     expect(() => load({ BROKER: 'rabbitmq' })).toThrow(new ConfigError('BROKER=rabbitmq needs BROKER_URL'));
     expect(() => load({ BROKER: 'redis', BROKER_URL: ' ' })).toThrow(new ConfigError('BROKER=redis needs BROKER_URL'));
   });
@@ -185,12 +206,17 @@ describe('loadConfig: ORDERS_SHARDS', () => {
   });
 
   it('URLs separated by whitespace or ";" (each may list hosts with commas)', () => {
-    expect(load({ ORDERS_SHARDS: 'postgres://a/s0; postgresql://b1,b2/s1\n POSTGRES://c/s2' }).ordersShards)
-      .toEqual([{ url: 'postgres://a/s0' }, { url: 'postgresql://b1,b2/s1' }, { url: 'POSTGRES://c/s2' }]);
+    expect(load({ ORDERS_SHARDS: 'postgres://a/s0; postgresql://b1,b2/s1\n POSTGRES://c/s2' }).ordersShards).toEqual([
+      { url: 'postgres://a/s0' },
+      { url: 'postgresql://b1,b2/s1' },
+      { url: 'POSTGRES://c/s2' },
+    ]);
   });
 
   it('refuses other URLs, and more than 64 shards', () => {
-    expect(() => load({ ORDERS_SHARDS: 'postgres://a/s0 mysql://b/s1' })).toThrow(new ConfigError('ORDERS_SHARDS entries must be postgres:// URLs, got "mysql://b/s1"'));
+    expect(() => load({ ORDERS_SHARDS: 'postgres://a/s0 mysql://b/s1' })).toThrow(
+      new ConfigError('ORDERS_SHARDS entries must be postgres:// URLs, got "mysql://b/s1"'),
+    );
     const many = Array.from({ length: 65 }, (_, i) => `postgres://h/s${i}`).join(' ');
     expect(() => load({ ORDERS_SHARDS: many })).toThrow(new ConfigError('ORDERS_SHARDS lists 65 shards; at most 64'));
   });
@@ -198,7 +224,10 @@ describe('loadConfig: ORDERS_SHARDS', () => {
 
 describe('loadConfig: STRATUM_FAULTS, STRATUM_DEBUG, PATH and TZ', () => {
   it('STRATUM_FAULTS: comma-separated, trimmed, blanks dropped', () => {
-    expect(load({ STRATUM_FAULTS: ' 2pc:prepared, ,saga:ran:reserve-stock,' }).faults).toEqual(['2pc:prepared', 'saga:ran:reserve-stock']);
+    expect(load({ STRATUM_FAULTS: ' 2pc:prepared, ,saga:ran:reserve-stock,' }).faults).toEqual([
+      '2pc:prepared',
+      'saga:ran:reserve-stock',
+    ]);
   });
 
   it('STRATUM_DEBUG: any non-empty value, also without loadConfig (debugEnabled)', () => {
@@ -213,7 +242,13 @@ describe('loadConfig: STRATUM_FAULTS, STRATUM_DEBUG, PATH and TZ', () => {
   });
 
   it('childEnv: PATH and TZ only, the C locale, nothing else (no secrets)', () => {
-    const env = { PATH: '/opt/bin:/usr/bin', TZ: 'Europe/Paris', DATABASE_URL: 'postgres://app:secret@db/app', ACCOUNTS_DB_PASSWORD: 'pw', HOME: '/root' };
+    const env = {
+      PATH: '/opt/bin:/usr/bin',
+      TZ: 'Europe/Paris',
+      DATABASE_URL: 'postgres://app:secret@db/app',
+      ACCOUNTS_DB_PASSWORD: 'pw',
+      HOME: '/root',
+    };
     expect(childEnv(env)).toEqual({ PATH: '/opt/bin:/usr/bin', LC_ALL: 'C', LANG: 'C', TZ: 'Europe/Paris' });
     expect(loadConfig(env, '/tmp').childEnv).toEqual(childEnv(env));
     expect(childEnv({ PATH: '', TZ: '' })).toEqual({ PATH: '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' });
@@ -239,13 +274,15 @@ describe('the README documents every variable config.ts reads', () => {
     expect(table).toContain('<CONTEXT>_DB_PASSWORD');
   });
 
-  it('every name in config.ts (env.X, env[\'X\'], readInt(env, \'X\', ...)) is in the table', () => {
+  it("every name in config.ts (env.X, env['X'], readInt(env, 'X', ...)) is in the table", () => {
     const source = fs.readFileSync(path.join(root, 'src/config/config.ts'), 'utf8');
-    const read = new Set([
-      ...source.matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g),
-      ...source.matchAll(/\benv\[\s*['"`]([A-Z][A-Z0-9_]*)['"`]\s*\]/g),
-      ...source.matchAll(/\(\s*env\s*,\s*['"`]([A-Z][A-Z0-9_]*)['"`]/g),
-    ].map((m) => m[1]!));
+    const read = new Set(
+      [
+        ...source.matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g),
+        ...source.matchAll(/\benv\[\s*['"`]([A-Z][A-Z0-9_]*)['"`]\s*\]/g),
+        ...source.matchAll(/\(\s*env\s*,\s*['"`]([A-Z][A-Z0-9_]*)['"`]/g),
+      ].map((m) => m[1]!),
+    );
     expect(read.size).toBeGreaterThan(30);
     expect([...read].filter((name) => !documented(name, table))).toEqual([]);
     // And the other way: no row for a variable that nothing reads (a pattern row is covered by its own test).
@@ -280,10 +317,13 @@ describe('no variable is read outside src/config', () => {
         const file = path.join(dir, entry.name);
         if (entry.isDirectory()) walk(file);
         else if (/\.[cm]?[jt]s$/.test(entry.name) && !file.startsWith(path.join(root, 'src/config') + path.sep)) {
-          fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-            // process.env.X, process.env['X'], process.env[name], const { X } = process.env
-            if (/process\.env\s*(\.|\[|\?\.)|\{[^}]*\}\s*=\s*process\.env\b/.test(line)) offenders.push(`${path.relative(root, file)}:${i + 1}: ${line.trim()}`);
-          });
+          fs.readFileSync(file, 'utf8')
+            .split('\n')
+            .forEach((line, i) => {
+              // process.env.X, process.env['X'], process.env[name], const { X } = process.env
+              if (/process\.env\s*(\.|\[|\?\.)|\{[^}]*\}\s*=\s*process\.env\b/.test(line))
+                offenders.push(`${path.relative(root, file)}:${i + 1}: ${line.trim()}`);
+            });
         }
       }
     };

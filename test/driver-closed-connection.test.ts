@@ -31,7 +31,10 @@ describe('postgres.js after the server ends a reserved or transaction session', 
     const reserved = await pool.reserve();
     const [row] = await reserved<{ pid: number }[]>`select pg_backend_pid() as pid`;
     await terminate(row!.pid);
-    const error = await reserved`select 1`.then(() => undefined, (e: unknown) => e);
+    const error = await reserved`select 1`.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((error as { code?: string }).code).toBe('CONNECTION_CLOSED');
     reserved.release();
     // Every pooled connection answers again: none was handed back without a socket.
@@ -44,24 +47,31 @@ describe('postgres.js after the server ends a reserved or transaction session', 
     const pool = db.pool(1, `${db.applicationName}-begin`);
     let later: unknown;
     let finished!: () => void;
-    const scopeDone = new Promise<void>((r) => { finished = r; });
-    const outcome = pool.begin(async (tx) => {
-      const [row] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
-      await terminate(row!.pid);
-      // Another caller is waiting for the pool's only connection, which the pool reopens for it at once.
-      const other = pool`select 'other'::text as v`.execute();
-      try {
-        await tx`insert into driver_marks (note) values ('after the session ended')`;
-      } catch (e) {
-        later = e;
-      }
-      await other;
-      try {
-        await tx`insert into driver_marks (note) values ('second statement after the session ended')`;
-      } finally {
-        finished();
-      }
-    }).then(() => undefined, (e: unknown) => e);
+    const scopeDone = new Promise<void>((r) => {
+      finished = r;
+    });
+    const outcome = pool
+      .begin(async (tx) => {
+        const [row] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+        await terminate(row!.pid);
+        // Another caller is waiting for the pool's only connection, which the pool reopens for it at once.
+        const other = pool`select 'other'::text as v`.execute();
+        try {
+          await tx`insert into driver_marks (note) values ('after the session ended')`;
+        } catch (e) {
+          later = e;
+        }
+        await other;
+        try {
+          await tx`insert into driver_marks (note) values ('second statement after the session ended')`;
+        } finally {
+          finished();
+        }
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     // begin() rejects as soon as the connection closes; the callback goes on until its own statements fail.
     const error = await outcome;
     await scopeDone;

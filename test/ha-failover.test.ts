@@ -17,7 +17,10 @@ import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 // The failover tests need the Patroni lab of this checkout: `npm run tools -- lab up` (root) prints the URL.
 const LAB_URL = process.env.LAB_DATABASE_URL;
-if (!LAB_URL) console.log('[stratum tests] LAB_DATABASE_URL not set: skipping the failover tests on the Patroni lab (`npm run tools -- lab up` prints it)');
+if (!LAB_URL)
+  console.log(
+    '[stratum tests] LAB_DATABASE_URL not set: skipping the failover tests on the Patroni lab (`npm run tools -- lab up` prints it)',
+  );
 
 const pools: Sql[] = [];
 function pool(url: string, applicationName: string, max = 2): Sql {
@@ -27,16 +30,30 @@ function pool(url: string, applicationName: string, max = 2): Sql {
 }
 
 function transactionOn(sql: Sql, retries: string[] = []): TransactionFn {
-  return createTransaction({ sql, defaultDeadlineMs: 2000, now: Date.now, random: Math.random, observer: { onRetry: (_l, reason) => retries.push(reason) } });
+  return createTransaction({
+    sql,
+    defaultDeadlineMs: 2000,
+    now: Date.now,
+    random: Math.random,
+    observer: { onRetry: (_l, reason) => retries.push(reason) },
+  });
 }
 
 /** An app whose one write route runs a transaction on `sql`, and whose readiness reports on `sql`. */
 async function appOver(sql: Sql, deadlineMs: number): Promise<App> {
   const transaction = transactionOn(sql);
   return buildApp({
-    bodyLimitBytes: 1024, requestDeadlineMs: deadlineMs, logger: pino({ level: 'silent' }), metrics: createMetrics({ sql, applicationName: 'ha-test', poolMax: 2 }),
+    bodyLimitBytes: 1024,
+    requestDeadlineMs: deadlineMs,
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics({ sql, applicationName: 'ha-test', poolMax: 2 }),
     readiness: () => checkDatabaseReadiness(sql),
-    routes: [(app) => app.post('/writes', async () => transaction({ label: 'ha.write', deadlineMs }, (tx) => tx`select 1 as one`).then(() => ({ written: true })))],
+    routes: [
+      (app) =>
+        app.post('/writes', async () =>
+          transaction({ label: 'ha.write', deadlineMs }, (tx) => tx`select 1 as one`).then(() => ({ written: true })),
+        ),
+    ],
   });
 }
 
@@ -46,7 +63,9 @@ async function endPools(): Promise<void> {
 
 describe('a primary target on several hosts (no lab needed)', () => {
   let db: TestDatabase;
-  beforeAll(async () => { db = await createTestDatabase({ empty: true }); });
+  beforeAll(async () => {
+    db = await createTestDatabase({ empty: true });
+  });
   afterAll(async () => {
     await endPools();
     await db?.drop();
@@ -84,27 +103,37 @@ describe('a primary target on several hosts (no lab needed)', () => {
   const url = LAB_URL!;
   const [, credentials, database] = /^postgres(?:ql)?:\/\/([^@]*)@[^/]*\/([^?]*)/.exec(url) ?? [];
   const hosts = describeTarget({ url }).split(', ');
-  const urlOf = (list: string[], attrs?: string) => `postgres://${credentials}@${list.join(',')}/${database}${attrs ? `?target_session_attrs=${attrs}` : ''}`;
+  const urlOf = (list: string[], attrs?: string) =>
+    `postgres://${credentials}@${list.join(',')}/${database}${attrs ? `?target_session_attrs=${attrs}` : ''}`;
   const table = `ha_writes_${randomBytes(4).toString('hex')}`;
   const labOutput: string[] = [];
   const lab = async (action: string) => {
-    const code = await runLab([action], { out: (l) => labOutput.push(l), err: (l) => labOutput.push(l) }, loadToolsConfig(process.env, process.cwd()).lab);
+    const code = await runLab(
+      [action],
+      { out: (l) => labOutput.push(l), err: (l) => labOutput.push(l) },
+      loadToolsConfig(process.env, process.cwd()).lab,
+    );
     if (code !== 0) throw new Error(`lab ${action} failed:\n${labOutput.join('\n')}`);
   };
   let sql: Sql;
 
   /** Which listed host is the primary and which are replicas, asking each host alone. */
   async function roles(): Promise<{ primary: string; replicas: string[] }> {
-    const answers = await Promise.all(hosts.map(async (host) => {
-      const one = createPool({ url: urlOf([host]) }, { max: 1, applicationName: 'ha-roles', connectTimeoutSeconds: 2 });
-      try {
-        return (await one`select pg_is_in_recovery() as standby`)[0]!.standby ? 'replica' : 'primary';
-      } catch {
-        return 'down';
-      } finally {
-        await one.end({ timeout: 0 });
-      }
-    }));
+    const answers = await Promise.all(
+      hosts.map(async (host) => {
+        const one = createPool(
+          { url: urlOf([host]) },
+          { max: 1, applicationName: 'ha-roles', connectTimeoutSeconds: 2 },
+        );
+        try {
+          return (await one`select pg_is_in_recovery() as standby`)[0]!.standby ? 'replica' : 'primary';
+        } catch {
+          return 'down';
+        } finally {
+          await one.end({ timeout: 0 });
+        }
+      }),
+    );
     const primary = hosts.find((_, i) => answers[i] === 'primary');
     if (!primary) throw new Error(`no primary among ${hosts.join(', ')}: ${answers.join(', ')}`);
     return { primary, replicas: hosts.filter((_, i) => answers[i] === 'replica') };
@@ -125,9 +154,13 @@ describe('a primary target on several hosts (no lab needed)', () => {
     const { primary, replicas } = await roles();
     expect(replicas.length).toBeGreaterThan(0);
     const replicaFirst = pool(urlOf([...replicas, primary], 'primary'), 'ha-replica-first');
-    const [row] = await replicaFirst`select concat_ws(':', host(inet_server_addr()), inet_server_port()) as host, pg_is_in_recovery() as standby`;
+    const [row] =
+      await replicaFirst`select concat_ws(':', host(inet_server_addr()), inet_server_port()) as host, pg_is_in_recovery() as standby`;
     expect(row).toEqual({ host: primary, standby: false });
-    await transactionOn(replicaFirst)({}, (tx) => tx`insert into ${tx(table)} (key, attempt) values ('replica-first', 1)`);
+    await transactionOn(replicaFirst)(
+      {},
+      (tx) => tx`insert into ${tx(table)} (key, attempt) values ('replica-first', 1)`,
+    );
     expect(primaryState(replicaFirst)?.primary).toBe(primary);
   });
 
@@ -223,8 +256,12 @@ describe('a primary target on several hosts (no lab needed)', () => {
     try {
       const fresh = `-${randomBytes(4).toString('hex')}`;
       const pools = await openContextPools({
-        admin: sql, target: { url: urlOf([replica, primary], 'primary') }, adminSecret: undefined,
-        passwords: { accounts: `accounts-lab${fresh}`, images: `images-lab${fresh}` }, poolMax: 1, applicationName: 'ha-replica-lags',
+        admin: sql,
+        target: { url: urlOf([replica, primary], 'primary') },
+        adminSecret: undefined,
+        passwords: { accounts: `accounts-lab${fresh}`, images: `images-lab${fresh}` },
+        poolMax: 1,
+        applicationName: 'ha-replica-lags',
       });
       try {
         const [row] = await pools.own.accounts!<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
@@ -242,12 +279,24 @@ describe('a primary target on several hosts (no lab needed)', () => {
     const migrator = createMainMigrator(sql, { log: () => {} });
     await migrator.up();
     const readUrl = urlOf([primary, ...replicas], 'prefer-standby');
-    const config = { ...loadConfig({ DATABASE_URL: url, DATABASE_READ_URL: readUrl, LOG_LEVEL: 'silent' }, process.cwd()) };
+    const config = {
+      ...loadConfig({ DATABASE_URL: url, DATABASE_READ_URL: readUrl, LOG_LEVEL: 'silent' }, process.cwd()),
+    };
     const pools = await openContextPools({
-      admin: sql, target: { url }, adminSecret: undefined, passwords: { accounts: 'accounts-lab', images: 'images-lab' },
-      poolMax: 2, applicationName: 'ha-reads', readTarget: { url: readUrl },
+      admin: sql,
+      target: { url },
+      adminSecret: undefined,
+      passwords: { accounts: 'accounts-lab', images: 'images-lab' },
+      poolMax: 2,
+      applicationName: 'ha-reads',
+      readTarget: { url: readUrl },
     });
-    const services = await assembleServices(config, { admin: sql, target: { url }, pools, applicationName: 'ha-reads' });
+    const services = await assembleServices(config, {
+      admin: sql,
+      target: { url },
+      pools,
+      applicationName: 'ha-reads',
+    });
     try {
       // The read pool and the shards connect on first use: ready within a few seconds.
       let answer = await services.app.inject({ method: 'GET', url: '/readyz' });
@@ -260,7 +309,11 @@ describe('a primary target on several hosts (no lab needed)', () => {
       expect(ready.reads.standby).toBe(true);
       expect(replicas).toContain(ready.reads.host);
       const username = `reader-${randomBytes(4).toString('hex')}`;
-      const created = await services.app.inject({ method: 'POST', url: '/users', payload: { username, profile: { firstname: 'Read', lastname: 'Replica' } } });
+      const created = await services.app.inject({
+        method: 'POST',
+        url: '/users',
+        payload: { username, profile: { firstname: 'Read', lastname: 'Replica' } },
+      });
       expect(created.statusCode).toBe(201);
       const id = created.json().id as unknown;
       // Read your own write: by id, from the primary, at once.
@@ -270,7 +323,9 @@ describe('a primary target on several hosts (no lab needed)', () => {
       for (let i = 0; i < 100 && !listed; i++) {
         let cursor: string | null = null;
         do {
-          const page: { items: { id: unknown }[]; nextCursor: string | null } = (await services.app.inject({ method: 'GET', url: `/users?limit=200${cursor ? `&cursor=${cursor}` : ''}` })).json();
+          const page: { items: { id: unknown }[]; nextCursor: string | null } = (
+            await services.app.inject({ method: 'GET', url: `/users?limit=200${cursor ? `&cursor=${cursor}` : ''}` })
+          ).json();
           listed = page.items.some((u) => u.id === id);
           cursor = page.nextCursor;
         } while (!listed && cursor);
@@ -279,7 +334,9 @@ describe('a primary target on several hosts (no lab needed)', () => {
       expect(listed).toBe(true);
       const [reader] = await pools.reads!.admin<{ standby: boolean }[]>`select pg_is_in_recovery() as standby`;
       expect(reader!.standby).toBe(true);
-      expect((await services.app.inject({ method: 'GET', url: '/accounts?namePrefix=none-such' })).statusCode).toBe(200);
+      expect((await services.app.inject({ method: 'GET', url: '/accounts?namePrefix=none-such' })).statusCode).toBe(
+        200,
+      );
     } finally {
       await services.close();
       await pools.end(0);

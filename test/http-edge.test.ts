@@ -10,7 +10,11 @@ import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 // The HTTP edge: the operations routes in the OpenAPI document, one info line per request, one output format.
 
-interface LogLine { level: number; msg: string; [field: string]: unknown }
+interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
 const INFO = 30;
 const DEBUG = 20;
 
@@ -28,7 +32,10 @@ afterAll(async () => {
 });
 
 /** An app whose pino logger writes its JSON lines to an array. */
-async function appLoggingTo(level: string, readiness: () => Promise<Record<string, unknown> | void> = async () => undefined) {
+async function appLoggingTo(
+  level: string,
+  readiness: () => Promise<Record<string, unknown> | void> = async () => undefined,
+) {
   const lines: LogLine[] = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -37,21 +44,28 @@ async function appLoggingTo(level: string, readiness: () => Promise<Record<strin
     },
   });
   const app = await buildApp({
-    bodyLimitBytes: 65536, requestDeadlineMs: 2000, logger: pino({ level }, stream),
-    metrics: createMetrics({ sql: db.sql, applicationName: db.applicationName, poolMax: 5 }), readiness, routes: [],
+    bodyLimitBytes: 65536,
+    requestDeadlineMs: 2000,
+    logger: pino({ level }, stream),
+    metrics: createMetrics({ sql: db.sql, applicationName: db.applicationName, poolMax: 5 }),
+    readiness,
+    routes: [],
   });
   return { app, lines };
 }
 
 /** A JSON line of a process's output, or what the line was when it is not JSON. */
 function parseLines(output: string): Array<LogLine | string> {
-  return output.split('\n').filter(Boolean).map((line) => {
-    try {
-      return JSON.parse(line) as LogLine;
-    } catch {
-      return line;
-    }
-  });
+  return output
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      try {
+        return JSON.parse(line) as LogLine;
+      } catch {
+        return line;
+      }
+    });
 }
 
 describe('the OpenAPI document', () => {
@@ -70,18 +84,26 @@ describe('the OpenAPI document', () => {
     }
 
     const health = healthz.responses['200'].content['application/json'].schema;
-    expect(health).toMatchObject({ type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } });
+    expect(health).toMatchObject({
+      type: 'object',
+      required: ['status'],
+      properties: { status: { type: 'string', enum: ['ok'] } },
+    });
 
     const ready = readyz.responses['200'].content['application/json'].schema;
     expect(ready).toMatchObject({
-      type: 'object', additionalProperties: true, required: ['status', 'database'],
+      type: 'object',
+      additionalProperties: true,
+      required: ['status', 'database'],
       properties: { status: { type: 'string', enum: ['ready'] }, database: { type: 'string', enum: ['ok'] } },
     });
     const notReady = readyz.responses['503'];
     expect(notReady.headers['retry-after']).toBeDefined();
     expect(Object.keys(notReady.content)).toEqual(['application/problem+json']);
     expect(notReady.content['application/problem+json'].schema).toMatchObject({
-      type: 'object', additionalProperties: true, required: ['type', 'title', 'status', 'code', 'detail'],
+      type: 'object',
+      additionalProperties: true,
+      required: ['type', 'title', 'status', 'code', 'detail'],
     });
 
     expect(metrics.responses['200'].content).toEqual({ 'text/plain': { schema: { type: 'string' } } });
@@ -100,27 +122,41 @@ describe('the OpenAPI document', () => {
 
 describe('/readyz bodies pass their schemas whole', () => {
   it('keeps the entries a readiness check adds', async () => {
-    const { app } = await appLoggingTo('silent', async () => ({ cluster: { primary: 'a', replicas: [{ lagMs: 3 }] }, orders: { shards: 4 } }));
+    const { app } = await appLoggingTo('silent', async () => ({
+      cluster: { primary: 'a', replicas: [{ lagMs: 3 }] },
+      orders: { shards: 4 },
+    }));
     try {
       const response = await app.inject({ method: 'GET', url: '/readyz' });
       expect(response.statusCode).toBe(200);
-      expect(response.json()).toEqual({ status: 'ready', database: 'ok', cluster: { primary: 'a', replicas: [{ lagMs: 3 }] }, orders: { shards: 4 } });
+      expect(response.json()).toEqual({
+        status: 'ready',
+        database: 'ok',
+        cluster: { primary: 'a', replicas: [{ lagMs: 3 }] },
+        orders: { shards: 4 },
+      });
     } finally {
       await app.close();
     }
   });
 
-  it('answers 503 problem+json with the failing check\'s code and details', async () => {
+  it("answers 503 problem+json with the failing check's code and details", async () => {
     const details = { pools: [{ name: 'users', max: 5, inUse: 5, waiting: 2 }] };
-    const { app } = await appLoggingTo('silent', async () => { throw new AppError('DB.POOL_EXHAUSTED', 'pool users refused callers', { details }); });
+    const { app } = await appLoggingTo('silent', async () => {
+      throw new AppError('DB.POOL_EXHAUSTED', 'pool users refused callers', { details });
+    });
     try {
       const response = await app.inject({ method: 'GET', url: '/readyz' });
       expect(response.statusCode).toBe(503);
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(response.headers['retry-after']).toBe('2');
       expect(response.json()).toEqual({
-        type: 'urn:stratum:error:DB.POOL_EXHAUSTED', title: 'Service Unavailable', status: 503, code: 'DB.POOL_EXHAUSTED',
-        detail: 'pool users refused callers', details,
+        type: 'urn:stratum:error:DB.POOL_EXHAUSTED',
+        title: 'Service Unavailable',
+        status: 503,
+        code: 'DB.POOL_EXHAUSTED',
+        detail: 'pool users refused callers',
+        details,
       });
     } finally {
       await app.close();
@@ -137,7 +173,9 @@ describe('/metrics', () => {
     expect(response.body.startsWith('"')).toBe(false);
     expect(response.body).toMatch(/^# HELP stratum_http_request_duration_seconds /m);
     expect(response.body).toMatch(/^# TYPE stratum_http_request_duration_seconds histogram$/m);
-    expect(response.body).toMatch(/^stratum_http_request_duration_seconds_count\{method="GET",route="\/healthz",status="200"\} \d+$/m);
+    expect(response.body).toMatch(
+      /^stratum_http_request_duration_seconds_count\{method="GET",route="\/healthz",status="200"\} \d+$/m,
+    );
   });
 });
 
@@ -150,7 +188,11 @@ describe('request logging', () => {
         const response = await app.inject({ method: 'GET', url });
         const info = lines.filter((l) => l.level === INFO);
         expect(info, JSON.stringify(lines)).toHaveLength(1);
-        expect(info[0]).toMatchObject({ msg: 'request completed', res: { statusCode: response.statusCode }, responseTime: expect.any(Number) });
+        expect(info[0]).toMatchObject({
+          msg: 'request completed',
+          res: { statusCode: response.statusCode },
+          responseTime: expect.any(Number),
+        });
         expect(lines.filter((l) => l.level < INFO)).toEqual([]);
       }
     } finally {
@@ -188,10 +230,19 @@ describe('stratum serve output', () => {
       expect([...stderr, ...stdout].filter((l) => typeof l === 'string')).toEqual([]);
       const own = stderr as LogLine[];
       const listening = own.find((l) => l.msg.startsWith('listening on '));
-      expect(listening).toMatchObject({ level: INFO, url: served.url, database: 'DATABASE_URL', msg: `listening on ${served.url} (database: DATABASE_URL)` });
-      expect(own.map((l) => l.msg)).toEqual(expect.arrayContaining(['SIGTERM received, finishing requests in flight', 'stopped']));
+      expect(listening).toMatchObject({
+        level: INFO,
+        url: served.url,
+        database: 'DATABASE_URL',
+        msg: `listening on ${served.url} (database: DATABASE_URL)`,
+      });
+      expect(own.map((l) => l.msg)).toEqual(
+        expect.arrayContaining(['SIGTERM received, finishing requests in flight', 'stopped']),
+      );
 
-      const requests = (stdout as LogLine[]).filter((l) => l.level === INFO && (l.req !== undefined || l.res !== undefined));
+      const requests = (stdout as LogLine[]).filter(
+        (l) => l.level === INFO && (l.req !== undefined || l.res !== undefined),
+      );
       expect(requests).toHaveLength(1);
       expect(requests[0]).toMatchObject({ msg: 'request completed', res: { statusCode: 200 } });
     } finally {

@@ -17,9 +17,15 @@ afterAll(async () => {
 });
 
 const post = (app: TestApp, url: string, payload: unknown, key?: string) =>
-  app.app.inject({ method: 'POST', url, payload: payload as never, headers: key === undefined ? {} : { 'idempotency-key': key } });
+  app.app.inject({
+    method: 'POST',
+    url,
+    payload: payload as never,
+    headers: key === undefined ? {} : { 'idempotency-key': key },
+  });
 
-const accountsNamed = async (name: string) => (await db.sql<{ n: number }[]>`select count(*)::int as n from accounts.accounts where name = ${name}`)[0]!.n;
+const accountsNamed = async (name: string) =>
+  (await db.sql<{ n: number }[]>`select count(*)::int as n from accounts.accounts where name = ${name}`)[0]!.n;
 
 describe('Idempotency-Key on creations', () => {
   it('POST /accounts: the same key and body answers the stored response once more, with Idempotent-Replayed', async () => {
@@ -42,7 +48,9 @@ describe('Idempotency-Key on creations', () => {
   });
 
   it('concurrent requests with one key create once and all get the same answer', async () => {
-    const answers = await Promise.all(Array.from({ length: 6 }, () => post(stratum, '/accounts', { name: 'Idem_C' }, 'key-c')));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => post(stratum, '/accounts', { name: 'Idem_C' }, 'key-c')),
+    );
     expect(answers.map((a) => a.statusCode)).toEqual(answers.map(() => 201));
     expect(new Set(answers.map((a) => a.json().id)).size).toBe(1);
     expect(answers.filter((a) => a.headers['idempotent-replayed'] === 'true')).toHaveLength(5);
@@ -56,9 +64,19 @@ describe('Idempotency-Key on creations', () => {
   });
 
   it('POST /users and POST /orders replay too', async () => {
-    const user = await post(stratum, '/users', { username: 'idem_user', profile: { firstname: 'Ida', lastname: 'Em' } }, 'u-1');
+    const user = await post(
+      stratum,
+      '/users',
+      { username: 'idem_user', profile: { firstname: 'Ida', lastname: 'Em' } },
+      'u-1',
+    );
     expect(user.statusCode).toBe(201);
-    const userAgain = await post(stratum, '/users', { username: 'idem_user', profile: { firstname: 'Ida', lastname: 'Em' } }, 'u-1');
+    const userAgain = await post(
+      stratum,
+      '/users',
+      { username: 'idem_user', profile: { firstname: 'Ida', lastname: 'Em' } },
+      'u-1',
+    );
     expect(userAgain.headers['idempotent-replayed']).toBe('true');
     expect(userAgain.json()).toEqual(user.json());
 
@@ -71,7 +89,10 @@ describe('Idempotency-Key on creations', () => {
     const listed = (await stratum.app.inject({ method: 'GET', url: '/orders?customerId=4242' })).json();
     expect(listed.items).toHaveLength(1);
     // Order keys live with the customer's orders (on the customer's shard): another body for that customer is refused.
-    expect((await post(stratum, '/orders', { ...body, items: [{ productId: 2, quantity: 1, price: '2.00' }] }, 'o-1')).statusCode).toBe(422);
+    expect(
+      (await post(stratum, '/orders', { ...body, items: [{ productId: 2, quantity: 1, price: '2.00' }] }, 'o-1'))
+        .statusCode,
+    ).toBe(422);
   });
 });
 

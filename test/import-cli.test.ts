@@ -26,7 +26,9 @@ afterAll(async () => {
 
 /** The shard holding a customer's orders, per the catalog's bucket map. */
 async function shardOf(customerId: number) {
-  const [row] = await db.sql<{ shard_id: number }[]>`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
+  const [row] = await db.sql<
+    { shard_id: number }[]
+  >`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
   return (await db.shards())[row!.shard_id]!;
 }
 
@@ -45,7 +47,13 @@ function writeCsv(name: string, lines: string[]): string {
 }
 
 async function orderState(id: number): Promise<{ items: number; total: string }> {
-  const [{ customer_id }] = (await Promise.all((await db.shards()).map((sql) => sql<{ customer_id: string }[]>`select customer_id from orders.orders where id = ${id}`))).flat() as [{ customer_id: string }];
+  const [{ customer_id }] = (
+    await Promise.all(
+      (await db.shards()).map(
+        (sql) => sql<{ customer_id: string }[]>`select customer_id from orders.orders where id = ${id}`,
+      ),
+    )
+  ).flat() as [{ customer_id: string }];
   const sql = await shardOf(Number(customer_id));
   const [row] = await sql<{ items: number; total: string }[]>`
     select (select count(*)::int from orders.order_items where order_id = o.id) as items, o.total_amount as total
@@ -95,7 +103,9 @@ describe('stratum import order-items', () => {
     const result = await importItems(['--order', '987654321', '--file', file]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
-    expect(result.stderr.trim().split('\n')).toEqual(['stratum: import failed (ORDER.NOT_FOUND): order 987654321 does not exist']);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'stratum: import failed (ORDER.NOT_FOUND): order 987654321 does not exist',
+    ]);
   });
 
   it.each([

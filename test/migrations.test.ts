@@ -7,15 +7,24 @@ import { isAppError } from '../src/platform/errors/app-error.ts';
 
 let db: TestDatabase;
 
-beforeAll(async () => { db = await createTestDatabase({ empty: true }); });
-afterAll(async () => { await db?.drop(); });
+beforeAll(async () => {
+  db = await createTestDatabase({ empty: true });
+});
+afterAll(async () => {
+  await db?.drop();
+});
 
 function migration(context: string, version: number, up: string, down: string): Migration {
   return { context, version, name: `step_${version}`, up, down, checksum: checksumOf(up) };
 }
 
 const demo = [
-  migration('demo', 1, 'create schema demo; create table demo.t (id int primary key);', 'drop table demo.t; drop schema demo;'),
+  migration(
+    'demo',
+    1,
+    'create schema demo; create table demo.t (id int primary key);',
+    'drop table demo.t; drop schema demo;',
+  ),
   migration('demo', 2, 'alter table demo.t add column note text;', 'alter table demo.t drop column note;'),
 ];
 
@@ -25,7 +34,10 @@ async function tables(schema: string) {
 }
 
 async function expectCode(promise: Promise<unknown>, code: string) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isAppError(error) ? error.code : error).toBe(code);
 }
 
@@ -52,7 +64,8 @@ describe('migrations', () => {
     const b = createMigrator({ sql: db.pool(2, 'migrator-b'), migrations: demo });
     const [fromA, fromB] = await Promise.all([a.up(), b.up()]);
     expect(fromA.length + fromB.length).toBe(2);
-    const rows = await db.sql`select context, version from stratum.schema_migrations where context = 'demo' order by version`;
+    const rows =
+      await db.sql`select context, version from stratum.schema_migrations where context = 'demo' order by version`;
     expect(rows.map((r) => r.version)).toEqual([1, 2]);
     await a.down(2);
   });
@@ -88,14 +101,21 @@ describe('migrations', () => {
     const holder = db.pool(1, 'lock-holder');
     let release!: () => void;
     let held!: () => void;
-    const isHeld = new Promise<void>((r) => { held = r; });
+    const isHeld = new Promise<void>((r) => {
+      held = r;
+    });
     const holding = holder.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(${0x7374726174756dn.toString()}::bigint)`;
       held();
-      await new Promise<void>((r) => { release = r; });
+      await new Promise<void>((r) => {
+        release = r;
+      });
     });
     await isHeld;
-    await expectCode(createMigrator({ sql: db.sql, migrations: demo, lockTimeoutMs: 200 }).up(), 'MIGRATION.LOCK_TIMEOUT');
+    await expectCode(
+      createMigrator({ sql: db.sql, migrations: demo, lockTimeoutMs: 200 }).up(),
+      'MIGRATION.LOCK_TIMEOUT',
+    );
     release();
     await holding;
     await holder.end();
@@ -109,8 +129,21 @@ describe('loadMigrations()', () => {
   });
 
   it('pairs up and down files in version order', () => {
-    const loaded = loadMigrations({ fs: fakeFs({ '0002_b.up.sql': 'B', '0002_b.down.sql': 'b', '0001_a.up.sql': 'A', '0001_a.down.sql': 'a', 'index.ts': '' }), dir: '/m', context: 'x' });
-    expect(loaded.map((m) => [m.version, m.name, m.up, m.down])).toEqual([[1, 'a', 'A', 'a'], [2, 'b', 'B', 'b']]);
+    const loaded = loadMigrations({
+      fs: fakeFs({
+        '0002_b.up.sql': 'B',
+        '0002_b.down.sql': 'b',
+        '0001_a.up.sql': 'A',
+        '0001_a.down.sql': 'a',
+        'index.ts': '',
+      }),
+      dir: '/m',
+      context: 'x',
+    });
+    expect(loaded.map((m) => [m.version, m.name, m.up, m.down])).toEqual([
+      [1, 'a', 'A', 'a'],
+      [2, 'b', 'B', 'b'],
+    ]);
     expect(loaded[0]!.checksum).toBe(checksumOf('A'));
   });
 

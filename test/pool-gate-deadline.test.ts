@@ -21,7 +21,10 @@ beforeAll(async () => {
   db = await createTestDatabase({ empty: true });
   inspect = db.pool(1);
   await inspect`create table gate_probe (id serial primary key, note text not null)`;
-  sql = createPool({ url: db.url }, { max: 2, applicationName: db.applicationName, name: 'gate-test', acquireWaitMs: DEADLINE_MS });
+  sql = createPool(
+    { url: db.url },
+    { max: 2, applicationName: db.applicationName, name: 'gate-test', acquireWaitMs: DEADLINE_MS },
+  );
 });
 
 afterAll(async () => {
@@ -41,7 +44,10 @@ const rows = async () => (await inspect<{ n: number }[]>`select count(*)::int as
 /** Runs `work` under a deadline of DEADLINE_MS and returns the error it failed with and how long that took. */
 async function refusedWithin(work: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
   const started = Date.now();
-  const error = await withDeadline(started + DEADLINE_MS, work).then(() => undefined, (e: unknown) => e);
+  const error = await withDeadline(started + DEADLINE_MS, work).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   return { error, ms: Date.now() - started };
 }
 
@@ -50,10 +56,15 @@ const transaction = () => createTransaction({ sql, defaultDeadlineMs: 5000, now:
 const kinds: Record<string, () => Promise<unknown>> = {
   'a plain query': () => sql`insert into gate_probe (note) values ('plain')`,
   'unsafe()': () => sql.unsafe(`insert into gate_probe (note) values ('unsafe')`),
-  'reserve()': async () => { const c = await sql.reserve(); await c`insert into gate_probe (note) values ('reserved')`; c.release(); },
+  'reserve()': async () => {
+    const c = await sql.reserve();
+    await c`insert into gate_probe (note) values ('reserved')`;
+    c.release();
+  },
   'begin()': () => sql.begin((tx) => tx`insert into gate_probe (note) values ('begin')`),
-  'transaction()': () => transaction()({ label: 'gate.probe' }, (tx) => tx`insert into gate_probe (note) values ('transaction')`),
-  'COPY': async () => {
+  'transaction()': () =>
+    transaction()({ label: 'gate.probe' }, (tx) => tx`insert into gate_probe (note) values ('transaction')`),
+  COPY: async () => {
     const writable = await sql.unsafe('copy gate_probe (note) from stdin').writable();
     await pipeline(Readable.from(['copied\n']), writable);
   },
@@ -76,24 +87,34 @@ describe('a saturated pool of 2', () => {
     });
   }
 
-  it('refuses a caller outside any deadline scope after the pool\'s own wait (acquireWaitMs)', async () => {
+  it("refuses a caller outside any deadline scope after the pool's own wait (acquireWaitMs)", async () => {
     const started = Date.now();
-    const error = await sql`select 1`.then(() => undefined, (e: unknown) => e);
+    const error = await sql`select 1`.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isAppError(error, 'DB.POOL_EXHAUSTED'), String(error)).toBe(true);
     expect(Date.now() - started).toBeLessThan(DEADLINE_MS + 100);
   });
 
   it('refuses at once a caller whose deadline has already passed', async () => {
     const started = Date.now();
-    const error = await withDeadline(started - 1, () => sql`select 1`).then(() => undefined, (e: unknown) => e);
+    const error = await withDeadline(started - 1, () => sql`select 1`).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isAppError(error, 'DB.POOL_EXHAUSTED'), String(error)).toBe(true);
     expect(Date.now() - started).toBeLessThan(50);
   });
 
   it('hands a connection given back to the callers waiting for one, in arrival order, within their deadlines', async () => {
     const order: string[] = [];
-    const first = withDeadline(Date.now() + 2000, () => sql`insert into gate_probe (note) values ('first') returning id`.then(() => order.push('first')));
-    const second = withDeadline(Date.now() + 2000, () => sql`insert into gate_probe (note) values ('second') returning id`.then(() => order.push('second')));
+    const first = withDeadline(Date.now() + 2000, () =>
+      sql`insert into gate_probe (note) values ('first') returning id`.then(() => order.push('first')),
+    );
+    const second = withDeadline(Date.now() + 2000, () =>
+      sql`insert into gate_probe (note) values ('second') returning id`.then(() => order.push('second')),
+    );
     await expect.poll(() => poolGateOf(sql)!.state().waiting).toBe(2);
     held.shift()!.release();
     await Promise.all([first, second]);

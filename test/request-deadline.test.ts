@@ -20,27 +20,31 @@ beforeAll(async () => {
   db = await createTestDatabase({ poolMax: 2 });
   sql = db.sql;
   app = await buildApp({
-    bodyLimitBytes: 1024, requestDeadlineMs: DEADLINE_MS, logger: pino({ level: 'silent' }),
+    bodyLimitBytes: 1024,
+    requestDeadlineMs: DEADLINE_MS,
+    logger: pino({ level: 'silent' }),
     metrics: createMetrics({ sql, applicationName: db.applicationName, poolMax: 2 }),
     readiness: async () => {},
-    routes: [(a) => {
-      a.get('/stuck', () => new Promise(() => {}));
-      a.get('/stuck-holding', async () => {
-        const connection = await sql.reserve();
-        await connection`select 1`;
-        reservedNow();
-        return new Promise(() => {});
-      });
-      a.get('/deadline', async () => ({ left: (currentDeadline() ?? 0) - Date.now() }));
-      a.get('/slow-route', { config: { deadlineMs: 1000 } }, async () => {
-        await new Promise((r) => setTimeout(r, 600));
-        return { done: true };
-      });
-      a.get('/after-cutoff', async () => {
-        await new Promise((r) => setTimeout(r, DEADLINE_MS + LAST_RESORT_MARGIN_MS + 100));
-        return { late: true };
-      });
-    }],
+    routes: [
+      (a) => {
+        a.get('/stuck', () => new Promise(() => {}));
+        a.get('/stuck-holding', async () => {
+          const connection = await sql.reserve();
+          await connection`select 1`;
+          reservedNow();
+          return new Promise(() => {});
+        });
+        a.get('/deadline', async () => ({ left: (currentDeadline() ?? 0) - Date.now() }));
+        a.get('/slow-route', { config: { deadlineMs: 1000 } }, async () => {
+          await new Promise((r) => setTimeout(r, 600));
+          return { done: true };
+        });
+        a.get('/after-cutoff', async () => {
+          await new Promise((r) => setTimeout(r, DEADLINE_MS + LAST_RESORT_MARGIN_MS + 100));
+          return { late: true };
+        });
+      },
+    ],
   });
 });
 
@@ -65,8 +69,13 @@ describe('the last-resort request timeout', () => {
   it('gives back the connection a stuck handler reserved, so the pool serves the next callers', async () => {
     const gate = poolGateOf(sql)!;
     let heldWhileStuck = -1;
-    reservedNow = () => { heldWhileStuck = gate.state().inUse; };
-    const answers = await Promise.all([app.inject({ method: 'GET', url: '/stuck-holding' }), app.inject({ method: 'GET', url: '/stuck-holding' })]);
+    reservedNow = () => {
+      heldWhileStuck = gate.state().inUse;
+    };
+    const answers = await Promise.all([
+      app.inject({ method: 'GET', url: '/stuck-holding' }),
+      app.inject({ method: 'GET', url: '/stuck-holding' }),
+    ]);
     expect(heldWhileStuck).toBeGreaterThanOrEqual(1);
     expect(answers.map((a) => a.statusCode)).toEqual([503, 503]);
     // Both reserved connections are back: the gate counts none in use and two fresh callers get one each.

@@ -28,7 +28,12 @@ function runtime(sql: Sql, overrides: Partial<TransactionRuntime> = {}) {
     defaultDeadlineMs: 2000,
     now: Date.now,
     random: () => 0.5,
-    observer: { onRetry: (_l, state) => events.retries.push(state), onDeadlineExceeded: () => { events.deadlines++; } },
+    observer: {
+      onRetry: (_l, state) => events.retries.push(state),
+      onDeadlineExceeded: () => {
+        events.deadlines++;
+      },
+    },
     ...overrides,
   };
   return { transaction: createTransaction(rt), events };
@@ -37,7 +42,8 @@ function runtime(sql: Sql, overrides: Partial<TransactionRuntime> = {}) {
 /** Ends the session of `applicationName` while it runs COMMIT (waits up to 10 s for it to get there). */
 async function cutWhileCommitting(applicationName: string): Promise<boolean> {
   for (let i = 0; i < 400; i++) {
-    const [row] = await db.sql`select pid from pg_stat_activity where application_name = ${applicationName} and query = 'commit' and state = 'active'`;
+    const [row] =
+      await db.sql`select pid from pg_stat_activity where application_name = ${applicationName} and query = 'commit' and state = 'active'`;
     if (row && (await db.sql`select pg_terminate_backend(${row.pid}::int) as done`)[0]!.done === true) return true;
     if (!row) await new Promise((r) => setTimeout(r, 25));
   }
@@ -47,7 +53,9 @@ async function cutWhileCommitting(applicationName: string): Promise<boolean> {
 /** `{ value }` when `promise` resolves within `ms`, else 'timeout'. */
 function within<T>(promise: Promise<T>, ms: number): Promise<{ value: T } | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), ms); });
+  const late = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), ms);
+  });
   return Promise.race([promise.then((value) => ({ value })), late]).finally(() => clearTimeout(timer));
 }
 
@@ -73,11 +81,20 @@ async function proxyTo(url: string, delayFor: (n: number) => number) {
   const relayed = new URL(url);
   relayed.hostname = '127.0.0.1';
   relayed.port = String((server.address() as net.AddressInfo).port);
-  return { url: relayed.toString(), close: () => { for (const s of sockets) s.destroy(); server.close(); } };
+  return {
+    url: relayed.toString(),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
 }
 
 async function expectCode(promise: Promise<unknown>, code: string) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isAppError(error) ? error.code : error).toBe(code);
 }
 
@@ -110,43 +127,63 @@ describe('transaction()', () => {
   it('does not retry other errors, and translates them', async () => {
     const { transaction, events } = runtime(db.sql);
     let attempts = 0;
-    await expectCode(transaction({}, async (tx) => { attempts++; await tx`insert into items (id) values (1)`; }), 'DB.CONFLICT');
+    await expectCode(
+      transaction({}, async (tx) => {
+        attempts++;
+        await tx`insert into items (id) values (1)`;
+      }),
+      'DB.CONFLICT',
+    );
     expect(attempts).toBe(1);
     expect(events.retries).toEqual([]);
   });
 
   it('gives up with TX.DEADLINE_EXCEEDED when retries would outlive the deadline', async () => {
     const { transaction } = runtime(db.sql, { baseBackoffMs: 50, maxBackoffMs: 50, random: () => 1 });
-    await expectCode(transaction({ deadlineMs: 120 }, async (tx) => { await tx`select fail_with('40001')`; }), 'TX.DEADLINE_EXCEEDED');
+    await expectCode(
+      transaction({ deadlineMs: 120 }, async (tx) => {
+        await tx`select fail_with('40001')`;
+      }),
+      'TX.DEADLINE_EXCEEDED',
+    );
   });
 
   it('cancels a running statement at the deadline and commits nothing', async () => {
     const { transaction, events } = runtime(db.sql);
-    await expectCode(transaction({ deadlineMs: 300 }, async (tx) => {
-      await tx`update items set note = 'must not commit' where id = 3`;
-      await tx`select pg_sleep(30)`;
-    }), 'TX.DEADLINE_EXCEEDED');
+    await expectCode(
+      transaction({ deadlineMs: 300 }, async (tx) => {
+        await tx`update items set note = 'must not commit' where id = 3`;
+        await tx`select pg_sleep(30)`;
+      }),
+      'TX.DEADLINE_EXCEEDED',
+    );
     expect(events.deadlines).toBe(1);
     expect((await db.sql`select note from items where id = 3`)[0]!.note).toBeNull();
   });
 
   it('cancels from the client even when the server-side timeouts are lifted', async () => {
     const { transaction } = runtime(db.sql);
-    await expectCode(transaction({ deadlineMs: 300 }, async (tx) => {
-      // The function resets statement_timeout itself: only the client-side cancel can stop pg_sleep now.
-      await tx`set local statement_timeout = 0`;
-      await tx`update items set note = 'must not commit either' where id = 4`;
-      await tx`select pg_sleep(30)`;
-    }), 'TX.DEADLINE_EXCEEDED');
+    await expectCode(
+      transaction({ deadlineMs: 300 }, async (tx) => {
+        // The function resets statement_timeout itself: only the client-side cancel can stop pg_sleep now.
+        await tx`set local statement_timeout = 0`;
+        await tx`update items set note = 'must not commit either' where id = 4`;
+        await tx`select pg_sleep(30)`;
+      }),
+      'TX.DEADLINE_EXCEEDED',
+    );
     expect((await db.sql`select note from items where id = 4`)[0]!.note).toBeNull();
   });
 
   it('refuses to commit work that finished after the deadline', async () => {
     const { transaction } = runtime(db.sql);
-    await expectCode(transaction({ deadlineMs: 200 }, async (tx) => {
-      await tx`update items set note = 'late' where id = 5`;
-      await new Promise((r) => setTimeout(r, 400));
-    }), 'TX.DEADLINE_EXCEEDED');
+    await expectCode(
+      transaction({ deadlineMs: 200 }, async (tx) => {
+        await tx`update items set note = 'late' where id = 5`;
+        await new Promise((r) => setTimeout(r, 400));
+      }),
+      'TX.DEADLINE_EXCEEDED',
+    );
     expect((await db.sql`select note from items where id = 5`)[0]!.note).toBeNull();
   });
 
@@ -154,13 +191,21 @@ describe('transaction()', () => {
     const small = db.pool(1, `${db.applicationName}-small`);
     const { transaction } = runtime(small);
     let release!: () => void;
-    const held = small.begin(async (tx) => { await tx`select 1`; await new Promise<void>((r) => { release = r; }); });
+    const held = small.begin(async (tx) => {
+      await tx`select 1`;
+      await new Promise<void>((r) => {
+        release = r;
+      });
+    });
     await new Promise((r) => setTimeout(r, 50));
     let ran = false;
-    await expectCode(transaction({ deadlineMs: 200 }, async (tx) => {
-      ran = true;
-      await tx`update items set note = 'queued' where id = 1`;
-    }), 'DB.POOL_EXHAUSTED');
+    await expectCode(
+      transaction({ deadlineMs: 200 }, async (tx) => {
+        ran = true;
+        await tx`update items set note = 'queued' where id = 1`;
+      }),
+      'DB.POOL_EXHAUSTED',
+    );
     release();
     await held;
     await new Promise((r) => setTimeout(r, 100));
@@ -172,8 +217,14 @@ describe('transaction()', () => {
   it('hands the connection back healthy: timeouts reset, nothing left in a transaction', async () => {
     const one = db.pool(1, `${db.applicationName}-one`);
     const { transaction } = runtime(one);
-    await expectCode(transaction({ deadlineMs: 200 }, async (tx) => { await tx`select pg_sleep(5)`; }), 'TX.DEADLINE_EXCEEDED');
-    const [row] = await one`select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, pg_backend_pid() as pid`;
+    await expectCode(
+      transaction({ deadlineMs: 200 }, async (tx) => {
+        await tx`select pg_sleep(5)`;
+      }),
+      'TX.DEADLINE_EXCEEDED',
+    );
+    const [row] =
+      await one`select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, pg_backend_pid() as pid`;
     expect(row).toMatchObject({ st: '0', lt: '0' });
     const [state] = await db.sql`select state from pg_stat_activity where pid = ${row!.pid}`;
     expect(state!.state).toBe('idle');
@@ -185,14 +236,22 @@ describe('transaction()', () => {
     const holder = db.pool(1, `${db.applicationName}-holder`);
     let release!: () => void;
     let locked!: () => void;
-    const isLocked = new Promise<void>((r) => { locked = r; });
+    const isLocked = new Promise<void>((r) => {
+      locked = r;
+    });
     const holding = holder.begin(async (tx) => {
       await tx.unsafe(`lock table items in ${mode} mode`);
       locked();
-      await new Promise<void>((r) => { release = r; });
+      await new Promise<void>((r) => {
+        release = r;
+      });
     });
     await isLocked;
-    return async () => { release(); await holding; await holder.end(); };
+    return async () => {
+      release();
+      await holding;
+      await holder.end();
+    };
   }
 
   it('cancels the running statement, not a pipelined one queued behind it, and frees the connection', async () => {
@@ -200,10 +259,15 @@ describe('transaction()', () => {
     const { transaction } = runtime(one);
     const release = await holdTableLock('share');
     try {
-      await expectCode(transaction({ deadlineMs: 300 }, (tx) => pipeline([
-        tx`lock table items in share row exclusive mode`,
-        tx`update items set note = 'queued behind the lock' where id = 1`,
-      ])), 'TX.DEADLINE_EXCEEDED');
+      await expectCode(
+        transaction({ deadlineMs: 300 }, (tx) =>
+          pipeline([
+            tx`lock table items in share row exclusive mode`,
+            tx`update items set note = 'queued behind the lock' where id = 1`,
+          ]),
+        ),
+        'TX.DEADLINE_EXCEEDED',
+      );
       // The same (only) connection is usable again, outside any transaction.
       const [row] = await one`select current_setting('statement_timeout') as st, pg_backend_pid() as pid`;
       expect(row!.st).toBe('0');
@@ -220,13 +284,21 @@ describe('transaction()', () => {
     const { transaction } = runtime(db.sql);
     const release = await holdTableLock('exclusive');
     let outcome!: (value: string) => void;
-    const lateStatement = new Promise<string>((r) => { outcome = r; });
+    const lateStatement = new Promise<string>((r) => {
+      outcome = r;
+    });
     try {
-      await expectCode(transaction({ deadlineMs: 150 }, async (tx) => {
-        await new Promise((r) => setTimeout(r, 300));
-        // Behind an exclusive lock, this would wait until the lock is released if it were sent.
-        await tx`update items set note = 'after the deadline' where id = 2`.then(() => outcome('ran'), () => outcome('refused'));
-      }), 'TX.DEADLINE_EXCEEDED');
+      await expectCode(
+        transaction({ deadlineMs: 150 }, async (tx) => {
+          await new Promise((r) => setTimeout(r, 300));
+          // Behind an exclusive lock, this would wait until the lock is released if it were sent.
+          await tx`update items set note = 'after the deadline' where id = 2`.then(
+            () => outcome('ran'),
+            () => outcome('refused'),
+          );
+        }),
+        'TX.DEADLINE_EXCEEDED',
+      );
       expect(await lateStatement).toBe('refused');
     } finally {
       await release();
@@ -237,10 +309,18 @@ describe('transaction()', () => {
   it('survives a cancel that cannot reach its host (multi-host URL whose first host is down)', async () => {
     const u = new URL(db.url);
     const multi = `postgres://${u.username}${u.password ? `:${u.password}` : ''}@127.0.0.1:1,${u.host}${u.pathname}`;
-    const pool = createPool({ url: multi }, { max: 1, applicationName: `${db.applicationName}-multi`, connectTimeoutSeconds: 2 });
+    const pool = createPool(
+      { url: multi },
+      { max: 1, applicationName: `${db.applicationName}-multi`, connectTimeoutSeconds: 2 },
+    );
     const { transaction } = runtime(pool);
     try {
-      await expectCode(transaction({ deadlineMs: 300 }, async (tx) => { await tx`select pg_sleep(5)`; }), 'TX.DEADLINE_EXCEEDED');
+      await expectCode(
+        transaction({ deadlineMs: 300 }, async (tx) => {
+          await tx`select pg_sleep(5)`;
+        }),
+        'TX.DEADLINE_EXCEEDED',
+      );
       expect((await pool`select 1 as one`)[0]!.one).toBe(1);
     } finally {
       await pool.end();
@@ -251,7 +331,10 @@ describe('transaction()', () => {
     const u = new URL(db.url);
     // The same server twice, primary wanted: the pool is a multi-host one, as on a cluster.
     const multi = `postgres://${u.username}${u.password ? `:${u.password}` : ''}@${u.host},${u.host}${u.pathname}?target_session_attrs=primary`;
-    const pool = createPool({ url: multi }, { max: 1, applicationName: `${db.applicationName}-primary`, connectTimeoutSeconds: 2 });
+    const pool = createPool(
+      { url: multi },
+      { max: 1, applicationName: `${db.applicationName}-primary`, connectTimeoutSeconds: 2 },
+    );
     const { transaction, events } = runtime(pool);
     try {
       await db.sql`update items set value = 0 where id = 4`;
@@ -267,10 +350,13 @@ describe('transaction()', () => {
       expect((await db.sql`select value::int as v from items where id = 4`)[0]!.v).toBe(1);
 
       let readOnlyAttempts = 0;
-      await expectCode(transaction({ readOnly: true }, async (tx) => {
-        readOnlyAttempts++;
-        await tx`update items set value = value + 1 where id = 4`;
-      }), 'DB.ERROR');
+      await expectCode(
+        transaction({ readOnly: true }, async (tx) => {
+          readOnlyAttempts++;
+          await tx`update items set value = value + 1 where id = 4`;
+        }),
+        'DB.ERROR',
+      );
       expect(readOnlyAttempts).toBe(1);
     } finally {
       await pool.end();
@@ -305,7 +391,10 @@ describe('transaction()', () => {
     const outcome = transaction({ deadlineMs: 20_000 }, async (tx) => {
       attempts++;
       await tx`insert into slow_commits (id) values (1)`;
-    }).then(() => undefined, (e: unknown) => e);
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     // Cut the session while it runs COMMIT (the deferred trigger sleeps there).
     expect(await cutWhileCommitting(`${db.applicationName}-committing`)).toBe(true);
     const error = await outcome;
@@ -333,7 +422,10 @@ describe('transaction()', () => {
     const outcome = transaction({ deadlineMs: 20_000, rerunIfCommitUnknown: true }, async (tx) => {
       attempts++;
       await tx`update rerun_commits set name = 'after' where id = 1`;
-    }).then(() => undefined, (e: unknown) => e);
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(await cutWhileCommitting(`${db.applicationName}-rerun`)).toBe(true);
     expect(await outcome).toBeUndefined();
     expect(attempts).toBe(2);
@@ -343,11 +435,19 @@ describe('transaction()', () => {
   });
 
   it('fails with DB.UNAVAILABLE at the deadline, not TX.DEADLINE_EXCEEDED, when the server refuses connections', async () => {
-    const refused = createPool({ url: 'postgres://nobody@127.0.0.1:1/x' }, { max: 1, applicationName: 'refused', connectTimeoutSeconds: 1 });
+    const refused = createPool(
+      { url: 'postgres://nobody@127.0.0.1:1/x' },
+      { max: 1, applicationName: 'refused', connectTimeoutSeconds: 1 },
+    );
     const { transaction, events } = runtime(refused);
     let ran = false;
     try {
-      await expectCode(transaction({ deadlineMs: 300 }, async () => { ran = true; }), 'DB.UNAVAILABLE');
+      await expectCode(
+        transaction({ deadlineMs: 300 }, async () => {
+          ran = true;
+        }),
+        'DB.UNAVAILABLE',
+      );
       expect(ran).toBe(false);
       expect(events.retries.length).toBeGreaterThan(0);
     } finally {
@@ -358,11 +458,17 @@ describe('transaction()', () => {
   it('uses the requested isolation level and read-only mode', async () => {
     const { transaction } = runtime(db.sql);
     const [level, readOnly] = await transaction({ isolation: 'serializable', readOnly: true }, async (tx) => {
-      const [r] = await tx`select current_setting('transaction_isolation') as level, current_setting('transaction_read_only') as ro`;
+      const [r] =
+        await tx`select current_setting('transaction_isolation') as level, current_setting('transaction_read_only') as ro`;
       return [r!.level, r!.ro];
     });
     expect([level, readOnly]).toEqual(['serializable', 'on']);
-    await expectCode(transaction({ readOnly: true }, async (tx) => { await tx`update items set note = 'x' where id = 1`; }), 'DB.ERROR');
+    await expectCode(
+      transaction({ readOnly: true }, async (tx) => {
+        await tx`update items set note = 'x' where id = 1`;
+      }),
+      'DB.ERROR',
+    );
   });
 });
 
@@ -370,10 +476,11 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
   it('runs each statement on its own, without BEGIN', async () => {
     const { transaction } = runtime(db.sql);
     // A setting local to a transaction outlives the statement that made it only inside a transaction.
-    const alone = async (autocommit: boolean) => transaction({ readOnly: true, autocommit }, async (tx) => {
-      await tx`select set_config('stratum.probe', 'set', true)`;
-      return (await tx`select current_setting('stratum.probe', true) as probe`)[0]!.probe !== 'set';
-    });
+    const alone = async (autocommit: boolean) =>
+      transaction({ readOnly: true, autocommit }, async (tx) => {
+        await tx`select set_config('stratum.probe', 'set', true)`;
+        return (await tx`select current_setting('stratum.probe', true) as probe`)[0]!.probe !== 'set';
+      });
     expect(await alone(true)).toBe(true);
     expect(await alone(false)).toBe(false);
   });
@@ -395,8 +502,12 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
     const one = db.pool(1, `${db.applicationName}-autocommit`);
     const { transaction, events } = runtime(one);
     try {
-      await expectCode(transaction({ deadlineMs: 300, readOnly: true, autocommit: true }, async (tx) => { await tx`select pg_sleep(30)`; }),
-        'TX.DEADLINE_EXCEEDED');
+      await expectCode(
+        transaction({ deadlineMs: 300, readOnly: true, autocommit: true }, async (tx) => {
+          await tx`select pg_sleep(30)`;
+        }),
+        'TX.DEADLINE_EXCEEDED',
+      );
       expect(events.deadlines).toBe(1);
       // Not cancelled, the sleep would hold the pool's one connection for 30 s.
       expect(await within(one`select 1 as one`, 5000)).toEqual({ value: [{ one: 1 }] });
@@ -410,7 +521,10 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
     const small = createPool({ url: slow.url }, { max: 1, applicationName: `${db.applicationName}-opening` });
     const { transaction } = runtime(small);
     try {
-      await expectCode(transaction({ deadlineMs: 150, readOnly: true, autocommit: true }, async (tx) => tx`select 1`), 'TX.DEADLINE_EXCEEDED');
+      await expectCode(
+        transaction({ deadlineMs: 150, readOnly: true, autocommit: true }, async (tx) => tx`select 1`),
+        'TX.DEADLINE_EXCEEDED',
+      );
       expect(await within(small`select 2 as two`, 5000)).toEqual({ value: [{ two: 2 }] });
     } finally {
       await small.end({ timeout: 0 });
@@ -424,7 +538,10 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
     try {
       const first = small`select pg_sleep(0.3), 'first' as v`.execute();
       await new Promise((r) => setTimeout(r, 10));
-      const late = runtime(small).transaction({ deadlineMs: 150, readOnly: true, autocommit: true }, async (tx) => tx`select 'late' as v`);
+      const late = runtime(small).transaction(
+        { deadlineMs: 150, readOnly: true, autocommit: true },
+        async (tx) => tx`select 'late' as v`,
+      );
       await new Promise((r) => setTimeout(r, 10));
       const next = small`select 'next' as v`.execute();
       const [, answered, own] = await Promise.allSettled([first, late, next]);
@@ -441,7 +558,10 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
     const small = createPool({ url: far.url }, { max: 1, applicationName: `${db.applicationName}-late-cancel` });
     try {
       await small`select 1`;
-      const cut = runtime(small).transaction({ deadlineMs: 200, readOnly: true, autocommit: true }, async (tx) => tx`select pg_sleep(0.23)`);
+      const cut = runtime(small).transaction(
+        { deadlineMs: 200, readOnly: true, autocommit: true },
+        async (tx) => tx`select pg_sleep(0.23)`,
+      );
       await new Promise((r) => setTimeout(r, 20));
       const next = small`select pg_sleep(0.3), 'next' as v`.execute();
       const [, own] = await Promise.allSettled([cut, next]);
@@ -457,11 +577,20 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
     const small = db.pool(1, `${db.applicationName}-autocommit-small`);
     const { transaction } = runtime(small);
     let release!: () => void;
-    const held = small.begin(async (tx) => { await tx`select 1`; await new Promise<void>((r) => { release = r; }); });
+    const held = small.begin(async (tx) => {
+      await tx`select 1`;
+      await new Promise<void>((r) => {
+        release = r;
+      });
+    });
     await new Promise((r) => setTimeout(r, 50));
     try {
-      await expectCode(transaction({ deadlineMs: 200, readOnly: true, autocommit: true }, async (tx) => { await tx`select nextval('autocommit_probe')`; }),
-        'DB.POOL_EXHAUSTED');
+      await expectCode(
+        transaction({ deadlineMs: 200, readOnly: true, autocommit: true }, async (tx) => {
+          await tx`select nextval('autocommit_probe')`;
+        }),
+        'DB.POOL_EXHAUSTED',
+      );
     } finally {
       release();
       await held;
@@ -474,7 +603,11 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
   it('refuses work that is not read-only', async () => {
     const { transaction } = runtime(db.sql);
     let ran = false;
-    await expect(transaction({ autocommit: true }, async () => { ran = true; })).rejects.toThrow(TypeError);
+    await expect(
+      transaction({ autocommit: true }, async () => {
+        ran = true;
+      }),
+    ).rejects.toThrow(TypeError);
     expect(ran).toBe(false);
   });
 });
@@ -482,9 +615,13 @@ describe('transaction({ readOnly: true, autocommit: true })', () => {
 describe('pipeline()', () => {
   it('returns the results of pipelined statements in order', async () => {
     const { transaction } = runtime(db.sql);
-    const [a, b, c] = await transaction({}, (tx) => pipeline([
-      tx`select 1 as n`, tx`update items set value = 10 where id = 1 returning value::text as v`, tx`select count(*)::int as n from items`,
-    ] as const));
+    const [a, b, c] = await transaction({}, (tx) =>
+      pipeline([
+        tx`select 1 as n`,
+        tx`update items set value = 10 where id = 1 returning value::text as v`,
+        tx`select count(*)::int as n from items`,
+      ] as const),
+    );
     expect(a[0]!.n).toBe(1);
     expect(b[0]!.v).toBe('10');
     expect(c[0]!.n).toBe(5);

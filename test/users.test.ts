@@ -19,7 +19,11 @@ afterAll(async () => {
 });
 
 function body(username: string, score?: number) {
-  return { username, ...(score === undefined ? {} : { score }), profile: { firstname: `F_${username}`, lastname: `L_${username}` } };
+  return {
+    username,
+    ...(score === undefined ? {} : { score }),
+    profile: { firstname: `F_${username}`, lastname: `L_${username}` },
+  };
 }
 
 async function create(username: string, score?: number) {
@@ -38,7 +42,9 @@ async function snapshot() {
 }
 
 async function scores(sql = db.sql) {
-  const rows = await sql<{ username: string; score: string }[]>`select username, score::text as score from users.users order by id`;
+  const rows = await sql<
+    { username: string; score: string }[]
+  >`select username, score::text as score from users.users order by id`;
   return Object.fromEntries(rows.map((r) => [r.username, r.score]));
 }
 
@@ -47,7 +53,12 @@ describe('POST /users', () => {
     await reset();
     const a = await create('a');
     expect(a.statusCode).toBe(201);
-    expect(a.json()).toMatchObject({ username: 'a', score: 0, updated: null, profile: { firstname: 'F_a', lastname: 'L_a' } });
+    expect(a.json()).toMatchObject({
+      username: 'a',
+      score: 0,
+      updated: null,
+      profile: { firstname: 'F_a', lastname: 'L_a' },
+    });
     expect(await scores()).toEqual({ a: '0' });
 
     await create('b', 4);
@@ -88,7 +99,13 @@ describe('POST /users', () => {
     const res = await create('dup', 99);
     expect(res.statusCode).toBe(409);
     expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
-    expect(res.json()).toMatchObject({ status: 409, code: 'USER.ALREADY_EXISTS', type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+    expect(res.json()).toMatchObject({
+      status: 409,
+      code: 'USER.ALREADY_EXISTS',
+      type: expect.any(String),
+      title: expect.any(String),
+      detail: expect.any(String),
+    });
     expect(await snapshot()).toEqual(before);
   });
 
@@ -115,7 +132,12 @@ describe('POST /users', () => {
   });
 
   it('rejects a body that is not JSON with 400', async () => {
-    const res = await app.inject({ method: 'POST', url: '/users', payload: '{"username":', headers: { 'content-type': 'application/json' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/users',
+      payload: '{"username":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json().code).toBe('REQUEST.INVALID');
   });
@@ -140,7 +162,9 @@ describe('POST /users', () => {
     const concurrent = await scores();
 
     // Replay the same creations one by one, in the order they committed (id order), on a fresh database.
-    const order = (await db.sql<{ username: string }[]>`select username from users.users order by id`).map((r) => r.username);
+    const order = (await db.sql<{ username: string }[]>`select username from users.users order by id`).map(
+      (r) => r.username,
+    );
     const replayDb = await createTestDatabase();
     const replay = await startTestApp(replayDb);
     try {
@@ -163,9 +187,13 @@ describe('POST /users', () => {
     const before = await snapshot();
     const locker = db.pool(1, `${db.applicationName}-locker`);
     let release!: () => void;
-    const released = new Promise<void>((r) => { release = r; });
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
     let locked!: () => void;
-    const isLocked = new Promise<void>((r) => { locked = r; });
+    const isLocked = new Promise<void>((r) => {
+      locked = r;
+    });
     const holder = locker.begin(async (tx) => {
       await tx`select id from users.users where username = 'free' for update`;
       locked();
@@ -189,8 +217,13 @@ describe('POST /users', () => {
       where application_name = ${db.applicationName} and state like 'idle in transaction%'`;
     expect(stuck[0]!.n).toBe(0);
     // ...every connection of the pool still works, with the session's default timeouts...
-    const settings = await Promise.all(Array.from({ length: 10 }, () =>
-      db.sql`select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, pg_sleep(0.05)`));
+    const settings = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () =>
+          db.sql`select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, pg_sleep(0.05)`,
+      ),
+    );
     expect(settings.every(([s]) => s!.st === '0' && s!.lt === '0')).toBe(true);
     // ...and the same creation now succeeds.
     expect((await create('blocked')).statusCode).toBe(201);
@@ -207,8 +240,10 @@ describe('GET /users, /users/:id, /actions', () => {
     const seen: number[] = [];
     let cursor: string | null = null;
     do {
-      const res: { statusCode: number; json(): { items: { id: number; profile: unknown }[]; nextCursor: string | null } } =
-        await app.inject({ method: 'GET', url: `/users?limit=3${cursor ? `&cursor=${cursor}` : ''}` });
+      const res: {
+        statusCode: number;
+        json(): { items: { id: number; profile: unknown }[]; nextCursor: string | null };
+      } = await app.inject({ method: 'GET', url: `/users?limit=3${cursor ? `&cursor=${cursor}` : ''}` });
       expect(res.statusCode).toBe(200);
       const page = res.json();
       seen.push(...page.items.map((u: { id: number }) => u.id));
@@ -234,8 +269,16 @@ describe('GET /users, /users/:id, /actions', () => {
   });
 
   it.each([
-    ['/users?limit=0'], ['/users?limit=501'], ['/users?limit=abc'], ['/users?cursor=not-a-cursor'],
-    ['/users?cursor=eyJpZCI6LTF9'], ['/users/abc'], ['/users/0'], ['/users/99999999999'], ['/actions?limit=-1'], ['/users?unknown=1'],
+    ['/users?limit=0'],
+    ['/users?limit=501'],
+    ['/users?limit=abc'],
+    ['/users?cursor=not-a-cursor'],
+    ['/users?cursor=eyJpZCI6LTF9'],
+    ['/users/abc'],
+    ['/users/0'],
+    ['/users/99999999999'],
+    ['/actions?limit=-1'],
+    ['/users?unknown=1'],
   ])('answers %s with 400 REQUEST.INVALID', async (url) => {
     const res = await app.inject({ method: 'GET', url });
     expect(res.statusCode).toBe(400);

@@ -24,7 +24,10 @@ Commands:
 Settings: STRATUM_LAB_DIR (default $STRATUM_HOME/lab), DATABASE_URL (chaos failover: the lab's URL),
 BROKER_URL (chaos broker). The service's own commands are \`npm run stratum -- help\`.`;
 
-export interface ToolsIo { out: (line: string) => void; err: (line: string) => void }
+export interface ToolsIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -43,9 +46,12 @@ export async function runTools(argv: string[], io: ToolsIo, env: Env, cwd: strin
   try {
     settings = loadToolsConfig(env, cwd);
     switch (command) {
-      case 'loadtest': return await runLoadtestCommand(rest, io);
-      case 'lab': return await runLab(rest, io, settings.lab);
-      case 'chaos': return await runChaos(rest, io, settings, () => loadConfig(env, cwd));
+      case 'loadtest':
+        return await runLoadtestCommand(rest, io);
+      case 'lab':
+        return await runLab(rest, io, settings.lab);
+      case 'chaos':
+        return await runChaos(rest, io, settings, () => loadConfig(env, cwd));
       default:
         io.err(`tools: unknown command "${command}"; see \`npm run tools -- help\``);
         return 2;

@@ -10,7 +10,9 @@ const CONSTANT_VIEW = {
   id: seededAccountId(0),
   name: 'Person_0',
   events: ['CREATED', 'UPDATED', 'UPDATED'].map((eventName, k) => ({
-    id: randomUUID(), eventName, created: new Date(Date.UTC(2025, 0, 1, 0, 0, k + 1)).toISOString(),
+    id: randomUUID(),
+    eventName,
+    created: new Date(Date.UTC(2025, 0, 1, 0, 0, k + 1)).toISOString(),
   })),
   imageData: { url: 'https://images.stratum.test/person/0.png' },
 };

@@ -30,18 +30,21 @@ export interface LoadOptions {
 export function runLoad(options: LoadOptions): Promise<LoadRun> {
   const run: LoadRun = { seconds: 0, responses: 0, latenciesMs: [], non2xx: new Map(), errors: 0, bytes: 0 };
   return new Promise((resolve, reject) => {
-    const instance = autocannon({
-      url: options.url,
-      connections: options.connections,
-      pipelining: 1,
-      duration: options.seconds,
-      requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: options.nextPath() }) }],
-    }, (error, result) => {
-      if (error) return reject(error);
-      run.seconds = result.duration;
-      run.errors = result.errors;
-      resolve(run);
-    });
+    const instance = autocannon(
+      {
+        url: options.url,
+        connections: options.connections,
+        pipelining: 1,
+        duration: options.seconds,
+        requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: options.nextPath() }) }],
+      },
+      (error, result) => {
+        if (error) return reject(error);
+        run.seconds = result.duration;
+        run.errors = result.errors;
+        resolve(run);
+      },
+    );
     instance.on('response', (_client, status, bytes, ms) => {
       run.responses++;
       if (status >= 200 && status < 300) {

@@ -15,7 +15,9 @@ export const ACCOUNTS_USAGE = 'usage: npm run bench -- accounts [--duration 10] 
 export function parseAccountsOptions(argv: readonly string[]): AccountsBenchOptions {
   let durationSeconds = 10;
   let rounds = 2;
-  const args = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+  const args = argv.flatMap((a) =>
+    a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a],
+  );
   for (let i = 0; i < args.length; i += 2) {
     const [flag, value] = [args[i], args[i + 1]];
     if (flag === '--duration' && value) durationSeconds = positiveInt(value, flag);
@@ -27,6 +29,7 @@ export function parseAccountsOptions(argv: readonly string[]): AccountsBenchOpti
 }
 
 function positiveInt(raw: string, flag: string): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new UsageError(`${flag} takes whole numbers of at least 1, got "${raw}"\n${ACCOUNTS_USAGE}`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new UsageError(`${flag} takes whole numbers of at least 1, got "${raw}"\n${ACCOUNTS_USAGE}`);
   return Number(raw);
 }

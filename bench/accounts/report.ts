@@ -12,13 +12,21 @@ export interface TargetResult {
   loads: number | undefined;
 }
 
-interface Summary { reqPerSec: number; responses: number; p50: number | undefined; p99: number | undefined; errors: number; non2xx: Map<number, number> }
+interface Summary {
+  reqPerSec: number;
+  responses: number;
+  p50: number | undefined;
+  p99: number | undefined;
+  errors: number;
+  non2xx: Map<number, number>;
+}
 
 /** The mean over rounds: all responses over all seconds; percentiles over every 2xx response of every round. */
 function summarize(r: TargetResult): Summary {
   const latencies = r.runs.flatMap((run) => run.latenciesMs);
   const non2xx = new Map<number, number>();
-  for (const run of r.runs) for (const [status, count] of run.non2xx) non2xx.set(status, (non2xx.get(status) ?? 0) + count);
+  for (const run of r.runs)
+    for (const [status, count] of run.non2xx) non2xx.set(status, (non2xx.get(status) ?? 0) + count);
   const responses = sum(r.runs.map((run) => run.responses));
   return {
     reqPerSec: responses / sum(r.runs.map((run) => run.seconds)),
@@ -42,24 +50,35 @@ export function formatResults(results: readonly TargetResult[]): string {
   const notes = [
     `req/s per round: ${per((r) => r.runs.map((run) => int(run.responses / run.seconds)).join(', '))}`,
     `bytes per 2xx response, headers included: ${per((r) => int(sum(r.runs.map((x) => x.bytes)) / Math.max(1, sum(r.runs.map((x) => x.latenciesMs.length)))))}`,
-    `account views read from PostgreSQL during the timed runs: ${results.filter((r) => r.loads !== undefined)
-      .map((r) => `${r.target.key} ${int(r.loads!)} for ${int(get(r.target.key).responses)} responses`).join('; ')}`
-      + ' (a run stops with up to 100 requests in flight: the server reads for them, the client no longer counts their answers)',
-    `CPU per run, load generator / server process in % of one core, machine in % of all: ${per((r) => r.cpu
-      .map((c) => `${int(c.self)}/${c.other === undefined ? '?' : int(c.other)}/${int(c.machine)}`).join(', '))}`,
+    `account views read from PostgreSQL during the timed runs: ${results
+      .filter((r) => r.loads !== undefined)
+      .map((r) => `${r.target.key} ${int(r.loads!)} for ${int(get(r.target.key).responses)} responses`)
+      .join('; ')}` +
+      ' (a run stops with up to 100 requests in flight: the server reads for them, the client no longer counts their answers)',
+    `CPU per run, load generator / server process in % of one core, machine in % of all: ${per((r) =>
+      r.cpu.map((c) => `${int(c.self)}/${c.other === undefined ? '?' : int(c.other)}/${int(c.machine)}`).join(', '),
+    )}`,
   ];
-  const warnings = results.filter((r) => failed(get(r.target.key))).map((r) =>
-    `**WARNING: ${r.target.key} had ${failures(get(r.target.key))} errors / non-2xx answers${r.target.key === 'cached'
-      ? '; the cached throughput is NOT that of cached reads' : ''}; its numbers are not comparable.**`);
+  const warnings = results
+    .filter((r) => failed(get(r.target.key)))
+    .map(
+      (r) =>
+        `**WARNING: ${r.target.key} had ${failures(get(r.target.key))} errors / non-2xx answers${
+          r.target.key === 'cached' ? '; the cached throughput is NOT that of cached reads' : ''
+        }; its numbers are not comparable.**`,
+    );
   const ratio = (a: TargetKey, b: TargetKey) => get(a).reqPerSec / get(b).reqPerSec;
   return [
     '| target | req/s | p50 ms | p99 ms | errors / non-2xx |',
     '|---|--:|--:|--:|--:|',
-    ...rows, '',
+    ...rows,
+    '',
     ...notes.flatMap((n) => [n, '']),
     ...warnings.flatMap((w) => [w, '']),
-    `ratio cached/bare throughput: ${ratio('cached', 'bare').toFixed(2)}x (target >= 0.6x)`, '',
-    `ratio uncached/bare throughput: ${ratio('uncached', 'bare').toFixed(2)}x`, '',
+    `ratio cached/bare throughput: ${ratio('cached', 'bare').toFixed(2)}x (target >= 0.6x)`,
+    '',
+    `ratio uncached/bare throughput: ${ratio('uncached', 'bare').toFixed(2)}x`,
+    '',
     `ratio cached/uncached throughput: ${ratio('cached', 'uncached').toFixed(1)}x`,
   ].join('\n');
 }

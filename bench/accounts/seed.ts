@@ -11,12 +11,17 @@ const CHUNK = 1000;
  * `stratum seed accounts` does (a second run adds nothing), then vacuums and analyzes the tables so an
  * autovacuum does not wake up during a timed run.
  */
-export async function seedBenchAccounts(admin: Sql, pools: ContextPools, count: number, log: (line: string) => void): Promise<void> {
+export async function seedBenchAccounts(
+  admin: Sql,
+  pools: ContextPools,
+  count: number,
+  log: (line: string) => void,
+): Promise<void> {
   const started = performance.now();
   let added = 0;
   for (let from = 0; from < count; from += CHUNK) {
     const to = Math.min(from + CHUNK, count);
-    added += await pools.own.accounts!.begin((tx) => seedAccountRange(tx, from, to)) as number;
+    added += (await pools.own.accounts!.begin((tx) => seedAccountRange(tx, from, to))) as number;
     await seedImageRange(pools.own.images!, from, to);
   }
   await admin.unsafe('vacuum analyze accounts.accounts, accounts.account_events, images.account_images');

@@ -54,7 +54,12 @@ try {
     const pools = await openPools(config, database);
     onStop(`${name} pools`, () => pools.end());
     if (name === 'cached') await seedBenchAccounts(database.sql, pools, SEEDED_ACCOUNTS, log);
-    const services = await assembleServices(config, { admin: database.sql, target: database.target, pools, applicationName: database.applicationName });
+    const services = await assembleServices(config, {
+      admin: database.sql,
+      target: database.target,
+      pools,
+      applicationName: database.applicationName,
+    });
     ports[name] = await listen(`stratum ${name}`, services.app, () => services.close());
   }
   const bare = await buildBareApp();

@@ -16,7 +16,10 @@ const STOP_GRACE_MS = 90_000;
 /** Starts servers-process.ts and resolves with its ports once it listens. */
 export async function spawnBenchServers(): Promise<BenchServers> {
   const server = await spawnReady<BenchServers['ports']>({
-    script: SCRIPT, label: 'the server process', startTimeoutMs: START_TIMEOUT_MS, stopGraceMs: STOP_GRACE_MS,
+    script: SCRIPT,
+    label: 'the server process',
+    startTimeoutMs: START_TIMEOUT_MS,
+    stopGraceMs: STOP_GRACE_MS,
   });
   return { pid: server.pid, ports: server.ready, stop: server.stop };
 }

@@ -21,9 +21,30 @@ export function defineTargets(ports: BenchServers['ports'], rounds: number): Tar
   const url = (port: number) => `http://127.0.0.1:${port}`;
   const n = (count: number) => count.toLocaleString('en-US');
   return [
-    { key: 'bare', label: 'bare Fastify route, constant object', url: url(ports.bare), nextPath: randomAccountPath(SEEDED_ACCOUNTS), stratum: false, samples: rounds },
-    { key: 'cached', label: `stratum cached (default cache, ${n(HOT_SET)} hot ids)`, url: url(ports.cached), nextPath: randomAccountPath(HOT_SET), stratum: true, samples: rounds },
-    { key: 'uncached', label: `stratum uncached (CACHE_TTL_MS=0, ${n(SEEDED_ACCOUNTS)} ids)`, url: url(ports.uncached), nextPath: randomAccountPath(SEEDED_ACCOUNTS), stratum: true, samples: rounds },
+    {
+      key: 'bare',
+      label: 'bare Fastify route, constant object',
+      url: url(ports.bare),
+      nextPath: randomAccountPath(SEEDED_ACCOUNTS),
+      stratum: false,
+      samples: rounds,
+    },
+    {
+      key: 'cached',
+      label: `stratum cached (default cache, ${n(HOT_SET)} hot ids)`,
+      url: url(ports.cached),
+      nextPath: randomAccountPath(HOT_SET),
+      stratum: true,
+      samples: rounds,
+    },
+    {
+      key: 'uncached',
+      label: `stratum uncached (CACHE_TTL_MS=0, ${n(SEEDED_ACCOUNTS)} ids)`,
+      url: url(ports.uncached),
+      nextPath: randomAccountPath(SEEDED_ACCOUNTS),
+      stratum: true,
+      samples: rounds,
+    },
   ];
 }
 
@@ -36,8 +57,16 @@ export async function checkTargets(targets: readonly Target[]): Promise<void> {
     const path = target.nextPath();
     const response = await fetch(`${target.url}${path}`);
     const body = await response.text();
-    const view = response.status === 200 ? JSON.parse(body) as { name?: unknown; events?: unknown; degraded?: unknown } : undefined;
-    const complete = view && typeof view.name === 'string' && Array.isArray(view.events) && view.events.length > 0 && view.degraded === undefined;
+    const view =
+      response.status === 200
+        ? (JSON.parse(body) as { name?: unknown; events?: unknown; degraded?: unknown })
+        : undefined;
+    const complete =
+      view &&
+      typeof view.name === 'string' &&
+      Array.isArray(view.events) &&
+      view.events.length > 0 &&
+      view.degraded === undefined;
     if (!complete) throw new Error(`${target.label}: GET ${path} answered ${response.status} ${body.slice(0, 300)}`);
   }
 }

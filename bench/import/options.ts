@@ -17,7 +17,9 @@ export const IMPORT_BENCH_USAGE = 'usage: npm run bench -- import [--rows 100000
 /** Reads `--rows n`, `--rounds n` and `--cpu-prof dir` (also `--name=value`); throws UsageError with the usage line otherwise. */
 export function parseImportOptions(argv: readonly string[]): ImportBenchOptions {
   const options: ImportBenchOptions = { rows: 1_000_000, rounds: 3, cpuProfileDir: undefined };
-  const args = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+  const args = argv.flatMap((a) =>
+    a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a],
+  );
   for (let i = 0; i < args.length; i += 2) {
     const [flag, value] = [args[i], args[i + 1]];
     if (flag === '--rows' && value) options.rows = positiveInt(value, flag, 10);

@@ -12,18 +12,24 @@ export function psqlCopy(databaseUrl: string, psql: string): ImportMethod {
   const password = decodeURIComponent(url.password);
   // The password goes in the environment, not on a command line everyone on the machine can read.
   url.password = '';
-  const version = /\d+(\.\d+)*/.exec(spawnSync(psql, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[0] ?? 'of unknown version';
+  const version =
+    /\d+(\.\d+)*/.exec(spawnSync(psql, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[0] ?? 'of unknown version';
   return {
     name: `psql \\copy (client ${version}, the file with the order id in every row)`,
     async run(files) {
       const command = `\\copy orders.order_items (order_id, product_id, quantity, price) from '${files.withOrderId.replaceAll("'", "''")}' with (format csv)`;
       const child = spawn(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url.toString(), '-c', command], {
-        env: { ...process.env, PGPASSWORD: password }, stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PGPASSWORD: password },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
       let output = '';
-      child.stdout.on('data', (d) => { output += d; });
-      child.stderr.on('data', (d) => { output += d; });
-      const [code] = await once(child, 'close') as [number | null];
+      child.stdout.on('data', (d) => {
+        output += d;
+      });
+      child.stderr.on('data', (d) => {
+        output += d;
+      });
+      const [code] = (await once(child, 'close')) as [number | null];
       if (code !== 0) throw new Error(`psql exited with ${code}: ${output.trim()}`);
     },
   };

@@ -25,13 +25,21 @@ function urlOf(target: ConnectTarget): string {
 }
 
 try {
-  const config = loadConfig({ ...process.env, STRATUM_HOME: BENCH_IMPORT_HOME, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0' }, process.cwd());
+  const config = loadConfig(
+    { ...process.env, STRATUM_HOME: BENCH_IMPORT_HOME, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0' },
+    process.cwd(),
+  );
   const database = await openDatabase(config, 'serve', log);
   onStop('the database', () => database.close());
   await database.migrator.up();
   const pools = await openPools(config, database);
   onStop('the pools', () => pools.end());
-  const services = await assembleServices(config, { admin: database.sql, target: database.target, pools, applicationName: database.applicationName });
+  const services = await assembleServices(config, {
+    admin: database.sql,
+    target: database.target,
+    pools,
+    applicationName: database.applicationName,
+  });
   onStop('stratum', () => services.close());
   await services.app.listen({ host: config.host, port: 0 });
   const port = (services.app.server.address() as AddressInfo).port;

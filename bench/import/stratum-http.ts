@@ -17,7 +17,8 @@ export function stratumHttpImport(baseUrl: string, chunkSize: number): ImportMet
       const answer = await postFile(url, files.items, 'text/csv');
       if (answer.status !== 200) throw new Error(`the import answered ${answer.status}: ${answer.body.slice(0, 500)}`);
       const result = JSON.parse(answer.body) as { imported: number; rejected: unknown[] };
-      if (result.imported !== files.rows || result.rejected.length > 0) throw new Error(`the import answered ${answer.body.slice(0, 500)}`);
+      if (result.imported !== files.rows || result.rejected.length > 0)
+        throw new Error(`the import answered ${answer.body.slice(0, 500)}`);
     },
   };
 }

@@ -30,5 +30,6 @@ export async function verifyImported(sql: Sql, rows: number, expectedTotal?: str
     select (select count(*)::int from orders.order_items where order_id = o.id) as items, o.total_amount as total
       from orders.orders o where o.id = ${BENCH_ORDER_ID}`;
   if (row?.items !== rows) throw new Error(`the order holds ${row?.items ?? 'no'} items, expected ${rows}`);
-  if (expectedTotal !== undefined && row.total !== expectedTotal) throw new Error(`the order's total is ${row.total}, expected ${expectedTotal}`);
+  if (expectedTotal !== undefined && row.total !== expectedTotal)
+    throw new Error(`the order's total is ${row.total}, expected ${expectedTotal}`);
 }

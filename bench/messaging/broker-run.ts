@@ -101,8 +101,10 @@ export async function runBroker(options: BrokerRunOptions): Promise<BrokerRunRes
       const result = await loadAndDrain({ ...options, rate, trackers, log });
       results.push(result);
       const m = result.measurement;
-      progress(`${target.name} ${rate}/s: ${Math.round(m.ackedPerSecond)} acked/s, p50 ${m.latency?.p50.toFixed(1)} ms, `
-        + `p99 ${m.latency?.p99.toFixed(1)} ms, max ${m.latency?.max.toFixed(1)} ms, lost ${m.lost}${result.drainNote ? ` (${result.drainNote})` : ''}`);
+      progress(
+        `${target.name} ${rate}/s: ${Math.round(m.ackedPerSecond)} acked/s, p50 ${m.latency?.p50.toFixed(1)} ms, ` +
+          `p99 ${m.latency?.p99.toFixed(1)} ms, max ${m.latency?.max.toFixed(1)} ms, lost ${m.lost}${result.drainNote ? ` (${result.drainNote})` : ''}`,
+      );
     }
   } finally {
     await relay?.stop().catch((e: unknown) => log('stopping the relay', e));
@@ -132,8 +134,14 @@ async function loadAndDrain(options: LoadOptions): Promise<RateResult> {
   loopDelay.enable();
   const windowStart = performance.now();
   await produceAtFixedRate({
-    sql: options.producerSql, rate: options.rate, eventsPerTx: options.eventsPerTx, add: options.add, durationMs: options.durationMs,
-    keys: KEYS, tracker, log: options.log,
+    sql: options.producerSql,
+    rate: options.rate,
+    eventsPerTx: options.eventsPerTx,
+    add: options.add,
+    durationMs: options.durationMs,
+    keys: KEYS,
+    tracker,
+    log: options.log,
     // Two seconds of offered load may wait for a connection; past that the producer is behind and sheds.
     maxInFlight: Math.max(16, Math.ceil((2 * options.rate) / options.eventsPerTx)),
   });
@@ -159,8 +167,12 @@ async function drain(tracker: RunTracker): Promise<string | undefined> {
   while (tracker.handledCount < tracker.committedCount) {
     await sleep(50);
     const now = performance.now();
-    if (tracker.handledCount !== last) { last = tracker.handledCount; lastProgressAt = now; }
-    if (now - lastProgressAt > DRAIN_STALL_MS) return `no event handled in the last ${DRAIN_STALL_MS / 1000} s of the drain`;
+    if (tracker.handledCount !== last) {
+      last = tracker.handledCount;
+      lastProgressAt = now;
+    }
+    if (now - lastProgressAt > DRAIN_STALL_MS)
+      return `no event handled in the last ${DRAIN_STALL_MS / 1000} s of the drain`;
     if (now - started > DRAIN_CAP_MS) return `still draining after ${DRAIN_CAP_MS / 1000} s`;
   }
   // The runner acknowledges right after the handler's transaction commits; give the last ones a moment.
@@ -189,46 +201,56 @@ function observeBroker(broker: Broker, trackerOf: (event: OutboxEvent) => RunTra
         tracker?.published(event.id, doneAt);
       }
     },
-    ...(broker.outboxAppender ? {
-      outboxAppender: {
-        sql: broker.outboxAppender.sql,
-        appendFromOutbox(db, claimed) {
-          // Published once the relay's transaction commits, a moment after the statement returns.
-          const startedAt = performance.now();
-          const statement = broker.outboxAppender!.appendFromOutbox(db, claimed);
-          void statement.then((rows) => {
-            const doneAt = performance.now();
-            if (rows[0]) trackerOf(rows[0].event)?.relayBatch(rows.length);
-            for (const { event } of rows) {
-              const tracker = trackerOf(event);
-              tracker?.publishing(event.id, startedAt);
-              tracker?.published(event.id, doneAt);
+    ...(broker.outboxAppender
+      ? {
+          outboxAppender: {
+            sql: broker.outboxAppender.sql,
+            appendFromOutbox(db, claimed) {
+              // Published once the relay's transaction commits, a moment after the statement returns.
+              const startedAt = performance.now();
+              const statement = broker.outboxAppender!.appendFromOutbox(db, claimed);
+              void statement.then(
+                (rows) => {
+                  const doneAt = performance.now();
+                  if (rows[0]) trackerOf(rows[0].event)?.relayBatch(rows.length);
+                  for (const { event } of rows) {
+                    const tracker = trackerOf(event);
+                    tracker?.publishing(event.id, startedAt);
+                    tracker?.published(event.id, doneAt);
+                  }
+                },
+                () => {},
+              );
+              return statement;
+            },
+          },
+        }
+      : {}),
+    subscribe: (group, subscribeOptions) =>
+      broker.subscribe(group, {
+        ...subscribeOptions,
+        async handle(delivery) {
+          const tracker = trackerOf(delivery.event);
+          tracker?.delivered(delivery.event.id, delivery.partition, performance.now());
+          const outcome = await subscribeOptions.handle(delivery);
+          if (outcome.kind === 'ack') tracker?.acked(delivery.event.id, delivery.partition, performance.now());
+          return outcome;
+        },
+        ...(subscribeOptions.handleBatch
+          ? {
+              async handleBatch(deliveries: Delivery[]) {
+                const at = performance.now();
+                for (const d of deliveries) trackerOf(d.event)?.delivered(d.event.id, d.partition, at);
+                const outcomes = await subscribeOptions.handleBatch!(deliveries);
+                const done = performance.now();
+                deliveries.forEach((d, i) => {
+                  if (outcomes[i]!.kind === 'ack') trackerOf(d.event)?.acked(d.event.id, d.partition, done);
+                });
+                return outcomes;
+              },
             }
-          }, () => {});
-          return statement;
-        },
-      },
-    } : {}),
-    subscribe: (group, subscribeOptions) => broker.subscribe(group, {
-      ...subscribeOptions,
-      async handle(delivery) {
-        const tracker = trackerOf(delivery.event);
-        tracker?.delivered(delivery.event.id, delivery.partition, performance.now());
-        const outcome = await subscribeOptions.handle(delivery);
-        if (outcome.kind === 'ack') tracker?.acked(delivery.event.id, delivery.partition, performance.now());
-        return outcome;
-      },
-      ...(subscribeOptions.handleBatch ? {
-        async handleBatch(deliveries: Delivery[]) {
-          const at = performance.now();
-          for (const d of deliveries) trackerOf(d.event)?.delivered(d.event.id, d.partition, at);
-          const outcomes = await subscribeOptions.handleBatch!(deliveries);
-          const done = performance.now();
-          deliveries.forEach((d, i) => { if (outcomes[i]!.kind === 'ack') trackerOf(d.event)?.acked(d.event.id, d.partition, done); });
-          return outcomes;
-        },
-      } : {}),
-    }),
+          : {}),
+      }),
     follow: (listener) => broker.follow(listener),
     close: () => broker.close(),
   };

@@ -24,14 +24,19 @@ const MESSAGING_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
  * The target for `name`, or why it cannot run: an adapter whose index.ts is not there yet. External brokers
  * come from RABBITMQ_URL, NATS_URL and REDIS_URL, else their default local ports.
  */
-export function brokerTarget(name: BrokerName, env: Record<string, string | undefined>, sql: Sql): BrokerTarget | { missing: string } {
+export function brokerTarget(
+  name: BrokerName,
+  env: Record<string, string | undefined>,
+  sql: Sql,
+): BrokerTarget | { missing: string } {
   if (name !== 'postgres' && !fs.existsSync(path.join(MESSAGING_DIR, name, 'index.ts'))) {
     return { missing: `src/platform/messaging/${name}/index.ts is not there` };
   }
   switch (name) {
     case 'postgres':
       return {
-        name, where: 'the benchmark database',
+        name,
+        where: 'the benchmark database',
         open: (namespace, _group, log) => createPostgresBroker({ sql, namespace, log }),
         // The database is the benchmark's own: it is emptied between brokers and dropped at the end.
         cleanUp: async () => undefined,
@@ -39,14 +44,16 @@ export function brokerTarget(name: BrokerName, env: Record<string, string | unde
     case 'rabbitmq': {
       const url = env.RABBITMQ_URL?.trim() || 'amqp://guest:guest@127.0.0.1:5672';
       return {
-        name, where: redact(url),
+        name,
+        where: redact(url),
         async open(namespace, group, log) {
           const { createRabbitMqBroker } = await import('../../src/platform/messaging/rabbitmq/index.ts');
           return createRabbitMqBroker({ url, namespace, groups: [group], log });
         },
         async cleanUp(namespace, group, partitions) {
           const [{ deleteNamespace, rabbitNames }, { default: amqp }] = await Promise.all([
-            import('../../src/platform/messaging/rabbitmq/index.ts'), import('amqplib'),
+            import('../../src/platform/messaging/rabbitmq/index.ts'),
+            import('amqplib'),
           ]);
           const connection = await amqp.connect(url);
           try {
@@ -63,21 +70,25 @@ export function brokerTarget(name: BrokerName, env: Record<string, string | unde
     case 'nats': {
       const servers = env.NATS_URL?.trim() || 'nats://127.0.0.1:4222';
       return {
-        name, where: redact(servers),
+        name,
+        where: redact(servers),
         async open(namespace, _group, log) {
           const { createNatsBroker } = await import('../../src/platform/messaging/nats/index.ts');
           return createNatsBroker({ servers, namespace, log });
         },
         async cleanUp(namespace) {
           const [{ natsLayout }, { connect }, { jetstreamManager }] = await Promise.all([
-            import('../../src/platform/messaging/nats/index.ts'), import('@nats-io/transport-node'), import('@nats-io/jetstream'),
+            import('../../src/platform/messaging/nats/index.ts'),
+            import('@nats-io/transport-node'),
+            import('@nats-io/jetstream'),
           ]);
           const nc = await connect({ servers });
           try {
             const jsm = await jetstreamManager(nc);
             const layout = natsLayout(namespace);
             // Deleting a stream deletes its consumers too.
-            for (const stream of [layout.eventsStream, layout.deadLetterStream]) await jsm.streams.delete(stream).catch(() => false);
+            for (const stream of [layout.eventsStream, layout.deadLetterStream])
+              await jsm.streams.delete(stream).catch(() => false);
           } finally {
             await nc.close();
           }
@@ -88,7 +99,8 @@ export function brokerTarget(name: BrokerName, env: Record<string, string | unde
     case 'redis': {
       const url = env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379';
       return {
-        name, where: redact(url),
+        name,
+        where: redact(url),
         async open(namespace, _group, log) {
           const { createRedisStreamsBroker } = await import('../../src/platform/messaging/redis/index.ts');
           return createRedisStreamsBroker({ url, namespace, log });

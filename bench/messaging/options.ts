@@ -20,20 +20,30 @@ export interface MessagingBenchOptions {
 
 export type ProducerAdd = 'all' | 'each';
 
-export const MESSAGING_USAGE = 'usage: npm run bench -- messaging [--duration 30] [--rates 1000,5000] '
-  + '[--brokers postgres,rabbitmq,nats,redis] [--events-per-tx 10] [--add all|each] [--transactions-at-once 2]';
+export const MESSAGING_USAGE =
+  'usage: npm run bench -- messaging [--duration 30] [--rates 1000,5000] ' +
+  '[--brokers postgres,rabbitmq,nats,redis] [--events-per-tx 10] [--add all|each] [--transactions-at-once 2]';
 
 /**
  * Ten events per transaction by default: 5,000 transactions a second, each with its own commit, is more than
  * PostgreSQL does on 2 cores next to everything else here (with --events-per-tx 1 about 1,400-2,000 commit a
  * second; 1,000 a second is fine now that writers NOTIFY only while the relay sleeps).
  */
-const DEFAULTS: MessagingBenchOptions = { durationSeconds: 30, rates: [1000, 5000], brokers: [...BROKER_NAMES], eventsPerTx: 10, add: 'all', transactionsAtOnce: 2 };
+const DEFAULTS: MessagingBenchOptions = {
+  durationSeconds: 30,
+  rates: [1000, 5000],
+  brokers: [...BROKER_NAMES],
+  eventsPerTx: 10,
+  add: 'all',
+  transactionsAtOnce: 2,
+};
 
 /** Reads the flags (also `--name=value`); throws UsageError with the usage line otherwise. */
 export function parseMessagingOptions(argv: readonly string[]): MessagingBenchOptions {
   const options = { ...DEFAULTS };
-  const args = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+  const args = argv.flatMap((a) =>
+    a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a],
+  );
   for (let i = 0; i < args.length; i += 2) {
     const [flag, value] = [args[i], args[i + 1]];
     if (flag === '--duration' && value) options.durationSeconds = positiveInt(value, flag);
@@ -49,11 +59,13 @@ export function parseMessagingOptions(argv: readonly string[]): MessagingBenchOp
 
 function brokerName(raw: string): BrokerName {
   const name = raw.trim() as BrokerName;
-  if (!BROKER_NAMES.includes(name)) throw new UsageError(`--brokers takes ${BROKER_NAMES.join(', ')}, got "${raw}"\n${MESSAGING_USAGE}`);
+  if (!BROKER_NAMES.includes(name))
+    throw new UsageError(`--brokers takes ${BROKER_NAMES.join(', ')}, got "${raw}"\n${MESSAGING_USAGE}`);
   return name;
 }
 
 function positiveInt(raw: string, flag: string): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new UsageError(`${flag} takes whole numbers of at least 1, got "${raw}"\n${MESSAGING_USAGE}`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new UsageError(`${flag} takes whole numbers of at least 1, got "${raw}"\n${MESSAGING_USAGE}`);
   return Number(raw);
 }

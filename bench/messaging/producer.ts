@@ -41,11 +41,13 @@ export async function produceAtFixedRate(options: ProducerOptions): Promise<void
   const commitOne = async (dueAt: number, first: number) => {
     try {
       const events: NewEvent[] = Array.from({ length: eventsPerTx }, (_, i) => ({
-        type: BENCH_EVENT_TYPE, key: `key-${(first + i) % options.keys}`, payload: { run: tracker.run, n: first + i },
+        type: BENCH_EVENT_TYPE,
+        key: `key-${(first + i) % options.keys}`,
+        payload: { run: tracker.run, n: first + i },
       }));
-      const ids = (await sql.begin((tx) => (options.add === 'all'
-        ? addAllToOutbox(tx, events)
-        : Promise.all(events.map((event) => addToOutbox(tx, event)))))) as string[];
+      const ids = (await sql.begin((tx) =>
+        options.add === 'all' ? addAllToOutbox(tx, events) : Promise.all(events.map((event) => addToOutbox(tx, event))),
+      )) as string[];
       tracker.committed(ids, dueAt, performance.now());
     } catch (error) {
       tracker.producerErrors++;
@@ -59,7 +61,10 @@ export async function produceAtFixedRate(options: ProducerOptions): Promise<void
     const due = Math.min(total, Math.floor((now - t0) / intervalMs) + 1);
     for (; started < due; started++) {
       const dueAt = t0 + started * intervalMs;
-      if (inFlight.size >= options.maxInFlight) { tracker.shed++; continue; }
+      if (inFlight.size >= options.maxInFlight) {
+        tracker.shed++;
+        continue;
+      }
       const p = commitOne(dueAt, n);
       n += eventsPerTx;
       inFlight.add(p);

@@ -1,6 +1,9 @@
 import { percentile } from '../support/stats.ts';
 
-export interface Quantiles { p50: number; p99: number }
+export interface Quantiles {
+  p50: number;
+  p99: number;
+}
 
 /** Where an event's time went, from its COMMIT returning to the runner's acknowledgement (p50 / p99 of each step). */
 export interface StageBreakdown {
@@ -116,7 +119,8 @@ export class RunTracker {
     t.deliveries++;
     t.deliveredAt ??= at;
     const lastAck = this.lastAckByPartition.get(partition);
-    if (lastAck !== undefined && t.publishedAt !== undefined && t.publishedAt <= lastAck) this.adapterGaps.push(at - lastAck);
+    if (lastAck !== undefined && t.publishedAt !== undefined && t.publishedAt <= lastAck)
+      this.adapterGaps.push(at - lastAck);
   }
 
   handled(id: string, at: number): void {
@@ -146,7 +150,13 @@ export class RunTracker {
     const seconds = (windowEnd - windowStart) / 1000;
     const inWindow = (t: number | undefined) => t !== undefined && t >= windowStart && t < windowEnd;
     const latencies: number[] = [];
-    const stage = { relayPickup: [] as number[], publish: [] as number[], toRunner: [] as number[], runnerBegin: [] as number[], runnerCommit: [] as number[] };
+    const stage = {
+      relayPickup: [] as number[],
+      publish: [] as number[],
+      toRunner: [] as number[],
+      runnerBegin: [] as number[],
+      runnerCommit: [] as number[],
+    };
     let early = 0;
     let lost = 0;
     let censoredFrom: number | undefined;
@@ -173,7 +183,12 @@ export class RunTracker {
       }
       if (t.handledAt < t.committedAt) early++;
       latencies.push(Math.max(0, t.handledAt - t.committedAt));
-      if (t.publishStartAt !== undefined && t.publishedAt !== undefined && t.deliveredAt !== undefined && t.ackedAt !== undefined) {
+      if (
+        t.publishStartAt !== undefined &&
+        t.publishedAt !== undefined &&
+        t.deliveredAt !== undefined &&
+        t.ackedAt !== undefined
+      ) {
         stage.relayPickup.push(Math.max(0, t.publishStartAt - t.committedAt));
         stage.publish.push(t.publishedAt - t.publishStartAt);
         // A delivery may come before publish() resolves (the broker pushes before it confirms).
@@ -190,21 +205,34 @@ export class RunTracker {
       producerErrors: this.producerErrors,
       ackedPerSecond: ackedInWindow / seconds,
       committedPerSecond: committedInWindow / seconds,
-      latency: sorted.length === 0 ? undefined : { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)!, censoredFrom },
+      latency:
+        sorted.length === 0
+          ? undefined
+          : { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)!, censoredFrom },
       lost,
       unhandled,
       relayBatches: {
         count: this.relayBatchSizes.length,
-        meanSize: this.relayBatchSizes.length === 0 ? 0 : this.relayBatchSizes.reduce((a, b) => a + b, 0) / this.relayBatchSizes.length,
+        meanSize:
+          this.relayBatchSizes.length === 0
+            ? 0
+            : this.relayBatchSizes.reduce((a, b) => a + b, 0) / this.relayBatchSizes.length,
       },
       duplicated,
       redelivered,
       handledBeforeCommitReturned: early,
       commitLag: quantiles(this.commitLags) ?? { p50: 0, p99: 0 },
-      stages: stage.relayPickup.length === 0 ? undefined : {
-        relayPickup: quantiles(stage.relayPickup)!, publish: quantiles(stage.publish)!, toRunner: quantiles(stage.toRunner)!,
-        runnerBegin: quantiles(stage.runnerBegin)!, runnerCommit: quantiles(stage.runnerCommit)!, adapterGap: quantiles(this.adapterGaps),
-      },
+      stages:
+        stage.relayPickup.length === 0
+          ? undefined
+          : {
+              relayPickup: quantiles(stage.relayPickup)!,
+              publish: quantiles(stage.publish)!,
+              toRunner: quantiles(stage.toRunner)!,
+              runnerBegin: quantiles(stage.runnerBegin)!,
+              runnerCommit: quantiles(stage.runnerCommit)!,
+              adapterGap: quantiles(this.adapterGaps),
+            },
     };
   }
 }

@@ -33,21 +33,28 @@ export function randomOrderBody(): string {
 export function runCreateLoad(options: { baseUrl: string; connections: number; seconds: number }): Promise<CreateRun> {
   const run: CreateRun = { seconds: 0, created: 0, latenciesMs: [], rejected: new Map(), errors: 0 };
   return new Promise((resolve, reject) => {
-    const instance = autocannon({
-      url: options.baseUrl,
-      connections: options.connections,
-      pipelining: 1,
-      duration: options.seconds,
-      requests: [{
-        method: 'POST', path: '/orders', headers: { 'content-type': 'application/json' },
-        setupRequest: (request) => ({ ...request, body: randomOrderBody() }),
-      }],
-    }, (error, result) => {
-      if (error) return reject(error);
-      run.seconds = result.duration;
-      run.errors = result.errors;
-      resolve(run);
-    });
+    const instance = autocannon(
+      {
+        url: options.baseUrl,
+        connections: options.connections,
+        pipelining: 1,
+        duration: options.seconds,
+        requests: [
+          {
+            method: 'POST',
+            path: '/orders',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (request) => ({ ...request, body: randomOrderBody() }),
+          },
+        ],
+      },
+      (error, result) => {
+        if (error) return reject(error);
+        run.seconds = result.duration;
+        run.errors = result.errors;
+        resolve(run);
+      },
+    );
     instance.on('response', (_client, status, _bytes, ms) => {
       if (status === 201) {
         run.created++;

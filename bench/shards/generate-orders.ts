@@ -31,10 +31,16 @@ export interface GeneratedShard {
  * planner statistics and a visibility map, not hint bits to set.
  * @example await generateShardOrders(sql, 0, 250_000, 100_000) // { shardId: 0, customers: 25_012, orders: 250_000, items: 625_000 }
  */
-export async function generateShardOrders(sql: Sql, shardId: number, orders: number, customerIds: number): Promise<GeneratedShard> {
+export async function generateShardOrders(
+  sql: Sql,
+  shardId: number,
+  orders: number,
+  customerIds: number,
+): Promise<GeneratedShard> {
   const [info] = await sql<{ shard_id: number; n: number }[]>`
     select shard_id, (select count(*)::int from orders.orders) as n from shard.info`;
-  if (info?.shard_id !== shardId) throw new Error(`the database of shard ${shardId} is stamped as shard ${info?.shard_id}`);
+  if (info?.shard_id !== shardId)
+    throw new Error(`the database of shard ${shardId} is stamped as shard ${info?.shard_id}`);
   if (info.n !== 0) throw new Error(`shard ${shardId} already holds ${info.n} orders`);
 
   await sql`drop table if exists bench_customers`;
@@ -43,9 +49,11 @@ export async function generateShardOrders(sql: Sql, shardId: number, orders: num
     from generate_series(1, ${customerIds}::bigint) c
     where orders.bucket_of(c) in (select bucket from shard.owned_buckets)`;
   const [{ customers }] = await sql<[{ customers: number }]>`select count(*)::int as customers from bench_customers`;
-  if (customers === 0) throw new Error(`none of the customer ids 1..${customerIds} falls into a bucket of shard ${shardId}`);
+  if (customers === 0)
+    throw new Error(`none of the customer ids 1..${customerIds} falls into a bucket of shard ${shardId}`);
 
-  await sql.unsafe(`
+  await sql.unsafe(
+    `
     insert into orders.orders (id, customer_id, bucket, status, total_amount, created_at, updated_at)
     select (s.seq * 64 + $1) * 1024 + c.bucket, c.customer_id, c.bucket, ${STATUS_OF_SEQ}, t.total,
            timestamptz '2026-01-01 00:00:00+00' + s.seq * interval '10 seconds',
@@ -54,7 +62,9 @@ export async function generateShardOrders(sql: Sql, shardId: number, orders: num
     join bench_customers c on c.n = s.g % $3::int
     cross join lateral (
       select sum(${item.quantity('s.seq', 'k')} * ${item.price('s.seq', 'k')}) as total from generate_series(1, ${item.count('s.seq')}) k
-    ) t`, [shardId, orders, customers]);
+    ) t`,
+    [shardId, orders, customers],
+  );
   // id >> 16 is the sequence number: the shard id and the bucket fill the low 6 + 10 bits.
   const inserted = await sql.unsafe(`
     insert into orders.order_items (order_id, product_id, quantity, price)
@@ -77,6 +87,8 @@ export async function checkShardOrders(sql: Sql, shardId: number, orders: number
            count(*) filter (where o.total_amount <> (select coalesce(sum(i.quantity * i.price), 0) from orders.order_items i where i.order_id = o.id))::int as wrong_totals
     from orders.orders o`;
   if (row!.orders !== orders || row!.misplaced !== 0 || row!.wrong_totals !== 0) {
-    throw new Error(`shard ${shardId}: ${row!.orders} orders (expected ${orders}), ${row!.misplaced} outside its buckets, ${row!.wrong_totals} with a total that is not the sum of their items`);
+    throw new Error(
+      `shard ${shardId}: ${row!.orders} orders (expected ${orders}), ${row!.misplaced} outside its buckets, ${row!.wrong_totals} with a total that is not the sum of their items`,
+    );
   }
 }

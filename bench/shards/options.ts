@@ -20,15 +20,26 @@ export interface ShardsBenchOptions {
 /** Where the benchmark's embedded PostgreSQL lives (git-ignored, like every `.stratum-*`). */
 export const BENCH_SHARDS_HOME = '.stratum-bench-shards';
 
-export const SHARDS_BENCH_USAGE = 'usage: npm run bench -- shards [--orders-per-shard 250000] [--rounds 200] '
-  + '[--connections 32] [--write-seconds 15] [--write-rounds 3] [--regenerate] [--reads-only]';
+export const SHARDS_BENCH_USAGE =
+  'usage: npm run bench -- shards [--orders-per-shard 250000] [--rounds 200] ' +
+  '[--connections 32] [--write-seconds 15] [--write-rounds 3] [--regenerate] [--reads-only]';
 
-const DEFAULTS: ShardsBenchOptions = { ordersPerShard: 250_000, rounds: 200, connections: 32, writeSeconds: 15, writeRounds: 3, regenerate: false, readsOnly: false };
+const DEFAULTS: ShardsBenchOptions = {
+  ordersPerShard: 250_000,
+  rounds: 200,
+  connections: 32,
+  writeSeconds: 15,
+  writeRounds: 3,
+  regenerate: false,
+  readsOnly: false,
+};
 
 /** Reads the flags above (also `--name=value`); throws UsageError with the usage line otherwise. */
 export function parseShardsOptions(argv: readonly string[]): ShardsBenchOptions {
   const options = { ...DEFAULTS };
-  const args = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+  const args = argv.flatMap((a) =>
+    a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a],
+  );
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
     if (flag === '--regenerate' || flag === '--reads-only') {

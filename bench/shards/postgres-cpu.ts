@@ -4,7 +4,12 @@ import type { Sql } from '../../src/platform/db/connect.ts';
 /** Linux reports process times in clock ticks; 100 per second on every mainstream kernel build. */
 const TICK_MS = 10;
 
-interface ProcStat { cpuMs: number; ppid: number; comm: string; startTicks: string }
+interface ProcStat {
+  cpuMs: number;
+  ppid: number;
+  comm: string;
+  startTicks: string;
+}
 
 /** utime + stime of a process in ms, its parent and start time; undefined once it has gone. */
 function readStat(pid: number): ProcStat | undefined {
@@ -13,7 +18,9 @@ function readStat(pid: number): ProcStat | undefined {
     // The command name is in parentheses and may hold spaces: the fields after the last ')' are fixed.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return {
-      cpuMs: (Number(fields[11]) + Number(fields[12])) * TICK_MS, ppid: Number(fields[1]), startTicks: fields[19]!,
+      cpuMs: (Number(fields[11]) + Number(fields[12])) * TICK_MS,
+      ppid: Number(fields[1]),
+      startTicks: fields[19]!,
       comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
     };
   } catch {
@@ -48,7 +55,8 @@ export async function findPostgresCpu(sql: Sql): Promise<PostgresCpu | undefined
         if (!/^\d+$/.test(entry)) continue;
         const pid = Number(entry);
         const stat = readStat(pid);
-        if (stat && (pid === postmaster || stat.ppid === postmaster)) sample.set(`${pid}:${stat.startTicks}`, stat.cpuMs);
+        if (stat && (pid === postmaster || stat.ppid === postmaster))
+          sample.set(`${pid}:${stat.startTicks}`, stat.cpuMs);
       }
       return sample;
     },

@@ -26,25 +26,48 @@ const PATH = '/orders?status=pending&limit=50';
 
 const server = await openBenchServer(process.env, BENCH_SHARDS_HOME);
 const writeUrls = await prepareWriteDatabases(server);
-const dataset = await openReadDataset(server, writeUrls.get(1)!, { ordersPerShard: 250_000, regenerate: false }, () => {});
+const dataset = await openReadDataset(
+  server,
+  writeUrls.get(1)!,
+  { ordersPerShard: 250_000, regenerate: false },
+  () => {},
+);
 const shards = dataset.shards;
 const shard0 = shards.all()[0]!;
-const orders = createOrdersService({ shards, payments: {} as never, shardDeadlineMs: 2000, txDeadlineMs: 5000, importDeadlineMs: 60_000 });
+const orders = createOrdersService({
+  shards,
+  payments: {} as never,
+  shardDeadlineMs: 2000,
+  txDeadlineMs: 5000,
+  importDeadlineMs: 60_000,
+});
 const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
 installProblemHandlers(app);
-ordersRoutes({ orders, cache: { getOrLoad: (_k, load) => load(new AbortController().signal), invalidate: async () => {} }, idempotencyTtlMs: 1000, importDeadlineMs: 60_000 })(app);
+ordersRoutes({
+  orders,
+  cache: { getOrLoad: (_k, load) => load(new AbortController().signal), invalidate: async () => {} },
+  idempotencyTtlMs: 1000,
+  importDeadlineMs: 60_000,
+})(app);
 app.get('/empty', async () => ({ ok: true }));
 await app.listen({ host: '127.0.0.1', port: 0 });
 const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-const someIds = (await repo.shardPageQuery(shard0.sql, { status: 'pending', limit: 13, ownedOnly: true }, 0)).map((r) => Number(r.id));
+const someIds = (await repo.shardPageQuery(shard0.sql, { status: 'pending', limit: 13, ownedOnly: true }, 0)).map((r) =>
+  Number(r.id),
+);
 
 const cases: Record<string, () => Promise<unknown>> = {
   'select 1 (shard 0)': () => shard0.sql`select 1`,
-  'whole page of 50 (shard 0)': () => repo.shardPageQuery(shard0.sql, { status: 'pending', limit: 50, ownedOnly: true }, 50),
-  '50 ids, 21 whole (shard 0)': () => repo.shardPageQuery(shard0.sql, { status: 'pending', limit: 50, ownedOnly: true }, 21),
+  'whole page of 50 (shard 0)': () =>
+    repo.shardPageQuery(shard0.sql, { status: 'pending', limit: 50, ownedOnly: true }, 50),
+  '50 ids, 21 whole (shard 0)': () =>
+    repo.shardPageQuery(shard0.sql, { status: 'pending', limit: 50, ownedOnly: true }, 21),
   '50 ids only (shard 0)': () => repo.shardPageQuery(shard0.sql, { status: 'pending', limit: 50, ownedOnly: true }, 0),
   '13 orders by id (shard 0)': () => repo.ordersByIdsQuery(shard0.sql, someIds),
-  '4 shards at once: 50 ids, 21 whole': () => Promise.all(shards.all().map((s) => repo.shardPageQuery(s.sql, { status: 'pending', limit: 50, ownedOnly: true }, 21))),
+  '4 shards at once: 50 ids, 21 whole': () =>
+    Promise.all(
+      shards.all().map((s) => repo.shardPageQuery(s.sql, { status: 'pending', limit: 50, ownedOnly: true }, 21)),
+    ),
   '4 shards at once: stats': () => Promise.all(shards.all().map((s) => repo.orderStatsQuery(s.sql))),
   'orderStatsQuery (shard 0)': () => repo.orderStatsQuery(shard0.sql),
   'service.list, in process': () => orders.list({ status: 'pending', limit: 50, consistency: 'strict' }),

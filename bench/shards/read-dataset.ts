@@ -32,7 +32,10 @@ const ORDERS_PER_CUSTOMER = 10;
  * @example const dataset = await openReadDataset(server, someUrlOnTheServer, { ordersPerShard: 250_000, regenerate: false }, progress);
  */
 export async function openReadDataset(
-  server: BenchServer, urlOnServer: string, options: { ordersPerShard: number; regenerate: boolean }, progress: (line: string) => void,
+  server: BenchServer,
+  urlOnServer: string,
+  options: { ordersPerShard: number; regenerate: boolean },
+  progress: (line: string) => void,
 ): Promise<ReadDataset> {
   const name = `stratum_bench_shards_read_${options.ordersPerShard}`;
   const url = databaseUrl(urlOnServer, name);
@@ -41,10 +44,14 @@ export async function openReadDataset(
   let catalog: Sql | undefined;
   let shards: ShardSet | undefined;
   try {
-    const [found] = await admin<{ note: string | null }[]>`select shobj_description(oid, 'pg_database') as note from pg_database where datname = ${name}`;
+    const [found] = await admin<
+      { note: string | null }[]
+    >`select shobj_description(oid, 'pg_database') as note from pg_database where datname = ${name}`;
     const reuse = !options.regenerate && found?.note === complete;
     if (!reuse) {
-      progress(`read data set ${name}: ${found ? 'incomplete or --regenerate, building it again' : 'not there yet, building it'}`);
+      progress(
+        `read data set ${name}: ${found ? 'incomplete or --regenerate, building it again' : 'not there yet, building it'}`,
+      );
       for (let i = 0; i < READ_SHARD_COUNT; i++) await server.dropDatabase(`${name}_orders_${i}`);
       await server.createDatabase(name);
     } else {
@@ -60,21 +67,39 @@ export async function openReadDataset(
     if (!reuse) {
       const started = performance.now();
       const customerIds = Math.max(1000, Math.round((READ_SHARD_COUNT * options.ordersPerShard) / ORDERS_PER_CUSTOMER));
-      progress(`generating ${options.ordersPerShard.toLocaleString('en-US')} orders on each of ${READ_SHARD_COUNT} shards (customer ids 1..${customerIds.toLocaleString('en-US')})`);
-      const built = await Promise.all(shards.all().map((shard) => onOwnConnection(shard.target, async (sql) => {
-        const result = await generateShardOrders(sql, shard.id, options.ordersPerShard, customerIds);
-        progress(`shard ${shard.id}: ${result.orders.toLocaleString('en-US')} orders, ${result.items.toLocaleString('en-US')} items, ${result.customers.toLocaleString('en-US')} customers`);
-        return result;
-      })));
+      progress(
+        `generating ${options.ordersPerShard.toLocaleString('en-US')} orders on each of ${READ_SHARD_COUNT} shards (customer ids 1..${customerIds.toLocaleString('en-US')})`,
+      );
+      const built = await Promise.all(
+        shards.all().map((shard) =>
+          onOwnConnection(shard.target, async (sql) => {
+            const result = await generateShardOrders(sql, shard.id, options.ordersPerShard, customerIds);
+            progress(
+              `shard ${shard.id}: ${result.orders.toLocaleString('en-US')} orders, ${result.items.toLocaleString('en-US')} items, ${result.customers.toLocaleString('en-US')} customers`,
+            );
+            return result;
+          }),
+        ),
+      );
       generated = { seconds: (performance.now() - started) / 1000, shards: built };
     }
     progress('checking the data set');
-    await Promise.all(shards.all().map((shard) => onOwnConnection(shard.target, (sql) => checkShardOrders(sql, shard.id, options.ordersPerShard))));
+    await Promise.all(
+      shards
+        .all()
+        .map((shard) =>
+          onOwnConnection(shard.target, (sql) => checkShardOrders(sql, shard.id, options.ordersPerShard)),
+        ),
+    );
     if (!reuse) await admin.unsafe(`comment on database ${name} is '${complete}'`);
 
     const [openShards, openCatalog] = [shards, catalog];
     return {
-      name, url, ordersPerShard: options.ordersPerShard, shards: openShards, generated,
+      name,
+      url,
+      ordersPerShard: options.ordersPerShard,
+      shards: openShards,
+      generated,
       async close() {
         await openShards.close();
         await openCatalog.end({ timeout: 5 });
@@ -92,17 +117,27 @@ export async function openReadDataset(
 /** Every shard owns exactly the buckets the catalog's map gives it (what routing and the generated customers rely on). */
 async function checkOwnership(shards: ShardSet): Promise<void> {
   const map = shards.assignments();
-  if (shards.all().length !== READ_SHARD_COUNT) throw new Error(`the catalog lists ${shards.all().length} shards, not ${READ_SHARD_COUNT}`);
+  if (shards.all().length !== READ_SHARD_COUNT)
+    throw new Error(`the catalog lists ${shards.all().length} shards, not ${READ_SHARD_COUNT}`);
   for (const shard of shards.all()) {
-    const owned = (await shard.sql<{ bucket: number }[]>`select bucket from shard.owned_buckets order by bucket`).map((r) => r.bucket);
+    const owned = (await shard.sql<{ bucket: number }[]>`select bucket from shard.owned_buckets order by bucket`).map(
+      (r) => r.bucket,
+    );
     const expected = map.flatMap((s, bucket) => (s === shard.id ? [bucket] : []));
-    if (owned.join() !== expected.join()) throw new Error(`shard ${shard.id} owns ${owned.length} buckets, the catalog maps ${expected.length} to it, and they differ`);
+    if (owned.join() !== expected.join())
+      throw new Error(
+        `shard ${shard.id} owns ${owned.length} buckets, the catalog maps ${expected.length} to it, and they differ`,
+      );
   }
 }
 
 /** A connection of its own, without stratum's statement timeout: generating and checking take longer. */
 async function onOwnConnection<T>(target: ConnectTarget, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = createPool(target, { max: 1, applicationName: 'stratum-bench-shards-generate', idleTimeoutSeconds: 3600 });
+  const sql = createPool(target, {
+    max: 1,
+    applicationName: 'stratum-bench-shards-generate',
+    idleTimeoutSeconds: 3600,
+  });
   try {
     return await fn(sql);
   } finally {

@@ -35,9 +35,24 @@ const WARM_UP_ROUNDS = 20;
  * shard order rotating), every shard at once directly, for a page the statements stratum itself sends at
  * once directly, and GET /healthz of the same server (the HTTP floor); the order rotates round by round so none always runs first or after the same one. Stratum's answer is checked against the shards' own first.
  */
-export async function timeRead(read: ReadCase, baseUrl: string, shards: readonly Shard[], rounds: number, progress: (line: string) => void): Promise<ReadTimings> {
+export async function timeRead(
+  read: ReadCase,
+  baseUrl: string,
+  shards: readonly Shard[],
+  rounds: number,
+  progress: (line: string) => void,
+): Promise<ReadTimings> {
   await checkRead(read, baseUrl, shards);
-  const timings: ReadTimings = { read, stratum: [], slowestAlone: [], sumAlone: [], slowestTogether: [], slowestStratumStatements: [], httpFloor: [], alone: shards.map(() => []) };
+  const timings: ReadTimings = {
+    read,
+    stratum: [],
+    slowestAlone: [],
+    sumAlone: [],
+    slowestTogether: [],
+    slowestStratumStatements: [],
+    httpFloor: [],
+    alone: shards.map(() => []),
+  };
   const run = async (method: Method['key'], round: number, record: boolean) => {
     if (method === 'stratum') {
       const t0 = performance.now();
@@ -63,22 +78,32 @@ export async function timeRead(read: ReadCase, baseUrl: string, shards: readonly
     } else {
       const ask = method === 'together' ? read.askShard : read.askShardAsStratum!;
       const t0 = performance.now();
-      const each = await Promise.all(shards.map(async (shard) => {
-        await ask(shard.sql);
-        return performance.now() - t0;
-      }));
-      if (record) (method === 'together' ? timings.slowestTogether : timings.slowestStratumStatements).push(Math.max(...each));
+      const each = await Promise.all(
+        shards.map(async (shard) => {
+          await ask(shard.sql);
+          return performance.now() - t0;
+        }),
+      );
+      if (record)
+        (method === 'together' ? timings.slowestTogether : timings.slowestStratumStatements).push(Math.max(...each));
     }
   };
-  const methods: Method[] = [{ key: 'stratum', samples: rounds }, { key: 'alone', samples: rounds }, { key: 'together', samples: rounds },
-    { key: 'http-floor', samples: rounds }, ...(read.askShardAsStratum ? [{ key: 'stratum-statements' as const, samples: rounds }] : [])];
+  const methods: Method[] = [
+    { key: 'stratum', samples: rounds },
+    { key: 'alone', samples: rounds },
+    { key: 'together', samples: rounds },
+    { key: 'http-floor', samples: rounds },
+    ...(read.askShardAsStratum ? [{ key: 'stratum-statements' as const, samples: rounds }] : []),
+  ];
   for (let r = 0; r < WARM_UP_ROUNDS; r++) for (const m of methods) await run(m.key, r, false);
   for (const [r, round] of interleave(methods).entries()) {
     collectGarbage();
     for (const m of round) await run(m.key, r, true);
     if ((r + 1) % 50 === 0 || r + 1 === rounds) {
-      progress(`${read.key}: round ${r + 1}/${rounds}: stratum ${timings.stratum.at(-1)!.toFixed(1)} ms, slowest shard alone ${timings.slowestAlone.at(-1)!.toFixed(1)} ms, `
-        + `slowest of all at once ${timings.slowestTogether.at(-1)!.toFixed(1)} ms`);
+      progress(
+        `${read.key}: round ${r + 1}/${rounds}: stratum ${timings.stratum.at(-1)!.toFixed(1)} ms, slowest shard alone ${timings.slowestAlone.at(-1)!.toFixed(1)} ms, ` +
+          `slowest of all at once ${timings.slowestTogether.at(-1)!.toFixed(1)} ms`,
+      );
     }
   }
   return timings;

@@ -34,39 +34,62 @@ const STATUS = 'pending';
  * shards' sequence range, as if a client had paged that far), and the stats.
  */
 export function defineReads(ordersPerShard: number): ReadCase[] {
-  const statsCase = (key: 'stats' | 'stats-vs-count', name: string, askShard: (sql: Sql) => Promise<unknown>): ReadCase => ({
-    key, name, path: '/orders/stats', askShard,
+  const statsCase = (
+    key: 'stats' | 'stats-vs-count',
+    name: string,
+    askShard: (sql: Sql) => Promise<unknown>,
+  ): ReadCase => ({
+    key,
+    name,
+    path: '/orders/stats',
+    askShard,
     check(body, answers) {
       const total = (answers as Array<Array<{ n: number }>>).flat().reduce((sum, r) => sum + r.n, 0);
       const got = (body as { total: number }).total;
       if (got !== total || total !== ordersPerShard * answers.length) {
-        throw new Error(`GET /orders/stats: stratum counted ${got} orders, the shards ${total}, the data set holds ${ordersPerShard * answers.length}`);
+        throw new Error(
+          `GET /orders/stats: stratum counted ${got} orders, the shards ${total}, the data set holds ${ordersPerShard * answers.length}`,
+        );
       }
     },
   });
   // Ids are (seq * 64 + shard) * 1024 + bucket and each shard's sequence ran 1..ordersPerShard.
   const middleId = Math.floor(ordersPerShard / 2) * 64 * 1024;
   const page = (key: 'first' | 'deep', name: string, beforeId: number | undefined): ReadCase => ({
-    key, name,
+    key,
+    name,
     path: `/orders?status=${STATUS}&limit=${LIMIT}${beforeId === undefined ? '' : `&cursor=${encodeCursor({ id: beforeId })}`}`,
-    askShard: (sql) => shardPageQuery(sql, { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true }, LIMIT).then((rows) => [...rows]),
-    askShardAsStratum: (sql) => shardPageQuery(sql, { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true }, wholeOrdersPerShard(LIMIT, READ_SHARD_COUNT)).then((rows) => [...rows]),
+    askShard: (sql) =>
+      shardPageQuery(sql, { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true }, LIMIT).then((rows) => [...rows]),
+    askShardAsStratum: (sql) =>
+      shardPageQuery(
+        sql,
+        { status: STATUS, beforeId, limit: LIMIT, ownedOnly: true },
+        wholeOrdersPerShard(LIMIT, READ_SHARD_COUNT),
+      ).then((rows) => [...rows]),
     check(body, answers) {
       const got = (body as { items: Order[] }).items;
       const pages = (answers as PageRow[][]).map((rows) => rows.map((r) => JSON.parse(r.order!) as Order));
       const expected = mergeDescending(pages, (o) => o.id, LIMIT);
       if (got.length !== LIMIT || JSON.stringify(got) !== JSON.stringify(expected)) {
-        throw new Error(`${name}: stratum answered ${got.length} orders, not the ${expected.length} newest of the shards' own pages`);
+        throw new Error(
+          `${name}: stratum answered ${got.length} orders, not the ${expected.length} newest of the shards' own pages`,
+        );
       }
     },
   });
   return [
     page('first', `GET /orders?status=${STATUS}&limit=${LIMIT}, first page`, undefined),
     page('deep', `GET /orders?status=${STATUS}&limit=${LIMIT}, a page from the middle (cursor)`, middleId),
-    statsCase('stats', 'GET /orders/stats (the shard query: its status counters)', (sql) => orderStatsQuery(sql).then((rows) => [...rows])),
+    statsCase('stats', 'GET /orders/stats (the shard query: its status counters)', (sql) =>
+      orderStatsQuery(sql).then((rows) => [...rows]),
+    ),
     // The query one shard would need without counters: counting its orders. Stratum's stats read counters.
-    statsCase('stats-vs-count', 'GET /orders/stats (the shard query: count its orders by status)',
-      (sql) => sql<{ status: string; n: number }[]>`select status, count(*)::int as n from orders.orders group by status`.then((rows) => [...rows])),
+    statsCase('stats-vs-count', 'GET /orders/stats (the shard query: count its orders by status)', (sql) =>
+      sql<{ status: string; n: number }[]>`select status, count(*)::int as n from orders.orders group by status`.then(
+        (rows) => [...rows],
+      ),
+    ),
   ];
 }
 
@@ -80,6 +103,9 @@ export async function getJson(baseUrl: string, path: string): Promise<unknown> {
 
 /** Asks stratum and every shard directly once, and checks stratum's answer against theirs. */
 export async function checkRead(read: ReadCase, baseUrl: string, shards: readonly Shard[]): Promise<void> {
-  const [body, answers] = await Promise.all([getJson(baseUrl, read.path), Promise.all(shards.map((s) => read.askShard(s.sql)))]);
+  const [body, answers] = await Promise.all([
+    getJson(baseUrl, read.path),
+    Promise.all(shards.map((s) => read.askShard(s.sql))),
+  ]);
   read.check(body, answers);
 }

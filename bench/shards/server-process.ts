@@ -11,7 +11,8 @@ import { openPools } from '../../src/app/server.ts';
 import { assembleServices } from '../../src/app/services.ts';
 import { serverLifecycle } from '../support/server-lifecycle.ts';
 
-const log = (line: string) => process.stderr.write(`[bench server ${process.env.ORDERS_SHARD_COUNT} shard(s)] ${line}\n`);
+const log = (line: string) =>
+  process.stderr.write(`[bench server ${process.env.ORDERS_SHARD_COUNT} shard(s)] ${line}\n`);
 
 const { onStop, stop } = serverLifecycle(log);
 
@@ -23,11 +24,18 @@ try {
   await database.migrator.up();
   const pools = await openPools(config, database);
   onStop('the pools', () => pools.end());
-  const services = await assembleServices(config, { admin: database.sql, target: database.target, pools, applicationName: database.applicationName });
+  const services = await assembleServices(config, {
+    admin: database.sql,
+    target: database.target,
+    pools,
+    applicationName: database.applicationName,
+  });
   onStop('stratum', () => services.close());
   await services.app.listen({ host: config.host, port: 0 });
   // Relays run unless ROLE=api: then nothing forwards the shards' outboxes and the benchmark does not wait for it.
-  process.stdout.write(`${JSON.stringify({ port: (services.app.server.address() as AddressInfo).port, relays: config.role !== 'api' })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ port: (services.app.server.address() as AddressInfo).port, relays: config.role !== 'api' })}\n`,
+  );
 } catch (error) {
   log(`start-up failed: ${(error as Error).stack ?? error}`);
   await stop(1);

@@ -19,11 +19,26 @@ const SCRIPT = fileURLToPath(new URL('./server-process.ts', import.meta.url));
  */
 export async function startStratumServer(catalogUrl: string, shardCount: number): Promise<StratumServer> {
   const server = await spawnReady<{ port: number; relays: boolean }>({
-    script: SCRIPT, label: `the stratum server (${shardCount} shard(s))`, startTimeoutMs: 180_000, stopGraceMs: 60_000,
+    script: SCRIPT,
+    label: `the stratum server (${shardCount} shard(s))`,
+    startTimeoutMs: 180_000,
+    stopGraceMs: 60_000,
     env: {
-      ...process.env, DATABASE_URL: catalogUrl, ORDERS_SHARD_COUNT: String(shardCount), ORDERS_SHARDS: '',
-      REDIS_URL: '', BROKER: '', BROKER_URL: '', STRATUM_FAULTS: '',
+      ...process.env,
+      DATABASE_URL: catalogUrl,
+      ORDERS_SHARD_COUNT: String(shardCount),
+      ORDERS_SHARDS: '',
+      REDIS_URL: '',
+      BROKER: '',
+      BROKER_URL: '',
+      STRATUM_FAULTS: '',
     },
   });
-  return { pid: server.pid, shardCount, baseUrl: `http://127.0.0.1:${server.ready.port}`, relays: server.ready.relays, stop: server.stop };
+  return {
+    pid: server.pid,
+    shardCount,
+    baseUrl: `http://127.0.0.1:${server.ready.port}`,
+    relays: server.ready.relays,
+    stop: server.stop,
+  };
 }

@@ -70,7 +70,9 @@ export async function dropWriteDatabases(server: BenchServer): Promise<void> {
  * checked against the 201 answers.
  */
 export async function benchCreates(
-  urls: Map<number, string>, options: { connections: number; seconds: number; rounds: number }, progress: (line: string) => void,
+  urls: Map<number, string>,
+  options: { connections: number; seconds: number; rounds: number },
+  progress: (line: string) => void,
 ): Promise<WriteResult[]> {
   const servers: StratumServer[] = [];
   const shardSql = new Map<number, Sql[]>();
@@ -78,15 +80,37 @@ export async function benchCreates(
     for (const n of WRITE_SHARD_COUNTS) {
       progress(`starting stratum with ${n} shard(s)`);
       servers.push(await startStratumServer(urls.get(n)!, n));
-      shardSql.set(n, Array.from({ length: n }, (_, i) => createPool({ url: databaseUrl(urls.get(n)!, `${catalogName(n)}_orders_${i}`) }, {
-        max: 1, applicationName: 'stratum-bench-shards', idleTimeoutSeconds: 3600,
-      })));
+      shardSql.set(
+        n,
+        Array.from({ length: n }, (_, i) =>
+          createPool(
+            { url: databaseUrl(urls.get(n)!, `${catalogName(n)}_orders_${i}`) },
+            {
+              max: 1,
+              applicationName: 'stratum-bench-shards',
+              idleTimeoutSeconds: 3600,
+            },
+          ),
+        ),
+      );
     }
-    const results = new Map<number, WriteResult>(WRITE_SHARD_COUNTS.map((n) => [n, { shardCount: n, runs: [], cpu: [], drainSeconds: [], createdAnswers: 0, ordersOnShards: [] }]));
+    const results = new Map<number, WriteResult>(
+      WRITE_SHARD_COUNTS.map((n) => [
+        n,
+        { shardCount: n, runs: [], cpu: [], drainSeconds: [], createdAnswers: 0, ordersOnShards: [] },
+      ]),
+    );
     for (const server of servers) {
       progress(`${server.shardCount} shard(s): warm-up ${WARM_UP_SECONDS} s`);
-      const warmUp = await runCreateLoad({ baseUrl: server.baseUrl, connections: options.connections, seconds: WARM_UP_SECONDS });
-      if (warmUp.created === 0) throw new Error(`stratum with ${server.shardCount} shard(s) created no order in the warm-up (${describeFailures(warmUp)})`);
+      const warmUp = await runCreateLoad({
+        baseUrl: server.baseUrl,
+        connections: options.connections,
+        seconds: WARM_UP_SECONDS,
+      });
+      if (warmUp.created === 0)
+        throw new Error(
+          `stratum with ${server.shardCount} shard(s) created no order in the warm-up (${describeFailures(warmUp)})`,
+        );
       results.get(server.shardCount)!.createdAnswers += warmUp.created;
       if (server.relays) await drain(shardSql.get(server.shardCount)!);
       await sleep(PAUSE_MS);
@@ -98,27 +122,44 @@ export async function benchCreates(
         const result = results.get(server.shardCount)!;
         collectGarbage();
         const before = { process: sampleCpu(server.pid), postgres: postgres?.sample() };
-        const run = await runCreateLoad({ baseUrl: server.baseUrl, connections: options.connections, seconds: options.seconds });
+        const run = await runCreateLoad({
+          baseUrl: server.baseUrl,
+          connections: options.connections,
+          seconds: options.seconds,
+        });
         result.cpu.push(cpuOfRun(before, { process: sampleCpu(server.pid), postgres: postgres?.sample() }, postgres));
         result.runs.push(run);
         result.createdAnswers += run.created;
         if (server.relays) result.drainSeconds.push(await drain(shardSql.get(server.shardCount)!));
         const failures = describeFailures(run);
-        progress(`round ${r + 1}/${options.rounds}: ${server.shardCount} shard(s) ${Math.round(run.created / run.seconds)} orders/s, `
-          + `CPU: server ${Math.round(result.cpu.at(-1)!.server ?? Number.NaN)}%, PostgreSQL ${Math.round(result.cpu.at(-1)!.postgres ?? Number.NaN)}%, `
-          + `others ${Math.round(result.cpu.at(-1)!.others ?? Number.NaN)}% of a core, `
-          + (server.relays ? `relays drained in ${result.drainSeconds.at(-1)!.toFixed(1)} s` : 'no relays (ROLE=api)') + (failures ? ` -- ${failures}` : ''));
+        progress(
+          `round ${r + 1}/${options.rounds}: ${server.shardCount} shard(s) ${Math.round(run.created / run.seconds)} orders/s, ` +
+            `CPU: server ${Math.round(result.cpu.at(-1)!.server ?? Number.NaN)}%, PostgreSQL ${Math.round(result.cpu.at(-1)!.postgres ?? Number.NaN)}%, ` +
+            `others ${Math.round(result.cpu.at(-1)!.others ?? Number.NaN)}% of a core, ` +
+            (server.relays ? `relays drained in ${result.drainSeconds.at(-1)!.toFixed(1)} s` : 'no relays (ROLE=api)') +
+            (failures ? ` -- ${failures}` : ''),
+        );
         await sleep(PAUSE_MS);
       }
     }
     for (const n of WRITE_SHARD_COUNTS) {
       const result = results.get(n)!;
-      result.ordersOnShards = await Promise.all(shardSql.get(n)!.map(async (sql) => (await sql<{ n: number }[]>`select count(*)::int as n from orders.orders`)[0]!.n));
+      result.ordersOnShards = await Promise.all(
+        shardSql
+          .get(n)!
+          .map(async (sql) => (await sql<{ n: number }[]>`select count(*)::int as n from orders.orders`)[0]!.n),
+      );
       const found = result.ordersOnShards.reduce((a, b) => a + b, 0);
-      if (found < result.createdAnswers) throw new Error(`${n} shard(s): ${result.createdAnswers} orders were answered 201 but only ${found} are on the shards`);
+      if (found < result.createdAnswers)
+        throw new Error(
+          `${n} shard(s): ${result.createdAnswers} orders were answered 201 but only ${found} are on the shards`,
+        );
       // A run can end with a request per connection sent but its answer not counted; more than that is an order too many.
       const unanswered = options.connections * (result.runs.length + 1);
-      if (found > result.createdAnswers + unanswered) throw new Error(`${n} shard(s): ${found} orders on the shards for ${result.createdAnswers} answered 201 (at most ${unanswered} unanswered)`);
+      if (found > result.createdAnswers + unanswered)
+        throw new Error(
+          `${n} shard(s): ${found} orders on the shards for ${result.createdAnswers} answered 201 (at most ${unanswered} unanswered)`,
+        );
     }
     return [...results.values()];
   } finally {
@@ -131,8 +172,14 @@ type RunSample = { process: CpuSample; postgres: PostgresCpuSample | undefined }
 
 function cpuOfRun(a: RunSample, b: RunSample, pg: PostgresCpu | undefined): RunCpu {
   const { self, other, machine } = cpuBetween(a.process, b.process);
-  const postgres = pg && a.postgres && b.postgres ? (100 * pg.between(a.postgres, b.postgres)) / (b.process.wallMs - a.process.wallMs) : undefined;
-  const others = other === undefined || postgres === undefined ? undefined : Math.max(0, machine * os.cpus().length - self - other - postgres);
+  const postgres =
+    pg && a.postgres && b.postgres
+      ? (100 * pg.between(a.postgres, b.postgres)) / (b.process.wallMs - a.process.wallMs)
+      : undefined;
+  const others =
+    other === undefined || postgres === undefined
+      ? undefined
+      : Math.max(0, machine * os.cpus().length - self - other - postgres);
   return { server: other, loadGenerator: self, postgres, others, machine };
 }
 
@@ -140,9 +187,15 @@ function cpuOfRun(a: RunSample, b: RunSample, pg: PostgresCpu | undefined): RunC
 async function drain(shards: Sql[]): Promise<number> {
   const started = Date.now();
   for (;;) {
-    const unsent = await Promise.all(shards.map(async (sql) => (await sql<{ n: number }[]>`select count(*)::int as n from messaging.outbox where sent_at is null`)[0]!.n));
+    const unsent = await Promise.all(
+      shards.map(
+        async (sql) =>
+          (await sql<{ n: number }[]>`select count(*)::int as n from messaging.outbox where sent_at is null`)[0]!.n,
+      ),
+    );
     if (unsent.every((n) => n === 0)) return (Date.now() - started) / 1000;
-    if (Date.now() - started > DRAIN_TIMEOUT_MS) throw new Error(`the relays left ${unsent.join(' + ')} events unsent for ${DRAIN_TIMEOUT_MS / 1000} s`);
+    if (Date.now() - started > DRAIN_TIMEOUT_MS)
+      throw new Error(`the relays left ${unsent.join(' + ')} events unsent for ${DRAIN_TIMEOUT_MS / 1000} s`);
     await sleep(100);
   }
 }

@@ -19,9 +19,18 @@ const TICK_MS = 10;
 export function sampleCpu(otherPid: number): CpuSample {
   const self = process.cpuUsage();
   const cpus = os.cpus();
-  const total = cpus.reduce((sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle, 0);
+  const total = cpus.reduce(
+    (sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle,
+    0,
+  );
   const idle = cpus.reduce((sum, c) => sum + c.times.idle, 0);
-  return { wallMs: performance.now(), selfMs: (self.user + self.system) / 1000, otherMs: processCpuMs(otherPid), machineBusyMs: total - idle, machineTotalMs: total };
+  return {
+    wallMs: performance.now(),
+    selfMs: (self.user + self.system) / 1000,
+    otherMs: processCpuMs(otherPid),
+    machineBusyMs: total - idle,
+    machineTotalMs: total,
+  };
 }
 
 /**

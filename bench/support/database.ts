@@ -21,7 +21,10 @@ export interface BenchServer {
  * The server in DATABASE_URL when set (only new databases are touched, never the one the URL names),
  * else an embedded PostgreSQL under `home` (default .stratum-bench/), stopped again by `close()` or on Ctrl-C.
  */
-export async function openBenchServer(env: Record<string, string | undefined>, home = '.stratum-bench'): Promise<BenchServer> {
+export async function openBenchServer(
+  env: Record<string, string | undefined>,
+  home = '.stratum-bench',
+): Promise<BenchServer> {
   const external = env.DATABASE_URL?.trim();
   const embedded = external ? undefined : await openEmbedded({ home, role: 'serve', env: childEnv(process.env) });
   const adminUrl = external ?? urlOf(embedded!.target);

@@ -19,7 +19,8 @@ export function readProcessMemory(pid: number): ProcessMemory | undefined {
   } catch {
     return undefined;
   }
-  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+  const kib = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
   const rssBytes = kib('VmRSS');
   const peakRssBytes = kib('VmHWM');
   return Number.isNaN(rssBytes) || Number.isNaN(peakRssBytes) ? undefined : { rssBytes, peakRssBytes };

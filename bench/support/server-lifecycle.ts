@@ -8,7 +8,10 @@ export function serverLifecycle(log: (line: string) => void) {
   function stop(exitCode: number): Promise<void> {
     stopping ??= (async () => {
       for (const { name, close } of closers.reverse()) {
-        await close().catch((error: unknown) => { log(`closing ${name}: ${(error as Error).message}`); exitCode = 1; });
+        await close().catch((error: unknown) => {
+          log(`closing ${name}: ${(error as Error).message}`);
+          exitCode = 1;
+        });
       }
       process.exit(exitCode);
     })();
@@ -19,7 +22,9 @@ export function serverLifecycle(log: (line: string) => void) {
   process.stdin.on('end', () => void stop(0)).resume();
   return {
     /** Registers something to close at the end. */
-    onStop(name: string, close: () => Promise<void>) { closers.push({ name, close }); },
+    onStop(name: string, close: () => Promise<void>) {
+      closers.push({ name, close });
+    },
     stop,
   };
 }

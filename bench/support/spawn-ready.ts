@@ -30,32 +30,42 @@ export interface SpawnReadyOptions {
  */
 export async function spawnReady<T>(options: SpawnReadyOptions): Promise<ReadyProcess<T>> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
-    env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'inherit'],
+    env: options.env ?? process.env,
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   let running = true;
   let stopRequested = false;
-  exited.then(([code, signal]) => {
-    running = false;
-    if (!stopRequested) process.stderr.write(`[bench] ${options.label} ended by itself (${signal ?? `exit code ${code}`})\n`);
-  }, () => { running = false; });
+  exited.then(
+    ([code, signal]) => {
+      running = false;
+      if (!stopRequested)
+        process.stderr.write(`[bench] ${options.label} ended by itself (${signal ?? `exit code ${code}`})\n`);
+    },
+    () => {
+      running = false;
+    },
+  );
   // Only matters while waiting for the ready line; handled here so a later, normal exit is not an unhandled rejection.
   const exitedEarly = exited.then(([code, signal]) => {
-    throw new Error(`${options.label} ended (${signal ?? `exit code ${code}`}) before it was ready; its output is above`);
+    throw new Error(
+      `${options.label} ended (${signal ?? `exit code ${code}`}) before it was ready; its output is above`,
+    );
   });
   exitedEarly.catch(() => {});
 
   // Once: a second SIGTERM would meet the default handler and kill the process before it stopped cleanly.
   let stopping: Promise<void> | undefined;
-  const stop = () => stopping ??= (async () => {
-    stopRequested = true;
-    if (!running) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.stopGraceMs);
-    const [code, signal] = await exited;
-    clearTimeout(timer);
-    if (code !== 0) process.stderr.write(`[bench] ${options.label} ended with ${signal ?? `exit code ${code}`}\n`);
-  })();
+  const stop = () =>
+    (stopping ??= (async () => {
+      stopRequested = true;
+      if (!running) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), options.stopGraceMs);
+      const [code, signal] = await exited;
+      clearTimeout(timer);
+      if (code !== 0) process.stderr.write(`[bench] ${options.label} ended with ${signal ?? `exit code ${code}`}\n`);
+    })());
 
   const lines = readline.createInterface({ input: child.stdout });
   let timer: NodeJS.Timeout | undefined;
@@ -64,7 +74,10 @@ export async function spawnReady<T>(options: SpawnReadyOptions): Promise<ReadyPr
       once(lines, 'line').then(([line]) => JSON.parse(line as string) as T),
       exitedEarly,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${options.label} was not ready within ${options.startTimeoutMs / 1000} s`)), options.startTimeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`${options.label} was not ready within ${options.startTimeoutMs / 1000} s`)),
+          options.startTimeoutMs,
+        );
       }),
     ]);
     return { pid: child.pid!, ready, stop };

@@ -10,7 +10,11 @@ const TABLES = 'users.users, users.user_profile, users.actions';
  */
 export async function seedUsers(sql: Sql, size: number): Promise<void> {
   await createMainMigrator(sql).up();
-  await sql.unsafe(TABLES.split(', ').map((t) => `alter table ${t} set (autovacuum_enabled = false);`).join('\n'));
+  await sql.unsafe(
+    TABLES.split(', ')
+      .map((t) => `alter table ${t} set (autovacuum_enabled = false);`)
+      .join('\n'),
+  );
   await sql`insert into users.users (id, username, score)
     select g, 'user-' || g, (g % 997)::numeric / 4 from generate_series(1, ${size}::int) g`;
   await sql`insert into users.user_profile (user_id, firstname, lastname)
@@ -32,7 +36,9 @@ export async function resetUsers(sql: Sql, size: number): Promise<void> {
 
 /** What `verifyCreation` compares against: the users' score total before a creation. */
 export async function scoreTotal(sql: Sql): Promise<{ n: number; total: string }> {
-  const [row] = await sql<[{ n: number; total: string }]>`select count(*)::int as n, sum(score)::text as total from users.users`;
+  const [row] = await sql<
+    [{ n: number; total: string }]
+  >`select count(*)::int as n, sum(score)::text as total from users.users`;
   return row;
 }
 
@@ -41,7 +47,9 @@ export async function scoreTotal(sql: Sql): Promise<{ n: number; total: string }
  * the `n` other users moved from score s to 1 + s + s / n (their total to n + S + S / n, up to rounding).
  */
 export async function verifyCreation(sql: Sql, size: number, before: { n: number; total: string }): Promise<void> {
-  const [row] = await sql<[{ added: number; profiles: number; actions: string[]; expected: string | null; fanOutOk: boolean }]>`
+  const [row] = await sql<
+    [{ added: number; profiles: number; actions: string[]; expected: string | null; fanOutOk: boolean }]
+  >`
     select
       (select count(*)::int from users.users where id > ${size}) as added,
       (select count(*)::int from users.user_profile where user_id > ${size}) as profiles,
@@ -52,8 +60,10 @@ export async function verifyCreation(sql: Sql, size: number, before: { n: number
   const problems = [
     row.added === 1 ? '' : `${row.added} users were added, not 1`,
     row.profiles === 1 ? '' : `${row.profiles} profiles were added, not 1`,
-    row.actions?.length === 1 && row.actions[0] === row.expected ? '' : `the actions are ${JSON.stringify(row.actions)}, not ["${row.expected}"]`,
-    row.fanOutOk ? '' : 'the other users\' scores did not move by 1 + score + score / n',
+    row.actions?.length === 1 && row.actions[0] === row.expected
+      ? ''
+      : `the actions are ${JSON.stringify(row.actions)}, not ["${row.expected}"]`,
+    row.fanOutOk ? '' : "the other users' scores did not move by 1 + score + score / n",
   ].filter(Boolean);
   if (problems.length > 0) throw new Error(`a creation did not do the work it should: ${problems.join('; ')}`);
 }

@@ -16,7 +16,9 @@ const DEFAULTS: UsersBenchOptions = { sizes: [1000, 10_000, 100_000], samples: 3
 /** Reads `--sizes a,b,c` and `--samples n` (also `--name=value`); throws with the usage line otherwise. */
 export function parseUsersOptions(argv: readonly string[]): UsersBenchOptions {
   const options = { ...DEFAULTS };
-  const args = argv.flatMap((a) => (a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+  const args = argv.flatMap((a) =>
+    a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a],
+  );
   for (let i = 0; i < args.length; i += 2) {
     const [flag, value] = [args[i], args[i + 1]];
     if (flag === '--sizes' && value) options.sizes = value.split(',').map((s) => positiveInt(s, flag));
@@ -32,6 +34,7 @@ export function baselineSamples(size: number, samples: number): number {
 }
 
 function positiveInt(raw: string, flag: string): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new UsageError(`${flag} takes whole numbers of at least 1, got "${raw}"\n${USERS_USAGE}`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new UsageError(`${flag} takes whole numbers of at least 1, got "${raw}"\n${USERS_USAGE}`);
   return Number(raw);
 }

@@ -13,9 +13,20 @@ const ROLE_PASSWORD_VARIABLES = ['ACCOUNTS_DB_PASSWORD', 'IMAGES_DB_PASSWORD'];
  * DATABASE_URL's they come from the environment, as for `stratum serve`.
  */
 export async function startStratum(databaseUrl: string, ownServer: boolean): Promise<RunningServer> {
-  const rolePasswords = Object.fromEntries(ROLE_PASSWORD_VARIABLES.map((name) =>
-    [name, ownServer ? randomBytes(18).toString('base64url') : process.env[name]]));
-  const env = { ...rolePasswords, DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', TX_DEADLINE_MS: '60000' };
+  const rolePasswords = Object.fromEntries(
+    ROLE_PASSWORD_VARIABLES.map((name) => [
+      name,
+      ownServer ? randomBytes(18).toString('base64url') : process.env[name],
+    ]),
+  );
+  const env = {
+    ...rolePasswords,
+    DATABASE_URL: databaseUrl,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    TX_DEADLINE_MS: '60000',
+  };
   return startServer(loadConfig(env, process.cwd()), () => {});
 }
 
@@ -27,7 +38,11 @@ export function stratumOverHttp(baseUrl: string): CreationMethod {
       const response = await fetch(`${baseUrl}/users`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: input.username, score: 0, profile: { firstname: input.firstname, lastname: input.lastname } }),
+        body: JSON.stringify({
+          username: input.username,
+          score: 0,
+          profile: { firstname: input.firstname, lastname: input.lastname },
+        }),
       });
       const body = await response.text();
       if (response.status !== 201) throw new Error(`POST /users answered ${response.status}: ${body}`);

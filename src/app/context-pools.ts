@@ -42,7 +42,9 @@ async function checkConnects(pool: Sql, who: string, hint: string, waitMs = 0): 
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      throw new AppError('DB.UNAVAILABLE', `cannot connect as ${who}: ${(error as Error).message}; ${hint}`, { cause: error });
+      throw new AppError('DB.UNAVAILABLE', `cannot connect as ${who}: ${(error as Error).message}; ${hint}`, {
+        cause: error,
+      });
     }
   }
 }
@@ -85,24 +87,38 @@ export async function openContextPools(options: ContextPoolOptions): Promise<Con
       }
     }
     const pool = createPool(targetAs(target, role, password), {
-      max: options.poolMax, applicationName: `${options.applicationName}-${context}${suffix}`, statementTimeoutMs: options.statementTimeoutMs,
+      max: options.poolMax,
+      applicationName: `${options.applicationName}-${context}${suffix}`,
+      statementTimeoutMs: options.statementTimeoutMs,
     });
     opened.push(pool);
-    await checkConnects(pool, role, `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`, suffix || setHere ? REPLICA_CATCH_UP_MS : 0);
+    await checkConnects(
+      pool,
+      role,
+      `set ${context.toUpperCase()}_DB_PASSWORD to the password of role ${role}`,
+      suffix || setHere ? REPLICA_CATCH_UP_MS : 0,
+    );
     return pool;
   };
-  const end = async (timeoutSeconds = 5) => { await Promise.all(opened.map((p) => p.end({ timeout: timeoutSeconds }))); };
+  const end = async (timeoutSeconds = 5) => {
+    await Promise.all(opened.map((p) => p.end({ timeout: timeoutSeconds })));
+  };
   try {
     const own: Record<string, Sql> = {};
     for (const { name, role } of withRoles) own[name] = await open(name, role.name);
     let reads: ContextPools['reads'];
     if (options.readTarget) {
       const readTarget = options.readTarget;
-      const admin = createPool(readTarget, { max: options.poolMax, applicationName: `${options.applicationName}-read`, statementTimeoutMs: options.statementTimeoutMs });
+      const admin = createPool(readTarget, {
+        max: options.poolMax,
+        applicationName: `${options.applicationName}-read`,
+        statementTimeoutMs: options.statementTimeoutMs,
+      });
       opened.push(admin);
       await checkConnects(admin, 'the DATABASE_READ_URL user', 'check DATABASE_READ_URL');
       const readOwn: Record<string, Sql> = {};
-      for (const { name, role } of withRoles) if (role.reads) readOwn[name] = await open(name, role.name, readTarget, '-read');
+      for (const { name, role } of withRoles)
+        if (role.reads) readOwn[name] = await open(name, role.name, readTarget, '-read');
       reads = { admin, own: readOwn };
     }
     return { own, ...(reads ? { reads } : {}), all: () => [...opened], end };

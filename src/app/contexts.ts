@@ -6,9 +6,4 @@ import { usersModule } from '../contexts/users/module.ts';
 import type { ContextModule } from '../platform/context/context-module.ts';
 
 /** The bounded contexts this process runs, in start order: one line per context. */
-export const CONTEXTS: readonly ContextModule<Config>[] = [
-  usersModule,
-  accountsModule,
-  imagesModule,
-  ordersModule,
-];
+export const CONTEXTS: readonly ContextModule<Config>[] = [usersModule, accountsModule, imagesModule, ordersModule];

@@ -23,13 +23,23 @@ export interface Database {
  * Opens the configured database: the embedded server of STRATUM_HOME (started, or the running one found),
  * or DATABASE_URL. Fails within ~6 s with one line naming the host when the database cannot be reached.
  */
-export async function openDatabase(config: Config, role: 'serve' | 'command', log: (line: string) => void): Promise<Database> {
-  const embedded = config.database.kind === 'embedded'
-    ? await openEmbedded({ home: config.database.home, role, log, env: config.childEnv })
-    : undefined;
+export async function openDatabase(
+  config: Config,
+  role: 'serve' | 'command',
+  log: (line: string) => void,
+): Promise<Database> {
+  const embedded =
+    config.database.kind === 'embedded'
+      ? await openEmbedded({ home: config.database.home, role, log, env: config.childEnv })
+      : undefined;
   const target: ConnectTarget = embedded ? embedded.target : { url: (config.database as { url: string }).url };
   const applicationName = `stratum-${role}-${process.pid}`;
-  const sql = createPool(target, { max: config.poolMax, applicationName, connectTimeoutSeconds: 5, statementTimeoutMs: config.statementTimeoutMs });
+  const sql = createPool(target, {
+    max: config.poolMax,
+    applicationName,
+    connectTimeoutSeconds: 5,
+    statementTimeoutMs: config.statementTimeoutMs,
+  });
   const close = async (timeoutSeconds = 5) => {
     await sql.end({ timeout: timeoutSeconds });
     await embedded?.release();
@@ -42,7 +52,10 @@ export async function openDatabase(config: Config, role: 'serve' | 'command', lo
   }
   return {
     // Context role passwords derive from the administrative secret we hold: the embedded server's, or the URL's.
-    sql, target, applicationName, adminSecret: embedded?.target.password ?? passwordOfUrl((target as { url: string }).url),
+    sql,
+    target,
+    applicationName,
+    adminSecret: embedded?.target.password ?? passwordOfUrl((target as { url: string }).url),
     migrator: createMainMigrator(sql, { log }),
     close,
   };

@@ -12,7 +12,12 @@ import { createRelay, type Relay } from '../platform/messaging/relay.ts';
  * Opens the configured broker: the PostgreSQL log by default, or RabbitMQ, NATS JetStream, Redis Streams.
  * `groups`: the consumer groups this deployment runs, declared up front where the broker needs it.
  */
-export async function openBroker(config: Config, admin: Sql, logger: Logger, groups: readonly string[] = []): Promise<Broker> {
+export async function openBroker(
+  config: Config,
+  admin: Sql,
+  logger: Logger,
+  groups: readonly string[] = [],
+): Promise<Broker> {
   const log = (message: string, error?: unknown) => logger.warn({ err: error }, message);
   switch (config.broker) {
     case 'postgres':
@@ -40,7 +45,13 @@ export async function openBroker(config: Config, admin: Sql, logger: Logger, gro
  * @example const pool = openRelayPool(shard.target, 'stratum', 'shard-0-relay');
  */
 export function openRelayPool(target: ConnectTarget, applicationName: string, name: string): Sql {
-  return createPool(target, { max: 2, applicationName: `${applicationName}-relay`, name, connectTimeoutSeconds: 5, acquireWaitMs: 10_000 });
+  return createPool(target, {
+    max: 2,
+    applicationName: `${applicationName}-relay`,
+    name,
+    connectTimeoutSeconds: 5,
+    acquireWaitMs: 10_000,
+  });
 }
 
 /** An outbox to relay: the database's address (for the relay's own pool) and the pool its writers use. */
@@ -61,28 +72,52 @@ export interface Workers {
  */
 export async function startWorkers(
   broker: Broker,
-  deps: { outboxes: readonly RelayedOutbox[]; consumers: readonly ConsumerSpec[]; applicationName: string; logger: Logger },
+  deps: {
+    outboxes: readonly RelayedOutbox[];
+    consumers: readonly ConsumerSpec[];
+    applicationName: string;
+    logger: Logger;
+  },
 ): Promise<Workers> {
   const warn = (message: string, error?: unknown) => deps.logger.warn({ err: error }, message);
   const relays: Array<{ relay: Relay; pool: Sql }> = [];
   const subscriptions: Subscription[] = [];
   const stop = async () => {
     await Promise.all(subscriptions.map((s) => s.stop()));
-    await Promise.all(relays.map(async ({ relay, pool }) => { await relay.stop(); await pool.end({ timeout: 5 }); }));
+    await Promise.all(
+      relays.map(async ({ relay, pool }) => {
+        await relay.stop();
+        await pool.end({ timeout: 5 });
+      }),
+    );
   };
   try {
     for (const outbox of deps.outboxes) {
-      const pool = openRelayPool(outbox.target, deps.applicationName, outbox.name === 'main' ? 'relay' : `${outbox.name}-relay`);
+      const pool = openRelayPool(
+        outbox.target,
+        deps.applicationName,
+        outbox.name === 'main' ? 'relay' : `${outbox.name}-relay`,
+      );
       const relay = createRelay({ sql: pool, outboxPool: outbox.writers, broker, log: warn });
       relays.push({ relay, pool });
       await relay.start();
     }
     for (const consumer of deps.consumers) {
-      subscriptions.push(await consume({
-        broker, transaction: consumer.transaction, group: consumer.group,
-        handler: async (event, tx) => { if (isOneOf(event, consumer.events)) await consumer.handle(event, tx); },
-        onError: (event, attempt, error) => deps.logger.warn({ err: error, eventId: event.id, attempt, group: consumer.group }, 'consumer failed on an event; retrying'),
-      }));
+      subscriptions.push(
+        await consume({
+          broker,
+          transaction: consumer.transaction,
+          group: consumer.group,
+          handler: async (event, tx) => {
+            if (isOneOf(event, consumer.events)) await consumer.handle(event, tx);
+          },
+          onError: (event, attempt, error) =>
+            deps.logger.warn(
+              { err: error, eventId: event.id, attempt, group: consumer.group },
+              'consumer failed on an event; retrying',
+            ),
+        }),
+      );
     }
   } catch (error) {
     await stop();

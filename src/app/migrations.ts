@@ -16,7 +16,10 @@ type Contexts = readonly ContextModule<Config>[];
 /** The main database's migrations: the platform's tables first, then each context's, in the contexts' order. */
 export function mainMigrations(contexts: Contexts = CONTEXTS): Migration[] {
   return [
-    ...outboxMigrations(), ...messagingMigrations(), ...catalogMigrations(), ...idempotencyMigrations(),
+    ...outboxMigrations(),
+    ...messagingMigrations(),
+    ...catalogMigrations(),
+    ...idempotencyMigrations(),
     ...contexts.flatMap((c) => c.migrations?.() ?? []),
   ];
 }
@@ -31,11 +34,16 @@ export function shardMigrations(contexts: Contexts = CONTEXTS): Migration[] {
  * descriptor names (the outbox, the idempotency keys).
  * @example await createMainMigrator(sql).up();
  */
-export function createMainMigrator(sql: Sql, options: { log?: (line: string) => void; contexts?: Contexts } = {}): Migrator {
+export function createMainMigrator(
+  sql: Sql,
+  options: { log?: (line: string) => void; contexts?: Contexts } = {},
+): Migrator {
   const contexts = options.contexts ?? CONTEXTS;
   const roles = contexts.flatMap((c) => (c.role ? [c.role] : []));
   return createMigrator({
-    sql, migrations: mainMigrations(contexts), ...(options.log ? { log: options.log } : {}),
+    sql,
+    migrations: mainMigrations(contexts),
+    ...(options.log ? { log: options.log } : {}),
     afterUp: (tx) => grantPlatformAccess(tx, roles),
   });
 }

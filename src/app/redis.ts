@@ -9,7 +9,13 @@ const REDIS_CONNECT_TIMEOUT_MS = 5000;
  * reconnects by itself; the cache serves from its local tier and the database meanwhile.
  */
 export async function connectRedis(url: string, logger: Logger) {
-  const client = createClient({ url, socket: { connectTimeout: REDIS_CONNECT_TIMEOUT_MS, reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000) } });
+  const client = createClient({
+    url,
+    socket: {
+      connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+      reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000),
+    },
+  });
   let lastError: unknown;
   client.on('error', (error) => {
     lastError = error;
@@ -19,7 +25,12 @@ export async function connectRedis(url: string, logger: Logger) {
   try {
     await Promise.race([
       client.connect(),
-      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${REDIS_CONNECT_TIMEOUT_MS} ms`)), REDIS_CONNECT_TIMEOUT_MS); }),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${REDIS_CONNECT_TIMEOUT_MS} ms`)),
+          REDIS_CONNECT_TIMEOUT_MS,
+        );
+      }),
     ]);
     return client;
   } catch (error) {

@@ -8,8 +8,12 @@ import { assembleServices, type Services } from './services.ts';
 /** Opens the contexts' own pools on a migrated database. */
 export function openPools(config: Config, database: Database): Promise<ContextPools> {
   return openContextPools({
-    admin: database.sql, target: database.target, adminSecret: database.adminSecret,
-    passwords: config.rolePasswords, poolMax: config.poolMax, applicationName: database.applicationName,
+    admin: database.sql,
+    target: database.target,
+    adminSecret: database.adminSecret,
+    passwords: config.rolePasswords,
+    poolMax: config.poolMax,
+    applicationName: database.applicationName,
     statementTimeoutMs: config.statementTimeoutMs,
     ...(config.readDatabaseUrl ? { readTarget: { url: config.readDatabaseUrl } } : {}),
   });
@@ -36,12 +40,20 @@ export async function startServer(config: Config, log: (line: string) => void): 
     const applied = await database.migrator.up();
     if (applied.length > 0) log(`applied ${applied.length} migration(s)`);
     pools = await openPools(config, database);
-    services = await assembleServices(config, { admin: database.sql, target: database.target, pools, applicationName: database.applicationName });
+    services = await assembleServices(config, {
+      admin: database.sql,
+      target: database.target,
+      pools,
+      applicationName: database.applicationName,
+    });
     const url = await services.app.listen({ host: config.host, port: config.port });
     let stopping: Promise<void> | undefined;
     const running = { services, pools };
     return {
-      app: services.app, url, database, transaction: services.transaction,
+      app: services.app,
+      url,
+      database,
+      transaction: services.transaction,
       stop() {
         stopping ??= (async () => {
           const seconds = Math.ceil(config.shutdownTimeoutMs / 1000);

@@ -3,8 +3,19 @@ import type { Config } from '../config/config.ts';
 import { adminRoutes } from '../http/admin.ts';
 import { buildApp, type App } from '../http/app.ts';
 import { mergeErrorTables, PLATFORM_ERRORS } from '../http/error-statuses.ts';
-import { createReadCache, createRedisTier, invalidateOnEvents, type InvalidationRule, type ReadCache } from '../platform/cache/index.ts';
-import type { ConsumerSpec, ContextModule, ContextPlatform, StartedContext } from '../platform/context/context-module.ts';
+import {
+  createReadCache,
+  createRedisTier,
+  invalidateOnEvents,
+  type InvalidationRule,
+  type ReadCache,
+} from '../platform/cache/index.ts';
+import type {
+  ConsumerSpec,
+  ContextModule,
+  ContextPlatform,
+  StartedContext,
+} from '../platform/context/context-module.ts';
 import type { ConnectTarget, Sql } from '../platform/db/connect.ts';
 import { refusingSince } from '../platform/db/pool-gate.ts';
 import { checkDatabaseReadiness, describeReadServer } from '../platform/db/replication-status.ts';
@@ -54,36 +65,70 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
   const closeAll = async () => {
     // Newest first; one failure does not keep the rest open.
     let first: unknown;
-    for (const close of closers.splice(0).reverse()) await close().catch((error) => { first ??= error; });
+    for (const close of closers.splice(0).reverse())
+      await close().catch((error) => {
+        first ??= error;
+      });
     if (first) throw first;
   };
-  const transactionOn = (sql: Sql) => createTransaction({
-    sql, defaultDeadlineMs: config.txDeadlineMs, now: Date.now, random: Math.random, observer: metrics.transactionObserver,
-  });
+  const transactionOn = (sql: Sql) =>
+    createTransaction({
+      sql,
+      defaultDeadlineMs: config.txDeadlineMs,
+      now: Date.now,
+      random: Math.random,
+      observer: metrics.transactionObserver,
+    });
   try {
     const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-    if (redis) closers.push(async () => { if (redis.isOpen) await redis.quit(); });
-    const cacheOf = <T>(name: string): ReadCache<T> => createReadCache<T>({
-      namespace: `stratum:${name}`,
-      ttlMs: config.cacheTtlMs,
-      maxEntries: config.cacheMaxEntries,
-      observer: metrics.cacheObserver(name),
-      shared: redis ? createRedisTier({
-        client: redis, namespace: `stratum:${name}`, ttlMs: config.cacheTtlMs,
-        onError: (error, context) => logger.warn({ err: error, ...context }, 'shared cache tier unavailable; serving from the local tier and the database'),
-      }) : undefined,
-    });
+    if (redis)
+      closers.push(async () => {
+        if (redis.isOpen) await redis.quit();
+      });
+    const cacheOf = <T>(name: string): ReadCache<T> =>
+      createReadCache<T>({
+        namespace: `stratum:${name}`,
+        ttlMs: config.cacheTtlMs,
+        maxEntries: config.cacheMaxEntries,
+        observer: metrics.cacheObserver(name),
+        shared: redis
+          ? createRedisTier({
+              client: redis,
+              namespace: `stratum:${name}`,
+              ttlMs: config.cacheTtlMs,
+              onError: (error, context) =>
+                logger.warn(
+                  { err: error, ...context },
+                  'shared cache tier unavailable; serving from the local tier and the database',
+                ),
+            })
+          : undefined,
+      });
 
     const ports = new Map<string, unknown>();
     const started: Array<{ context: ContextModule<Config>; value: StartedContext; sql: Sql }> = [];
     for (const context of contexts) {
       const own = deps.pools.own[context.name];
-      if (context.role && !own) throw new TypeError(`context ${context.name} has a role but no pool of its own was opened`);
+      if (context.role && !own)
+        throw new TypeError(`context ${context.name} has a role but no pool of its own was opened`);
       const sql = own ?? deps.admin;
-      const readSql = context.role ? (context.role.reads ? deps.pools.reads?.own[context.name] : undefined) : deps.pools.reads?.admin;
+      const readSql = context.role
+        ? context.role.reads
+          ? deps.pools.reads?.own[context.name]
+          : undefined
+        : deps.pools.reads?.admin;
       const platform: ContextPlatform<Config> = {
-        config, logger, metrics, admin: deps.admin, target: deps.target, applicationName: deps.applicationName,
-        sql, readSql, transactionOn, cache: cacheOf, runsWorkers: config.role !== 'api',
+        config,
+        logger,
+        metrics,
+        admin: deps.admin,
+        target: deps.target,
+        applicationName: deps.applicationName,
+        sql,
+        readSql,
+        transactionOn,
+        cache: cacheOf,
+        runsWorkers: config.role !== 'api',
         port<T>(name: string): T {
           if (!ports.has(name)) throw new TypeError(`no context provides the port ${name}`);
           return ports.get(name) as T;
@@ -98,7 +143,12 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
       started.push({ context, value, sql });
     }
     const consumers: ConsumerSpec[] = started.flatMap((s) => [...(s.value.consumers ?? [])]);
-    const broker = await openBroker(config, deps.admin, logger, consumers.map((c) => c.group));
+    const broker = await openBroker(
+      config,
+      deps.admin,
+      logger,
+      consumers.map((c) => c.group),
+    );
     closers.push(() => broker.close());
 
     if (config.role !== 'api') {
@@ -106,7 +156,12 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
         { name: 'main', target: deps.target, writers: deps.admin },
         ...started.flatMap((s) => [...(s.value.outboxes ?? [])]),
       ];
-      const workers: Workers = await startWorkers(broker, { outboxes, consumers, applicationName: deps.applicationName, logger });
+      const workers: Workers = await startWorkers(broker, {
+        outboxes,
+        consumers,
+        applicationName: deps.applicationName,
+        logger,
+      });
       closers.push(() => workers.stop());
     }
 
@@ -114,8 +169,13 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
     const rules: InvalidationRule[] = started.flatMap((s) => [...(s.value.cacheRules ?? [])]);
     if (!redis && rules.length > 0) {
       const following: Subscription = await invalidateOnEvents({
-        follow: (listener) => broker.follow(listener), rules,
-        onError: (error, event) => logger.warn({ err: error, eventId: event.id, type: event.type }, 'cache invalidation: could not read an event'),
+        follow: (listener) => broker.follow(listener),
+        rules,
+        onError: (error, event) =>
+          logger.warn(
+            { err: error, eventId: event.id, type: event.type },
+            'cache invalidation: could not read an event',
+          ),
       });
       closers.push(() => following.stop());
     }
@@ -123,14 +183,18 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
     // Expired idempotency keys go now and then, on the main database and every other database that keeps them.
     const keyStores = () => [deps.admin, ...started.flatMap((s) => [...(s.value.idempotencyStores?.() ?? [])])];
     const keySweep = setInterval(() => {
-      for (const sql of keyStores()) deleteExpiredKeys(sql).catch((error) => logger.warn({ err: error }, 'deleting expired idempotency keys failed'));
+      for (const sql of keyStores())
+        deleteExpiredKeys(sql).catch((error) =>
+          logger.warn({ err: error }, 'deleting expired idempotency keys failed'),
+        );
     }, KEY_SWEEP_MS);
     keySweep.unref();
     closers.push(async () => clearInterval(keySweep));
 
     // What readiness and the metrics watch: every request pool's admission.
     const requestPools = () => [
-      deps.admin, ...Object.values(deps.pools.own),
+      deps.admin,
+      ...Object.values(deps.pools.own),
       ...(deps.pools.reads ? [deps.pools.reads.admin, ...Object.values(deps.pools.reads.own)] : []),
       ...started.flatMap((s) => [...(s.value.pools?.() ?? [])]),
     ];
@@ -147,11 +211,15 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
       const value = <T>(answer: PromiseSettledResult<T>) => (answer as PromiseFulfilledResult<T>).value;
       const refusing = refusingSince(requestPools(), Date.now() - REFUSING_WINDOW_MS);
       if (refusing.length > 0) {
-        throw new AppError('DB.POOL_EXHAUSTED', `pool ${refusing.map((p) => p.name).join(', ')} refused callers within the last ${REFUSING_WINDOW_MS / 1000} s`,
-          { details: { pools: refusing.map(({ name, max, inUse, waiting }) => ({ name, max, inUse, waiting })) } });
+        throw new AppError(
+          'DB.POOL_EXHAUSTED',
+          `pool ${refusing.map((p) => p.name).join(', ')} refused callers within the last ${REFUSING_WINDOW_MS / 1000} s`,
+          { details: { pools: refusing.map(({ name, max, inUse, waiting }) => ({ name, max, inUse, waiting })) } },
+        );
       }
       return {
-        ...value(primary!), ...(value(reads!) ? { reads: value(reads!) } : {}),
+        ...value(primary!),
+        ...(value(reads!) ? { reads: value(reads!) } : {}),
         ...Object.fromEntries(withReadiness.map((s, i) => [s.context.name, value(answers[i]!)])),
       };
     };

@@ -9,9 +9,13 @@ import { inBucket } from '../platform/sharding/routing.ts';
 import { openOrderShards } from '../contexts/orders/shards.ts';
 import { isAppError, type AppError } from '../platform/errors/app-error.ts';
 
-interface Io { out: (line: string) => void; err: (line: string) => void }
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
 
-export const IMPORT_USAGE = 'usage: stratum import order-items --order <id> --file <items.csv> [--chunk-size N] [--atomic]';
+export const IMPORT_USAGE =
+  'usage: stratum import order-items --order <id> --file <items.csv> [--chunk-size N] [--atomic]';
 
 export const IMPORT_HELP = `${IMPORT_USAGE}
 
@@ -22,15 +26,29 @@ the same transaction. Prints {"imported":n,"rejected":[{fromLine,toLine,reason}]
 Exit status: 0 all imported, 1 some chunks rejected or the import failed, 2 bad arguments.
 Applies pending migrations first.`;
 
-interface ImportArgs { orderId: number; file: string; size: number; chunkSize: number; atomic: boolean }
+interface ImportArgs {
+  orderId: number;
+  file: string;
+  size: number;
+  chunkSize: number;
+  atomic: boolean;
+}
 
 /** The arguments, or the reason they are wrong. */
 function parseImportArgs(args: string[]): ImportArgs | 'help' | string {
   let parsed;
   try {
     parsed = parseArgs({
-      args, allowPositionals: true, strict: true,
-      options: { order: { type: 'string' }, file: { type: 'string' }, 'chunk-size': { type: 'string' }, atomic: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        order: { type: 'string' },
+        file: { type: 'string' },
+        'chunk-size': { type: 'string' },
+        atomic: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
   } catch (error) {
     return (error as Error).message;
@@ -39,10 +57,12 @@ function parseImportArgs(args: string[]): ImportArgs | 'help' | string {
   if (values.help) return 'help';
   if (positionals[0] !== 'order-items' || positionals.length > 1) return 'the one thing to import is order-items';
   if (values.order === undefined) return '--order is required';
-  if (!/^[0-9]{1,15}$/.test(values.order) || Number(values.order) < 1) return `--order takes a positive order id, got "${values.order}"`;
+  if (!/^[0-9]{1,15}$/.test(values.order) || Number(values.order) < 1)
+    return `--order takes a positive order id, got "${values.order}"`;
   if (values.file === undefined) return '--file is required';
   const chunkSize = values['chunk-size'] ?? '1000';
-  if (!/^[0-9]{1,7}$/.test(chunkSize) || Number(chunkSize) < 1 || Number(chunkSize) > 1_000_000) return `--chunk-size takes 1..1000000, got "${chunkSize}"`;
+  if (!/^[0-9]{1,7}$/.test(chunkSize) || Number(chunkSize) < 1 || Number(chunkSize) > 1_000_000)
+    return `--chunk-size takes 1..1000000, got "${chunkSize}"`;
   let size: number;
   try {
     const stat = fs.statSync(values.file);
@@ -51,7 +71,13 @@ function parseImportArgs(args: string[]): ImportArgs | 'help' | string {
   } catch (error) {
     return `cannot read ${values.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
   }
-  return { orderId: Number(values.order), file: values.file, size, chunkSize: Number(chunkSize), atomic: values.atomic === true };
+  return {
+    orderId: Number(values.order),
+    file: values.file,
+    size,
+    chunkSize: Number(chunkSize),
+    atomic: values.atomic === true,
+  };
 }
 
 /**
@@ -61,7 +87,10 @@ function parseImportArgs(args: string[]): ImportArgs | 'help' | string {
  */
 export async function runImport(config: Config, args: string[], io: Io): Promise<number> {
   const parsed = parseImportArgs(args);
-  if (parsed === 'help') { io.out(IMPORT_HELP); return 0; }
+  if (parsed === 'help') {
+    io.out(IMPORT_HELP);
+    return 0;
+  }
   if (typeof parsed === 'string') {
     io.err(`stratum import: ${parsed}`);
     io.err(IMPORT_USAGE);
@@ -70,20 +99,36 @@ export async function runImport(config: Config, args: string[], io: Io): Promise
   const database = await openDatabase(config, 'command', (line) => io.err(`stratum: ${line}`));
   try {
     await database.migrator.up();
-    const shards = await openOrderShards(config, { catalog: database.sql, target: database.target, applicationName: database.applicationName });
+    const shards = await openOrderShards(config, {
+      catalog: database.sql,
+      target: database.target,
+      applicationName: database.applicationName,
+    });
     const csv = fs.createReadStream(parsed.file);
     const bar = process.stderr.isTTY
-      ? new cliProgress.SingleBar({ format: 'importing items [{bar}] {percentage}% {lines} lines, {imported} imported {duration_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic)
+      ? new cliProgress.SingleBar(
+          {
+            format: 'importing items [{bar}] {percentage}% {lines} lines, {imported} imported {duration_formatted}',
+            stream: process.stderr,
+          },
+          cliProgress.Presets.shades_classic,
+        )
       : undefined;
     bar?.start(parsed.size, 0, { lines: 0, imported: 0 });
     let result: ImportResult;
     try {
-      result = await inBucket(shards, bucketOfId(parsed.orderId), { label: 'orders.import', deadlineMs: config.importDeadlineMs, maxAttempts: 1 }, (tx) =>
-        importOrderItems(tx, parsed.orderId, csv, {
-          chunkSize: parsed.chunkSize,
-          atomic: parsed.atomic,
-          onProgress: ({ linesRead, imported }) => bar?.update(csv.bytesRead, { lines: linesRead, imported }),
-        }), { movingWaitMs: 0 });
+      result = await inBucket(
+        shards,
+        bucketOfId(parsed.orderId),
+        { label: 'orders.import', deadlineMs: config.importDeadlineMs, maxAttempts: 1 },
+        (tx) =>
+          importOrderItems(tx, parsed.orderId, csv, {
+            chunkSize: parsed.chunkSize,
+            atomic: parsed.atomic,
+            onProgress: ({ linesRead, imported }) => bar?.update(csv.bytesRead, { lines: linesRead, imported }),
+          }),
+        { movingWaitMs: 0 },
+      );
       bar?.update(parsed.size);
     } catch (error) {
       if (!isAppError(error)) throw error;
@@ -103,7 +148,8 @@ export async function runImport(config: Config, args: string[], io: Io): Promise
 
 /** One line on stderr; an atomic import's rejected chunk also goes to stdout as the (empty) result. */
 function reportFailure(error: AppError, io: Io): void {
-  if (error.code === 'IMPORT.REJECTED' && error.details) io.out(JSON.stringify({ imported: error.details.imported, rejected: error.details.rejected }));
+  if (error.code === 'IMPORT.REJECTED' && error.details)
+    io.out(JSON.stringify({ imported: error.details.imported, rejected: error.details.rejected }));
   // A database error's own message ("value too long", "deadlock detected") is what the operator needs.
   const cause = error.code.startsWith('DB.') && error.cause instanceof Error ? `: ${error.cause.message}` : '';
   io.err(`stratum: import failed (${error.code}): ${error.message}${cause}`);

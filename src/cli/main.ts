@@ -33,7 +33,12 @@ The failover lab, chaos runs and load generation are tools apart from the servic
 
 /** Each command's own usage, for `stratum <command> --help`. */
 const COMMAND_HELP: Record<string, string> = {
-  serve: SERVE_HELP, migrate: MIGRATE_HELP, seed: SEED_HELP, import: IMPORT_HELP, dlq: DLQ_HELP, shards: SHARDS_HELP,
+  serve: SERVE_HELP,
+  migrate: MIGRATE_HELP,
+  seed: SEED_HELP,
+  import: IMPORT_HELP,
+  dlq: DLQ_HELP,
+  shards: SHARDS_HELP,
 };
 
 /** Commands that moved to the tools (`npm run tools -- <command>`). */
@@ -55,7 +60,9 @@ export async function runCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (TOOL_COMMANDS.includes(command)) {
-    err(`stratum: ${command} is not a stratum command but a tool: run \`npm run tools -- ${command}${rest.length > 0 ? ` ${rest.join(' ')}` : ''}\``);
+    err(
+      `stratum: ${command} is not a stratum command but a tool: run \`npm run tools -- ${command}${rest.length > 0 ? ` ${rest.join(' ')}` : ''}\``,
+    );
     return 2;
   }
   const help = Object.hasOwn(COMMAND_HELP, command) ? COMMAND_HELP[command] : undefined;
@@ -69,12 +76,18 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     const config = loadConfig(process.env, process.cwd());
     switch (command) {
-      case 'serve': return await runServe(config, err);
-      case 'migrate': return await runMigrate(config, rest, { out, err });
-      case 'seed': return await runSeed(config, rest, { out, err });
-      case 'dlq': return await runDlq(config, rest, { out, err });
-      case 'import': return await runImport(config, rest, { out, err });
-      case 'shards': return await runShards(config, rest, { out, err });
+      case 'serve':
+        return await runServe(config, err);
+      case 'migrate':
+        return await runMigrate(config, rest, { out, err });
+      case 'seed':
+        return await runSeed(config, rest, { out, err });
+      case 'dlq':
+        return await runDlq(config, rest, { out, err });
+      case 'import':
+        return await runImport(config, rest, { out, err });
+      case 'shards':
+        return await runShards(config, rest, { out, err });
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;

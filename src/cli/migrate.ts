@@ -6,7 +6,10 @@ import type { Migrator } from '../platform/migrate/migrator.ts';
 import { createMigrator } from '../platform/migrate/migrator.ts';
 import { shardOfRow } from '../platform/sharding/shard-set.ts';
 
-interface Io { out: (line: string) => void; err: (line: string) => void }
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
 
 export const MIGRATE_USAGE = 'usage: stratum migrate up | down [n] | status';
 
@@ -24,7 +27,10 @@ With no DATABASE_URL, the embedded PostgreSQL of STRATUM_HOME: the running serve
  * database only.
  */
 export async function runMigrate(config: Config, args: string[], io: Io): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) { io.out(MIGRATE_HELP); return 0; }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(MIGRATE_HELP);
+    return 0;
+  }
   const [action, countArg] = args;
   if (action !== 'up' && action !== 'down' && action !== 'status') {
     io.err(MIGRATE_USAGE);
@@ -42,14 +48,22 @@ export async function runMigrate(config: Config, args: string[], io: Io): Promis
   try {
     if (action === 'up') {
       const applied = await database.migrator.up();
-      io.out(applied.length === 0 ? 'nothing to apply: the schema is up to date' : applied.map((m) => `applied ${m.context}/${m.version} ${m.name}`).join('\n'));
+      io.out(
+        applied.length === 0
+          ? 'nothing to apply: the schema is up to date'
+          : applied.map((m) => `applied ${m.context}/${m.version} ${m.name}`).join('\n'),
+      );
       const failed = await forEachShard(database, io, async (label, migrator) => {
         for (const m of await migrator.up()) io.out(`applied ${m.context}/${m.version} ${m.name} on ${label}`);
       });
       if (failed > 0) return 1;
     } else if (action === 'down') {
       const reverted = await database.migrator.down(count);
-      io.out(reverted.length === 0 ? 'nothing to revert' : reverted.map((m) => `reverted ${m.context}/${m.version} ${m.name}`).join('\n'));
+      io.out(
+        reverted.length === 0
+          ? 'nothing to revert'
+          : reverted.map((m) => `reverted ${m.context}/${m.version} ${m.name}`).join('\n'),
+      );
     } else {
       for (const s of await database.migrator.status()) io.out(statusLine(s));
       const failed = await forEachShard(database, io, async (label, migrator) => {
@@ -72,11 +86,17 @@ function statusLine(s: Awaited<ReturnType<Migrator['status']>>[number]): string 
  * Runs `fn` with a migrator on each orders shard the catalog lists; a shard it fails on is named on stderr and
  * the others still run. Returns how many failed.
  */
-async function forEachShard(database: Database, io: Io, fn: (label: string, migrator: Migrator) => Promise<void>): Promise<number> {
+async function forEachShard(
+  database: Database,
+  io: Io,
+  fn: (label: string, migrator: Migrator) => Promise<void>,
+): Promise<number> {
   const [catalog] = await database.sql<{ ok: boolean }[]>`select to_regclass('sharding.shards') is not null as ok`;
   if (!catalog!.ok) return 0;
   let failed = 0;
-  const rows = await database.sql<{ id: number; database: string | null; url: string | null }[]>`select id, database, url from sharding.shards order by id`;
+  const rows = await database.sql<
+    { id: number; database: string | null; url: string | null }[]
+  >`select id, database, url from sharding.shards order by id`;
   for (const row of rows) {
     const { target, name } = shardOfRow(database.target, row);
     const label = `shard ${row.id} (${name})`;

@@ -18,9 +18,12 @@ shutdown) on stderr. A failure to start is one plain line on stderr.`;
  * @example const logger = serveLogger(config, (line) => process.stderr.write(`${line}\n`));
  */
 export function serveLogger(config: Config, write: (line: string) => void): Logger {
-  return pino({ level: config.logLevel === 'silent' ? 'silent' : 'info' }, {
-    write: (chunk: string) => write(chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk),
-  });
+  return pino(
+    { level: config.logLevel === 'silent' ? 'silent' : 'info' },
+    {
+      write: (chunk: string) => write(chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk),
+    },
+  );
 }
 
 /**
@@ -41,13 +44,16 @@ export async function runServe(config: Config, write: (line: string) => void): P
         process.exit(130);
       }
       logger.info({ signal }, `${signal} received, finishing requests in flight`);
-      server.stop().then(() => {
-        logger.info('stopped');
-        resolve(0);
-      }, (error) => {
-        logger.error({ err: error }, `shutdown failed: ${(error as Error).message}`);
-        resolve(1);
-      });
+      server.stop().then(
+        () => {
+          logger.info('stopped');
+          resolve(0);
+        },
+        (error) => {
+          logger.error({ err: error }, `shutdown failed: ${(error as Error).message}`);
+          resolve(1);
+        },
+      );
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

@@ -8,7 +8,10 @@ import { BUCKET_COUNT } from '../platform/sharding/buckets.ts';
 import { addShard, planRebalance, rebalance } from '../platform/sharding/rebalance.ts';
 import { createDatabaseIfMissing } from '../platform/sharding/shard-set.ts';
 
-interface Io { out: (line: string) => void; err: (line: string) => void }
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
 
 export const SHARDS_USAGE = 'usage: stratum shards status | add <postgres-url> | add --database <name> | rebalance';
 
@@ -27,23 +30,40 @@ rebalance is repaired by the next one.`;
 export async function runShards(config: Config, args: string[], io: Io): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { database: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { database: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (error) {
     io.err(`stratum shards: ${(error as Error).message}`);
     io.err(SHARDS_USAGE);
     return 2;
   }
   const [action, url, ...extra] = parsed.positionals;
-  if (parsed.values.help) { io.out(SHARDS_HELP); return 0; }
-  const validAdd = action === 'add' && extra.length === 0 && (url ? !parsed.values.database && /^postgres(ql)?:\/\//i.test(url) : !!parsed.values.database);
-  if (!(action === 'status' || action === 'rebalance') && !validAdd || ((action === 'status' || action === 'rebalance') && (url || parsed.values.database))) {
+  if (parsed.values.help) {
+    io.out(SHARDS_HELP);
+    return 0;
+  }
+  const validAdd =
+    action === 'add' &&
+    extra.length === 0 &&
+    (url ? !parsed.values.database && /^postgres(ql)?:\/\//i.test(url) : !!parsed.values.database);
+  if (
+    (!(action === 'status' || action === 'rebalance') && !validAdd) ||
+    ((action === 'status' || action === 'rebalance') && (url || parsed.values.database))
+  ) {
     io.err(SHARDS_USAGE);
     return 2;
   }
   const database = await openDatabase(config, 'command', (line) => io.err(`stratum: ${line}`));
   try {
     await database.migrator.up();
-    const shards = await openOrderShards(config, { catalog: database.sql, target: database.target, applicationName: database.applicationName });
+    const shards = await openOrderShards(config, {
+      catalog: database.sql,
+      target: database.target,
+      applicationName: database.applicationName,
+    });
     try {
       if (action === 'add') {
         const name = parsed.values.database;
@@ -51,22 +71,39 @@ export async function runShards(config: Config, args: string[], io: Io): Promise
         if (name) await createDatabaseIfMissing(database.target, name);
         const shard = await addShard(shards, location);
         const moving = planRebalance(shards.assignments(), shards.all().length).length;
-        io.out(`shard ${shard.id} added: ${shard.name}; it owns no bucket yet. \`stratum shards rebalance\` moves ${moving} bucket(s) to it.`);
+        io.out(
+          `shard ${shard.id} added: ${shard.name}; it owns no bucket yet. \`stratum shards rebalance\` moves ${moving} bucket(s) to it.`,
+        );
         return 0;
       }
       if (action === 'rebalance') {
         const bar = process.stderr.isTTY
-          ? new cliProgress.SingleBar({ format: 'rebalancing [{bar}] {value}/{total} buckets, {rows} rows copied {duration_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic)
+          ? new cliProgress.SingleBar(
+              {
+                format: 'rebalancing [{bar}] {value}/{total} buckets, {rows} rows copied {duration_formatted}',
+                stream: process.stderr,
+              },
+              cliProgress.Presets.shades_classic,
+            )
           : undefined;
         let started = false;
         const moves = await rebalance({
-          shards, mover: ordersBucketMover, log: (line) => io.err(`stratum: ${line}`),
+          shards,
+          mover: ordersBucketMover,
+          log: (line) => io.err(`stratum: ${line}`),
           onProgress: (p) => {
-            if (!started) { bar?.start(p.bucketsTotal, 0, { rows: 0 }); started = true; }
+            if (!started) {
+              bar?.start(p.bucketsTotal, 0, { rows: 0 });
+              started = true;
+            }
             bar?.update(p.bucketsDone, { rows: p.rowsCopied });
           },
         }).finally(() => bar?.stop());
-        io.out(moves.length === 0 ? 'nothing to move: every bucket is on its shard' : `moved ${moves.length} bucket(s); map version ${shards.mapVersion()}`);
+        io.out(
+          moves.length === 0
+            ? 'nothing to move: every bucket is on its shard'
+            : `moved ${moves.length} bucket(s); map version ${shards.mapVersion()}`,
+        );
         return 0;
       }
       io.out(`bucket map version ${shards.mapVersion()}, ${BUCKET_COUNT} buckets over ${shards.all().length} shard(s)`);

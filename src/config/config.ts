@@ -1,9 +1,7 @@
 import path from 'node:path';
 
 /** Where the database comes from: a server stratum starts itself, or one named by a URL. */
-export type DatabaseSource =
-  | { kind: 'embedded'; home: string }
-  | { kind: 'url'; url: string };
+export type DatabaseSource = { kind: 'embedded'; home: string } | { kind: 'url'; url: string };
 
 export interface Config {
   readonly host: string;
@@ -91,7 +89,8 @@ function parseShards(raw: string | undefined): Config['ordersShards'] {
   if (parts.length === 0) return undefined;
   if (parts.length > 64) throw new ConfigError(`ORDERS_SHARDS lists ${parts.length} shards; at most 64`);
   for (const url of parts) {
-    if (!/^postgres(ql)?:\/\//i.test(url)) throw new ConfigError(`ORDERS_SHARDS entries must be postgres:// URLs, got "${url.slice(0, 40)}"`);
+    if (!/^postgres(ql)?:\/\//i.test(url))
+      throw new ConfigError(`ORDERS_SHARDS entries must be postgres:// URLs, got "${url.slice(0, 40)}"`);
   }
   return Object.freeze(parts.map((url) => ({ url })));
 }
@@ -141,14 +140,18 @@ export function loadConfig(env: Env, cwd: string): Config {
     throw new ConfigError(`SCORE_MODE must be "sync" or "async", got "${scoreMode}"`);
   }
   const broker = env.BROKER?.trim() || 'postgres';
-  if (!BROKERS.includes(broker as BrokerKind)) throw new ConfigError(`BROKER must be one of ${BROKERS.join(', ')}, got "${broker}"`);
+  if (!BROKERS.includes(broker as BrokerKind))
+    throw new ConfigError(`BROKER must be one of ${BROKERS.join(', ')}, got "${broker}"`);
   const brokerUrl = env.BROKER_URL?.trim() || undefined;
   if (broker !== 'postgres' && !brokerUrl) throw new ConfigError(`BROKER=${broker} needs BROKER_URL`);
   const readDatabaseUrl = env.DATABASE_READ_URL?.trim() || undefined;
-  if (readDatabaseUrl && !url) throw new ConfigError('DATABASE_READ_URL needs DATABASE_URL (the embedded server has no replicas)');
-  if (readDatabaseUrl && !/^postgres(ql)?:\/\//i.test(readDatabaseUrl)) throw new ConfigError('DATABASE_READ_URL must be a postgres:// URL');
+  if (readDatabaseUrl && !url)
+    throw new ConfigError('DATABASE_READ_URL needs DATABASE_URL (the embedded server has no replicas)');
+  if (readDatabaseUrl && !/^postgres(ql)?:\/\//i.test(readDatabaseUrl))
+    throw new ConfigError('DATABASE_READ_URL must be a postgres:// URL');
   const role = env.ROLE?.trim() || 'all';
-  if (role !== 'all' && role !== 'api' && role !== 'worker') throw new ConfigError(`ROLE must be all, api or worker, got "${role}"`);
+  if (role !== 'all' && role !== 'api' && role !== 'worker')
+    throw new ConfigError(`ROLE must be all, api or worker, got "${role}"`);
   return Object.freeze({
     host: env.HOST?.trim() || '127.0.0.1',
     port: readInt(env, 'PORT', 8080, 0, 65535),
@@ -178,7 +181,12 @@ export function loadConfig(env: Env, cwd: string): Config {
     inDoubtGraceMs: readInt(env, 'IN_DOUBT_GRACE_MS', 30_000, 0, 86_400_000),
     sagaLeaseMs: readInt(env, 'SAGA_LEASE_MS', 30_000, 100, 86_400_000),
     idempotencyTtlMs: readInt(env, 'IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
-    faults: Object.freeze((env.STRATUM_FAULTS ?? '').split(',').map((f) => f.trim()).filter(Boolean)),
+    faults: Object.freeze(
+      (env.STRATUM_FAULTS ?? '')
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean),
+    ),
     debug: debugEnabled(env),
     childEnv: childEnv(env),
   } satisfies Config);

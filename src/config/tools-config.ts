@@ -36,7 +36,8 @@ function shown(raw: string): string {
 function readDir(env: Env, name: string, cwd: string, fallback: string): string {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
-  if (/[\0\n\r]/.test(raw)) throw new ToolsConfigError(`${name} must be a directory path, got ${JSON.stringify(raw.slice(0, 60))}`);
+  if (/[\0\n\r]/.test(raw))
+    throw new ToolsConfigError(`${name} must be a directory path, got ${JSON.stringify(raw.slice(0, 60))}`);
   return path.resolve(cwd, raw);
 }
 
@@ -49,14 +50,22 @@ export function loadToolsConfig(env: Env, cwd: string): ToolsConfig {
   const labDir = readDir(env, 'STRATUM_LAB_DIR', cwd, path.join(home, 'lab'));
   const clusterUrl = env.DATABASE_URL?.trim() || undefined;
   if (clusterUrl && !/^postgres(ql)?:\/\//i.test(clusterUrl)) {
-    throw new ToolsConfigError(`DATABASE_URL must be a postgres:// URL (the lab's is printed by \`npm run tools -- lab up\`), got ${shown(clusterUrl)}`);
+    throw new ToolsConfigError(
+      `DATABASE_URL must be a postgres:// URL (the lab's is printed by \`npm run tools -- lab up\`), got ${shown(clusterUrl)}`,
+    );
   }
   const brokerUrl = env.BROKER_URL?.trim() || undefined;
   if (brokerUrl) {
     let parsed: URL | undefined;
-    try { parsed = new URL(brokerUrl); } catch { parsed = undefined; }
+    try {
+      parsed = new URL(brokerUrl);
+    } catch {
+      parsed = undefined;
+    }
     if (!parsed || !parsed.hostname) {
-      throw new ToolsConfigError(`BROKER_URL must be a URL with a host, such as amqp://guest:guest@127.0.0.1:5672 or nats://127.0.0.1:4222, got ${shown(brokerUrl)}`);
+      throw new ToolsConfigError(
+        `BROKER_URL must be a URL with a host, such as amqp://guest:guest@127.0.0.1:5672 or nats://127.0.0.1:4222, got ${shown(brokerUrl)}`,
+      );
     }
   }
   return Object.freeze({

@@ -15,12 +15,17 @@ function authorized(request: FastifyRequest, token: string): boolean {
   return timingSafeEqual(digest(given), digest(token));
 }
 
-
-const LetterParams = Type.Object({ group: Type.String({ pattern: '^[a-zA-Z0-9._-]{1,100}$' }), id: Type.String({ minLength: 1, maxLength: 200 }) });
-const ListQuery = Type.Object({
+const LetterParams = Type.Object({
   group: Type.String({ pattern: '^[a-zA-Z0-9._-]{1,100}$' }),
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
-}, { additionalProperties: false });
+  id: Type.String({ minLength: 1, maxLength: 200 }),
+});
+const ListQuery = Type.Object(
+  {
+    group: Type.String({ pattern: '^[a-zA-Z0-9._-]{1,100}$' }),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
+  },
+  { additionalProperties: false },
+);
 
 /**
  * /admin routes: dead letters of a consumer group (list, show, replay, drop). Without ADMIN_TOKEN they do not
@@ -34,27 +39,55 @@ export function adminRoutes(deps: { token: string | undefined; deadLetters: Dead
     const guard = async (request: FastifyRequest, reply: FastifyReply) => {
       if (!authorized(request, token)) {
         reply.header('www-authenticate', 'Bearer');
-        return sendProblem(reply, problem(PLATFORM_ERRORS['AUTH.UNAUTHORIZED'].status, 'AUTH.UNAUTHORIZED', 'send Authorization: Bearer <ADMIN_TOKEN>'));
+        return sendProblem(
+          reply,
+          problem(
+            PLATFORM_ERRORS['AUTH.UNAUTHORIZED'].status,
+            'AUTH.UNAUTHORIZED',
+            'send Authorization: Bearer <ADMIN_TOKEN>',
+          ),
+        );
       }
     };
     const notFound = (reply: FastifyReply, group: string, id: string) =>
-      sendProblem(reply, problem(PLATFORM_ERRORS['DLQ.NOT_FOUND'].status, 'DLQ.NOT_FOUND', `no dead letter ${id} in group ${group}`));
+      sendProblem(
+        reply,
+        problem(PLATFORM_ERRORS['DLQ.NOT_FOUND'].status, 'DLQ.NOT_FOUND', `no dead letter ${id} in group ${group}`),
+      );
 
-    app.get('/admin/dlq', { onRequest: guard, schema: { tags: ['admin'], querystring: ListQuery } }, async (request) => {
-      const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 100)));
-      return deps.deadLetters.list(request.query.group, limit);
-    });
-    app.get('/admin/dlq/:group/:id', { onRequest: guard, schema: { tags: ['admin'], params: LetterParams } }, async (request, reply) => {
-      const letter = await deps.deadLetters.get(request.params.group, request.params.id);
-      return letter ?? notFound(reply, request.params.group, request.params.id);
-    });
-    app.post('/admin/dlq/:group/:id/replay', { onRequest: guard, schema: { tags: ['admin'], params: LetterParams } }, async (request, reply) => {
-      if (!(await deps.deadLetters.replay(request.params.group, request.params.id))) return notFound(reply, request.params.group, request.params.id);
-      return { replayed: request.params.id };
-    });
-    app.delete('/admin/dlq/:group/:id', { onRequest: guard, schema: { tags: ['admin'], params: LetterParams } }, async (request, reply) => {
-      if (!(await deps.deadLetters.drop(request.params.group, request.params.id))) return notFound(reply, request.params.group, request.params.id);
-      return reply.code(204).send(null);
-    });
+    app.get(
+      '/admin/dlq',
+      { onRequest: guard, schema: { tags: ['admin'], querystring: ListQuery } },
+      async (request) => {
+        const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 100)));
+        return deps.deadLetters.list(request.query.group, limit);
+      },
+    );
+    app.get(
+      '/admin/dlq/:group/:id',
+      { onRequest: guard, schema: { tags: ['admin'], params: LetterParams } },
+      async (request, reply) => {
+        const letter = await deps.deadLetters.get(request.params.group, request.params.id);
+        return letter ?? notFound(reply, request.params.group, request.params.id);
+      },
+    );
+    app.post(
+      '/admin/dlq/:group/:id/replay',
+      { onRequest: guard, schema: { tags: ['admin'], params: LetterParams } },
+      async (request, reply) => {
+        if (!(await deps.deadLetters.replay(request.params.group, request.params.id)))
+          return notFound(reply, request.params.group, request.params.id);
+        return { replayed: request.params.id };
+      },
+    );
+    app.delete(
+      '/admin/dlq/:group/:id',
+      { onRequest: guard, schema: { tags: ['admin'], params: LetterParams } },
+      async (request, reply) => {
+        if (!(await deps.deadLetters.drop(request.params.group, request.params.id)))
+          return notFound(reply, request.params.group, request.params.id);
+        return reply.code(204).send(null);
+      },
+    );
   };
 }

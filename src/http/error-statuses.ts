@@ -47,7 +47,8 @@ export function mergeErrorTables(tables: readonly ErrorTable[]): ErrorTable {
   const merged: Record<string, ErrorStatus> = {};
   for (const table of tables) {
     for (const [code, entry] of Object.entries(table)) {
-      if (!CODE.test(code) && code !== 'INTERNAL') throw new TypeError(`error code "${code}" is not AREA.REASON in upper case`);
+      if (!CODE.test(code) && code !== 'INTERNAL')
+        throw new TypeError(`error code "${code}" is not AREA.REASON in upper case`);
       const known = merged[code];
       if (known && (known.status !== entry.status || known.retryAfterSeconds !== entry.retryAfterSeconds)) {
         throw new TypeError(`error code ${code} is given two statuses: ${known.status} and ${entry.status}`);

@@ -25,62 +25,91 @@ export const HealthSchema = Type.Object({ status: Type.Literal('ok') }, { descri
  * GET /readyz 200: the database answered. Open: the readiness check adds what it knows (`cluster` behind a
  * cluster, `reads` with a read pool, one entry per context that has a readiness check of its own).
  */
-export const ReadySchema = Type.Object({
-  status: Type.Literal('ready'),
-  database: Type.Literal('ok'),
-}, { additionalProperties: true, description: 'Ready: the database answered; further entries describe the cluster, the read pool and each context' });
+export const ReadySchema = Type.Object(
+  {
+    status: Type.Literal('ready'),
+    database: Type.Literal('ok'),
+  },
+  {
+    additionalProperties: true,
+    description: 'Ready: the database answered; further entries describe the cluster, the read pool and each context',
+  },
+);
 
 export function registerHealthRoutes(app: FastifyInstance, ready: ReadinessCheck, metrics: Metrics): void {
-  app.get('/healthz', {
-    schema: { tags: TAGS, summary: 'Liveness: the process answers', response: { 200: HealthSchema } },
-  }, async () => ({ status: 'ok' as const }));
+  app.get(
+    '/healthz',
+    {
+      schema: { tags: TAGS, summary: 'Liveness: the process answers', response: { 200: HealthSchema } },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
 
-  app.get('/readyz', {
-    schema: {
-      tags: TAGS,
-      summary: 'Readiness: the database answers within 1 s; otherwise 503 with the code of what failed',
-      response: {
-        200: ReadySchema,
-        503: {
-          description: 'Not ready: DB.UNAVAILABLE, or the code of the failing check (DB.POOL_EXHAUSTED, a shard, ...) with its details',
-          headers: { 'retry-after': { type: 'string', description: 'seconds before asking again' } },
-          content: { 'application/problem+json': { schema: ProblemSchema } },
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Readiness: the database answers within 1 s; otherwise 503 with the code of what failed',
+        response: {
+          200: ReadySchema,
+          503: {
+            description:
+              'Not ready: DB.UNAVAILABLE, or the code of the failing check (DB.POOL_EXHAUSTED, a shard, ...) with its details',
+            headers: { 'retry-after': { type: 'string', description: 'seconds before asking again' } },
+            content: { 'application/problem+json': { schema: ProblemSchema } },
+          },
         },
       },
     },
-  }, async (request, reply) => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const details = await Promise.race([
-        ready(),
-        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS); }),
-      ]);
-      return { status: 'ready', database: 'ok', ...details };
-    } catch (error) {
-      request.log.warn({ err: error }, 'not ready');
-      if (isAppError(error)) {
-        return sendProblem(reply, problem(503, error.code, error.message, error.details ? { details: error.details } : {}), READY_RETRY_AFTER_SECONDS);
+    async (request, reply) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const details = await Promise.race([
+          ready(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+          }),
+        ]);
+        return { status: 'ready', database: 'ok', ...details };
+      } catch (error) {
+        request.log.warn({ err: error }, 'not ready');
+        if (isAppError(error)) {
+          return sendProblem(
+            reply,
+            problem(503, error.code, error.message, error.details ? { details: error.details } : {}),
+            READY_RETRY_AFTER_SECONDS,
+          );
+        }
+        return sendProblem(
+          reply,
+          problem(503, 'DB.UNAVAILABLE', `the database did not answer: ${(error as Error).message}`),
+          READY_RETRY_AFTER_SECONDS,
+        );
+      } finally {
+        clearTimeout(timer);
       }
-      return sendProblem(reply, problem(503, 'DB.UNAVAILABLE', `the database did not answer: ${(error as Error).message}`), READY_RETRY_AFTER_SECONDS);
-    } finally {
-      clearTimeout(timer);
-    }
-  });
+    },
+  );
 
   // The exposition is text: a string reply with a text content type is sent as it is, never JSON-serialized.
-  app.get('/metrics', {
-    schema: {
-      tags: TAGS,
-      summary: 'Prometheus metrics (text exposition format 0.0.4)',
-      response: {
-        200: {
-          description: 'Every metric of this process in the Prometheus text format',
-          content: { 'text/plain': { schema: Type.String() } },
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Prometheus metrics (text exposition format 0.0.4)',
+        response: {
+          200: {
+            description: 'Every metric of this process in the Prometheus text format',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
         },
       },
     },
-  }, async (_request, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
 }

@@ -18,13 +18,25 @@ export interface CreationStore {
  * @example return createOnce(request, reply, store, 'accounts.create', { label: 'accounts.create' }, (tx) => insertAccount(tx, name));
  */
 export async function createOnce(
-  request: FastifyRequest, reply: FastifyReply, store: CreationStore, scope: string,
-  txOptions: TransactionOptions, create: (tx: TxSql) => Promise<unknown>,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  store: CreationStore,
+  scope: string,
+  txOptions: TransactionOptions,
+  create: (tx: TxSql) => Promise<unknown>,
 ): Promise<FastifyReply> {
   const key = readIdempotencyKey(request.headers['idempotency-key']);
   if (key === undefined) return reply.code(201).send(await store.transaction(txOptions, create));
   const outcome = await idempotent(
-    { scope, key, requestHash: requestHash(request.method, request.routeOptions.url ?? request.url, request.body), ttlMs: store.ttlMs, sql: store.sql, transaction: store.transaction, txOptions },
+    {
+      scope,
+      key,
+      requestHash: requestHash(request.method, request.routeOptions.url ?? request.url, request.body),
+      ttlMs: store.ttlMs,
+      sql: store.sql,
+      transaction: store.transaction,
+      txOptions,
+    },
     async (tx) => ({ status: 201, body: JSON.parse(JSON.stringify(await create(tx))) }),
   );
   if (outcome.replayed) reply.header('idempotent-replayed', 'true');

@@ -38,7 +38,11 @@ export function installRequestDeadline(app: FastifyInstance, options: { defaultM
       if (reply.sent || reply.raw.headersSent) return;
       request.log.warn({ deadlineMs: ms }, 'request cut off at its deadline');
       const { status, retryAfterSeconds } = PLATFORM_ERRORS['REQUEST.DEADLINE_EXCEEDED'];
-      void sendProblem(reply, problem(status, 'REQUEST.DEADLINE_EXCEEDED', `no answer within the request's deadline of ${ms} ms`), retryAfterSeconds);
+      void sendProblem(
+        reply,
+        problem(status, 'REQUEST.DEADLINE_EXCEEDED', `no answer within the request's deadline of ${ms} ms`),
+        retryAfterSeconds,
+      );
     }, ms + LAST_RESORT_MARGIN_MS);
     entry.timer.unref();
     deadlines.set(request, entry);

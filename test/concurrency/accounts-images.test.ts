@@ -30,24 +30,52 @@ afterAll(async () => {
 });
 
 type Kind = 'create' | 'rename' | 'image' | 'image-unknown';
-interface Write { kind: Kind; account?: string; value: string; request: InjectOptions }
+interface Write {
+  kind: Kind;
+  account?: string;
+  value: string;
+  request: InjectOptions;
+}
 
 function writes(): Write[] {
   return Array.from({ length: 84 }, (_, i): Write => {
     const account = hot[i % 3]!;
-    if (i % 4 === 0) return { kind: 'create', value: `New_${i}`, request: { method: 'POST', url: '/accounts', payload: { name: `New_${i}` } } };
+    if (i % 4 === 0)
+      return {
+        kind: 'create',
+        value: `New_${i}`,
+        request: { method: 'POST', url: '/accounts', payload: { name: `New_${i}` } },
+      };
     if (i % 4 === 3) {
       const url = `https://img.example/${i}.png`;
-      if (i % 28 === 3) return { kind: 'image-unknown', account: UNKNOWN, value: url, request: { method: 'PUT', url: `/accounts/${UNKNOWN}/image`, payload: { url } } };
-      return { kind: 'image', account, value: url, request: { method: 'PUT', url: `/accounts/${account}/image`, payload: { url } } };
+      if (i % 28 === 3)
+        return {
+          kind: 'image-unknown',
+          account: UNKNOWN,
+          value: url,
+          request: { method: 'PUT', url: `/accounts/${UNKNOWN}/image`, payload: { url } },
+        };
+      return {
+        kind: 'image',
+        account,
+        value: url,
+        request: { method: 'PUT', url: `/accounts/${account}/image`, payload: { url } },
+      };
     }
-    return { kind: 'rename', account, value: `Name_${i}`, request: { method: 'PUT', url: `/accounts/${account}`, payload: { name: `Name_${i}` } } };
+    return {
+      kind: 'rename',
+      account,
+      value: `Name_${i}`,
+      request: { method: 'PUT', url: `/accounts/${account}`, payload: { name: `Name_${i}` } },
+    };
   });
 }
 
 /** The outbox events of one type for one account, in commit order (seq is taken after the row lock). */
 async function outboxOf(type: string, account: string): Promise<Array<Record<string, string>>> {
-  const rows = await inspect<{ payload: Record<string, string> }[]>`select payload from messaging.outbox where type = ${type} and key = ${account} order by seq`;
+  const rows = await inspect<
+    { payload: Record<string, string> }[]
+  >`select payload from messaging.outbox where type = ${type} and key = ${account} order by seq`;
   return rows.map((r) => r.payload);
 }
 
@@ -57,11 +85,21 @@ describe('account and image writes, 84 at once on 3 hot accounts', () => {
 
   beforeAll(async () => {
     plan = writes();
-    answers = await burst(stratum.app, plan.map((w) => w.request));
+    answers = await burst(
+      stratum.app,
+      plan.map((w) => w.request),
+    );
   });
 
-  const acked = (kind: Kind, account?: string) => plan.map((w, i) => ({ w, a: answers[i]! }))
-    .filter(({ w, a }) => w.kind === kind && (account === undefined || w.account === account) && a.status === (kind === 'create' ? 201 : 200));
+  const acked = (kind: Kind, account?: string) =>
+    plan
+      .map((w, i) => ({ w, a: answers[i]! }))
+      .filter(
+        ({ w, a }) =>
+          w.kind === kind &&
+          (account === undefined || w.account === account) &&
+          a.status === (kind === 'create' ? 201 : 200),
+      );
 
   it('answers each with its success code, 404 for the unknown account, or 503 with Retry-After', () => {
     expectOnlyAllowed(answers, [200, 201, 404]);
@@ -93,11 +131,19 @@ describe('account and image writes, 84 at once on 3 hot accounts', () => {
       expect(renames.length).toBeGreaterThan(0);
       const events = await inspect<{ event_name: string; n: number }[]>`
         select event_name, count(*)::int as n from accounts.account_events where account_id = ${account} group by event_name order by event_name`;
-      expect(events).toEqual([{ event_name: 'CREATED', n: 1 }, { event_name: 'UPDATED', n: renames.length }]);
+      expect(events).toEqual([
+        { event_name: 'CREATED', n: 1 },
+        { event_name: 'UPDATED', n: renames.length },
+      ]);
       // Renames of one account take turns on its row: the k-th to commit answered with k UPDATED events.
-      const seen = renames.map(({ a }) => (a.body.events as Array<{ eventName: string }>).filter((e) => e.eventName === 'UPDATED').length).sort((x, y) => x - y);
+      const seen = renames
+        .map(({ a }) => (a.body.events as Array<{ eventName: string }>).filter((e) => e.eventName === 'UPDATED').length)
+        .sort((x, y) => x - y);
       expect(seen).toEqual(renames.map((_, k) => k + 1));
-      const last = renames.find(({ a }) => a.body.events.filter((e: { eventName: string }) => e.eventName === 'UPDATED').length === renames.length)!;
+      const last = renames.find(
+        ({ a }) =>
+          a.body.events.filter((e: { eventName: string }) => e.eventName === 'UPDATED').length === renames.length,
+      )!;
       const [row] = await inspect<{ name: string }[]>`select name from accounts.accounts where id = ${account}`;
       expect(row!.name).toBe(last.w.value);
       const updated = await outboxOf('account.updated', account);
@@ -110,7 +156,9 @@ describe('account and image writes, 84 at once on 3 hot accounts', () => {
     for (const account of hot) {
       const images = acked('image', account);
       expect(images.length).toBeGreaterThan(0);
-      const rows = await inspect<{ url: string }[]>`select url from images.account_images where account_id = ${account}`;
+      const rows = await inspect<
+        { url: string }[]
+      >`select url from images.account_images where account_id = ${account}`;
       expect(rows).toHaveLength(1);
       const changes = await outboxOf('image.changed', account);
       expect(changes).toHaveLength(images.length);
@@ -134,7 +182,11 @@ describe('account and image writes, 84 at once on 3 hot accounts', () => {
   it('still serves a fresh creation and rename normally', async () => {
     const created = await stratum.app.inject({ method: 'POST', url: '/accounts', payload: { name: 'After' } });
     expect(created.statusCode, created.body).toBe(201);
-    const renamed = await stratum.app.inject({ method: 'PUT', url: `/accounts/${created.json().id}`, payload: { name: 'After_2' } });
+    const renamed = await stratum.app.inject({
+      method: 'PUT',
+      url: `/accounts/${created.json().id}`,
+      payload: { name: 'After_2' },
+    });
     expect(renamed.statusCode, renamed.body).toBe(200);
   });
 });

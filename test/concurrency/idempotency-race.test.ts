@@ -15,7 +15,11 @@ beforeAll(async () => {
   db = await createTestDatabase({ poolMax: 3 });
   stratum = await startTestApp(db, { poolMax: 3, shardPoolMax: 2, ordersShardCount: 4 });
   shards = await db.shards();
-  const seed = await stratum.app.inject({ method: 'POST', url: '/users', payload: { username: 'seed', score: 0, profile: { firstname: 'S', lastname: 'S' } } });
+  const seed = await stratum.app.inject({
+    method: 'POST',
+    url: '/users',
+    payload: { username: 'seed', score: 0, profile: { firstname: 'S', lastname: 'S' } },
+  });
   expect(seed.statusCode, seed.body).toBe(201);
 });
 
@@ -31,21 +35,36 @@ interface Creation {
 }
 
 /** Orders of `customerId` whose item has `quantity` (variants differ by quantity). */
-const orderCount = async (customerId: number, quantity: number) => (await Promise.all(shards.map((sql) => sql<{ n: number }[]>`
+const orderCount = async (customerId: number, quantity: number) =>
+  (
+    await Promise.all(
+      shards.map(
+        (sql) => sql<{ n: number }[]>`
   select count(*)::int as n from orders.orders o where customer_id = ${customerId}
-    and exists (select 1 from orders.order_items i where i.order_id = o.id and i.quantity = ${quantity})`))).reduce((s, [r]) => s + r!.n, 0);
+    and exists (select 1 from orders.order_items i where i.order_id = o.id and i.quantity = ${quantity})`,
+      ),
+    )
+  ).reduce((s, [r]) => s + r!.n, 0);
 const orderCustomer = (v: number) => (v === 0 ? 7000 : 7001);
 
 const CREATIONS: Record<string, Creation> = {
   'POST /users': {
     url: '/users',
     body: (v) => ({ username: `idem_user_${v}`, score: 1, profile: { firstname: 'I', lastname: `D${v}` } }),
-    count: async (v) => (await db.sql<{ n: number }[]>`select count(*)::int as n from users.users where username = ${`idem_user_${v}`}`)[0]!.n,
+    count: async (v) =>
+      (
+        await db.sql<{ n: number }[]>`select count(*)::int as n from users.users where username = ${`idem_user_${v}`}`
+      )[0]!.n,
   },
   'POST /accounts': {
     url: '/accounts',
     body: (v) => ({ name: `Idem_account_${v}` }),
-    count: async (v) => (await db.sql<{ n: number }[]>`select count(*)::int as n from accounts.accounts where name = ${`Idem_account_${v}`}`)[0]!.n,
+    count: async (v) =>
+      (
+        await db.sql<
+          { n: number }[]
+        >`select count(*)::int as n from accounts.accounts where name = ${`Idem_account_${v}`}`
+      )[0]!.n,
   },
   'POST /orders': {
     url: '/orders',
@@ -56,7 +75,15 @@ const CREATIONS: Record<string, Creation> = {
 };
 
 const send = (creation: Creation, key: string, variants: number[]): Promise<Answer[]> =>
-  burst(stratum.app, variants.map((v) => ({ method: 'POST' as const, url: creation.url, payload: creation.body(v), headers: { 'idempotency-key': key } })));
+  burst(
+    stratum.app,
+    variants.map((v) => ({
+      method: 'POST' as const,
+      url: creation.url,
+      payload: creation.body(v),
+      headers: { 'idempotency-key': key },
+    })),
+  );
 
 /** The 201s: all one body, and exactly one of them the creation itself (not a replay). */
 function expectOneCreationAnswered(answers: Answer[]): Answer[] {
@@ -71,7 +98,11 @@ describe.each(Object.keys(CREATIONS))('%s, 50 at once with one Idempotency-Key',
   const creation = CREATIONS[name]!;
 
   it('the same request 50 times: creates once, every success answers the same body', async () => {
-    const answers = await send(creation, `race-same-${creation.url}`, Array.from({ length: 50 }, () => 0));
+    const answers = await send(
+      creation,
+      `race-same-${creation.url}`,
+      Array.from({ length: 50 }, () => 0),
+    );
     expectOnlyAllowed(answers, [201, 409]);
     for (const a of answers.filter((x) => x.status === 409)) expect(a.code).toBe('DB.CONFLICT');
     expectOneCreationAnswered(answers);
@@ -95,7 +126,9 @@ describe.each(Object.keys(CREATIONS))('%s, 50 at once with one Idempotency-Key',
 
 describe('afterwards', () => {
   it('the fan-out of POST /users ran once per user created (the seed moved by the two creations only)', async () => {
-    const users = await db.sql<{ username: string; score: string }[]>`select username, score::text as score from users.users order by id`;
+    const users = await db.sql<
+      { username: string; score: string }[]
+    >`select username, score::text as score from users.users order by id`;
     expect(users.map((u) => u.username)).toHaveLength(3);
     // seed: 0 -> 1 + 0 + 0/1 = 1 -> 1 + 1 + 1/2 = 2.5
     expect(users[0]).toEqual({ username: 'seed', score: '2.5' });

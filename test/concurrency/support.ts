@@ -38,7 +38,10 @@ function toAnswer(res: Awaited<ReturnType<App['inject']>>): Answer {
 async function answerOf(app: App, request: InjectOptions, withinMs: number): Promise<Answer> {
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<Answer>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 0, code: 'NO_ANSWER', retryAfter: undefined, replayed: false, body: undefined }), withinMs);
+    timer = setTimeout(
+      () => resolve({ status: 0, code: 'NO_ANSWER', retryAfter: undefined, replayed: false, body: undefined }),
+      withinMs,
+    );
   });
   try {
     return await Promise.race([app.inject(request).then(toAnswer), hung]);
@@ -71,7 +74,8 @@ export function misfits(answers: Answer[], allowed: readonly number[]): string[]
   answers.forEach((a, i) => {
     if (a.status === 0) bad.push(`#${i}: no answer within ${HANG_MS} ms`);
     else if (a.status === 503 && a.retryAfter === undefined) bad.push(`#${i}: 503 ${a.code} without Retry-After`);
-    else if (a.status !== 503 && !allowed.includes(a.status)) bad.push(`#${i}: ${a.status} ${a.code ?? ''} ${a.body?.detail ?? ''}`.trim());
+    else if (a.status !== 503 && !allowed.includes(a.status))
+      bad.push(`#${i}: ${a.status} ${a.code ?? ''} ${a.body?.detail ?? ''}`.trim());
   });
   return bad;
 }
@@ -83,12 +87,19 @@ export function expectOnlyAllowed(answers: Answer[], allowed: readonly number[])
 
 /** The shard id the catalog maps a customer to. */
 export async function shardOfCustomer(sql: Sql, customerId: number): Promise<number> {
-  const [row] = await sql<{ shard_id: number }[]>`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
+  const [row] = await sql<
+    { shard_id: number }[]
+  >`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
   return row!.shard_id;
 }
 
 /** `perShard` customers on each of `shardCount` shards, from ids `from` on: result[shard] = customer ids. */
-export async function customersByShard(sql: Sql, shardCount: number, perShard: number, from: number): Promise<number[][]> {
+export async function customersByShard(
+  sql: Sql,
+  shardCount: number,
+  perShard: number,
+  from: number,
+): Promise<number[][]> {
   const found: number[][] = Array.from({ length: shardCount }, () => []);
   for (let id = from; found.some((c) => c.length < perShard); id++) {
     const shard = await shardOfCustomer(sql, id);
@@ -108,30 +119,44 @@ export interface StoredOrder {
 
 /** Every copy of an order id across the shards (exactly one is right), with its items as its shard has them. */
 export async function storedCopies(shards: Sql[], id: number): Promise<StoredOrder[]> {
-  const found = await Promise.all(shards.map(async (sql, shard) => {
-    const rows = await sql<{ customer_id: string; status: string; total_amount: string }[]>`
+  const found = await Promise.all(
+    shards.map(async (sql, shard) => {
+      const rows = await sql<{ customer_id: string; status: string; total_amount: string }[]>`
       select customer_id, status, total_amount::text from orders.orders where id = ${id}`;
-    if (rows.length === 0) return [];
-    const items = await sql<{ product_id: string; quantity: number; price: string }[]>`
+      if (rows.length === 0) return [];
+      const items = await sql<{ product_id: string; quantity: number; price: string }[]>`
       select product_id, quantity, price::text from orders.order_items where order_id = ${id} order by id`;
-    return rows.map((r) => ({
-      shard, customerId: Number(r.customer_id), status: r.status, totalAmount: r.total_amount,
-      items: items.map((i) => [Number(i.product_id), i.quantity, i.price] as [number, number, string]),
-    }));
-  }));
+      return rows.map((r) => ({
+        shard,
+        customerId: Number(r.customer_id),
+        status: r.status,
+        totalAmount: r.total_amount,
+        items: items.map((i) => [Number(i.product_id), i.quantity, i.price] as [number, number, string]),
+      }));
+    }),
+  );
   return found.flat();
 }
 
 /** Items whose order is on another shard or on none (an item must live with its order). */
 export async function strayItems(shards: Sql[]): Promise<number> {
-  const counts = await Promise.all(shards.map(async (sql) => (await sql<{ n: number }[]>`
-    select count(*)::int as n from orders.order_items i where not exists (select 1 from orders.orders o where o.id = i.order_id)`)[0]!.n));
+  const counts = await Promise.all(
+    shards.map(
+      async (sql) =>
+        (
+          await sql<{ n: number }[]>`
+    select count(*)::int as n from orders.order_items i where not exists (select 1 from orders.orders o where o.id = i.order_id)`
+        )[0]!.n,
+    ),
+  );
   return counts.reduce((a, b) => a + b, 0);
 }
 
 /** Prepared transactions left on the shards (gids). */
 export async function preparedLeft(shards: Sql[]): Promise<string[]> {
-  const rows = await Promise.all(shards.map((sql) => sql<{ gid: string }[]>`select gid from pg_prepared_xacts where database = current_database()`));
+  const rows = await Promise.all(
+    shards.map((sql) => sql<{ gid: string }[]>`select gid from pg_prepared_xacts where database = current_database()`),
+  );
   return rows.flat().map((r) => r.gid);
 }
 
@@ -144,13 +169,19 @@ export async function decisionsWithoutBranches(catalog: Sql, shards: Sql[]): Pro
 
 /** Sagas still running or compensating. */
 export async function unfinishedSagas(catalog: Sql): Promise<string[]> {
-  const rows = await catalog<{ id: string; status: string }[]>`select id, status from sharding.sagas where status in ('running', 'compensating')`;
+  const rows = await catalog<
+    { id: string; status: string }[]
+  >`select id, status from sharding.sagas where status in ('running', 'compensating')`;
   return rows.map((r) => `${r.id} ${r.status}`);
 }
 
 /** The app still serves a fresh creation normally after the burst (nothing wedged, no restart). */
 export async function expectFreshOrderServed(app: App, customerId: number): Promise<void> {
-  const created = await app.inject({ method: 'POST', url: '/orders', payload: { customerId, items: [{ productId: 1, quantity: 1, price: '1.00' }] } });
+  const created = await app.inject({
+    method: 'POST',
+    url: '/orders',
+    payload: { customerId, items: [{ productId: 1, quantity: 1, price: '1.00' }] },
+  });
   expect(created.statusCode, created.body).toBe(201);
   const read = await app.inject({ method: 'GET', url: `/orders/${created.json().id}` });
   expect(read.statusCode, read.body).toBe(200);
@@ -163,7 +194,11 @@ async function shardConnectionsLeft(db: TestDatabase): Promise<number> {
   try {
     let left = 0;
     for (let i = 0; i < 40; i++) {
-      left = (await check<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname like ${`${db.name}\\_orders\\_%`}`)[0]!.n;
+      left = (
+        await check<
+          { n: number }[]
+        >`select count(*)::int as n from pg_stat_activity where datname like ${`${db.name}\\_orders\\_%`}`
+      )[0]!.n;
       if (left === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -184,11 +219,16 @@ export async function closeAndDrop(app: TestApp | undefined, db: TestDatabase | 
   const problems: string[] = [];
   if (app) {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), CLOSE_MS); });
-    const closing = app.close().then(() => true, (error: Error) => {
-      problems.push(`closing the app failed: ${error.message}`);
-      return true;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), CLOSE_MS);
     });
+    const closing = app.close().then(
+      () => true,
+      (error: Error) => {
+        problems.push(`closing the app failed: ${error.message}`);
+        return true;
+      },
+    );
     const closed = await Promise.race([closing, late]).finally(() => clearTimeout(timer));
     if (!closed) problems.push(`the app did not close within ${CLOSE_MS} ms`);
   }

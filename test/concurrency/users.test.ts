@@ -10,10 +10,16 @@ import { burst, closeAndDrop, expectOnlyAllowed, tally } from './support.ts';
 const SEEDS = ['seed0', 'seed1', 'seed2', 'seed3', 'seed4'];
 const REQUESTS = Array.from({ length: 60 }, (_, i) => ({ username: `u${i % 20}`, score: (i * 7) % 11 }));
 
-const body = (username: string, score: number) => ({ username, score, profile: { firstname: `F_${username}`, lastname: `L_${username}` } });
+const body = (username: string, score: number) => ({
+  username,
+  score,
+  profile: { firstname: `F_${username}`, lastname: `L_${username}` },
+});
 
 async function scores(sql: Sql): Promise<Record<string, string>> {
-  const rows = await sql<{ username: string; score: string }[]>`select username, score::text as score from users.users order by id`;
+  const rows = await sql<
+    { username: string; score: string }[]
+  >`select username, score::text as score from users.users order by id`;
   return Object.fromEntries(rows.map((r) => [r.username, r.score]));
 }
 
@@ -53,10 +59,14 @@ describe.each(['sync', 'async'] as const)('POST /users, 60 at once, scoreMode %s
   });
 
   it('gives one 201 per username, keeps exactly the acknowledged users, and the scores of a serial replay', async () => {
-    const answers = await burst(stratum.app, REQUESTS.map((r) => ({ method: 'POST', url: '/users', payload: body(r.username, r.score) })));
+    const answers = await burst(
+      stratum.app,
+      REQUESTS.map((r) => ({ method: 'POST', url: '/users', payload: body(r.username, r.score) })),
+    );
     expectOnlyAllowed(answers, [201, 409]);
     for (const a of answers.filter((x) => x.status === 409)) expect(a.code).toBe('USER.ALREADY_EXISTS');
-    if (scoreMode === 'async') for (const a of answers.filter((x) => x.status === 201)) expect(a.body.scoreFanout).toBe('pending');
+    if (scoreMode === 'async')
+      for (const a of answers.filter((x) => x.status === 201)) expect(a.body.scoreFanout).toBe('pending');
 
     // Per username at most one creation was acknowledged, and it is the one stored.
     const winners = new Map<string, { score: number; id: number }>();
@@ -69,7 +79,12 @@ describe.each(['sync', 'async'] as const)('POST /users, 60 at once, scoreMode %s
     expect(winners.size, tally(answers)).toBeGreaterThan(0);
 
     const users = await inspect<{ id: number; username: string }[]>`select id, username from users.users order by id`;
-    expect(users.map((u) => u.username).filter((n) => !SEEDS.includes(n)).sort()).toEqual([...winners.keys()].sort());
+    expect(
+      users
+        .map((u) => u.username)
+        .filter((n) => !SEEDS.includes(n))
+        .sort(),
+    ).toEqual([...winners.keys()].sort());
     expect(new Set(users.map((u) => u.username)).size).toBe(users.length);
     for (const u of users.filter((x) => winners.has(x.username))) expect(u.id).toBe(winners.get(u.username)!.id);
     // A 409 said the username exists: it does.
@@ -79,17 +94,28 @@ describe.each(['sync', 'async'] as const)('POST /users, 60 at once, scoreMode %s
 
     // One action per user, logged in creation (id) order.
     const actions = await inspect<{ description: string }[]>`select description from users.actions order by id`;
-    expect(actions.map((a) => a.description)).toEqual(users.map((u) => `new user created with id ${u.id} and username ${u.username}`));
+    expect(actions.map((a) => a.description)).toEqual(
+      users.map((u) => `new user created with id ${u.id} and username ${u.username}`),
+    );
 
     if (scoreMode === 'async') {
       // Every creation's fan-out applied exactly once before comparing.
-      await expect.poll(async () => (await inspect<{ n: number }[]>`
-        select count(*)::int as n from messaging.processed_messages where consumer_group = ${SCORE_FANOUT_GROUP}`)[0]!.n,
-      { timeout: 60_000, interval: 100 }).toBe(users.length);
+      await expect
+        .poll(
+          async () =>
+            (
+              await inspect<{ n: number }[]>`
+        select count(*)::int as n from messaging.processed_messages where consumer_group = ${SCORE_FANOUT_GROUP}`
+            )[0]!.n,
+          { timeout: 60_000, interval: 100 },
+        )
+        .toBe(users.length);
     }
-    const replay = users.map((u) => SEEDS.includes(u.username)
-      ? { username: u.username, score: SEEDS.indexOf(u.username) }
-      : { username: u.username, score: winners.get(u.username)!.score });
+    const replay = users.map((u) =>
+      SEEDS.includes(u.username)
+        ? { username: u.username, score: SEEDS.indexOf(u.username) }
+        : { username: u.username, score: winners.get(u.username)!.score },
+    );
     expect(await scores(inspect)).toEqual(await serialScores(replay));
   });
 

@@ -16,7 +16,8 @@ import { eventuallyAsync } from './contract.ts';
 // disturbs no other suite.
 const NATS_SERVER = '/usr/sbin/nats-server';
 const enabled = Boolean(process.env.NATS_URL) && fs.existsSync(NATS_SERVER);
-if (!enabled) console.log('[stratum tests] NATS_URL not set (or no nats-server binary): skipping the broker outage test');
+if (!enabled)
+  console.log('[stratum tests] NATS_URL not set (or no nats-server binary): skipping the broker outage test');
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -36,7 +37,14 @@ describe.skipIf(!enabled)('the broker stopped for a while', () => {
   const startNats = async () => {
     server = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
-      const up = await new Promise<boolean>((r) => { const s = net.connect(port, '127.0.0.1', () => { s.end(); r(true); }).on('error', () => r(false)); });
+      const up = await new Promise<boolean>((r) => {
+        const s = net
+          .connect(port, '127.0.0.1', () => {
+            s.end();
+            r(true);
+          })
+          .on('error', () => r(false));
+      });
       if (up) return;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -63,16 +71,25 @@ describe.skipIf(!enabled)('the broker stopped for a while', () => {
   });
 
   it('loses nothing: the relay keeps the events while the broker is down and catches up', async () => {
-    const broker = await createNatsBroker({ servers: `nats://127.0.0.1:${port}`, namespace: 'outage', ackWaitMs: 3000 });
+    const broker = await createNatsBroker({
+      servers: `nats://127.0.0.1:${port}`,
+      namespace: 'outage',
+      ackWaitMs: 3000,
+    });
     const transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
     const relay = createRelay({ sql: db.sql, broker, pollMs: 100 });
     await relay.start();
     const subscription = await consume({
-      broker, transaction, group: 'outage',
-      handler: async (event, tx) => { await tx`insert into public.outage_effects (event_id) values (${event.id})`; },
+      broker,
+      transaction,
+      group: 'outage',
+      handler: async (event, tx) => {
+        await tx`insert into public.outage_effects (event_id) values (${event.id})`;
+      },
     });
     const write = async (count: number) => {
-      for (let i = 0; i < count; i++) await transaction({}, (tx) => addToOutbox(tx, { type: 'outage.test', key: `k${i % 5}`, payload: { i } }));
+      for (let i = 0; i < count; i++)
+        await transaction({}, (tx) => addToOutbox(tx, { type: 'outage.test', key: `k${i % 5}`, payload: { i } }));
     };
     const effects = () => db.sql<{ n: number }[]>`select count(*)::int as n from public.outage_effects`;
     try {
@@ -86,8 +103,14 @@ describe.skipIf(!enabled)('the broker stopped for a while', () => {
 
       await startNats();
       await eventuallyAsync(effects, (r) => r[0]!.n === 50, 'all 50 effects after the broker came back', 60_000);
-      await eventuallyAsync(() => db.sql`select count(*)::int as n from messaging.outbox where sent_at is null`, (r) => r[0]!.n === 0, 'an empty outbox', 30_000);
-      const ids = await db.sql`select count(*)::int as n from messaging.outbox o join public.outage_effects e on e.event_id = o.id`;
+      await eventuallyAsync(
+        () => db.sql`select count(*)::int as n from messaging.outbox where sent_at is null`,
+        (r) => r[0]!.n === 0,
+        'an empty outbox',
+        30_000,
+      );
+      const ids =
+        await db.sql`select count(*)::int as n from messaging.outbox o join public.outage_effects e on e.event_id = o.id`;
       expect(ids[0]!.n).toBe(50);
     } finally {
       await subscription.stop().catch(() => {});

@@ -10,15 +10,24 @@ beforeAll(async () => {
   db = await createTestDatabase();
   await db.sql`create table public.batch_effects (event_id uuid not null)`;
 });
-afterAll(async () => { await db?.drop(); });
+afterAll(async () => {
+  await db?.drop();
+});
 
 /** A broker that only captures what consume() subscribes with, so the test can hand it deliveries itself. */
 function capturingBroker(): { broker: Broker; options: () => SubscribeOptions } {
   let captured: SubscribeOptions | undefined;
   const broker = {
-    name: 'postgres', partitions: 1, deadLetters: undefined as never,
-    publish: async () => {}, close: async () => {}, follow: async () => ({ stop: async () => {} }),
-    subscribe: async (_group: string, options: SubscribeOptions) => { captured = options; return { stop: async () => {} }; },
+    name: 'postgres',
+    partitions: 1,
+    deadLetters: undefined as never,
+    publish: async () => {},
+    close: async () => {},
+    follow: async () => ({ stop: async () => {} }),
+    subscribe: async (_group: string, options: SubscribeOptions) => {
+      captured = options;
+      return { stop: async () => {} };
+    },
   } satisfies Broker;
   return { broker, options: () => captured! };
 }
@@ -31,7 +40,11 @@ describe('the consumer runner with a batch', () => {
     const poison = events[1]!;
     const attempts: number[] = [];
     await consume({
-      broker, transaction, group: 'batch', maxAttempts: 3, sleep: async () => {},
+      broker,
+      transaction,
+      group: 'batch',
+      maxAttempts: 3,
+      sleep: async () => {},
       handler: async (e, tx) => {
         if (e.id === poison.id) throw new Error('poison');
         await tx`insert into public.batch_effects (event_id) values (${e.id})`;
@@ -51,23 +64,31 @@ describe('the consumer runner with a batch', () => {
   });
 });
 
-describe('the consumer runner and its caller\'s onError', () => {
+describe("the consumer runner and its caller's onError", () => {
   it('settles every delivery even when onError throws', async () => {
     const { broker, options } = capturingBroker();
     const transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
     const events = [event('o', 1), event('o', 2)];
     let failures = 0;
     await consume({
-      broker, transaction, group: 'throwing-on-error', maxAttempts: 2, sleep: async () => {},
-      handler: async (e) => { if (e.id === events[0]!.id && failures++ === 0) throw new Error('once'); },
-      onError: () => { throw new Error('onError itself fails'); },
+      broker,
+      transaction,
+      group: 'throwing-on-error',
+      maxAttempts: 2,
+      sleep: async () => {},
+      handler: async (e) => {
+        if (e.id === events[0]!.id && failures++ === 0) throw new Error('once');
+      },
+      onError: () => {
+        throw new Error('onError itself fails');
+      },
     });
     const outcomes = await options().handleBatch!(events.map((e) => ({ event: e, partition: 0 })));
     expect(outcomes).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
   });
 });
 
-describe('the handler transaction\'s commit', () => {
+describe("the handler transaction's commit", () => {
   beforeAll(async () => {
     // Test servers may run with synchronous_commit off; sessions of this database start with it on.
     await db.sql.unsafe(`alter database ${db.name} set synchronous_commit = on`);
@@ -76,22 +97,42 @@ describe('the handler transaction\'s commit', () => {
   async function settingsSeen(withLogOnThisServer: boolean): Promise<string[]> {
     const { broker: base, options } = capturingBroker();
     const broker: Broker = withLogOnThisServer
-      ? { ...base, outboxAppender: { sql: db.sql, appendFromOutbox: () => { throw new Error('not used here'); } } }
+      ? {
+          ...base,
+          outboxAppender: {
+            sql: db.sql,
+            appendFromOutbox: () => {
+              throw new Error('not used here');
+            },
+          },
+        }
       : base;
-    const transaction = createTransaction({ sql: db.pool(2, `${db.applicationName}-commit`), defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    const transaction = createTransaction({
+      sql: db.pool(2, `${db.applicationName}-commit`),
+      defaultDeadlineMs: 5000,
+      now: Date.now,
+      random: Math.random,
+    });
     const seen: string[] = [];
     await consume({
-      broker, transaction, group: `commit-${withLogOnThisServer}`,
-      handler: async (_e, tx) => { seen.push((await tx<{ s: string }[]>`select current_setting('synchronous_commit') as s`)[0]!.s); },
+      broker,
+      transaction,
+      group: `commit-${withLogOnThisServer}`,
+      handler: async (_e, tx) => {
+        seen.push((await tx<{ s: string }[]>`select current_setting('synchronous_commit') as s`)[0]!.s);
+      },
     });
     const one = [{ event: event('c', 1), partition: 0 }];
-    const two = [{ event: event('c', 2), partition: 0 }, { event: event('c', 3), partition: 0 }];
+    const two = [
+      { event: event('c', 2), partition: 0 },
+      { event: event('c', 3), partition: 0 },
+    ];
     expect(await options().handleBatch!(one)).toEqual([{ kind: 'ack' }]);
     expect(await options().handleBatch!(two)).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
     return seen;
   }
 
-  it('does not wait for the WAL flush when the broker\'s log is on the same server (its acknowledgement follows in the same WAL)', async () => {
+  it("does not wait for the WAL flush when the broker's log is on the same server (its acknowledgement follows in the same WAL)", async () => {
     expect(await settingsSeen(true)).toEqual(['off', 'off', 'off']);
   });
 
@@ -105,12 +146,22 @@ describe('the consumer runner with several partitions at once', () => {
 
   it('applies what partitions hand over while every transaction is busy together, in one transaction', async () => {
     const { broker, options } = capturingBroker();
-    const transaction = createTransaction({ sql: db.pool(4, `${db.applicationName}-together`), defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    const transaction = createTransaction({
+      sql: db.pool(4, `${db.applicationName}-together`),
+      defaultDeadlineMs: 5000,
+      now: Date.now,
+      random: Math.random,
+    });
     let release!: () => void;
-    const held = new Promise<void>((resolve) => { release = resolve; });
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const seen = new Map<number, string>();
     await consume({
-      broker, transaction, group: 'together', transactionsAtOnce: 1,
+      broker,
+      transaction,
+      group: 'together',
+      transactionsAtOnce: 1,
       handler: async (e, tx) => {
         const n = (e.payload as { n: number }).n;
         if (n === 1) await held;
@@ -131,15 +182,29 @@ describe('the consumer runner with several partitions at once', () => {
 
   it('lets a partition whose batch shared a transaction with a failing event go on, while that one retries on its own', async () => {
     const { broker, options } = capturingBroker();
-    const transaction = createTransaction({ sql: db.pool(4, `${db.applicationName}-apart`), defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    const transaction = createTransaction({
+      sql: db.pool(4, `${db.applicationName}-apart`),
+      defaultDeadlineMs: 5000,
+      now: Date.now,
+      random: Math.random,
+    });
     await db.sql`create table if not exists public.apart_effects (event_id uuid not null)`;
     let openBackoff!: () => void;
-    const backoff = new Promise<void>((resolve) => { openBackoff = resolve; });
+    const backoff = new Promise<void>((resolve) => {
+      openBackoff = resolve;
+    });
     let release!: () => void;
-    const held = new Promise<void>((resolve) => { release = resolve; });
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const poison = d('p', 2, 1);
     await consume({
-      broker, transaction, group: 'apart', transactionsAtOnce: 1, maxAttempts: 2, sleep: () => backoff,
+      broker,
+      transaction,
+      group: 'apart',
+      transactionsAtOnce: 1,
+      maxAttempts: 2,
+      sleep: () => backoff,
       handler: async (e, tx) => {
         if ((e.payload as { n: number }).n === 1) await held;
         if (e.id === poison.event.id) throw new Error('poison');
@@ -155,12 +220,16 @@ describe('the consumer runner with several partitions at once', () => {
     // The poison's retry waits on its backoff, which stays shut: the healthy partition is answered meanwhile.
     expect(await healthy).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
     let failingSettled = false;
-    void failing.then(() => { failingSettled = true; });
+    void failing.then(() => {
+      failingSettled = true;
+    });
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(failingSettled).toBe(false);
     openBackoff();
     expect(await failing).toEqual([{ kind: 'dead-letter', error: 'poison', attempts: 2 }, { kind: 'ack' }]);
-    const effects = (await db.sql<{ event_id: string }[]>`select event_id from public.apart_effects`).map((r) => r.event_id);
+    const effects = (await db.sql<{ event_id: string }[]>`select event_id from public.apart_effects`).map(
+      (r) => r.event_id,
+    );
     expect(effects).toHaveLength(4); // events 1, 3, 4 and 5, each once
     expect(new Set(effects).size).toBe(4);
     expect(effects).not.toContain(poison.event.id);

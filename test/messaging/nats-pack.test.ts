@@ -26,7 +26,12 @@ describe('the events of a NATS message', () => {
   it('gives the same events the same message id, and other events another', () => {
     const events = Array.from({ length: 3 }, (_, i) => event('k', i));
     const limits = { events: 100, bytes: 1_000_000 };
-    expect(packEvents(events, limits)[0]!.msgID).toBe(packEvents(events.map((e) => ({ ...e })), limits)[0]!.msgID);
+    expect(packEvents(events, limits)[0]!.msgID).toBe(
+      packEvents(
+        events.map((e) => ({ ...e })),
+        limits,
+      )[0]!.msgID,
+    );
     expect(packEvents(events, limits)[0]!.msgID).not.toBe(packEvents(events.slice(0, 2), limits)[0]!.msgID);
   });
 

@@ -25,7 +25,8 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
     for (const namespace of namespaces) {
       const layout = natsLayout(namespace);
       // Deleting a stream deletes its consumers.
-      for (const stream of [layout.eventsStream, layout.deadLetterStream]) await jsm.streams.delete(stream).catch(() => false);
+      for (const stream of [layout.eventsStream, layout.deadLetterStream])
+        await jsm.streams.delete(stream).catch(() => false);
     }
     await nc.close();
   });
@@ -34,7 +35,9 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
 
   describe('nats adapter', () => {
     const opened: Broker[] = [];
-    afterAll(async () => { await Promise.all(opened.map((b) => b.close())); });
+    afterAll(async () => {
+      await Promise.all(opened.map((b) => b.close()));
+    });
 
     it('leaves no consumer behind once a follower stopped', async () => {
       const ns = `n${randomUUID().slice(0, 8)}`;
@@ -79,7 +82,7 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
       }
     });
 
-    it('sends a partition\'s consecutive events in one message, dropping a re-send of the same events', async () => {
+    it("sends a partition's consecutive events in one message, dropping a re-send of the same events", async () => {
       const ns = `n${randomUUID().slice(0, 8)}`;
       const broker = await make(ns);
       opened.push(broker);
@@ -100,11 +103,20 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
       }
       const sub = await broker.subscribe('g', {
         handle: async () => ({ kind: 'ack' }),
-        handleBatch: async (ds) => ds.map((d) => ((d.event.payload as { n: number }).n === 2 ? { kind: 'ack' } : { kind: 'dead-letter', error: 'no', attempts: 1 })),
+        handleBatch: async (ds) =>
+          ds.map((d) =>
+            (d.event.payload as { n: number }).n === 2
+              ? { kind: 'ack' }
+              : { kind: 'dead-letter', error: 'no', attempts: 1 },
+          ),
       });
       try {
         // Two dead letters out of one message are two letters, not a duplicate of one.
-        const letters = await eventuallyAsync(() => broker.deadLetters.list('g', 10), (l) => l.length === 3, 'the dead letters of both messages');
+        const letters = await eventuallyAsync(
+          () => broker.deadLetters.list('g', 10),
+          (l) => l.length === 3,
+          'the dead letters of both messages',
+        );
         expect(letters.map((l) => l.event.id)).toEqual([events[0]!.id, events[2]!.id, events[0]!.id]);
       } finally {
         await sub.stop();
@@ -118,18 +130,34 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
       const dotted: string[] = [];
       const lookalike: string[] = [];
       const subs = [
-        await broker.subscribe('users.score-fanout', { handle: async (d) => { dotted.push(d.event.id); return { kind: 'dead-letter', error: 'no', attempts: 1 }; } }),
-        await broker.subscribe('users~2Escore-fanout', { handle: async (d) => { lookalike.push(d.event.id); return { kind: 'ack' }; } }),
+        await broker.subscribe('users.score-fanout', {
+          handle: async (d) => {
+            dotted.push(d.event.id);
+            return { kind: 'dead-letter', error: 'no', attempts: 1 };
+          },
+        }),
+        await broker.subscribe('users~2Escore-fanout', {
+          handle: async (d) => {
+            lookalike.push(d.event.id);
+            return { kind: 'ack' };
+          },
+        }),
       ];
       try {
         const e = event('k', 1);
         await broker.publish([e]);
         await eventually(() => dotted.length === 1 && lookalike.length === 1, 'both groups to get the event');
-        const letters = await eventuallyAsync(() => broker.deadLetters.list('users.score-fanout', 10), (l) => l.length === 1, 'the dead letter');
+        const letters = await eventuallyAsync(
+          () => broker.deadLetters.list('users.score-fanout', 10),
+          (l) => l.length === 1,
+          'the dead letter',
+        );
         expect(letters[0]).toMatchObject({ group: 'users.score-fanout', event: { id: e.id } });
         expect(await broker.deadLetters.list('users~2Escore-fanout', 10)).toEqual([]);
         expect(await broker.deadLetters.get('users~2Escore-fanout', letters[0]!.id)).toBeUndefined();
-        await expect(broker.subscribe('', { handle: async () => ({ kind: 'ack' }) })).rejects.toMatchObject({ code: 'REQUEST.INVALID' });
+        await expect(broker.subscribe('', { handle: async () => ({ kind: 'ack' }) })).rejects.toMatchObject({
+          code: 'REQUEST.INVALID',
+        });
       } finally {
         await Promise.all(subs.map((s) => s.stop()));
       }
@@ -145,7 +173,10 @@ if (!NATS_URL) console.log('[stratum tests] NATS_URL not set: skipping the NATS 
         handle: async (d) => {
           const n = (d.event.payload as { n: number }).n;
           seen.push(n);
-          if (n === 1 && !thrown) { thrown = true; throw new Error('unexpected'); }
+          if (n === 1 && !thrown) {
+            thrown = true;
+            throw new Error('unexpected');
+          }
           return { kind: 'ack' };
         },
       });

@@ -26,7 +26,12 @@ async function openBroker(namespace: string): Promise<Broker> {
   const broker = await createPostgresBroker({ sql: db.sql, namespace, leaseMs: 1500, pollMs: 100 });
   opened.push(broker);
   // The relay must not go through publish(): it appends in its own transaction.
-  return { ...broker, publish: async () => { throw new Error('publish() called'); } };
+  return {
+    ...broker,
+    publish: async () => {
+      throw new Error('publish() called');
+    },
+  };
 }
 
 async function unsent(): Promise<number> {
@@ -34,7 +39,11 @@ async function unsent(): Promise<number> {
 }
 
 async function logged(namespace: string): Promise<string[]> {
-  return (await db.sql<{ id: string }[]>`select event->>'id' as id from messaging.log where namespace = ${namespace} order by seq`).map((r) => r.id);
+  return (
+    await db.sql<
+      { id: string }[]
+    >`select event->>'id' as id from messaging.log where namespace = ${namespace} order by seq`
+  ).map((r) => r.id);
 }
 
 describe('the relay appending to a PostgreSQL log in its own database', () => {
@@ -42,20 +51,43 @@ describe('the relay appending to a PostgreSQL log in its own database', () => {
     const broker = await openBroker('append-shape');
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) {
-      ids.push(await transaction({}, (tx) => addToOutbox(tx, { type: 't.appended', key: `k${i % 3}`, payload: { i, nested: { s: 'é' } }, headers: { h: String(i) } })));
+      ids.push(
+        await transaction({}, (tx) =>
+          addToOutbox(tx, {
+            type: 't.appended',
+            key: `k${i % 3}`,
+            payload: { i, nested: { s: 'é' } },
+            headers: { h: String(i) },
+          }),
+        ),
+      );
     }
     const got: OutboxEvent[] = [];
-    const sub = await broker.subscribe('shape', { handle: async (d) => { got.push(d.event); return { kind: 'ack' }; } });
+    const sub = await broker.subscribe('shape', {
+      handle: async (d) => {
+        got.push(d.event);
+        return { kind: 'ack' };
+      },
+    });
     try {
       const relay = createRelay({ sql: db.sql, broker, batchSize: 7 });
-      while (await relay.runOnce() > 0);
+      while ((await relay.runOnce()) > 0);
       expect(await unsent()).toBe(0);
       await eventually(() => got.length === 30, 'all 30 events');
-      const rows = await db.sql<{ id: string; created_at: Date }[]>`select id, created_at from messaging.outbox where id = any(${ids}::uuid[])`;
+      const rows = await db.sql<
+        { id: string; created_at: Date }[]
+      >`select id, created_at from messaging.outbox where id = any(${ids}::uuid[])`;
       const createdAt = new Map(rows.map((r) => [r.id, r.created_at.toISOString()]));
       for (const event of got) {
         const i = ids.indexOf(event.id);
-        expect(event).toEqual({ id: ids[i], type: 't.appended', key: `k${i % 3}`, payload: { i, nested: { s: 'é' } }, headers: { h: String(i) }, createdAt: createdAt.get(event.id) });
+        expect(event).toEqual({
+          id: ids[i],
+          type: 't.appended',
+          key: `k${i % 3}`,
+          payload: { i, nested: { s: 'é' } },
+          headers: { h: String(i) },
+          createdAt: createdAt.get(event.id),
+        });
       }
       // Appended by the transaction that marked them sent.
       const [apart] = await db.sql<{ n: number }[]>`select count(*)::int as n from messaging.log l
@@ -87,7 +119,7 @@ describe('the relay appending to a PostgreSQL log in its own database', () => {
     await expect(createRelay({ sql: db.sql, broker: dying }).runOnce()).rejects.toThrow();
     expect(await unsent()).toBe(1);
     expect(await logged('append-killed')).toEqual([]);
-    while (await createRelay({ sql: db.sql, broker }).runOnce() > 0);
+    while ((await createRelay({ sql: db.sql, broker }).runOnce()) > 0);
     expect(await unsent()).toBe(0);
     expect(await logged('append-killed')).toEqual([id]);
   });
@@ -95,10 +127,16 @@ describe('the relay appending to a PostgreSQL log in its own database', () => {
   it('lets two relays run at once without appending an event twice', async () => {
     const broker = await openBroker('append-two');
     const ids: string[] = [];
-    for (let i = 0; i < 300; i++) ids.push(await transaction({}, (tx) => addToOutbox(tx, { type: 't.many', key: `k${i % 7}`, payload: { i } })));
+    for (let i = 0; i < 300; i++)
+      ids.push(await transaction({}, (tx) => addToOutbox(tx, { type: 't.many', key: `k${i % 7}`, payload: { i } })));
     const a = createRelay({ sql: db.sql, broker, batchSize: 50 });
     const b = createRelay({ sql: db.sql, broker, batchSize: 50 });
-    const drain = async (relay: typeof a) => { for (let i = 0; i < 40; i++) { await relay.runOnce(); if (await unsent() === 0) return; } };
+    const drain = async (relay: typeof a) => {
+      for (let i = 0; i < 40; i++) {
+        await relay.runOnce();
+        if ((await unsent()) === 0) return;
+      }
+    };
     await Promise.all([drain(a), drain(b)]);
     expect(await unsent()).toBe(0);
     const appended = await logged('append-two');
@@ -107,12 +145,22 @@ describe('the relay appending to a PostgreSQL log in its own database', () => {
   });
 
   it('publishes through publish() when the broker is on another pool', async () => {
-    const other = await createPostgresBroker({ sql: db.pool(2, `${db.applicationName}-other`), ownsPool: true, namespace: 'append-other' });
+    const other = await createPostgresBroker({
+      sql: db.pool(2, `${db.applicationName}-other`),
+      ownsPool: true,
+      namespace: 'append-other',
+    });
     opened.push(other);
     const published: string[] = [];
-    const spy: Broker = { ...other, publish: async (events) => { published.push(...events.map((e) => e.id)); await other.publish(events); } };
+    const spy: Broker = {
+      ...other,
+      publish: async (events) => {
+        published.push(...events.map((e) => e.id));
+        await other.publish(events);
+      },
+    };
     const id = await transaction({}, (tx) => addToOutbox(tx, { type: 't.other', key: 'o', payload: {} }));
-    while (await createRelay({ sql: db.sql, broker: spy }).runOnce() > 0);
+    while ((await createRelay({ sql: db.sql, broker: spy }).runOnce()) > 0);
     expect(published).toEqual([id]);
     expect(await logged('append-other')).toEqual([id]);
   });

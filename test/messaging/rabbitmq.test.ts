@@ -2,15 +2,26 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import amqp from 'amqplib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { partitionOf, type Broker, type Delivery, type OutboxEvent, type Outcome } from '../../src/platform/messaging/broker.ts';
-import { createRabbitMqBroker, deleteNamespace, rabbitNames, type RabbitMqBrokerOptions } from '../../src/platform/messaging/rabbitmq/index.ts';
+import {
+  partitionOf,
+  type Broker,
+  type Delivery,
+  type OutboxEvent,
+  type Outcome,
+} from '../../src/platform/messaging/broker.ts';
+import {
+  createRabbitMqBroker,
+  deleteNamespace,
+  rabbitNames,
+  type RabbitMqBrokerOptions,
+} from '../../src/platform/messaging/rabbitmq/index.ts';
 import { claimCandidates, partitionsToRelease, shareOf } from '../../src/platform/messaging/rabbitmq/share.ts';
 import { describeBrokerContract, event, eventually, eventuallyAsync } from './contract.ts';
 
 const url = process.env.RABBITMQ_URL;
 const ACK: Outcome = { kind: 'ack' };
 
-describe('rabbitmq: sharing a group\'s partitions', () => {
+describe("rabbitmq: sharing a group's partitions", () => {
   it('gives each member an even share, rounded up, within its own limit', () => {
     expect([1, 2, 3, 8, 9].map((members) => shareOf(8, members))).toEqual([8, 4, 3, 1, 1]);
     expect(shareOf(8, 0)).toBe(8);
@@ -110,7 +121,11 @@ if (!url) {
             const message = await ch.get(names.partitionQueue('audit', p), { noAck: true });
             expect(message).not.toBe(false);
             if (!message) return;
-            expect(message.properties).toMatchObject({ messageId: e.id, deliveryMode: 2, contentType: 'application/json' });
+            expect(message.properties).toMatchObject({
+              messageId: e.id,
+              deliveryMode: 2,
+              contentType: 'application/json',
+            });
             expect(JSON.parse(message.content.toString())).toEqual(e);
           }
         }
@@ -153,7 +168,10 @@ if (!url) {
       const namespace = `r${randomUUID().slice(0, 8)}`;
       const [one, two] = [await make({ namespace }), await make({ namespace })];
       const handledBy = new Map<string, { by: string; partition: number }>();
-      const record = (by: string) => async (d: Delivery) => { handledBy.set(d.event.id, { by, partition: d.partition }); return ACK; };
+      const record = (by: string) => async (d: Delivery) => {
+        handledBy.set(d.event.id, { by, partition: d.partition });
+        return ACK;
+      };
       await subscribe(one, 'w', record('one'));
       const second = await two.subscribe('w', { handle: record('two') });
       /** Publishes one event per partition and says which member handled each partition. */
@@ -174,10 +192,19 @@ if (!url) {
       proxies.push(proxy);
       const namespace = `r${randomUUID().slice(0, 8)}`;
       const logs: string[] = [];
-      const cut = await make({ namespace, url: proxy.url, rebalanceMs: 200, maxReconnectDelayMs: 300, log: (m) => logs.push(m) });
+      const cut = await make({
+        namespace,
+        url: proxy.url,
+        rebalanceMs: 200,
+        maxReconnectDelayMs: 300,
+        log: (m) => logs.push(m),
+      });
       const direct = await make({ namespace });
       const got: OutboxEvent[] = [];
-      await subscribe(cut, 'g', async (d) => { got.push(d.event); return ACK; });
+      await subscribe(cut, 'g', async (d) => {
+        got.push(d.event);
+        return ACK;
+      });
       const before = event('a', 1);
       await cut.publish([before]);
       await eventually(() => got.length === 1, 'the first event');
@@ -190,7 +217,15 @@ if (!url) {
       proxy.up();
 
       await eventually(() => got.some((e) => e.id === during.id), 'the event published while the connection was down');
-      await eventuallyAsync(() => cut.publish([event('a', 4)]).then(() => true, () => false), (ok) => ok, 'publish to work again');
+      await eventuallyAsync(
+        () =>
+          cut.publish([event('a', 4)]).then(
+            () => true,
+            () => false,
+          ),
+        (ok) => ok,
+        'publish to work again',
+      );
       expect(logs).toContain('rabbitmq: reconnected');
       // At least once: `before` may come twice, when its ack was still in the cut socket's buffer.
       expect([...new Set(got.map((e) => e.id))].slice(0, 2)).toEqual([before.id, during.id]);
@@ -249,9 +284,10 @@ async function startProxy(target: URL): Promise<{ url: string; down(): void; up(
     up() {
       accepting = true;
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -16,13 +16,21 @@ describe('redis streams: fair share of partition leases', () => {
   const busy = (...ps: number[]) => new Set(ps);
 
   it('lets the partitions beyond its share go when another consumer joins', () => {
-    expect(planLeases({ partitions: 8, liveConsumers: 2, maxPartitions: 8, serving: [7, 0, 1, 2, 3, 4, 5, 6], busy: busy(0, 1, 2, 3, 4, 5, 6, 7) }))
-      .toEqual({ release: [4, 5, 6, 7], candidates: [], want: 0 });
+    expect(
+      planLeases({
+        partitions: 8,
+        liveConsumers: 2,
+        maxPartitions: 8,
+        serving: [7, 0, 1, 2, 3, 4, 5, 6],
+        busy: busy(0, 1, 2, 3, 4, 5, 6, 7),
+      }),
+    ).toEqual({ release: [4, 5, 6, 7], candidates: [], want: 0 });
   });
 
   it('tries the free partitions until it has its share, rounding the share up so none is left unserved', () => {
-    expect(planLeases({ partitions: 8, liveConsumers: 3, maxPartitions: 8, serving: [0], busy: busy(0, 1, 2, 5) }))
-      .toEqual({ release: [], candidates: [3, 4, 6, 7], want: 2 });
+    expect(
+      planLeases({ partitions: 8, liveConsumers: 3, maxPartitions: 8, serving: [0], busy: busy(0, 1, 2, 5) }),
+    ).toEqual({ release: [], candidates: [3, 4, 6, 7], want: 2 });
   });
 
   it('keeps to maxPartitions', () => {
@@ -72,7 +80,14 @@ describe('redis streams: fair share of partition leases', () => {
       const events = Array.from({ length: 10 }, (_, i) => event(`k${i % 3}`, i));
       await broker.publish(events);
       const got: OutboxEvent[] = [];
-      subscriptions.push(await broker.subscribe('late', { handle: async (d) => { got.push(d.event); return ACK; } }));
+      subscriptions.push(
+        await broker.subscribe('late', {
+          handle: async (d) => {
+            got.push(d.event);
+            return ACK;
+          },
+        }),
+      );
       await eventually(() => got.length >= 10, 'the 10 events published before the group existed');
       expect(got.map((e) => e.id).sort()).toEqual(events.map((e) => e.id).sort());
     });
@@ -82,11 +97,13 @@ describe('redis streams: fair share of partition leases', () => {
       // Entries read ahead by the stopping consumer are handed back as idle; without that, they would wait a minute.
       const [one, two] = [await open(ns, { claimIdleMs: 60_000 }), await open(ns, { claimIdleMs: 60_000 })];
       const seen: Array<{ by: string; event: OutboxEvent }> = [];
-      const slowly = (by: string) => async ({ event: e }: { event: OutboxEvent }) => {
-        seen.push({ by, event: e });
-        await new Promise((r) => setTimeout(r, 3));
-        return ACK;
-      };
+      const slowly =
+        (by: string) =>
+        async ({ event: e }: { event: OutboxEvent }) => {
+          seen.push({ by, event: e });
+          await new Promise((r) => setTimeout(r, 3));
+          return ACK;
+        };
       const first = await one.subscribe('workers', { handle: slowly('one') });
       subscriptions.push(await two.subscribe('workers', { handle: slowly('two') }));
       const events = Array.from({ length: 300 }, (_, i) => event(`key-${i % 12}`, i));
@@ -129,17 +146,22 @@ describe('redis streams: fair share of partition leases', () => {
       await broker.publish(events);
       const batches: number[][] = [];
       let thrown = false;
-      subscriptions.push(await broker.subscribe('g', {
-        handle: async (d) => { batches.push([n(d.event)]); return ACK; },
-        handleBatch: async (ds) => {
-          batches.push(ds.map((d) => n(d.event)));
-          if (!thrown) {
-            thrown = true;
-            throw new Error('a bug in the batch handler');
-          }
-          return ds.map(() => ACK);
-        },
-      }));
+      subscriptions.push(
+        await broker.subscribe('g', {
+          handle: async (d) => {
+            batches.push([n(d.event)]);
+            return ACK;
+          },
+          handleBatch: async (ds) => {
+            batches.push(ds.map((d) => n(d.event)));
+            if (!thrown) {
+              thrown = true;
+              throw new Error('a bug in the batch handler');
+            }
+            return ds.map(() => ACK);
+          },
+        }),
+      );
       await eventually(() => batches.length >= 2, 'the batch and its second reading');
       expect(batches[0]).toEqual(events.map(n));
       expect(batches[1]).toEqual(events.map(n));
@@ -150,16 +172,18 @@ describe('redis streams: fair share of partition leases', () => {
       const events = Array.from({ length: 6 }, (_, i) => event('one-key', i));
       const got: number[] = [];
       let thrown = false;
-      subscriptions.push(await broker.subscribe('g', {
-        handle: async (d) => {
-          got.push(n(d.event));
-          if (n(d.event) === 2 && !thrown) {
-            thrown = true;
-            throw new Error('a bug in the handler');
-          }
-          return ACK;
-        },
-      }));
+      subscriptions.push(
+        await broker.subscribe('g', {
+          handle: async (d) => {
+            got.push(n(d.event));
+            if (n(d.event) === 2 && !thrown) {
+              thrown = true;
+              throw new Error('a bug in the handler');
+            }
+            return ACK;
+          },
+        }),
+      );
       await broker.publish(events);
       await eventually(() => got.length >= 7, 'six events and one redelivery');
       expect(got).toEqual([0, 1, 2, 2, 3, 4, 5]);

@@ -25,13 +25,24 @@ async function stop(served: Served): Promise<void> {
   await served.exited;
 }
 
-async function call(served: Served, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${served.url}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+async function call(
+  served: Served,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${served.url}${path}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
   return { status: res.status, json: await res.json().catch(() => undefined) };
 }
 
 async function shardOfCustomer(customerId: number): Promise<number> {
-  const [row] = await db.sql<{ shard_id: number }[]>`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
+  const [row] = await db.sql<
+    { shard_id: number }[]
+  >`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
   return row!.shard_id;
 }
 
@@ -43,19 +54,35 @@ async function customersOnTwoShards(from: number): Promise<[number, number]> {
 
 async function ordersOf(customerId: number): Promise<Array<{ id: string; items: number }>> {
   const sql = shards[await shardOfCustomer(customerId)]!;
-  return sql<{ id: string; items: number }[]>`select id::text, (select count(*)::int from orders.order_items i where i.order_id = o.id) as items
+  return sql<
+    { id: string; items: number }[]
+  >`select id::text, (select count(*)::int from orders.order_items i where i.order_id = o.id) as items
     from orders.orders o where customer_id = ${customerId}`;
 }
 
 async function prepared(): Promise<string[]> {
-  return (await Promise.all(shards.map((sql) => sql<{ gid: string }[]>`select gid from pg_prepared_xacts where database = current_database()`))).flat().map((r) => r.gid);
+  return (
+    await Promise.all(
+      shards.map(
+        (sql) => sql<{ gid: string }[]>`select gid from pg_prepared_xacts where database = current_database()`,
+      ),
+    )
+  )
+    .flat()
+    .map((r) => r.gid);
 }
 
 describe('a transfer killed in the middle of its two-phase commit', () => {
   it('killed after COMMIT PREPARED on one shard only: a restart commits the other, the order moved exactly once', async () => {
     const [a, b] = await customersOnTwoShards(10_000);
     const doomed = await serveStratum({ DATABASE_URL: db.url, STRATUM_FAULTS: '2pc:committed-one' });
-    const order = await call(doomed, 'POST', '/orders', { customerId: a, items: [{ productId: 1, quantity: 2, price: '3.00' }, { productId: 2, quantity: 1, price: '1.00' }] });
+    const order = await call(doomed, 'POST', '/orders', {
+      customerId: a,
+      items: [
+        { productId: 1, quantity: 2, price: '3.00' },
+        { productId: 2, quantity: 1, price: '1.00' },
+      ],
+    });
     expect(order.status).toBe(201);
     await expect(call(doomed, 'POST', `/orders/${order.json.id}/transfer`, { toCustomerId: b })).rejects.toThrow();
     expect((await doomed.exited).signal).toBe('SIGKILL');
@@ -80,7 +107,10 @@ describe('a transfer killed in the middle of its two-phase commit', () => {
   it('killed after both shards prepared but before the decision: a restart rolls both back, the order stays', async () => {
     const [a, b] = await customersOnTwoShards(20_000);
     const doomed = await serveStratum({ DATABASE_URL: db.url, STRATUM_FAULTS: '2pc:prepared' });
-    const order = await call(doomed, 'POST', '/orders', { customerId: a, items: [{ productId: 1, quantity: 1, price: '1.00' }] });
+    const order = await call(doomed, 'POST', '/orders', {
+      customerId: a,
+      items: [{ productId: 1, quantity: 1, price: '1.00' }],
+    });
     await expect(call(doomed, 'POST', `/orders/${order.json.id}/transfer`, { toCustomerId: b })).rejects.toThrow();
     await doomed.exited;
     expect(await prepared()).toHaveLength(2);
@@ -91,7 +121,9 @@ describe('a transfer killed in the middle of its two-phase commit', () => {
       expect((await ordersOf(a)).map((o) => o.id)).toEqual([String(order.json.id)]);
       expect(await ordersOf(b)).toEqual([]);
       // The aborted transfer can be made again, and goes through.
-      expect((await call(restarted, 'POST', `/orders/${order.json.id}/transfer`, { toCustomerId: b })).status).toBe(200);
+      expect((await call(restarted, 'POST', `/orders/${order.json.id}/transfer`, { toCustomerId: b })).status).toBe(
+        200,
+      );
       expect(await ordersOf(b)).toHaveLength(1);
     } finally {
       await stop(restarted);
@@ -106,10 +138,22 @@ describe('a checkout saga killed mid-way', () => {
     expect((await call(setup, 'PUT', '/inventory/77', { available: 10 })).status).toBe(204);
     await stop(setup);
 
-    const doomed = await serveStratum({ DATABASE_URL: db.url, STRATUM_FAULTS: 'saga:ran:reserve-stock', SAGA_LEASE_MS: '500' });
-    await expect(call(doomed, 'POST', '/orders/checkout', { customerId: customer, items: [{ productId: 77, quantity: 3, price: '2.50' }], paymentToken: 'tok_ok' })).rejects.toThrow();
+    const doomed = await serveStratum({
+      DATABASE_URL: db.url,
+      STRATUM_FAULTS: 'saga:ran:reserve-stock',
+      SAGA_LEASE_MS: '500',
+    });
+    await expect(
+      call(doomed, 'POST', '/orders/checkout', {
+        customerId: customer,
+        items: [{ productId: 77, quantity: 3, price: '2.50' }],
+        paymentToken: 'tok_ok',
+      }),
+    ).rejects.toThrow();
     await doomed.exited;
-    const [saga] = await db.sql<{ id: string; status: string }[]>`select id, status from sharding.sagas where state->>'customerId' = ${String(customer)}`;
+    const [saga] = await db.sql<
+      { id: string; status: string }[]
+    >`select id, status from sharding.sagas where state->>'customerId' = ${String(customer)}`;
     expect(saga!.status).toBe('running');
 
     await new Promise((r) => setTimeout(r, 600)); // the dead process's lease runs out
@@ -118,10 +162,16 @@ describe('a checkout saga killed mid-way', () => {
       expect((await db.sql`select status from sharding.sagas where id = ${saga!.id}`)[0]!.status).toBe('completed');
       const sql = shards[await shardOfCustomer(customer)]!;
       expect((await sql`select available from orders.inventory where product_id = 77`)[0]!.available).toBe(7);
-      expect((await sql`select count(*)::int as n from orders.stock_reservations where saga_id = ${saga!.id}`)[0]!.n).toBe(1);
+      expect(
+        (await sql`select count(*)::int as n from orders.stock_reservations where saga_id = ${saga!.id}`)[0]!.n,
+      ).toBe(1);
       const orders = await sql<{ status: string }[]>`select status from orders.orders where saga_id = ${saga!.id}`;
       expect(orders.map((o) => o.status)).toEqual(['processing']);
-      expect((await db.sql`select status from payments.simulated_charges where idempotency_key = ${saga!.id}`).map((r) => r.status)).toEqual(['charged']);
+      expect(
+        (await db.sql`select status from payments.simulated_charges where idempotency_key = ${saga!.id}`).map(
+          (r) => r.status,
+        ),
+      ).toEqual(['charged']);
     } finally {
       await stop(restarted);
     }

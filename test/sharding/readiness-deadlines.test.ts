@@ -24,10 +24,13 @@ afterAll(async () => {
 });
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'PUT';
-const inject = (method: Method, url: string, payload?: unknown) => stratum.app.inject({ method, url, payload: payload as never });
+const inject = (method: Method, url: string, payload?: unknown) =>
+  stratum.app.inject({ method, url, payload: payload as never });
 
 async function shardOfCustomer(customerId: number): Promise<number> {
-  const [row] = await db.sql<{ shard_id: number }[]>`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
+  const [row] = await db.sql<
+    { shard_id: number }[]
+  >`select shard_id from sharding.buckets where bucket = ${bucketOfKey(customerId)}`;
   return row!.shard_id;
 }
 
@@ -38,8 +41,19 @@ async function shardDatabase(shardId: number): Promise<string> {
 
 async function waitReady(timeoutMs: number): Promise<void> {
   let last = '';
-  await expect.poll(async () => { const r = await inject('GET', '/readyz'); last = r.body; return r.statusCode; }, { timeout: timeoutMs, interval: 200 })
-    .toBe(200).catch((error: unknown) => { throw new Error(`still not ready: ${last}`, { cause: error }); });
+  await expect
+    .poll(
+      async () => {
+        const r = await inject('GET', '/readyz');
+        last = r.body;
+        return r.statusCode;
+      },
+      { timeout: timeoutMs, interval: 200 },
+    )
+    .toBe(200)
+    .catch((error: unknown) => {
+      throw new Error(`still not ready: ${last}`, { cause: error });
+    });
 }
 
 describe('/readyz', () => {
@@ -51,7 +65,10 @@ describe('/readyz', () => {
 
   it('answers 503 DB.POOL_EXHAUSTED naming the shard pool while it keeps refusing callers, and is ready again by itself', async () => {
     const customerId = 7001;
-    const created = await inject('POST', '/orders', { customerId, items: [{ productId: 1, quantity: 1, price: '1.00' }] });
+    const created = await inject('POST', '/orders', {
+      customerId,
+      items: [{ productId: 1, quantity: 1, price: '1.00' }],
+    });
     expect(created.statusCode, created.body).toBe(201);
     const shardId = await shardOfCustomer(customerId);
     // The order's row is locked from outside: the first PATCH holds the shard's one connection waiting for the
@@ -60,14 +77,18 @@ describe('/readyz', () => {
     try {
       await locker`begin`;
       await locker`select 1 from orders.orders where id = ${created.json().id} for update`;
-      const answers = await Promise.all(Array.from({ length: 6 }, () =>
-        inject('PATCH', `/orders/${created.json().id}`, { status: 'processing' })));
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => inject('PATCH', `/orders/${created.json().id}`, { status: 'processing' })),
+      );
       const codes = answers.map((a) => a.json().code as string);
       expect(codes.filter((c) => c === 'DB.POOL_EXHAUSTED').length, codes.join(',')).toBeGreaterThanOrEqual(4);
       const ready = await inject('GET', '/readyz');
       expect(ready.statusCode).toBe(503);
       expect(ready.headers['retry-after']).toBeDefined();
-      expect(ready.json()).toMatchObject({ code: 'DB.POOL_EXHAUSTED', details: { pools: [{ name: `shard-${shardId}`, max: 1 }] } });
+      expect(ready.json()).toMatchObject({
+        code: 'DB.POOL_EXHAUSTED',
+        details: { pools: [{ name: `shard-${shardId}`, max: 1 }] },
+      });
     } finally {
       await locker`rollback`;
       locker.release();
@@ -82,7 +103,9 @@ describe('/readyz', () => {
     await db.sql.unsafe(`alter database ${database} allow_connections false`);
     try {
       await db.sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${database} and pid <> pg_backend_pid()`;
-      await expect.poll(async () => (await inject('GET', '/readyz')).json().code, { timeout: 5000, interval: 200 }).toBe('SHARD.UNAVAILABLE');
+      await expect
+        .poll(async () => (await inject('GET', '/readyz')).json().code, { timeout: 5000, interval: 200 })
+        .toBe('SHARD.UNAVAILABLE');
       const res = await inject('GET', '/readyz');
       expect(res.statusCode).toBe(503);
       expect(res.json().details.shards).toEqual([{ id: 2, name: database }]);
@@ -101,12 +124,22 @@ describe('a checkout that outlives its request', () => {
     const shard = shards[await shardOfCustomer(customerId)]!;
     // The payment never answers: the charge step fails before the deadline and the saga compensates. Releasing
     // the stock waits on a lock held here on the inventory row, so the request's deadline passes first.
-    const checkout = inject('POST', '/orders/checkout', { customerId, items: [{ productId, quantity: 2, price: '4.00' }], paymentToken: 'tok_timeout' });
+    const checkout = inject('POST', '/orders/checkout', {
+      customerId,
+      items: [{ productId, quantity: 2, price: '4.00' }],
+      paymentToken: 'tok_timeout',
+    });
     const locker = await shard.reserve();
     let res: Awaited<typeof checkout>;
     try {
-      await expect.poll(async () => (await shard`select count(*)::int as n from orders.stock_reservations where product_id = ${productId}`)[0]!.n,
-        { timeout: DEADLINE_MS, interval: 20 }).toBe(1);
+      await expect
+        .poll(
+          async () =>
+            (await shard`select count(*)::int as n from orders.stock_reservations where product_id = ${productId}`)[0]!
+              .n,
+          { timeout: DEADLINE_MS, interval: 20 },
+        )
+        .toBe(1);
       await locker`begin`;
       await locker`select 1 from orders.inventory where product_id = ${productId} for update`;
       res = await checkout;
@@ -118,7 +151,12 @@ describe('a checkout that outlives its request', () => {
     expect(res.headers['retry-after']).toBe('1');
     const sagaId = res.json().details.sagaId as string;
     expect(res.json()).toMatchObject({ code: 'SAGA.PENDING', details: { outcome: 'pending' } });
-    await expect.poll(async () => (await inject('GET', `/orders/checkout/${sagaId}`)).json().status, { timeout: 5000, interval: 100 }).toBe('compensated');
+    await expect
+      .poll(async () => (await inject('GET', `/orders/checkout/${sagaId}`)).json().status, {
+        timeout: 5000,
+        interval: 100,
+      })
+      .toBe('compensated');
     const status = (await inject('GET', `/orders/checkout/${sagaId}`)).json();
     expect(status).toMatchObject({ sagaId, failedStep: 'charge-payment' });
     expect((await inject('GET', `/orders/${status.orderId}`)).json().status).toBe('cancelled');

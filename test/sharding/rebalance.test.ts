@@ -18,7 +18,11 @@ beforeAll(async () => {
   db = await createTestDatabase();
   stratum = await startTestApp(db, { ordersShardCount: 2 });
   const config = loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'silent', ORDERS_SHARD_COUNT: '2' }, process.cwd());
-  admin = await openOrderShards(config, { catalog: db.sql, target: { url: db.url }, applicationName: db.applicationName });
+  admin = await openOrderShards(config, {
+    catalog: db.sql,
+    target: { url: db.url },
+    applicationName: db.applicationName,
+  });
 });
 
 afterAll(async () => {
@@ -27,7 +31,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const inject = (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: unknown) => stratum.app.inject({ method, url, payload: payload as never });
+const inject = (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: unknown) =>
+  stratum.app.inject({ method, url, payload: payload as never });
 
 const NEXT: Record<string, string | undefined> = { pending: 'processing', processing: 'completed' };
 
@@ -42,7 +47,10 @@ describe('online rebalancing', () => {
       if (status >= 300) failures.push(`${what}: ${status} ${body.slice(0, 200)}`);
     };
     const createOne = async (customerId: number) => {
-      const res = await inject('POST', '/orders', { customerId, items: [{ productId: customerId, quantity: 1, price: '1.00' }] });
+      const res = await inject('POST', '/orders', {
+        customerId,
+        items: [{ productId: customerId, quantity: 1, price: '1.00' }],
+      });
       record('create', res.statusCode, res.body);
       if (res.statusCode === 201) expected.set(res.json().id, { customerId, status: 'pending' });
     };
@@ -108,8 +116,16 @@ describe('online rebalancing', () => {
     // Every order exactly once across the shards, on the shard the map gives its bucket, in its last state.
     const shards = await db.shards();
     expect(shards).toHaveLength(3);
-    const rows = (await Promise.all(shards.map(async (sql, shard) => (await sql<{ id: string; status: string; bucket: number }[]>`
-      select id::text, status, bucket from orders.orders`).map((r) => ({ shard, ...r }))))).flat();
+    const rows = (
+      await Promise.all(
+        shards.map(async (sql, shard) =>
+          (
+            await sql<{ id: string; status: string; bucket: number }[]>`
+      select id::text, status, bucket from orders.orders`
+          ).map((r) => ({ shard, ...r })),
+        ),
+      )
+    ).flat();
     const byId = new Map<number, typeof rows>();
     for (const r of rows) byId.set(Number(r.id), [...(byId.get(Number(r.id)) ?? []), r]);
     const map = await db.sql<{ bucket: number; shard_id: number }[]>`select bucket, shard_id from sharding.buckets`;
@@ -122,8 +138,15 @@ describe('online rebalancing', () => {
       expect(found[0]!.shard, `order ${id}`).toBe(shardOf.get(found[0]!.bucket));
     }
     for (const [shard, sql] of shards.entries()) {
-      const owned = (await sql<{ bucket: number }[]>`select bucket from shard.owned_buckets order by bucket`).map((r) => r.bucket);
-      expect(owned).toEqual(map.filter((m) => m.shard_id === shard).map((m) => m.bucket).sort((a, b) => a - b));
+      const owned = (await sql<{ bucket: number }[]>`select bucket from shard.owned_buckets order by bucket`).map(
+        (r) => r.bucket,
+      );
+      expect(owned).toEqual(
+        map
+          .filter((m) => m.shard_id === shard)
+          .map((m) => m.bucket)
+          .sort((a, b) => a - b),
+      );
     }
     const read = await Promise.all([...expected.keys()].slice(0, 50).map((id) => inject('GET', `/orders/${id}`)));
     expect(read.map((r) => `${r.statusCode} ${r.statusCode === 200 ? '' : r.body}`)).toEqual(read.map(() => '200 '));
@@ -134,15 +157,21 @@ describe('online rebalancing', () => {
   it('copies the delta exactly: changed, new and deleted orders since the snapshot', async () => {
     const [source, target] = [admin.byId(0), admin.byId(1)];
     // A customer whose bucket shard 0 owns, with a few orders.
-    const owned = (await source.sql<{ bucket: number }[]>`select bucket from shard.owned_buckets order by bucket`).map((r) => r.bucket);
+    const owned = (await source.sql<{ bucket: number }[]>`select bucket from shard.owned_buckets order by bucket`).map(
+      (r) => r.bucket,
+    );
     let customer = 90_000;
     while (!owned.includes(bucketOfKey(customer))) customer++;
     const ids: number[] = [];
     for (let i = 0; i < 4; i++) {
-      const res = await inject('POST', '/orders', { customerId: customer, items: [{ productId: 1, quantity: 1, price: '1.00' }] });
+      const res = await inject('POST', '/orders', {
+        customerId: customer,
+        items: [{ productId: 1, quantity: 1, price: '1.00' }],
+      });
       ids.push(res.json().id);
     }
-    const bucket = (await source.sql<{ bucket: number }[]>`select bucket from orders.orders where id = ${ids[0]!}`)[0]!.bucket;
+    const bucket = (await source.sql<{ bucket: number }[]>`select bucket from orders.orders where id = ${ids[0]!}`)[0]!
+      .bucket;
     const state = (sql: typeof source.sql) => sql<{ id: string; status: string; items: number }[]>`
       select id::text, status, (select count(*)::int from orders.order_items i where i.order_id = o.id) as items from orders.orders o where bucket = ${bucket} order by id`;
 
@@ -156,11 +185,23 @@ describe('online rebalancing', () => {
     expect(await state(target.sql)).toEqual(await state(source.sql));
     expect((await inject('PATCH', `/orders/${ids[0]}`, { status: 'processing' })).statusCode).toBe(200);
     expect((await stratum.app.inject({ method: 'DELETE', url: `/orders/${ids[1]}` })).statusCode).toBe(204);
-    expect((await inject('POST', '/orders', { customerId: customer, items: [{ productId: 2, quantity: 1, price: '1.00' }, { productId: 3, quantity: 1, price: '1.00' }] })).statusCode).toBe(201);
+    expect(
+      (
+        await inject('POST', '/orders', {
+          customerId: customer,
+          items: [
+            { productId: 2, quantity: 1, price: '1.00' },
+            { productId: 3, quantity: 1, price: '1.00' },
+          ],
+        })
+      ).statusCode,
+    ).toBe(201);
     expect(await state(target.sql)).not.toEqual(await state(source.sql));
 
     await target.sql.begin(async (into) => {
-      await source.sql.begin(async (from) => { await ordersBucketMover.copyDelta(from, into, [bucket], snapshot); });
+      await source.sql.begin(async (from) => {
+        await ordersBucketMover.copyDelta(from, into, [bucket], snapshot);
+      });
     });
     expect(await state(target.sql)).toEqual(await state(source.sql));
     await target.sql.begin((tx) => ordersBucketMover.clear(tx, [bucket]));

@@ -10,16 +10,19 @@ function shardOfKeys(shards: number): number[] {
 }
 
 describe('the bucket map', () => {
-  it.each([1, 2, 3, 4, 7, 15])('adding a shard to %i moves at most about 1/(n+1) of 100,000 customers, all to the new shard', (n) => {
-    const before = shardOfKeys(n);
-    const after = shardOfKeys(n + 1);
-    const moved = KEYS.filter((_, i) => before[i] !== after[i]);
-    const share = moved.length / KEYS.length;
-    // Buckets are the unit of movement: 1024 of them give a share close to 1/(n+1), within a few percent.
-    expect(share).toBeLessThanOrEqual((1 / (n + 1)) * 1.1);
-    expect(share).toBeGreaterThan((1 / (n + 1)) * 0.9);
-    expect(KEYS.every((_, i) => before[i] === after[i] || after[i] === n)).toBe(true);
-  });
+  it.each([1, 2, 3, 4, 7, 15])(
+    'adding a shard to %i moves at most about 1/(n+1) of 100,000 customers, all to the new shard',
+    (n) => {
+      const before = shardOfKeys(n);
+      const after = shardOfKeys(n + 1);
+      const moved = KEYS.filter((_, i) => before[i] !== after[i]);
+      const share = moved.length / KEYS.length;
+      // Buckets are the unit of movement: 1024 of them give a share close to 1/(n+1), within a few percent.
+      expect(share).toBeLessThanOrEqual((1 / (n + 1)) * 1.1);
+      expect(share).toBeGreaterThan((1 / (n + 1)) * 0.9);
+      expect(KEYS.every((_, i) => before[i] === after[i] || after[i] === n)).toBe(true);
+    },
+  );
 
   it('spreads customers evenly: each of 4 shards holds 25% ± 3% of 100,000', () => {
     const counts = [0, 0, 0, 0];
@@ -62,6 +65,15 @@ describe('mergeDescending', () => {
 
 describe('mergeDescending across a bucket being moved', () => {
   it('keeps a row present on two shards once', () => {
-    expect(mergeDescending([[9, 7, 5], [8, 7, 3]], (x) => x, 10)).toEqual([9, 8, 7, 5, 3]);
+    expect(
+      mergeDescending(
+        [
+          [9, 7, 5],
+          [8, 7, 3],
+        ],
+        (x) => x,
+        10,
+      ),
+    ).toEqual([9, 8, 7, 5, 3]);
   });
 });

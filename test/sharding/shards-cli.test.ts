@@ -10,7 +10,9 @@ beforeAll(async () => {
   db = await createTestDatabase();
   env = { DATABASE_URL: db.url, ORDERS_SHARD_COUNT: '2' };
 });
-afterAll(async () => { await db?.drop(); });
+afterAll(async () => {
+  await db?.drop();
+});
 
 describe('stratum shards', () => {
   it('shows the shards, adds one, rebalances onto it, and a second rebalance moves nothing', async () => {
@@ -21,7 +23,9 @@ describe('stratum shards', () => {
 
     const added = await runStratum(['shards', 'add', '--database', `${db.name}_orders_2`], env);
     expect(added.code).toBe(0);
-    expect(added.stdout).toMatch(/shard 2 added: .*_orders_2; it owns no bucket yet\. `stratum shards rebalance` moves (\d+) bucket\(s\) to it\./);
+    expect(added.stdout).toMatch(
+      /shard 2 added: .*_orders_2; it owns no bucket yet\. `stratum shards rebalance` moves (\d+) bucket\(s\) to it\./,
+    );
     const toMove = Number(/moves (\d+) bucket/.exec(added.stdout)![1]);
 
     const moved = await runStratum(['shards', 'rebalance'], env);
@@ -29,13 +33,20 @@ describe('stratum shards', () => {
     expect(moved.stdout.trim()).toMatch(new RegExp(`^moved ${toMove} bucket\\(s\\); map version \\d+$`));
     const after = await runStratum(['shards', 'status'], env);
     expect(after.stdout).toMatch(new RegExp(`shard 2 .* ${toMove} buckets +0 orders +ok`));
-    expect((await runStratum(['shards', 'rebalance'], env)).stdout.trim()).toBe('nothing to move: every bucket is on its shard');
+    expect((await runStratum(['shards', 'rebalance'], env)).stdout.trim()).toBe(
+      'nothing to move: every bucket is on its shard',
+    );
   });
 
-  it.each([[['shards']], [['shards', 'add']], [['shards', 'add', 'not-a-url']], [['shards', 'status', 'extra']], [['shards', 'rebalance', '--database', 'x']]])(
-    'exits 2 with the usage line for %j', async (args) => {
-      const result = await runStratum(args, env);
-      expect(result.code).toBe(2);
-      expect(result.stderr).toMatch(/usage: stratum shards/);
-    });
+  it.each([
+    [['shards']],
+    [['shards', 'add']],
+    [['shards', 'add', 'not-a-url']],
+    [['shards', 'status', 'extra']],
+    [['shards', 'rebalance', '--database', 'x']],
+  ])('exits 2 with the usage line for %j', async (args) => {
+    const result = await runStratum(args, env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/usage: stratum shards/);
+  });
 });

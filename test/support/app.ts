@@ -15,10 +15,22 @@ export async function startTestApp(db: TestDatabase, overrides: Partial<Config> 
   const config = { ...loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'silent' }, process.cwd()), ...overrides };
   const adminSecret = passwordOfUrl(db.url);
   const pools = await openContextPools({
-    admin: db.sql, target: { url: db.url }, adminSecret, passwords: config.rolePasswords, poolMax: 5, applicationName: db.applicationName,
+    admin: db.sql,
+    target: { url: db.url },
+    adminSecret,
+    passwords: config.rolePasswords,
+    poolMax: 5,
+    applicationName: db.applicationName,
   });
-  const services = await assembleServices(config, { admin: db.sql, target: { url: db.url }, pools, applicationName: db.applicationName })
-    .catch(async (error) => { await pools.end(); throw error; });
+  const services = await assembleServices(config, {
+    admin: db.sql,
+    target: { url: db.url },
+    pools,
+    applicationName: db.applicationName,
+  }).catch(async (error) => {
+    await pools.end();
+    throw error;
+  });
   return {
     ...services,
     config,

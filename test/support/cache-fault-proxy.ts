@@ -33,8 +33,14 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     const up = net.connect(Number(target.port || 6379), target.hostname);
     const link = { down, up, toUp: [] as Buffer[], toDown: [] as Buffer[] };
     links.add(link);
-    down.on('data', (chunk: Buffer) => { if (frozen) link.toUp.push(chunk); else up.write(chunk); });
-    up.on('data', (chunk: Buffer) => { if (frozen) link.toDown.push(chunk); else down.write(chunk); });
+    down.on('data', (chunk: Buffer) => {
+      if (frozen) link.toUp.push(chunk);
+      else up.write(chunk);
+    });
+    up.on('data', (chunk: Buffer) => {
+      if (frozen) link.toDown.push(chunk);
+      else down.write(chunk);
+    });
     const drop = () => {
       links.delete(link);
       down.destroy();
@@ -57,7 +63,9 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   };
   return {
     url: url.toString(),
-    freeze: () => { frozen = true; },
+    freeze: () => {
+      frozen = true;
+    },
     thaw: () => {
       frozen = false;
       for (const link of links) {
@@ -66,7 +74,9 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       }
     },
     cut,
-    restore: () => { refusing = false; },
+    restore: () => {
+      refusing = false;
+    },
     close: async () => {
       cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));

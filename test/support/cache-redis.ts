@@ -36,6 +36,11 @@ export async function closedPortUrl(): Promise<string> {
 }
 
 /** Resolves on the next `event` of a client (not `events.once`, which would reject on an 'error' meanwhile). */
-export function nextEvent(emitter: { once(event: string, listener: () => void): unknown }, event: string): Promise<void> {
-  return new Promise((resolve) => { emitter.once(event, () => resolve()); });
+export function nextEvent(
+  emitter: { once(event: string, listener: () => void): unknown },
+  event: string,
+): Promise<void> {
+  return new Promise((resolve) => {
+    emitter.once(event, () => resolve());
+  });
 }

@@ -10,7 +10,10 @@ export interface Deferred<T> {
 export function deferred<T = void>(): Deferred<T> {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   return { promise, resolve, reject };
 }
 
@@ -19,8 +22,12 @@ export function recordingObserver() {
   const answers: Array<'local' | 'shared' | 'miss'> = [];
   const waiting: Array<{ key: string | undefined; done: () => void }> = [];
   const observer: ReadCacheObserver = {
-    onHit: (tier) => { answers.push(tier); },
-    onMiss: () => { answers.push('miss'); },
+    onHit: (tier) => {
+      answers.push(tier);
+    },
+    onMiss: () => {
+      answers.push('miss');
+    },
     onSharedInvalidation: (key) => {
       for (const w of waiting.filter((w) => w.key === key)) {
         waiting.splice(waiting.indexOf(w), 1);
@@ -33,7 +40,9 @@ export function recordingObserver() {
     answers,
     /** Resolves when this instance drops `key` (or everything, for `undefined`) on the shared tier's word. Call before the trigger. */
     invalidated(key: string | undefined): Promise<void> {
-      return new Promise((done) => { waiting.push({ key, done }); });
+      return new Promise((done) => {
+        waiting.push({ key, done });
+      });
     },
   };
 }

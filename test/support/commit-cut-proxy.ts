@@ -27,14 +27,24 @@ export async function startCommitCutProxy(targetUrl: string) {
         silenced = true;
         if (mode === 'deliver') up.write(chunk);
         // Give the server time to run the COMMIT it got (or to notice nothing came), then break the link.
-        setTimeout(() => { down.destroy(); up.destroy(); }, 200);
+        setTimeout(() => {
+          down.destroy();
+          up.destroy();
+        }, 200);
         return;
       }
       if (armed?.marker.test(text)) marked = true;
       up.write(chunk);
     });
-    up.on('data', (chunk: Buffer) => { if (!silenced) down.write(chunk); });
-    const drop = () => { down.destroy(); up.destroy(); sockets.delete(down); sockets.delete(up); };
+    up.on('data', (chunk: Buffer) => {
+      if (!silenced) down.write(chunk);
+    });
+    const drop = () => {
+      down.destroy();
+      up.destroy();
+      sockets.delete(down);
+      sockets.delete(up);
+    };
     for (const socket of [down, up]) socket.on('close', drop).on('error', drop);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -44,7 +54,9 @@ export async function startCommitCutProxy(targetUrl: string) {
   return {
     url: url.toString(),
     /** Cuts the COMMIT of the next transaction that sends a statement matching `marker`. */
-    arm(mode: 'deliver' | 'drop', marker: RegExp) { armed = { mode, marker }; },
+    arm(mode: 'deliver' | 'drop', marker: RegExp) {
+      armed = { mode, marker };
+    },
     cuts: () => cuts,
     async close() {
       for (const s of sockets) s.destroy();

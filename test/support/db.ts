@@ -38,7 +38,9 @@ export async function createTestDatabase(options: { empty?: boolean; poolMax?: n
   const name = `stratum_t_${randomBytes(5).toString('hex')}`;
   const adminSql = postgres(admin.url, { max: 1, onnotice: () => {} });
   try {
-    await adminSql.unsafe(options.empty ? `create database ${name}` : `create database ${name} template ${admin.template}`);
+    await adminSql.unsafe(
+      options.empty ? `create database ${name}` : `create database ${name} template ${admin.template}`,
+    );
   } finally {
     await adminSql.end();
   }
@@ -53,10 +55,16 @@ export async function createTestDatabase(options: { empty?: boolean; poolMax?: n
   const sql = pool(options.poolMax ?? 10);
   let shardPools: Sql[] | undefined;
   return {
-    name, url, sql, applicationName, pool,
+    name,
+    url,
+    sql,
+    applicationName,
+    pool,
     async shards() {
       if (shardPools) return shardPools;
-      const rows = await sql<{ datname: string }[]>`select datname from pg_database where datname like ${`${name}\\_orders\\_%`}
+      const rows = await sql<
+        { datname: string }[]
+      >`select datname from pg_database where datname like ${`${name}\\_orders\\_%`}
         order by length(datname), datname`;
       shardPools = rows.map((r) => {
         const p = createPool({ url: withDatabase(admin.url, r.datname) }, { max: 2, applicationName });
@@ -72,13 +80,17 @@ export async function createTestDatabase(options: { empty?: boolean; poolMax?: n
         // A closed client's backend may take a moment to leave pg_stat_activity; a leaked one never does.
         let left = 0;
         for (let i = 0; i < 40; i++) {
-          left = (await check<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = ${name}`)[0]!.n;
+          left = (
+            await check<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = ${name}`
+          )[0]!.n;
           if (left === 0) break;
           await new Promise((r) => setTimeout(r, 50));
         }
         await check.unsafe(`drop database if exists ${name} with (force)`);
         // The orders shards an app over this database created (<name>_orders_<i>).
-        const shards = await check<{ datname: string }[]>`select datname from pg_database where datname like ${`${name}\\_orders\\_%`}`;
+        const shards = await check<
+          { datname: string }[]
+        >`select datname from pg_database where datname like ${`${name}\\_orders\\_%`}`;
         for (const shard of shards) await check.unsafe(`drop database if exists ${shard.datname} with (force)`);
         if (left > 0) throw new Error(`${left} connection(s) to ${name} were left open`);
       } finally {

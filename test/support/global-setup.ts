@@ -23,9 +23,17 @@ export default async function setup(project: TestProject) {
   if (external) {
     admin = { url: external, mode: 'external' };
   } else {
-    embedded = await openEmbedded({ home: '.stratum-test', role: 'serve', env: childEnv(process.env), settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' } });
+    embedded = await openEmbedded({
+      home: '.stratum-test',
+      role: 'serve',
+      env: childEnv(process.env),
+      settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' },
+    });
     const t = embedded.target;
-    admin = { url: `postgres://${t.user}:${encodeURIComponent(t.password ?? '')}@${t.host}:${t.port}/${t.database}`, mode: 'embedded' };
+    admin = {
+      url: `postgres://${t.user}:${encodeURIComponent(t.password ?? '')}@${t.host}:${t.port}/${t.database}`,
+      mode: 'embedded',
+    };
   }
   const template = `stratum_tpl_${process.pid}`;
   const sql = postgres(admin.url, { max: 1, onnotice: () => {} });
@@ -35,7 +43,9 @@ export default async function setup(project: TestProject) {
   await createMainMigrator(tplSql as never).up();
   await tplSql.end();
   project.provide('dbAdmin', { ...admin, template });
-  console.log(`[stratum tests] PostgreSQL: ${admin.mode === 'external' ? `external (${redact(admin.url)})` : 'embedded (.stratum-test)'}`);
+  console.log(
+    `[stratum tests] PostgreSQL: ${admin.mode === 'external' ? `external (${redact(admin.url)})` : 'embedded (.stratum-test)'}`,
+  );
   return async () => {
     await sql.unsafe(`drop database if exists ${template} with (force)`).catch(() => {});
     await sql.end();

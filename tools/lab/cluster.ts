@@ -5,7 +5,12 @@ import net from 'node:net';
 import path from 'node:path';
 
 /** One Patroni-managed PostgreSQL node of the lab, on loopback. */
-export interface LabNode { name: string; pgPort: number; restPort: number; dir: string }
+export interface LabNode {
+  name: string;
+  pgPort: number;
+  restPort: number;
+  dir: string;
+}
 
 /** Where everything of one lab lives, and its fixed loopback ports. */
 export interface LabLayout {
@@ -20,13 +25,32 @@ export const SUPERUSER_PASSWORD = 'lab-superuser';
 export function labLayout(dir: string): LabLayout {
   return {
     dir,
-    etcd: { clientPort: 2379, peerPort: 2380, dataDir: path.join(dir, 'etcd'), pidFile: path.join(dir, 'etcd.pid'), logFile: path.join(dir, 'etcd.log') },
-    nodes: [1, 2, 3].map((n) => ({ name: `n${n}`, pgPort: 5440 + n, restPort: 8007 + n, dir: path.join(dir, `n${n}`) })),
+    etcd: {
+      clientPort: 2379,
+      peerPort: 2380,
+      dataDir: path.join(dir, 'etcd'),
+      pidFile: path.join(dir, 'etcd.pid'),
+      logFile: path.join(dir, 'etcd.log'),
+    },
+    nodes: [1, 2, 3].map((n) => ({
+      name: `n${n}`,
+      pgPort: 5440 + n,
+      restPort: 8007 + n,
+      dir: path.join(dir, `n${n}`),
+    })),
   };
 }
 
 /** A member as Patroni's REST API describes it (`GET /cluster`). */
-export interface Member { name: string; role: string; state: string; host: string; port: number; timeline?: number; lag?: number | string }
+export interface Member {
+  name: string;
+  role: string;
+  state: string;
+  host: string;
+  port: number;
+  timeline?: number;
+  lag?: number | string;
+}
 
 export function commandExists(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
@@ -36,7 +60,9 @@ export function commandExists(name: string): boolean {
 export function postgresBinDir(): string | undefined {
   const root = '/usr/lib/postgresql';
   if (!fs.existsSync(root)) return undefined;
-  const versions = fs.readdirSync(root).filter((v) => /^\d+$/.test(v) && fs.existsSync(path.join(root, v, 'bin', 'postgres')));
+  const versions = fs
+    .readdirSync(root)
+    .filter((v) => /^\d+$/.test(v) && fs.existsSync(path.join(root, v, 'bin', 'postgres')));
   const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
   return newest ? path.join(root, newest, 'bin') : undefined;
 }
@@ -94,8 +120,27 @@ export function startEtcd(layout: LabLayout): number {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const pid = startDetached('etcd', ['--name', 'e1', '--data-dir', dataDir, '--listen-client-urls', client, '--advertise-client-urls', client,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `e1=${peer}`], logFile, layout.dir);
+  const pid = startDetached(
+    'etcd',
+    [
+      '--name',
+      'e1',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      client,
+      '--advertise-client-urls',
+      client,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `e1=${peer}`,
+    ],
+    logFile,
+    layout.dir,
+  );
   fs.writeFileSync(pidFile, `${pid}\n`);
   return pid;
 }
@@ -104,8 +149,13 @@ export function startEtcd(layout: LabLayout): number {
 export function writeNodeConfig(layout: LabLayout, node: LabNode, template: string, binDir: string): void {
   fs.mkdirSync(node.dir, { recursive: true, mode: 0o700 });
   const fields: Record<string, string> = {
-    NAME: node.name, REST_PORT: String(node.restPort), PG_PORT: String(node.pgPort), NODE_DIR: node.dir, BIN_DIR: binDir,
-    ETCD_PORT: String(layout.etcd.clientPort), SUPERUSER_PASSWORD,
+    NAME: node.name,
+    REST_PORT: String(node.restPort),
+    PG_PORT: String(node.pgPort),
+    NODE_DIR: node.dir,
+    BIN_DIR: binDir,
+    ETCD_PORT: String(layout.etcd.clientPort),
+    SUPERUSER_PASSWORD,
   };
   const yaml = template.replace(/\{\{([A-Z_]+)\}\}/g, (_, key: string) => {
     const value = fields[key];
@@ -118,13 +168,21 @@ export function writeNodeConfig(layout: LabLayout, node: LabNode, template: stri
 
 /** True when the postgres user can write in the node directory (every parent must be searchable by it). */
 export function postgresCanUse(dir: string): boolean {
-  return spawnSync('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', 'test', '-w', dir], { stdio: 'ignore' }).status === 0;
+  return (
+    spawnSync('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', 'test', '-w', dir], {
+      stdio: 'ignore',
+    }).status === 0
+  );
 }
 
 /** Patroni runs as the postgres user; setpriv execs it, so the recorded PID is Patroni's own. */
 export function startPatroni(node: LabNode): number {
-  const pid = startDetached('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', 'patroni', path.join(node.dir, 'patroni.yml')],
-    path.join(node.dir, 'patroni.out'), node.dir);
+  const pid = startDetached(
+    'setpriv',
+    ['--reuid=postgres', '--regid=postgres', '--init-groups', 'patroni', path.join(node.dir, 'patroni.yml')],
+    path.join(node.dir, 'patroni.out'),
+    node.dir,
+  );
   fs.writeFileSync(path.join(node.dir, 'patroni.pid'), `${pid}\n`);
   return pid;
 }
@@ -132,7 +190,10 @@ export function startPatroni(node: LabNode): number {
 export function portOpen(port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
-    const done = (open: boolean) => { socket.destroy(); resolve(open); };
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
     socket.setTimeout(timeoutMs, () => done(false));
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
@@ -145,10 +206,16 @@ function getJson(url: string, timeoutMs = 1000): Promise<{ status: number; body:
     const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { text += chunk; });
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
       res.on('end', () => {
         let body: unknown;
-        try { body = JSON.parse(text); } catch { body = undefined; }
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = undefined;
+        }
         resolve({ status: res.statusCode ?? 0, body });
       });
       res.on('error', () => resolve(undefined));

@@ -5,12 +5,31 @@ import { fileURLToPath } from 'node:url';
 import type { ToolsConfig } from '../../src/config/tools-config.ts';
 import { createPool } from '../../src/platform/db/connect.ts';
 import {
-  clusterMembers, commandExists, etcdPid, findLeader, labLayout, LAB_SCOPE, patroniPid, portOpen, postgresBinDir,
-  postgresCanUse, postmasterPid, startEtcd, startPatroni, stopProcess, SUPERUSER_PASSWORD, writeNodeConfig,
-  type LabLayout, type LabNode, type Member,
+  clusterMembers,
+  commandExists,
+  etcdPid,
+  findLeader,
+  labLayout,
+  LAB_SCOPE,
+  patroniPid,
+  portOpen,
+  postgresBinDir,
+  postgresCanUse,
+  postmasterPid,
+  startEtcd,
+  startPatroni,
+  stopProcess,
+  SUPERUSER_PASSWORD,
+  writeNodeConfig,
+  type LabLayout,
+  type LabNode,
+  type Member,
 } from './cluster.ts';
 
-interface Io { out: (line: string) => void; err: (line: string) => void }
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
 
 export const LAB_HELP = `usage: npm run tools -- lab up|down|status|kill-leader|kill-postgres|switchover
 
@@ -41,11 +60,18 @@ export function labDatabaseUrl(layout: LabLayout): string {
 /** `npm run tools -- lab up|down|status|kill-leader|switchover` */
 export async function runLab(args: string[], io: Io, lab: ToolsConfig['lab']): Promise<number> {
   const action = args[0];
-  if (args.includes('--help') || args.includes('-h')) { io.out(LAB_HELP); return 0; }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(LAB_HELP);
+    return 0;
+  }
   const layout = labLayout(lab.dir);
   const actions = { up, down, status, 'kill-leader': killLeader, 'kill-postgres': killPostgres, switchover };
-  const run = action !== undefined && Object.hasOwn(actions, action) ? actions[action as keyof typeof actions] : undefined;
-  if (!run) { io.err(LAB_HELP); return 2; }
+  const run =
+    action !== undefined && Object.hasOwn(actions, action) ? actions[action as keyof typeof actions] : undefined;
+  if (!run) {
+    io.err(LAB_HELP);
+    return 2;
+  }
   try {
     return await run(layout, io);
   } catch (error) {
@@ -58,18 +84,25 @@ function ensurePackages(io: Io): string | undefined {
   const missing = ['etcd', 'etcdctl', 'patroni', 'patronictl', 'setpriv'].filter((c) => !commandExists(c));
   if (missing.length === 0 && postgresBinDir()) return postgresBinDir();
   if (process.getuid?.() !== 0) {
-    io.err(`lab: ${missing.join(', ') || 'PostgreSQL'} missing, and installing it needs root: run as root, or install ${PACKAGES.join(' ')} first`);
+    io.err(
+      `lab: ${missing.join(', ') || 'PostgreSQL'} missing, and installing it needs root: run as root, or install ${PACKAGES.join(' ')} first`,
+    );
     return undefined;
   }
   if (!commandExists('apt-get')) {
-    io.err(`lab: ${missing.join(', ') || 'PostgreSQL'} missing and there is no apt-get here: install ${PACKAGES.join(' ')} (PostgreSQL, Patroni 3, etcd 3) by other means`);
+    io.err(
+      `lab: ${missing.join(', ') || 'PostgreSQL'} missing and there is no apt-get here: install ${PACKAGES.join(' ')} (PostgreSQL, Patroni 3, etcd 3) by other means`,
+    );
     return undefined;
   }
   io.err(`lab: installing ${PACKAGES.join(' ')} (apt-get)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   for (const args of [['update'], ['install', '-y', ...PACKAGES]]) {
     const result = spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
-    if (result.status !== 0) { io.err(`lab: apt-get ${args[0]} failed (exit ${result.status})`); return undefined; }
+    if (result.status !== 0) {
+      io.err(`lab: apt-get ${args[0]} failed (exit ${result.status})`);
+      return undefined;
+    }
   }
   return postgresBinDir();
 }
@@ -86,7 +119,8 @@ async function up(layout: LabLayout, io: Io): Promise<number> {
   fs.chmodSync(layout.dir, 0o755);
 
   if (etcdPid(layout) === undefined) {
-    if (await portOpen(layout.etcd.clientPort)) return refuse(io, `port ${layout.etcd.clientPort} is taken by a process the lab did not start`);
+    if (await portOpen(layout.etcd.clientPort))
+      return refuse(io, `port ${layout.etcd.clientPort} is taken by a process the lab did not start`);
     io.err(`lab: starting etcd (pid ${startEtcd(layout)})`);
   }
   const template = fs.readFileSync(fileURLToPath(new URL('../../scripts/lab/patroni.yml', import.meta.url)), 'utf8');
@@ -96,13 +130,19 @@ async function up(layout: LabLayout, io: Io): Promise<number> {
       if (await portOpen(port)) return refuse(io, `port ${port} is taken by a process the lab did not start`);
     }
     writeNodeConfig(layout, node, template, binDir);
-    if (!postgresCanUse(node.dir)) return refuse(io, `the postgres user cannot write in ${node.dir}; set STRATUM_LAB_DIR to a directory it can reach`);
+    if (!postgresCanUse(node.dir))
+      return refuse(
+        io,
+        `the postgres user cannot write in ${node.dir}; set STRATUM_LAB_DIR to a directory it can reach`,
+      );
     io.err(`lab: starting ${node.name} (patroni pid ${startPatroni(node)})`);
   }
 
   const leader = await waitForStreamingReplicas(layout, io);
   if (!leader) {
-    io.err(`lab: no leader with two streaming replicas within ${READY_TIMEOUT_MS / 1000} s; see ${layout.dir}/n*/patroni.log and \`npm run tools -- lab status\``);
+    io.err(
+      `lab: no leader with two streaming replicas within ${READY_TIMEOUT_MS / 1000} s; see ${layout.dir}/n*/patroni.log and \`npm run tools -- lab status\``,
+    );
     return 1;
   }
   await createApplicationDatabase(leader);
@@ -118,8 +158,10 @@ function refuse(io: Io, reason: string): number {
 
 /** Superuser connection to one node, for the lab's own checks and set-up. */
 function superuserPool(node: LabNode, database = 'postgres') {
-  return createPool({ host: '127.0.0.1', port: node.pgPort, user: 'postgres', password: SUPERUSER_PASSWORD, database },
-    { max: 1, applicationName: 'stratum-lab', connectTimeoutSeconds: 2 });
+  return createPool(
+    { host: '127.0.0.1', port: node.pgPort, user: 'postgres', password: SUPERUSER_PASSWORD, database },
+    { max: 1, applicationName: 'stratum-lab', connectTimeoutSeconds: 2 },
+  );
 }
 
 /**
@@ -137,7 +179,8 @@ async function waitForStreamingReplicas(layout: LabLayout, io: Io): Promise<LabN
         const [row] = await sql<{ n: number; sync: number }[]>`
           select count(*) filter (where state = 'streaming')::int as n, count(*) filter (where state = 'streaming' and sync_state = 'sync')::int as sync
           from pg_stat_replication`;
-        const designated = (await clusterMembers(layout))?.some((m) => m.role === 'sync_standby' && m.state === 'running') ?? false;
+        const designated =
+          (await clusterMembers(layout))?.some((m) => m.role === 'sync_standby' && m.state === 'running') ?? false;
         if (row!.n >= layout.nodes.length - 1 && row!.sync > 0 && designated) return leader;
         const line = `${leader.name} leads; ${row!.n} of ${layout.nodes.length - 1} replicas streaming, ${row!.sync > 0 && designated ? 'a' : 'no'} synchronous standby yet`;
         if (line !== said) io.err(`lab: ${(said = line)}`);
@@ -204,9 +247,14 @@ async function status(layout: LabLayout, io: Io): Promise<number> {
   io.out(`etcd: ${etcdPid(layout) !== undefined ? `running (pid ${etcdPid(layout)})` : 'not running'}`);
   for (const node of layout.nodes) {
     const m: Member | undefined = members?.find((x) => x.name === node.name);
-    const lag = m?.role === 'leader' || m?.lag === undefined ? '' : `  lag ${m.lag === 'unknown' ? 'unknown' : `${m.lag} bytes`}`;
-    const what = m ? `${m.role.padEnd(12)} ${m.state}${m.timeline !== undefined ? `  timeline ${m.timeline}` : ''}${lag}` : 'not running';
-    io.out(`${node.name}  127.0.0.1:${node.pgPort}  ${what}  patroni pid ${patroniPid(node) ?? '-'}  postmaster pid ${postmasterPid(node) ?? '-'}`);
+    const lag =
+      m?.role === 'leader' || m?.lag === undefined ? '' : `  lag ${m.lag === 'unknown' ? 'unknown' : `${m.lag} bytes`}`;
+    const what = m
+      ? `${m.role.padEnd(12)} ${m.state}${m.timeline !== undefined ? `  timeline ${m.timeline}` : ''}${lag}`
+      : 'not running';
+    io.out(
+      `${node.name}  127.0.0.1:${node.pgPort}  ${what}  patroni pid ${patroniPid(node) ?? '-'}  postmaster pid ${postmasterPid(node) ?? '-'}`,
+    );
   }
   if (members) io.out(`DATABASE_URL=${labDatabaseUrl(layout)}`);
   return 0;
@@ -224,7 +272,8 @@ async function killLeader(layout: LabLayout, io: Io): Promise<number> {
 async function killPostgres(layout: LabLayout, io: Io): Promise<number> {
   const leader = await findLeader(layout);
   const pid = leader ? postmasterPid(leader) : undefined;
-  if (!leader || pid === undefined) return refuse(io, 'no leader postmaster to kill (see `npm run tools -- lab status`)');
+  if (!leader || pid === undefined)
+    return refuse(io, 'no leader postmaster to kill (see `npm run tools -- lab status`)');
   process.kill(pid, 'SIGKILL');
   io.out(`killed the postmaster of ${leader.name} (pid ${pid}); its Patroni restarts it or lets a replica take over`);
   return 0;
@@ -235,12 +284,27 @@ async function switchover(layout: LabLayout, io: Io): Promise<number> {
   const members = await clusterMembers(layout);
   if (!leader || !members) return refuse(io, 'no leader to switch over from (see `npm run tools -- lab status`)');
   // Under synchronous_mode only the synchronous standby may take over without losing a commit.
-  const candidate = members.find((m) => m.role === 'sync_standby' && m.state === 'running')
-    ?? members.find((m) => m.name !== leader.name && m.state === 'running');
+  const candidate =
+    members.find((m) => m.role === 'sync_standby' && m.state === 'running') ??
+    members.find((m) => m.name !== leader.name && m.state === 'running');
   if (!candidate) return refuse(io, 'no running replica to hand the leadership to');
-  const result = spawnSync('patronictl', ['-c', path.join(leader.dir, 'patroni.yml'), 'switchover', LAB_SCOPE,
-    '--leader', leader.name, '--candidate', candidate.name, '--force'], { encoding: 'utf8' });
-  if (result.status !== 0) return refuse(io, `patronictl switchover failed: ${(result.stderr || result.stdout).trim()}`);
+  const result = spawnSync(
+    'patronictl',
+    [
+      '-c',
+      path.join(leader.dir, 'patroni.yml'),
+      'switchover',
+      LAB_SCOPE,
+      '--leader',
+      leader.name,
+      '--candidate',
+      candidate.name,
+      '--force',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (result.status !== 0)
+    return refuse(io, `patronictl switchover failed: ${(result.stderr || result.stdout).trim()}`);
   const next = layout.nodes.find((n) => n.name === candidate.name)!;
   for (let waited = 0; waited < 30_000; waited += 250) {
     if ((await findLeader(layout)) === next) {
@@ -251,4 +315,3 @@ async function switchover(layout: LabLayout, io: Io): Promise<number> {
   }
   return refuse(io, `${candidate.name} did not become the leader within 30 s`);
 }
-

@@ -3,7 +3,11 @@ import { pipeline } from '../../platform/db/pipeline.ts';
 import type { Account, AccountEvent, NameCount } from './account.ts';
 import { prefixUpperBound } from './name-prefix.ts';
 
-interface AccountRow { id: string; name: string; events: Array<{ id: string; eventName: string; created: string }> }
+interface AccountRow {
+  id: string;
+  name: string;
+  events: Array<{ id: string; eventName: string; created: string }>;
+}
 
 function eventOut(e: { id: string; eventName: string; created: string | Date }): AccountEvent {
   return { id: e.id, eventName: e.eventName, created: new Date(e.created).toISOString() };
@@ -43,14 +47,18 @@ export async function renameAccount(tx: TxSql, id: string, name: string): Promis
        )
        insert into accounts.account_events (id, account_id, event_name, created)
        select gen_random_uuid(), a.id, 'UPDATED', clock_timestamp() from a`,
-    tx<AccountRow[]>`select a.id, a.name, ${tx.unsafe(EVENTS_OF_A)} as events from accounts.accounts a where a.id = ${id}`,
+    tx<
+      AccountRow[]
+    >`select a.id, a.name, ${tx.unsafe(EVENTS_OF_A)} as events from accounts.accounts a where a.id = ${id}`,
   ]);
   return rows[0] ? accountRowToAccount(rows[0]) : undefined;
 }
 
 /** The account with its events, oldest first, from one query. */
 export async function findAccountWithEvents(db: Db, id: string): Promise<Account | undefined> {
-  const [row] = await db<AccountRow[]>`select a.id, a.name, ${db.unsafe(EVENTS_OF_A)} as events from accounts.accounts a where a.id = ${id}`;
+  const [row] = await db<
+    AccountRow[]
+  >`select a.id, a.name, ${db.unsafe(EVENTS_OF_A)} as events from accounts.accounts a where a.id = ${id}`;
   return row ? accountRowToAccount(row) : undefined;
 }
 

@@ -45,7 +45,10 @@ export const accountsModule: ContextModule<Config> = {
       isTransient: (error) => error instanceof TaskCancelledError || isConnectionError(error),
     });
     const lookupImage: ImageLookup = (accountId, signal) =>
-      imagesPolicy.execute((attemptSignal) => platform.port<ImageLookup>('images.lookup')(accountId, attemptSignal), signal);
+      imagesPolicy.execute(
+        (attemptSignal) => platform.port<ImageLookup>('images.lookup')(accountId, attemptSignal),
+        signal,
+      );
     const exists: AccountExists = (id) =>
       // Through transaction(): the check runs again when a failover cuts it.
       transaction({ label: 'accounts.exists', readOnly: true, autocommit: true }, (tx) => accountExists(tx, id));
@@ -55,18 +58,24 @@ export const accountsModule: ContextModule<Config> = {
     };
     return {
       routes: accountsRoutes({
-        sql: platform.sql, transaction, idempotencyTtlMs: config.idempotencyTtlMs, lookupImage, cache,
+        sql: platform.sql,
+        transaction,
+        idempotencyTtlMs: config.idempotencyTtlMs,
+        lookupImage,
+        cache,
         ...(platform.readSql ? { readTransaction: platform.transactionOn(platform.readSql) } : {}),
         onViewLoad: () => platform.metrics.countCacheLoad('accounts'),
       }),
       ports: { 'accounts.exists': exists, 'accounts.views': views },
-      cacheRules: [{
-        cache,
-        keysOf: (event) => {
-          const updated = payloadIf(event, AccountUpdated);
-          return updated ? [accountViewKey(updated.id)] : [];
+      cacheRules: [
+        {
+          cache,
+          keysOf: (event) => {
+            const updated = payloadIf(event, AccountUpdated);
+            return updated ? [accountViewKey(updated.id)] : [];
+          },
         },
-      }],
+      ],
       close: () => cache.close(),
     };
   },

@@ -13,7 +13,11 @@ import { countEventsByNamePrefix, insertAccount, renameAccount } from './account
 
 /** The read cache as accounts uses it (the platform cache satisfies it). */
 export interface AccountViewCache {
-  getOrLoad(key: string, load: (signal: AbortSignal) => Promise<AccountView | undefined>, options?: { shouldCache?: (value: AccountView) => boolean }): Promise<AccountView | undefined>;
+  getOrLoad(
+    key: string,
+    load: (signal: AbortSignal) => Promise<AccountView | undefined>,
+    options?: { shouldCache?: (value: AccountView) => boolean },
+  ): Promise<AccountView | undefined>;
   invalidate(key: string): Promise<void>;
 }
 
@@ -38,78 +42,147 @@ export function accountViewKey(id: string): string {
   return `account:${id.toLowerCase()}`;
 }
 
-const Event = Type.Object({ id: Type.String(), eventName: Type.String(), created: Type.String({ format: 'date-time' }) });
+const Event = Type.Object({
+  id: Type.String(),
+  eventName: Type.String(),
+  created: Type.String({ format: 'date-time' }),
+});
 const AccountSchema = Type.Object({ id: Type.String(), name: Type.String(), events: Type.Array(Event) });
 const AccountViewSchema = Type.Object({
-  id: Type.String(), name: Type.String(), events: Type.Array(Event),
+  id: Type.String(),
+  name: Type.String(),
+  events: Type.Array(Event),
   imageData: Type.Union([Type.Object({ url: Type.String() }), Type.Null()]),
   degraded: Type.Optional(Type.Array(Type.String())),
 });
 const NameBody = Type.Object({ name: Text(1, 100) }, { additionalProperties: false });
-const PrefixQuery = Type.Object({
-  namePrefix: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000]*$', description: 'matched literally: _ and % are plain characters' }),
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1..1000, default 100' })),
-}, { additionalProperties: false });
+const PrefixQuery = Type.Object(
+  {
+    namePrefix: Type.String({
+      minLength: 1,
+      maxLength: 100,
+      pattern: '^[^\\u0000]*$',
+      description: 'matched literally: _ and % are plain characters',
+    }),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1..1000, default 100' })),
+  },
+  { additionalProperties: false },
+);
 const errors = { 400: ProblemSchema, 404: ProblemSchema, 503: ProblemSchema };
 /** A degraded view (the images context failed) is answered but not cached. */
 const CACHE_COMPLETE_VIEWS_ONLY = { shouldCache: (view: AccountView) => view.degraded === undefined };
 
 /** POST /accounts, PUT /accounts/:id, GET /accounts/:id, GET /accounts?namePrefix= */
 export function accountsRoutes(deps: AccountsDeps) {
-  const notFound = (id: string) => new AppError('ACCOUNT.NOT_FOUND', `account ${id} does not exist`, { details: { id } });
+  const notFound = (id: string) =>
+    new AppError('ACCOUNT.NOT_FOUND', `account ${id} does not exist`, { details: { id } });
 
   return (root: FastifyInstance): void => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.post('/accounts', {
-      schema: { tags: ['accounts'], summary: 'Create an account (with its CREATED event)', body: NameBody, response: { 201: AccountSchema, ...errors } },
-    }, async (request, reply) => createOnce(request, reply, { sql: deps.sql, transaction: deps.transaction, ttlMs: deps.idempotencyTtlMs }, 'accounts.create',
-      { label: 'accounts.create' }, async (tx) => {
-        const created = await insertAccount(tx, request.body.name);
-        await publish(tx, AccountCreated, created.id, { id: created.id, name: created.name });
-        return created;
-      }));
+    app.post(
+      '/accounts',
+      {
+        schema: {
+          tags: ['accounts'],
+          summary: 'Create an account (with its CREATED event)',
+          body: NameBody,
+          response: { 201: AccountSchema, ...errors },
+        },
+      },
+      async (request, reply) =>
+        createOnce(
+          request,
+          reply,
+          { sql: deps.sql, transaction: deps.transaction, ttlMs: deps.idempotencyTtlMs },
+          'accounts.create',
+          { label: 'accounts.create' },
+          async (tx) => {
+            const created = await insertAccount(tx, request.body.name);
+            await publish(tx, AccountCreated, created.id, { id: created.id, name: created.name });
+            return created;
+          },
+        ),
+    );
 
-    app.put('/accounts/:id', {
-      schema: { tags: ['accounts'], summary: 'Rename an account (appends an UPDATED event)', params: AccountIdParams, body: NameBody, response: { 200: AccountSchema, ...errors } },
-    }, async (request) => {
-      const id = request.params.id.toLowerCase();
-      // A rename sets the name: committing it twice leaves what once does (and a second account.updated event,
-      // which consumers treat like the first), so a commit cut by a failover runs again.
-      const account = await deps.transaction({ label: 'accounts.rename', rerunIfCommitUnknown: true }, async (tx) => {
-        const renamed = await renameAccount(tx, id, request.body.name);
-        if (renamed) await publish(tx, AccountUpdated, id, { id, name: renamed.name });
-        return renamed;
-      });
-      if (!account) throw notFound(id);
-      await deps.cache.invalidate(accountViewKey(id));
-      return account;
-    });
+    app.put(
+      '/accounts/:id',
+      {
+        schema: {
+          tags: ['accounts'],
+          summary: 'Rename an account (appends an UPDATED event)',
+          params: AccountIdParams,
+          body: NameBody,
+          response: { 200: AccountSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const id = request.params.id.toLowerCase();
+        // A rename sets the name: committing it twice leaves what once does (and a second account.updated event,
+        // which consumers treat like the first), so a commit cut by a failover runs again.
+        const account = await deps.transaction({ label: 'accounts.rename', rerunIfCommitUnknown: true }, async (tx) => {
+          const renamed = await renameAccount(tx, id, request.body.name);
+          if (renamed) await publish(tx, AccountUpdated, id, { id, name: renamed.name });
+          return renamed;
+        });
+        if (!account) throw notFound(id);
+        await deps.cache.invalidate(accountViewKey(id));
+        return account;
+      },
+    );
 
-    app.get('/accounts/:id', {
-      schema: { tags: ['accounts'], summary: 'An account with its events and image', params: AccountIdParams, response: { 200: AccountViewSchema, ...errors } },
-    }, async (request) => {
-      const id = request.params.id.toLowerCase();
-      const view = await deps.cache.getOrLoad(accountViewKey(id), () => {
-        deps.onViewLoad?.();
-        // Through transaction(): a read that meets a failover (connection lost, no primary yet) runs again
-        // within the request's deadline instead of failing. Autocommit: one statement needs no BEGIN and COMMIT,
-        // which had halved the uncached read's throughput (docs/benchmarks.md).
-        return deps.transaction({ label: 'accounts.view', readOnly: true, autocommit: true }, (tx) => loadAccountView(tx, deps.lookupImage, id));
-      }, CACHE_COMPLETE_VIEWS_ONLY);
-      if (!view) throw notFound(id);
-      return view;
-    });
+    app.get(
+      '/accounts/:id',
+      {
+        schema: {
+          tags: ['accounts'],
+          summary: 'An account with its events and image',
+          params: AccountIdParams,
+          response: { 200: AccountViewSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const id = request.params.id.toLowerCase();
+        const view = await deps.cache.getOrLoad(
+          accountViewKey(id),
+          () => {
+            deps.onViewLoad?.();
+            // Through transaction(): a read that meets a failover (connection lost, no primary yet) runs again
+            // within the request's deadline instead of failing. Autocommit: one statement needs no BEGIN and COMMIT,
+            // which had halved the uncached read's throughput (docs/benchmarks.md).
+            return deps.transaction({ label: 'accounts.view', readOnly: true, autocommit: true }, (tx) =>
+              loadAccountView(tx, deps.lookupImage, id),
+            );
+          },
+          CACHE_COMPLETE_VIEWS_ONLY,
+        );
+        if (!view) throw notFound(id);
+        return view;
+      },
+    );
 
-    app.get('/accounts', {
-      schema: { tags: ['accounts'], summary: 'Event counts per account name starting with a prefix', querystring: PrefixQuery,
-        response: { 200: Type.Array(Type.Object({ name: Type.String(), count: Type.Integer() })), ...errors } },
-    }, async (request) => {
-      const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-      if (limit < 1 || limit > 1000) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 1000', { details: { field: 'limit' } });
-      // Through transaction(): a read cut by a failover runs again within the request's deadline.
-      return (deps.readTransaction ?? deps.transaction)({ label: 'accounts.count-by-prefix', readOnly: true, autocommit: true },
-        (tx) => countEventsByNamePrefix(tx, request.query.namePrefix, limit));
-    });
+    app.get(
+      '/accounts',
+      {
+        schema: {
+          tags: ['accounts'],
+          summary: 'Event counts per account name starting with a prefix',
+          querystring: PrefixQuery,
+          response: { 200: Type.Array(Type.Object({ name: Type.String(), count: Type.Integer() })), ...errors },
+        },
+      },
+      async (request) => {
+        const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
+        if (limit < 1 || limit > 1000)
+          throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 1000', {
+            details: { field: 'limit' },
+          });
+        // Through transaction(): a read cut by a failover runs again within the request's deadline.
+        return (deps.readTransaction ?? deps.transaction)(
+          { label: 'accounts.count-by-prefix', readOnly: true, autocommit: true },
+          (tx) => countEventsByNamePrefix(tx, request.query.namePrefix, limit),
+        );
+      },
+    );
   };
 }

@@ -1,7 +1,10 @@
 import { abortable } from '../../platform/db/abortable.ts';
 import type { Db, TxSql } from '../../platform/db/connect.ts';
 
-export interface AccountImage { accountId: string; url: string }
+export interface AccountImage {
+  accountId: string;
+  url: string;
+}
 
 /** Sets (or replaces) an account's image. */
 export async function upsertAccountImage(tx: TxSql, accountId: string, url: string): Promise<AccountImage> {
@@ -13,7 +16,14 @@ export async function upsertAccountImage(tx: TxSql, accountId: string, url: stri
 }
 
 /** The account's image, or null; the query is cancelled when `signal` aborts. */
-export async function findAccountImage(db: Db, accountId: string, signal: AbortSignal): Promise<{ url: string } | null> {
-  const [row] = await abortable(db<{ url: string }[]>`select url from images.account_images where account_id = ${accountId}`, signal);
+export async function findAccountImage(
+  db: Db,
+  accountId: string,
+  signal: AbortSignal,
+): Promise<{ url: string } | null> {
+  const [row] = await abortable(
+    db<{ url: string }[]>`select url from images.account_images where account_id = ${accountId}`,
+    signal,
+  );
   return row ? { url: row.url } : null;
 }

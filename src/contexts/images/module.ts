@@ -38,13 +38,15 @@ export const imagesModule: ContextModule<Config> = {
         afterImageChanged: (id) => views().invalidate(id),
       }),
       ports: { 'images.lookup': find },
-      cacheRules: [{
-        cache: { forget: (accountId) => views().forget(accountId) },
-        keysOf: (event) => {
-          const changed = payloadIf(event, ImageChanged);
-          return changed ? [changed.accountId] : [];
+      cacheRules: [
+        {
+          cache: { forget: (accountId) => views().forget(accountId) },
+          keysOf: (event) => {
+            const changed = payloadIf(event, ImageChanged);
+            return changed ? [changed.accountId] : [];
+          },
         },
-      }],
+      ],
     };
   },
 };

@@ -15,9 +15,17 @@ export interface ImagesDeps {
   afterImageChanged: (accountId: string) => Promise<void>;
 }
 
-const ImageBody = Type.Object({
-  url: Type.String({ minLength: 1, maxLength: 2000, pattern: '^[hH][tT][tT][pP][sS]?://[^\\s]+$', description: 'an http or https URL' }),
-}, { additionalProperties: false });
+const ImageBody = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      maxLength: 2000,
+      pattern: '^[hH][tT][tT][pP][sS]?://[^\\s]+$',
+      description: 'an http or https URL',
+    }),
+  },
+  { additionalProperties: false },
+);
 
 function isHttpUrl(value: string): boolean {
   try {
@@ -32,24 +40,38 @@ function isHttpUrl(value: string): boolean {
 export function imagesRoutes(deps: ImagesDeps) {
   return (root: FastifyInstance): void => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    app.put('/accounts/:id/image', {
-      schema: {
-        tags: ['images'], summary: "Set an account's image", params: AccountIdParams, body: ImageBody,
-        response: { 200: Type.Object({ accountId: Type.String(), url: Type.String() }), 400: ProblemSchema, 404: ProblemSchema, 503: ProblemSchema },
+    app.put(
+      '/accounts/:id/image',
+      {
+        schema: {
+          tags: ['images'],
+          summary: "Set an account's image",
+          params: AccountIdParams,
+          body: ImageBody,
+          response: {
+            200: Type.Object({ accountId: Type.String(), url: Type.String() }),
+            400: ProblemSchema,
+            404: ProblemSchema,
+            503: ProblemSchema,
+          },
+        },
       },
-    }, async (request) => {
-      const { id } = request.params;
-      const { url } = request.body;
-      if (!isHttpUrl(url)) throw new AppError('REQUEST.INVALID', 'body.url must be an http or https URL', { details: { field: 'url' } });
-      if (!(await deps.accountExists(id))) throw new AppError('ACCOUNT.NOT_FOUND', `account ${id} does not exist`, { details: { id } });
-      const image = await deps.transaction({ label: 'images.set' }, async (tx) => {
-        const set = await upsertAccountImage(tx, id, url);
-        // Other instances drop their cached view of the account when this event reaches them.
-        await publish(tx, ImageChanged, set.accountId, { accountId: set.accountId, url: set.url });
-        return set;
-      });
-      await deps.afterImageChanged(id);
-      return image;
-    });
+      async (request) => {
+        const { id } = request.params;
+        const { url } = request.body;
+        if (!isHttpUrl(url))
+          throw new AppError('REQUEST.INVALID', 'body.url must be an http or https URL', { details: { field: 'url' } });
+        if (!(await deps.accountExists(id)))
+          throw new AppError('ACCOUNT.NOT_FOUND', `account ${id} does not exist`, { details: { id } });
+        const image = await deps.transaction({ label: 'images.set' }, async (tx) => {
+          const set = await upsertAccountImage(tx, id, url);
+          // Other instances drop their cached view of the account when this event reaches them.
+          await publish(tx, ImageChanged, set.accountId, { accountId: set.accountId, url: set.url });
+          return set;
+        });
+        await deps.afterImageChanged(id);
+        return image;
+      },
+    );
   };
 }

@@ -24,18 +24,26 @@ export const usersModule: ContextModule<Config> = {
     const transaction = platform.transactionOn(platform.sql);
     return {
       routes: usersRoutes({
-        sql: platform.sql, transaction, scoreMode: config.scoreMode, idempotencyTtlMs: config.idempotencyTtlMs,
+        sql: platform.sql,
+        transaction,
+        scoreMode: config.scoreMode,
+        idempotencyTtlMs: config.idempotencyTtlMs,
         ...(platform.readSql ? { readTransaction: platform.transactionOn(platform.readSql) } : {}),
       }),
-      consumers: config.scoreMode === 'async' ? [{
-        group: SCORE_FANOUT_GROUP,
-        events: [UserCreated],
-        transaction,
-        async handle(event, tx) {
-          const created = event.key === USER_EVENTS_KEY ? payloadIf(event, UserCreated) : undefined;
-          if (created?.others !== undefined) await applyScoreFanOut(tx, created.id, created.others);
-        },
-      }] : [],
+      consumers:
+        config.scoreMode === 'async'
+          ? [
+              {
+                group: SCORE_FANOUT_GROUP,
+                events: [UserCreated],
+                transaction,
+                async handle(event, tx) {
+                  const created = event.key === USER_EVENTS_KEY ? payloadIf(event, UserCreated) : undefined;
+                  if (created?.others !== undefined) await applyScoreFanOut(tx, created.id, created.others);
+                },
+              },
+            ]
+          : [],
     };
   },
 };

@@ -3,11 +3,14 @@ import { Text } from '../../http/schemas.ts';
 
 const Name = Text(1, 100);
 
-export const CreateUserBody = Type.Object({
-  username: Name,
-  score: Type.Optional(Type.Number({ default: 0, minimum: -1e15, maximum: 1e15 })),
-  profile: Type.Object({ firstname: Name, lastname: Name }, { additionalProperties: false }),
-}, { additionalProperties: false });
+export const CreateUserBody = Type.Object(
+  {
+    username: Name,
+    score: Type.Optional(Type.Number({ default: 0, minimum: -1e15, maximum: 1e15 })),
+    profile: Type.Object({ firstname: Name, lastname: Name }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
 
 export const UserSchema = Type.Object({
   id: Type.Integer(),
@@ -19,7 +22,10 @@ export const UserSchema = Type.Object({
 });
 
 /** The answer to POST /users; `scoreFanout: "pending"` when SCORE_MODE=async. */
-export const CreatedUserSchema = Type.Intersect([UserSchema, Type.Object({ scoreFanout: Type.Optional(Type.Literal('pending')) })]);
+export const CreatedUserSchema = Type.Intersect([
+  UserSchema,
+  Type.Object({ scoreFanout: Type.Optional(Type.Literal('pending')) }),
+]);
 
 export const ActionSchema = Type.Object({
   id: Type.Integer(),
@@ -27,10 +33,13 @@ export const ActionSchema = Type.Object({
   created: Type.String({ format: 'date-time' }),
 });
 
-export const PageQuery = Type.Object({
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1..500, default 50' })),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-}, { additionalProperties: false });
+export const PageQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1..500, default 50' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
 
 export const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9]{1,10}$' }) });
 

@@ -17,12 +17,19 @@ interface UserRow {
   lastname: string;
 }
 
-interface ActionRow { id: number; description: string; created: Date }
+interface ActionRow {
+  id: number;
+  description: string;
+  created: Date;
+}
 
 /** A unique violation on the username is the conflict USER.ALREADY_EXISTS; anything else passes through. */
 function duplicateAsConflict(error: unknown, username: string): unknown {
   if (sqlState(error) !== '23505') return error;
-  return new AppError('USER.ALREADY_EXISTS', `a user named "${username}" already exists`, { cause: error, details: { username } });
+  return new AppError('USER.ALREADY_EXISTS', `a user named "${username}" already exists`, {
+    cause: error,
+    details: { username },
+  });
 }
 
 function userRowToUser(row: UserRow): User {
@@ -62,10 +69,14 @@ async function createUser(tx: TxSql, input: NewUser, fanOut: boolean): Promise<{
           insert into users.user_profile (user_id, firstname, lastname)
           select id, ${input.profile.firstname}, ${input.profile.lastname} from new_user
           returning firstname, lastname
-        ), ${fanOut ? tx`fan_out as (
+        ), ${
+          fanOut
+            ? tx`fan_out as (
           update users.users u set score = trim_scale(1 + u.score + u.score / others.n), updated = now()
           from others where others.n > 0
-        ), ` : tx``}action as (
+        ), `
+            : tx``
+        }action as (
           insert into users.actions (description)
           select 'new user created with id ' || id || ' and username ' || username from new_user
         )
@@ -108,9 +119,12 @@ export async function listUsersAfter(db: Db, afterId: number, limit: number): Pr
 
 /** Actions newest first, before `beforeId` (all when undefined). */
 export async function listActionsBefore(db: Db, beforeId: number | undefined, limit: number): Promise<Action[]> {
-  const rows = beforeId === undefined
-    ? await db<ActionRow[]>`select id, description, created from users.actions order by id desc limit ${limit}`
-    : await db<ActionRow[]>`select id, description, created from users.actions where id < ${beforeId} order by id desc limit ${limit}`;
+  const rows =
+    beforeId === undefined
+      ? await db<ActionRow[]>`select id, description, created from users.actions order by id desc limit ${limit}`
+      : await db<
+          ActionRow[]
+        >`select id, description, created from users.actions where id < ${beforeId} order by id desc limit ${limit}`;
   return rows.map(actionRowToAction);
 }
 
@@ -130,6 +144,7 @@ export function insertUserDeferringFanOut(tx: TxSql, input: NewUser): Promise<{ 
  */
 export async function applyScoreFanOut(tx: TxSql, userId: number, others: number): Promise<number> {
   if (others === 0) return 0;
-  const result = await tx`update users.users set score = trim_scale(1 + score + score / ${others}::bigint), updated = now() where id < ${userId}`;
+  const result =
+    await tx`update users.users set score = trim_scale(1 + score + score / ${others}::bigint), updated = now() where id < ${userId}`;
   return result.count;
 }

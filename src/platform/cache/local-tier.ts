@@ -33,9 +33,15 @@ export function createLocalTier<V>(options: LocalTierOptions): LocalTier<V> {
   });
   return {
     get: (key) => lru.get(key),
-    set: (key, value) => { lru.set(key, { value }); },
-    delete: (key) => { lru.delete(key); },
+    set: (key, value) => {
+      lru.set(key, { value });
+    },
+    delete: (key) => {
+      lru.delete(key);
+    },
     clear: () => lru.clear(),
-    get size() { return lru.size; },
+    get size() {
+      return lru.size;
+    },
   };
 }

@@ -10,7 +10,11 @@ export interface ReadCache<V> {
    * `load` and `shouldCache` serve everyone who joins its flight. A load's error reaches every joined caller
    * and is not cached.
    */
-  getOrLoad(key: string, load: (signal: AbortSignal) => Promise<V | undefined>, options?: { shouldCache?: (value: V) => boolean }): Promise<V | undefined>;
+  getOrLoad(
+    key: string,
+    load: (signal: AbortSignal) => Promise<V | undefined>,
+    options?: { shouldCache?: (value: V) => boolean },
+  ): Promise<V | undefined>;
   /**
    * Call AFTER the writing transaction committed. Drops the key here, in the shared tier and in every other
    * instance; a load that started before this call does not put its (possibly stale) value back into any tier.
@@ -61,12 +65,19 @@ type Answer<V> = { value: V | undefined; from: 'shared' | 'loader' };
  */
 export function createReadCache<V>(options: ReadCacheOptions): ReadCache<V> {
   const { namespace, shared, observer } = options;
-  if (!Number.isSafeInteger(options.ttlMs) || options.ttlMs < 0) throw new TypeError(`ttlMs must be an integer >= 0, got ${options.ttlMs}`);
-  if (!Number.isSafeInteger(options.maxEntries) || options.maxEntries < 1) throw new TypeError(`maxEntries must be an integer >= 1, got ${options.maxEntries}`);
-  if (shared && shared.namespace !== namespace) throw new TypeError(`the shared tier's namespace ${shared.namespace} is not ${namespace}`);
+  if (!Number.isSafeInteger(options.ttlMs) || options.ttlMs < 0)
+    throw new TypeError(`ttlMs must be an integer >= 0, got ${options.ttlMs}`);
+  if (!Number.isSafeInteger(options.maxEntries) || options.maxEntries < 1)
+    throw new TypeError(`maxEntries must be an integer >= 1, got ${options.maxEntries}`);
+  if (shared && shared.namespace !== namespace)
+    throw new TypeError(`the shared tier's namespace ${shared.namespace} is not ${namespace}`);
 
   const storing = options.ttlMs > 0;
-  const local = createLocalTier<V>({ maxEntries: options.maxEntries, ttlMs: options.ttlMs, ...(options.now ? { now: options.now } : {}) });
+  const local = createLocalTier<V>({
+    maxEntries: options.maxEntries,
+    ttlMs: options.ttlMs,
+    ...(options.now ? { now: options.now } : {}),
+  });
   const flights = createSingleFlight<Answer<V>>();
   const closing = new AbortController();
 
@@ -86,7 +97,10 @@ export function createReadCache<V>(options: ReadCacheOptions): ReadCache<V> {
   });
 
   async function loadThroughTiers(
-    key: string, load: (signal: AbortSignal) => Promise<V | undefined>, shouldCache: ((value: V) => boolean) | undefined, flight: Flight,
+    key: string,
+    load: (signal: AbortSignal) => Promise<V | undefined>,
+    shouldCache: ((value: V) => boolean) | undefined,
+    flight: Flight,
   ): Promise<Answer<V>> {
     // The version is read before the load reads the database: an invalidation after that read makes it stale.
     const found = shared && storing ? await shared.read(key) : undefined;
@@ -96,7 +110,8 @@ export function createReadCache<V>(options: ReadCacheOptions): ReadCache<V> {
       return { value, from: 'shared' };
     }
     const value = await load(closing.signal);
-    if (value === undefined || !storing || flight.invalidated || !(shouldCache?.(value) ?? true)) return { value, from: 'loader' };
+    if (value === undefined || !storing || flight.invalidated || !(shouldCache?.(value) ?? true))
+      return { value, from: 'loader' };
     local.set(key, value);
     if (shared && found?.version != null) await shared.writeIfUnchanged(key, value, found.version);
     return { value, from: 'loader' };

@@ -56,7 +56,12 @@ export interface ScriptClient {
  * Runs a script by its hash (EVALSHA) and sends its source only when the server does not know it yet.
  * @example await runScript(client, INVALIDATE, [keys.value, keys.version], [channel, key, '3600000']);
  */
-export async function runScript(client: ScriptClient, script: RedisScript, keys: string[], args: string[]): Promise<unknown> {
+export async function runScript(
+  client: ScriptClient,
+  script: RedisScript,
+  keys: string[],
+  args: string[],
+): Promise<unknown> {
   try {
     return await client.evalSha(script.sha1, { keys, arguments: args });
   } catch (error) {

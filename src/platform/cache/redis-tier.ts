@@ -1,4 +1,12 @@
-import { BrokenCircuitError, ConsecutiveBreaker, TimeoutStrategy, circuitBreaker, handleAll, timeout, wrap } from 'cockatiel';
+import {
+  BrokenCircuitError,
+  ConsecutiveBreaker,
+  TimeoutStrategy,
+  circuitBreaker,
+  handleAll,
+  timeout,
+  wrap,
+} from 'cockatiel';
 import { createPendingInvalidations } from './pending-invalidations.ts';
 import type { RedisTierClient } from './redis-client.ts';
 import { INVALIDATE, WRITE_IF_UNCHANGED, cacheKeys, invalidationChannel, runScript } from './redis-layout.ts';
@@ -49,7 +57,10 @@ export function createRedisTier(options: RedisTierOptions): RedisTier {
   const { client, namespace, ttlMs } = options;
   const channel = invalidationChannel(namespace);
   const report = options.onError ?? (() => {});
-  const codec = options.codec ?? { encode: (value: unknown) => JSON.stringify(value), decode: (text: string) => JSON.parse(text) as unknown };
+  const codec = options.codec ?? {
+    encode: (value: unknown) => JSON.stringify(value),
+    decode: (text: string) => JSON.parse(text) as unknown,
+  };
   const policy = options.policy ?? defaultPolicy(options.operationTimeoutMs ?? 250);
   const versionTtl = String(options.versionTtlMs ?? 3_600_000);
   let listener: ((key: string | undefined) => void) | undefined;
@@ -63,7 +74,10 @@ export function createRedisTier(options: RedisTierOptions): RedisTier {
 
   async function sendInvalidation(key: string): Promise<boolean> {
     if (!client.isReady) {
-      report(new Error('Redis is not connected: the invalidation is kept for replay'), { operation: 'invalidate', key });
+      report(new Error('Redis is not connected: the invalidation is kept for replay'), {
+        operation: 'invalidate',
+        key,
+      });
       return false;
     }
     const keys = cacheKeys(namespace, key);
@@ -80,10 +94,15 @@ export function createRedisTier(options: RedisTierOptions): RedisTier {
     max: options.maxPendingInvalidations ?? 10_000,
     send: sendInvalidation,
     canSend: () => !closed && client.isReady,
-    onDropped: (key) => report(new Error('too many invalidations pending: the oldest is dropped; Redis may serve its old value until the TTL'),
-      { operation: 'invalidate', key }),
+    onDropped: (key) =>
+      report(
+        new Error('too many invalidations pending: the oldest is dropped; Redis may serve its old value until the TTL'),
+        { operation: 'invalidate', key },
+      ),
   });
-  const onClientReady = () => { void pending.replay(); };
+  const onClientReady = () => {
+    void pending.replay();
+  };
   client.on('ready', onClientReady);
 
   const subscriber = client.duplicate();
@@ -93,11 +112,17 @@ export function createRedisTier(options: RedisTierOptions): RedisTier {
     if (subscribedOnce) listener?.(undefined);
     void pending.replay();
   });
-  const subscribed = subscriber.connect()
+  const subscribed = subscriber
+    .connect()
     .then(() => subscriber.subscribe(channel, (key) => listener?.(key)))
     // Whatever was cached before this point was cached deaf to invalidations.
-    .then(() => { subscribedOnce = true; listener?.(undefined); })
-    .catch((error: unknown) => { if (!closed) report(error, { operation: 'subscribe' }); });
+    .then(() => {
+      subscribedOnce = true;
+      listener?.(undefined);
+    })
+    .catch((error: unknown) => {
+      if (!closed) report(error, { operation: 'subscribe' });
+    });
 
   return {
     namespace,
@@ -130,7 +155,9 @@ export function createRedisTier(options: RedisTierOptions): RedisTier {
       const keys = cacheKeys(namespace, key);
       try {
         const text = codec.encode(value);
-        await policy.execute(() => runScript(client, WRITE_IF_UNCHANGED, [keys.value, keys.version], [version, text, String(ttlMs)]));
+        await policy.execute(() =>
+          runScript(client, WRITE_IF_UNCHANGED, [keys.value, keys.version], [version, text, String(ttlMs)]),
+        );
       } catch (error) {
         fail(error, 'write', key);
       }

@@ -3,9 +3,7 @@
  * caller loads. `version: null` means "do not write back" (the tier is unreachable, or an invalidation of
  * this key has not reached it yet).
  */
-export type SharedRead =
-  | { found: true; value: unknown }
-  | { found: false; version: string | null };
+export type SharedRead = { found: true; value: unknown } | { found: false; version: string | null };
 
 /**
  * The port a read cache uses for a tier shared by every instance (Redis: see redis-tier.ts). Its methods

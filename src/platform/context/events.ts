@@ -17,7 +17,8 @@ export interface EventType<S extends TSchema = TSchema> {
 export type PayloadOf<E extends EventType> = Static<E['schema']>;
 
 export function defineEvent<S extends TSchema>(name: string, schema: S): EventType<S> {
-  if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(name)) throw new TypeError(`"${name}" is not an event name like "context.happened"`);
+  if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(name))
+    throw new TypeError(`"${name}" is not an event name like "context.happened"`);
   return Object.freeze({ name, schema });
 }
 
@@ -26,12 +27,21 @@ export function defineEvent<S extends TSchema>(name: string, schema: S): EventTy
  * the transaction commits.
  * @example await publish(tx, NoteRenamed, id, { id, title });
  */
-export function publish<E extends EventType>(tx: TxSql, event: E, key: string, payload: PayloadOf<E>, options: { notify?: boolean } = {}): Promise<string> {
+export function publish<E extends EventType>(
+  tx: TxSql,
+  event: E,
+  key: string,
+  payload: PayloadOf<E>,
+  options: { notify?: boolean } = {},
+): Promise<string> {
   return addToOutbox(tx, { type: event.name, key, payload }, options);
 }
 
 /** The event's payload when `received` is an event of type `event`; undefined when it is another type. */
-export function payloadIf<E extends EventType>(received: Pick<OutboxEvent, 'type' | 'payload'>, event: E): PayloadOf<E> | undefined {
+export function payloadIf<E extends EventType>(
+  received: Pick<OutboxEvent, 'type' | 'payload'>,
+  event: E,
+): PayloadOf<E> | undefined {
   if (received.type !== event.name) return undefined;
   if (!Check(event.schema, received.payload)) {
     const first = [...Errors(event.schema, received.payload)][0];

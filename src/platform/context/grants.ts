@@ -7,8 +7,10 @@ const ROLE = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** What each access grants; the outbox's writers insert and read back only the ids they drew. */
 const GRANTS: Record<PlatformAccess, (role: string) => string> = {
-  outbox: (role) => `grant usage on schema messaging to ${role}; grant insert, select (id) on messaging.outbox to ${role}`,
-  idempotency: (role) => `grant usage on schema idempotency to ${role}; grant select, insert, update, delete on idempotency.keys to ${role}`,
+  outbox: (role) =>
+    `grant usage on schema messaging to ${role}; grant insert, select (id) on messaging.outbox to ${role}`,
+  idempotency: (role) =>
+    `grant usage on schema idempotency to ${role}; grant select, insert, update, delete on idempotency.keys to ${role}`,
 };
 
 /**
@@ -17,7 +19,10 @@ const GRANTS: Record<PlatformAccess, (role: string) => string> = {
  * not exist (its context's migrations were reverted) is skipped. GRANT is idempotent.
  * @example await grantPlatformAccess(tx, [{ name: 'stratum_reports', uses: ['outbox'] }]);
  */
-export async function grantPlatformAccess(tx: TxSql, roles: ReadonlyArray<{ name: string; uses: readonly PlatformAccess[] }>): Promise<void> {
+export async function grantPlatformAccess(
+  tx: TxSql,
+  roles: ReadonlyArray<{ name: string; uses: readonly PlatformAccess[] }>,
+): Promise<void> {
   for (const role of roles) {
     if (!ROLE.test(role.name)) throw new TypeError(`"${role.name}" is not a plain role name`);
     const [exists] = await tx`select 1 from pg_roles where rolname = ${role.name}`;

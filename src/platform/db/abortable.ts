@@ -38,7 +38,9 @@ export async function abortable<T>(query: CancellableQuery<T>, signal: AbortSign
     cancelQuietly(query);
     throw signal.reason ?? new Error('aborted');
   }
-  const onAbort = () => { cancelQuietly(query); };
+  const onAbort = () => {
+    cancelQuietly(query);
+  };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     return await query;

@@ -64,22 +64,38 @@ function openDriverPool(target: ConnectTarget, options: PoolOptions): Sql {
 
     connection: {
       application_name: options.applicationName,
-      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, lock_timeout: options.statementTimeoutMs } : {}),
+      ...(options.statementTimeoutMs
+        ? { statement_timeout: options.statementTimeoutMs, lock_timeout: options.statementTimeoutMs }
+        : {}),
     },
   };
   if ('url' in target) {
     // Options override the URL's credentials, so a multi-host URL can be reused for another role.
-    const credentials = { ...(target.user ? { username: target.user } : {}), ...(target.password !== undefined ? { password: target.password } : {}) };
+    const credentials = {
+      ...(target.user ? { username: target.user } : {}),
+      ...(target.password !== undefined ? { password: target.password } : {}),
+    };
     // Several hosts: postgres.js tries them in turn for each connection; when the primary is wanted, the
     // locator remembers which host it is and paces the attempts while there is none.
     const multiHost = describeTarget(target).includes(',');
-    const locator = multiHost && /[?&]target_session_attrs=(primary|read-write)(&|$)/.test(target.url) ? createPrimaryLocator() : undefined;
+    const locator =
+      multiHost && /[?&]target_session_attrs=(primary|read-write)(&|$)/.test(target.url)
+        ? createPrimaryLocator()
+        : undefined;
     const sockets = locator ? { socket: locator.socket } : multiHost ? {} : { socket: noDelaySocket };
     const sql = postgres(target.url, { ...common, ...sockets, ...credentials }) as unknown as Sql;
     if (locator) locators.set(sql, locator);
     return sql;
   }
-  return postgres({ ...common, ...({ socket: noDelaySocket } as object), host: target.host, port: target.port, user: target.user, password: target.password, database: target.database }) as unknown as Sql;
+  return postgres({
+    ...common,
+    ...({ socket: noDelaySocket } as object),
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password,
+    database: target.database,
+  }) as unknown as Sql;
 }
 
 const locators = new WeakMap<Sql, PrimaryLocator>();
@@ -107,8 +123,12 @@ export function describeTarget(target: ConnectTarget): string {
   if (!('url' in target)) return `${target.host}:${target.port}`;
   try {
     const afterScheme = target.url.replace(/^[a-z]+:\/\//i, '');
-    const hostPart = afterScheme.slice(afterScheme.lastIndexOf('@', afterScheme.search(/[/?]|$/)) + 1).split(/[/?]/)[0] ?? '';
-    return hostPart.split(',').map((h) => (h.includes(':') ? h : `${h || 'localhost'}:5432`)).join(', ');
+    const hostPart =
+      afterScheme.slice(afterScheme.lastIndexOf('@', afterScheme.search(/[/?]|$/)) + 1).split(/[/?]/)[0] ?? '';
+    return hostPart
+      .split(',')
+      .map((h) => (h.includes(':') ? h : `${h || 'localhost'}:5432`))
+      .join(', ');
   } catch {
     return 'the configured database';
   }
@@ -121,13 +141,18 @@ export function describeTarget(target: ConnectTarget): string {
 export async function checkReachable(sql: Sql, target: ConnectTarget, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'CONNECT_TIMEOUT' })), timeoutMs);
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'CONNECT_TIMEOUT' })),
+      timeoutMs,
+    );
   });
   try {
     await Promise.race([sql`select 1`, timeout]);
   } catch (error) {
     const cause = describeCause(error);
-    throw new AppError('DB.UNAVAILABLE', `cannot reach PostgreSQL at ${describeTarget(target)}: ${cause}`, { cause: error });
+    throw new AppError('DB.UNAVAILABLE', `cannot reach PostgreSQL at ${describeTarget(target)}: ${cause}`, {
+      cause: error,
+    });
   } finally {
     clearTimeout(timer);
   }
@@ -148,7 +173,10 @@ function describeCause(error: unknown): string {
  */
 function noDelaySocket({ host, port, path }: { host: string[]; port: number[]; path?: string }): net.Socket {
   if (path) return net.connect({ path });
-  const socket = net.connect({ host: host[0], port: port[0]!, noDelay: true }) as net.Socket & { host?: string; port?: number };
+  const socket = net.connect({ host: host[0], port: port[0]!, noDelay: true }) as net.Socket & {
+    host?: string;
+    port?: number;
+  };
   socket.host = host[0];
   socket.port = port[0];
   return socket;

@@ -29,7 +29,10 @@ export interface CopyChunksResult {
 /** Thrown in atomic mode: the chunk that failed, the transaction must roll back. */
 export class CopyChunkRejected extends Error {
   override name = 'CopyChunkRejected';
-  constructor(readonly chunk: RejectedChunk, options?: { cause?: unknown }) {
+  constructor(
+    readonly chunk: RejectedChunk,
+    options?: { cause?: unknown },
+  ) {
     super(`lines ${chunk.fromLine}-${chunk.toLine}: ${chunk.reason}`, options);
   }
 }
@@ -37,7 +40,10 @@ export class CopyChunkRejected extends Error {
 /** About this many rows go to PostgreSQL in one COPY behind one savepoint while every row is good. */
 const GROUP_ROWS = 10_000;
 
-interface Chunk { rows: string[]; lineNos: number[] }
+interface Chunk {
+  rows: string[];
+  lineNos: number[];
+}
 
 /**
  * Streams lines into PostgreSQL with COPY FROM STDIN in chunks of `chunkSize` lines: a chunk PostgreSQL
@@ -55,10 +61,14 @@ export async function copyInChunks(tx: TxSql, options: CopyChunksOptions): Promi
   let group: Chunk[] = [];
   let current: Chunk = { rows: [], lineNos: [] };
 
-  const rejection = (chunk: Chunk, error: unknown): RejectedChunk =>
-    ({ fromLine: chunk.lineNos[0]!, toLine: chunk.lineNos.at(-1)!, reason: describeCopyError(error, chunk.lineNos) });
+  const rejection = (chunk: Chunk, error: unknown): RejectedChunk => ({
+    fromLine: chunk.lineNos[0]!,
+    toLine: chunk.lineNos.at(-1)!,
+    reason: describeCopyError(error, chunk.lineNos),
+  });
 
-  const copyChunks = (chunks: Chunk[]) => copyOnce(tx, options.copySql, chunks.map((c) => c.rows.join('\n')).join('\n') + '\n');
+  const copyChunks = (chunks: Chunk[]) =>
+    copyOnce(tx, options.copySql, chunks.map((c) => c.rows.join('\n')).join('\n') + '\n');
 
   const flushGroup = async () => {
     if (group.length === 0) return;
@@ -72,7 +82,10 @@ export async function copyInChunks(tx: TxSql, options: CopyChunksOptions): Promi
         const lineNos = chunks.flatMap((c) => c.lineNos);
         const failed = failedLine(error, lineNos);
         const chunk = chunks.find((c) => failed !== undefined && c.lineNos.includes(failed)) ?? chunks[0]!;
-        throw new CopyChunkRejected({ ...rejection(chunk, error), reason: describeCopyError(error, lineNos) }, { cause: error });
+        throw new CopyChunkRejected(
+          { ...rejection(chunk, error), reason: describeCopyError(error, lineNos) },
+          { cause: error },
+        );
       }
       result.imported += count;
     } else {
@@ -122,10 +135,15 @@ export async function copyInChunks(tx: TxSql, options: CopyChunksOptions): Promi
 async function copyOnce(tx: TxSql, copySql: string, data: string): Promise<void> {
   const query = tx.unsafe(copySql) as unknown as { reject: (error: unknown) => void; writable(): Promise<Writable> };
   let fail!: (error: unknown) => void;
-  const failed = new Promise<never>((_, reject) => { fail = reject; });
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
   failed.catch(() => {});
   const reject = query.reject;
-  query.reject = (error: unknown) => { fail(error); reject(error); };
+  query.reject = (error: unknown) => {
+    fail(error);
+    reject(error);
+  };
   const writable = await query.writable();
   const finished = new Promise<void>((resolve, rejectFinish) => {
     writable.once('error', rejectFinish);
@@ -146,5 +164,7 @@ function describeCopyError(error: unknown, lineNos: number[]): string {
   const e = error as { message?: string; where?: string; detail?: string };
   const line = failedLine(error, lineNos);
   const column = /column (\w+)/.exec(e.where ?? '')?.[1];
-  return [line ? `line ${line}` : undefined, column ? `column ${column}` : undefined, e.message ?? String(error)].filter(Boolean).join(': ');
+  return [line ? `line ${line}` : undefined, column ? `column ${column}` : undefined, e.message ?? String(error)]
+    .filter(Boolean)
+    .join(': ');
 }

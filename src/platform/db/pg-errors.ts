@@ -10,8 +10,18 @@ interface PgErrorLike {
   errno?: unknown;
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+]);
 
 /** The SQLSTATE of a PostgreSQL error, or undefined for anything else. */
 export function sqlState(error: unknown): string | undefined {
@@ -54,13 +64,25 @@ export function translatePgError(error: unknown): AppError {
     ...(typeof e.constraint_name === 'string' ? { constraint: e.constraint_name } : {}),
     ...(typeof e.table_name === 'string' ? { table: e.table_name } : {}),
   };
-  if (state === '23505') return new AppError('DB.CONFLICT', 'a row with the same unique key already exists', { cause: error, details: where });
-  if (state?.startsWith('23')) return new AppError('DB.CONSTRAINT_VIOLATED', 'a database constraint was violated', { cause: error, details: where });
+  if (state === '23505')
+    return new AppError('DB.CONFLICT', 'a row with the same unique key already exists', {
+      cause: error,
+      details: where,
+    });
+  if (state?.startsWith('23'))
+    return new AppError('DB.CONSTRAINT_VIOLATED', 'a database constraint was violated', {
+      cause: error,
+      details: where,
+    });
   if (state === '40001' || state === '40P01') {
-    return new AppError('TX.SERIALIZATION_FAILED', 'the transaction conflicted with a concurrent one', { cause: error });
+    return new AppError('TX.SERIALIZATION_FAILED', 'the transaction conflicted with a concurrent one', {
+      cause: error,
+    });
   }
   if (state === '57014') return new AppError('DB.QUERY_CANCELLED', 'the query was cancelled', { cause: error });
-  if (state?.startsWith('22')) return new AppError('DB.INVALID_INPUT', 'the database rejected a value', { cause: error });
-  if (isConnectionError(error)) return new AppError('DB.UNAVAILABLE', 'the database is not reachable', { cause: error });
+  if (state?.startsWith('22'))
+    return new AppError('DB.INVALID_INPUT', 'the database rejected a value', { cause: error });
+  if (isConnectionError(error))
+    return new AppError('DB.UNAVAILABLE', 'the database is not reachable', { cause: error });
   return new AppError('DB.ERROR', 'the database reported an error', { cause: error });
 }

@@ -62,8 +62,9 @@ export function createPoolGate(options: { name: string; max: number; now: () => 
   const refuse = (): AppError => {
     refused += 1;
     lastRefusedAt = now();
-    return new AppError('DB.POOL_EXHAUSTED', `all ${max} connections of pool ${name} stayed busy until the deadline`,
-      { details: { pool: name } });
+    return new AppError('DB.POOL_EXHAUSTED', `all ${max} connections of pool ${name} stayed busy until the deadline`, {
+      details: { pool: name },
+    });
   };
 
   return {
@@ -96,7 +97,9 @@ export function createPoolGate(options: { name: string; max: number; now: () => 
  * @example const busy = refusingSince([sql, ...shardPools], Date.now() - 5000);
  */
 export function refusingSince(pools: readonly object[], since: number): PoolGateState[] {
-  return pools.map((p) => gates.get(p)?.state()).filter((s): s is PoolGateState => s !== undefined && (s.lastRefusedAt ?? -Infinity) >= since);
+  return pools
+    .map((p) => gates.get(p)?.state())
+    .filter((s): s is PoolGateState => s !== undefined && (s.lastRefusedAt ?? -Infinity) >= since);
 }
 
 /** The part of a postgres.js query the gate touches: the function that hands it to the pool. */
@@ -109,8 +112,12 @@ interface PendingQuery {
 }
 
 function isQuery(value: unknown): value is PendingQuery {
-  return typeof value === 'object' && value !== null && typeof (value as PendingQuery).handle === 'function'
-    && typeof (value as PendingQuery).handler === 'function';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as PendingQuery).handle === 'function' &&
+    typeof (value as PendingQuery).handler === 'function'
+  );
 }
 
 interface ReservedConnection {
@@ -153,12 +160,15 @@ export function gatePool<S extends object>(raw: S, gate: PoolGate, defaultWaitMs
     // A query is sent when it is first awaited, maybe outside the scope it was made in: the earlier deadline counts.
     const madeUnder = currentDeadline();
     query.handler = (q) => {
-      void gate.acquire(Math.min(deadline(), madeUnder ?? Number.POSITIVE_INFINITY)).then((release) => {
-        // Cancelled while it waited: postgres.js has rejected it already.
-        if (q.cancelled) return release();
-        void Promise.prototype.then.call(q, release, release);
-        send(q);
-      }, (error: unknown) => q.reject(error));
+      void gate.acquire(Math.min(deadline(), madeUnder ?? Number.POSITIVE_INFINITY)).then(
+        (release) => {
+          // Cancelled while it waited: postgres.js has rejected it already.
+          if (q.cancelled) return release();
+          void Promise.prototype.then.call(q, release, release);
+          send(q);
+        },
+        (error: unknown) => q.reject(error),
+      );
     };
     return query;
   };
@@ -216,7 +226,10 @@ function holdReserved(connection: ReservedConnection, permit: Permit): ReservedC
     if (released) return;
     released = true;
     holdings?.delete(release);
-    const give = () => { connection.release(); permit(); };
+    const give = () => {
+      connection.release();
+      permit();
+    };
     if (running.size === 0) give();
     else void Promise.allSettled([...running]).then(give);
   };
@@ -225,9 +238,20 @@ function holdReserved(connection: ReservedConnection, permit: Permit): ReservedC
     if (!isQuery(query)) return query;
     const send = query.handler;
     query.handler = (q) => {
-      if (released) return q.reject(new AppError('DB.UNAVAILABLE', 'this reserved connection was given back when its request was cut off'));
+      if (released)
+        return q.reject(
+          new AppError('DB.UNAVAILABLE', 'this reserved connection was given back when its request was cut off'),
+        );
       // Out of the running set as soon as it settles, before its caller's await goes on.
-      const settled: PromiseLike<unknown> = Promise.prototype.then.call(q, () => { running.delete(settled); }, () => { running.delete(settled); });
+      const settled: PromiseLike<unknown> = Promise.prototype.then.call(
+        q,
+        () => {
+          running.delete(settled);
+        },
+        () => {
+          running.delete(settled);
+        },
+      );
       running.add(settled);
       send(q);
     };

@@ -1,7 +1,11 @@
 import net from 'node:net';
 
 /** What postgres.js hands a `socket` factory: the parsed hosts and ports of the target, and its TLS mode. */
-export interface SocketRequest { host: string[]; port: number[]; ssl?: unknown }
+export interface SocketRequest {
+  host: string[];
+  port: number[];
+  ssl?: unknown;
+}
 
 /** What a pool knows about the primary among several hosts. */
 export interface PrimaryState {

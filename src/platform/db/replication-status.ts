@@ -19,7 +19,10 @@ export interface ClusterStatus {
   replicas: ReplicaStatus[];
 }
 
-interface Row { primary: string; replicas: ReplicaStatus[] }
+interface Row {
+  primary: string;
+  replicas: ReplicaStatus[];
+}
 
 /**
  * Which host is the primary and how far each replica lags, in one round trip to the primary.
@@ -66,5 +69,9 @@ export async function describeReadServer(sql: Sql): Promise<ReadServerStatus> {
     select concat_ws(':', host(inet_server_addr()), inet_server_port()) as host, pg_is_in_recovery() as standby,
       case when pg_is_in_recovery()
         then (extract(epoch from (now() - pg_last_xact_replay_timestamp())) * 1000)::bigint end as "replayDelayMs"`;
-  return { host: row!.host, standby: row!.standby, replayDelayMs: row!.replayDelayMs === null ? null : Number(row!.replayDelayMs) };
+  return {
+    host: row!.host,
+    standby: row!.standby,
+    replayDelayMs: row!.replayDelayMs === null ? null : Number(row!.replayDelayMs),
+  };
 }

@@ -14,9 +14,11 @@ function quoteLiteral(value: string): string {
  */
 export async function enableRoleLogin(admin: Sql, role: string, password: string | undefined): Promise<void> {
   if (!ROLE.test(role)) throw new TypeError(`"${role}" is not a plain role name`);
-  await admin.unsafe(password === undefined
-    ? `alter role ${role} with login`
-    : `alter role ${role} with login password ${quoteLiteral(password)}`);
+  await admin.unsafe(
+    password === undefined
+      ? `alter role ${role} with login`
+      : `alter role ${role} with login password ${quoteLiteral(password)}`,
+  );
 }
 
 /**

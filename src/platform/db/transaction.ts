@@ -84,13 +84,18 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       throw new TypeError(`${label}: autocommit is for readOnly work`);
     }
     // Never later than the deadline of the request (or other scope) it runs in.
-    const deadlineAt = Math.min(runtime.now() + (options.deadlineMs ?? runtime.defaultDeadlineMs), currentDeadline() ?? Number.POSITIVE_INFINITY);
+    const deadlineAt = Math.min(
+      runtime.now() + (options.deadlineMs ?? runtime.defaultDeadlineMs),
+      currentDeadline() ?? Number.POSITIVE_INFINITY,
+    );
     // The last connection failure of this call: a deadline passing after one means the database was away.
     let unreachable: unknown;
     const exceeded = (cause?: unknown) => {
       runtime.observer?.onDeadlineExceeded?.(label);
       if (unreachable !== undefined || primaryState(runtime.sql)?.unreachable) {
-        return new AppError('DB.UNAVAILABLE', `${label}: no database primary could be reached within the deadline`, { cause: cause ?? unreachable });
+        return new AppError('DB.UNAVAILABLE', `${label}: no database primary could be reached within the deadline`, {
+          cause: cause ?? unreachable,
+        });
       }
       return new AppError('TX.DEADLINE_EXCEEDED', `${label} did not finish within its deadline`, { cause });
     };
@@ -100,7 +105,9 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       const progress = { commitSent: false };
       try {
         // Anything the work waits for, on this pool or another, is bounded by the same deadline.
-        return await withDeadline(deadlineAt, () => runAttempt(runtime.sql, options, deadlineAt, runtime.now, fn, progress));
+        return await withDeadline(deadlineAt, () =>
+          runAttempt(runtime.sql, options, deadlineAt, runtime.now, fn, progress),
+        );
       } catch (error) {
         if (error === DEADLINE) throw exceeded();
         const state = sqlState(error);
@@ -116,7 +123,8 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
         }
         // statement_timeout and lock_timeout are set from the deadline: either firing near it means it has passed
         // (a 55P03 from NOWAIT, or a cancel by someone else, well before the deadline is reported as what it is).
-        if ((state === '57014' || state === '55P03') && runtime.now() >= deadlineAt - DEADLINE_TOLERANCE_MS) throw exceeded(error);
+        if ((state === '57014' || state === '55P03') && runtime.now() >= deadlineAt - DEADLINE_TOLERANCE_MS)
+          throw exceeded(error);
         if ((isRetryableTxError(error) || notPrimaryYet) && attempt < (options.maxAttempts ?? Infinity)) {
           const backoff = Math.min(maxBackoff, baseBackoff * 2 ** (attempt - 1)) * runtime.random();
           if (runtime.now() + backoff < deadlineAt) {
@@ -135,8 +143,11 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
 }
 
 function commitOutcomeUnknown(label: string, cause: unknown): AppError {
-  return new AppError('DB.UNAVAILABLE', `${label}: the connection broke after COMMIT was sent; whether it committed is unknown`,
-    { cause, details: { commitOutcome: 'unknown' } });
+  return new AppError(
+    'DB.UNAVAILABLE',
+    `${label}: the connection broke after COMMIT was sent; whether it committed is unknown`,
+    { cause, details: { commitOutcome: 'unknown' } },
+  );
 }
 
 interface AttemptState {
@@ -189,7 +200,8 @@ async function runAttempt<T>(
   const disarm = armDeadline(state, remaining, (reason) => answerNow?.(reason));
 
   const mode = [options.isolation ? `isolation level ${options.isolation}` : '', options.readOnly ? 'read only' : '']
-    .filter(Boolean).join(' ');
+    .filter(Boolean)
+    .join(' ');
 
   const attempt = pool.begin(mode, async (tx) => {
     if (state.expired) throw DEADLINE;
@@ -219,11 +231,15 @@ async function runAttempt<T>(
       throw error;
     }
   }) as Promise<T>;
-  attempt.catch((error: unknown) => { if (isConnectionError(error)) state.lost ??= error; });
+  attempt.catch((error: unknown) => {
+    if (isConnectionError(error)) state.lost ??= error;
+  });
   // The permit is held as long as the connection: until the transaction has ended, even after an early answer.
   attempt.then(release, release);
 
-  const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
+  const answeredEarly = new Promise<never>((_, reject) => {
+    answerNow = reject;
+  });
   try {
     return await Promise.race([attempt, answeredEarly]);
   } finally {
@@ -238,13 +254,23 @@ async function runAttempt<T>(
  * deadline and never runs; the statement running then is cancelled, and the connection goes back to the pool
  * only once the cancel request has landed, so it cannot hit the next user's statement.
  */
-async function runStatements<T>(sql: Sql, remaining: number, fn: (tx: TxSql) => Promise<T>, release: () => void): Promise<T> {
+async function runStatements<T>(
+  sql: Sql,
+  remaining: number,
+  fn: (tx: TxSql) => Promise<T>,
+  release: () => void,
+): Promise<T> {
   const state = newAttemptState();
   let answerNow: ((reason: unknown) => void) | undefined;
   const disarm = armDeadline(state, remaining, (reason) => answerNow?.(reason));
-  const answeredEarly = new Promise<never>((_, reject) => { answerNow = reject; });
+  const answeredEarly = new Promise<never>((_, reject) => {
+    answerNow = reject;
+  });
   const work = (async () => {
-    const connection = await sql.reserve().catch((error: unknown) => { release(); throw error; });
+    const connection = await sql.reserve().catch((error: unknown) => {
+      release();
+      throw error;
+    });
     try {
       if (state.expired) throw DEADLINE;
       state.entered = true;
@@ -284,7 +310,9 @@ function armDeadline(state: AttemptState, remaining: number, answer: (reason: un
       return;
     }
     state.cancelling = cancelRunning(state.queries);
-    graceTimer = setTimeout(() => { if (!state.committing) answer(DEADLINE); }, ANSWER_GRACE_MS);
+    graceTimer = setTimeout(() => {
+      if (!state.committing) answer(DEADLINE);
+    }, ANSWER_GRACE_MS);
   }, remaining);
   return () => {
     clearTimeout(deadlineTimer);
@@ -297,11 +325,13 @@ function armDeadline(state: AttemptState, remaining: number, answer: (reason: un
  * (postgres.js would then drop it from its list of sent statements and hand its answer to the next one).
  */
 function cancelRunning(queries: Query[]): Promise<unknown> | undefined {
-  const cancels = queries.filter((q) => q.active === true && q.canceller).map((q) => {
-    const cancel = q.canceller!;
-    q.canceller = null;
-    return Promise.resolve(cancel(q)).catch(() => {});
-  });
+  const cancels = queries
+    .filter((q) => q.active === true && q.canceller)
+    .map((q) => {
+      const cancel = q.canceller!;
+      q.canceller = null;
+      return Promise.resolve(cancel(q)).catch(() => {});
+    });
   return cancels.length > 0 ? Promise.all(cancels) : undefined;
 }
 

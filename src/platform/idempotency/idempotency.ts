@@ -36,25 +36,36 @@ export function readIdempotencyKey(header: string | string[] | undefined): strin
   if (header === undefined) return undefined;
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined || !KEY_PATTERN.test(value)) {
-    throw new AppError('REQUEST.INVALID', 'the Idempotency-Key header must be 1 to 200 visible ASCII characters', { details: { field: 'Idempotency-Key' } });
+    throw new AppError('REQUEST.INVALID', 'the Idempotency-Key header must be 1 to 200 visible ASCII characters', {
+      details: { field: 'Idempotency-Key' },
+    });
   }
   return value;
 }
 
 /** A stable hash of a request's meaning: method, route and body (object keys sorted). */
 export function requestHash(method: string, route: string, body: unknown): string {
-  return createHash('sha256').update(`${method} ${route}\n${canonicalJson(body)}`).digest('hex');
+  return createHash('sha256')
+    .update(`${method} ${route}\n${canonicalJson(body)}`)
+    .digest('hex');
 }
 
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value ?? null);
 }
 
-interface KeyRow { request_hash: string; status: number | null; body: unknown }
+interface KeyRow {
+  request_hash: string;
+  status: number | null;
+  body: unknown;
+}
 
 async function lookUp(db: Db, scope: string, key: string): Promise<KeyRow | undefined> {
   const [row] = await db<KeyRow[]>`select request_hash, status, body from idempotency.keys
@@ -64,7 +75,9 @@ async function lookUp(db: Db, scope: string, key: string): Promise<KeyRow | unde
 
 function replay(row: KeyRow, options: IdempotencyOptions): IdempotentOutcome {
   if (row.request_hash !== options.requestHash) {
-    throw new AppError('IDEMPOTENCY.KEY_REUSED', `Idempotency-Key ${options.key} was used with a different request`, { details: { key: options.key } });
+    throw new AppError('IDEMPOTENCY.KEY_REUSED', `Idempotency-Key ${options.key} was used with a different request`, {
+      details: { key: options.key },
+    });
   }
   return { status: row.status!, body: row.body, replayed: true };
 }
@@ -79,11 +92,16 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * write committed and its answer is returned; absent, it did not, and the creation runs again.
  * @example const out = await idempotent({ scope: 'notes.create', key, requestHash: h, ... }, async (tx) => ({ status: 201, body: await create(tx) }));
  */
-export async function idempotent(options: IdempotencyOptions, create: (tx: TxSql) => Promise<StoredResponse>): Promise<IdempotentOutcome> {
+export async function idempotent(
+  options: IdempotencyOptions,
+  create: (tx: TxSql) => Promise<StoredResponse>,
+): Promise<IdempotentOutcome> {
   const { scope, key } = options;
   // Through transaction() so that a lookup cut by a failover runs again within the deadline.
-  const existing = await options.transaction({ ...options.txOptions, label: `${options.txOptions.label ?? scope}.idempotency-lookup` },
-    (tx) => lookUp(tx, scope, key));
+  const existing = await options.transaction(
+    { ...options.txOptions, label: `${options.txOptions.label ?? scope}.idempotency-lookup` },
+    (tx) => lookUp(tx, scope, key),
+  );
   if (existing && existing.status !== null) return replay(existing, options);
   const settleUntil = Date.now() + (options.settleMs ?? 10_000);
   for (;;) {
@@ -99,7 +117,10 @@ export async function idempotent(options: IdempotencyOptions, create: (tx: TxSql
         if (!claimed) {
           // Another request holds or held the key: its row is committed now (the insert waited for it).
           const row = await lookUp(tx, scope, key);
-          if (!row || row.status === null) throw new AppError('DB.CONFLICT', `a request with Idempotency-Key ${key} is still running`, { details: { key } });
+          if (!row || row.status === null)
+            throw new AppError('DB.CONFLICT', `a request with Idempotency-Key ${key} is still running`, {
+              details: { key },
+            });
           return replay(row, options);
         }
         const response = await create(tx);
@@ -131,7 +152,10 @@ async function settle(options: IdempotencyOptions, until: number): Promise<KeyRo
 }
 
 export function isCommitUnknown(error: unknown): boolean {
-  return isAppError(error, 'DB.UNAVAILABLE') && (error.details as { commitOutcome?: string } | undefined)?.commitOutcome === 'unknown';
+  return (
+    isAppError(error, 'DB.UNAVAILABLE') &&
+    (error.details as { commitOutcome?: string } | undefined)?.commitOutcome === 'unknown'
+  );
 }
 
 /** Deletes expired keys (run now and then). */

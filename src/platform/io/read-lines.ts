@@ -3,7 +3,10 @@ import type { Readable } from 'node:stream';
 /** A line longer than the reader accepts: the input is not the line-oriented text it should be. */
 export class LineTooLongError extends Error {
   override name = 'LineTooLongError';
-  constructor(readonly lineNo: number, readonly maxLength: number) {
+  constructor(
+    readonly lineNo: number,
+    readonly maxLength: number,
+  ) {
     super(`line ${lineNo} is longer than ${maxLength} characters`);
   }
 }

@@ -105,13 +105,19 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
    * Applies `deliveries` in one transaction. 'none' when it committed; else the failure: the index and error of
    * the handler that failed (its first attempt, already told to onError), or undefined when something else did.
    */
-  async function applyTogether(deliveries: Delivery[]): Promise<'none' | { index: number; error: unknown } | undefined> {
+  async function applyTogether(
+    deliveries: Delivery[],
+  ): Promise<'none' | { index: number; error: unknown } | undefined> {
     let failed: { index: number; error: unknown } | undefined;
     try {
       await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
         const ids = deliveries.map((d) => d.event.id);
-        const fresh = new Set((await tx<{ message_id: string }[]>`insert into messaging.processed_messages (consumer_group, message_id)
-          select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) ${lazyJoin(tx)} on conflict do nothing returning message_id`).map((r) => r.message_id));
+        const fresh = new Set(
+          (
+            await tx<{ message_id: string }[]>`insert into messaging.processed_messages (consumer_group, message_id)
+          select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) ${lazyJoin(tx)} on conflict do nothing returning message_id`
+          ).map((r) => r.message_id),
+        );
         for (const [index, d] of deliveries.entries()) {
           if (!fresh.delete(d.event.id)) continue; // seen before (or twice in this batch): no second effect
           try {
@@ -132,14 +138,20 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   }
 
   /** One delivery at a time, each with its retries; the one that failed inside a batch has had its first attempt. */
-  async function oneAtATime(deliveries: Delivery[], failed: { index: number; error: unknown } | undefined): Promise<Outcome[]> {
+  async function oneAtATime(
+    deliveries: Delivery[],
+    failed: { index: number; error: unknown } | undefined,
+  ): Promise<Outcome[]> {
     const outcomes: Outcome[] = [];
     for (const [i, d] of deliveries.entries()) outcomes.push(await handle(d, i === failed?.index ? failed : undefined));
     return outcomes;
   }
 
   /** Deliveries handed over (one partition's, in order) waiting for a transaction. */
-  interface Waiting { deliveries: Delivery[]; settle: (outcomes: Promise<Outcome[]>) => void }
+  interface Waiting {
+    deliveries: Delivery[];
+    settle: (outcomes: Promise<Outcome[]>) => void;
+  }
   const waiting: Waiting[] = [];
   let open = 0;
 
@@ -155,7 +167,8 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     while (open < transactionsAtOnce && waiting.length > 0) {
       let count = 0;
       let take = 0;
-      while (take < waiting.length && (take === 0 || count + waiting[take]!.deliveries.length <= togetherUpTo)) count += waiting[take++]!.deliveries.length;
+      while (take < waiting.length && (take === 0 || count + waiting[take]!.deliveries.length <= togetherUpTo))
+        count += waiting[take++]!.deliveries.length;
       const taken = waiting.splice(0, take);
       open++;
       void runTogether(taken);
@@ -179,15 +192,23 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     for (const w of taken) {
       const to = from + w.deliveries.length;
       const holdsFailed = failed !== 'none' && failed !== undefined && failed.index >= from && failed.index < to;
-      w.settle(failed === 'none' ? Promise.resolve(w.deliveries.map(() => ({ kind: 'ack' }) as const))
-        : holdsFailed ? oneAtATime(w.deliveries, { index: failed!.index - from, error: failed!.error })
-        : taken.length === 1 ? oneAtATime(w.deliveries, undefined)
-        : handleBatch(w.deliveries));
+      w.settle(
+        failed === 'none'
+          ? Promise.resolve(w.deliveries.map(() => ({ kind: 'ack' }) as const))
+          : holdsFailed
+            ? oneAtATime(w.deliveries, { index: failed!.index - from, error: failed!.error })
+            : taken.length === 1
+              ? oneAtATime(w.deliveries, undefined)
+              : handleBatch(w.deliveries),
+      );
       from = to;
     }
   }
 
-  return options.broker.subscribe(options.group, { handle: (d) => handOver([d]).then((o) => o[0]!), handleBatch: handOver });
+  return options.broker.subscribe(options.group, {
+    handle: (d) => handOver([d]).then((o) => o[0]!),
+    handleBatch: handOver,
+  });
 }
 
 /**
@@ -203,7 +224,8 @@ async function sharesWalWithLog(options: ConsumeOptions): Promise<boolean> {
   if (!log) return false;
   // One running server: its port and the instant its postmaster started.
   const identify = async (db: Db) =>
-    (await db<{ id: string }[]>`select current_setting('port') || '@' || pg_postmaster_start_time()::text as id`)[0]!.id;
+    (await db<{ id: string }[]>`select current_setting('port') || '@' || pg_postmaster_start_time()::text as id`)[0]!
+      .id;
   const [mine, theirs] = await Promise.all([
     options.transaction({ label: `consume.${options.group}.server`, readOnly: true }, (tx) => identify(tx)),
     identify(log),

@@ -33,7 +33,11 @@ export async function addToOutbox(tx: TxSql, event: NewEvent, options: { notify?
  * commit rate of every writer.
  * @example const ids = await addAllToOutbox(tx, lines.map((line) => ({ type: 'order.line_added', key: orderId, payload: line })));
  */
-export async function addAllToOutbox(tx: TxSql, events: readonly NewEvent[], options: { notify?: boolean } = {}): Promise<string[]> {
+export async function addAllToOutbox(
+  tx: TxSql,
+  events: readonly NewEvent[],
+  options: { notify?: boolean } = {},
+): Promise<string[]> {
   if (events.length === 0) return [];
   // The ids are drawn here, so that they come back in the events' order without reading the outbox: the
   // contexts' roles may insert into it and read no column but id.

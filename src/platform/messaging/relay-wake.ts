@@ -48,22 +48,25 @@ export function createWakeGate(sql: Sql): WakeGate {
   }
 
   return {
-    stayAwake: () => onConnection(async (conn) => {
-      if (holding) return true;
-      const [row] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${AWAKE_LOCK}) as ok`;
-      holding = row!.ok;
-      return holding;
-    }, false),
-    sleep: () => onConnection(async (conn) => {
-      if (!holding) return;
-      await conn`select pg_advisory_unlock(${AWAKE_LOCK})`;
-      holding = false;
-    }, undefined),
-    writersSettled: () => onConnection(async (conn) => {
-      const [row] = await conn<{ ok: boolean }[]>`
+    stayAwake: () =>
+      onConnection(async (conn) => {
+        if (holding) return true;
+        const [row] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${AWAKE_LOCK}) as ok`;
+        holding = row!.ok;
+        return holding;
+      }, false),
+    sleep: () =>
+      onConnection(async (conn) => {
+        if (!holding) return;
+        await conn`select pg_advisory_unlock(${AWAKE_LOCK})`;
+        holding = false;
+      }, undefined),
+    writersSettled: () =>
+      onConnection(async (conn) => {
+        const [row] = await conn<{ ok: boolean }[]>`
         select case when pg_try_advisory_lock(${WRITERS_LOCK}) then pg_advisory_unlock(${WRITERS_LOCK}) else false end as ok`;
-      return row!.ok;
-    }, false),
+        return row!.ok;
+      }, false),
     async close() {
       if (holding) await onConnection((conn) => conn`select pg_advisory_unlock(${AWAKE_LOCK})`, undefined);
       holding = false;

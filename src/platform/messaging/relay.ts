@@ -30,7 +30,15 @@ export interface Relay {
   stop(): Promise<void>;
 }
 
-interface OutboxRow { seq: string; id: string; type: string; key: string; payload: unknown; headers: Record<string, string>; created_at: Date }
+interface OutboxRow {
+  seq: string;
+  id: string;
+  type: string;
+  key: string;
+  payload: unknown;
+  headers: Record<string, string>;
+  created_at: Date;
+}
 
 /** While writers that left the waking to this relay are still open, it checks on them after 5 ms, 10, 20, ... up to pollMs. */
 const SETTLE_CHECK_MS = 5;
@@ -84,7 +92,7 @@ export function createRelay(options: RelayOptions): Relay {
       // One simple-protocol message (no parameters: the values are numbers of this module): if BEGIN fails,
       // the claim does not run, so it can never mark rows outside a transaction.
       inTransaction = true;
-      const [, claimed] = await conn.unsafe(`begin;
+      const [, claimed] = (await conn.unsafe(`begin;
         update messaging.outbox o set sent_at = now()
         from (
           select seq from messaging.outbox
@@ -92,7 +100,7 @@ export function createRelay(options: RelayOptions): Relay {
           order by seq limit ${batchSize} for update skip locked
         ) claimed, (select set_config('synchronous_commit', 'off', true)) async_commit
         where o.seq = claimed.seq
-        returning o.seq, o.key`) as unknown as [unknown, ClaimedOutboxRow[]];
+        returning o.seq, o.key`)) as unknown as [unknown, ClaimedOutboxRow[]];
       if (claimed.length === 0) {
         await conn`commit`;
         inTransaction = false;
@@ -107,8 +115,10 @@ export function createRelay(options: RelayOptions): Relay {
       const appended = await appending;
       const committed = await committing;
       inTransaction = false;
-      if (committed.command !== 'COMMIT') throw new Error(`relay: the append's transaction ended in ${committed.command}`);
-      if (appended.length !== claimed.length) log(`relay: appended ${appended.length} of ${claimed.length} claimed events`);
+      if (committed.command !== 'COMMIT')
+        throw new Error(`relay: the append's transaction ended in ${committed.command}`);
+      if (appended.length !== claimed.length)
+        log(`relay: appended ${appended.length} of ${claimed.length} claimed events`);
       return claimed.length;
     } catch (error) {
       // A failed append already rolled back with its queued COMMIT; anything else is rolled back here.
@@ -122,7 +132,9 @@ export function createRelay(options: RelayOptions): Relay {
   async function runOnce(): Promise<number> {
     if (appender) return appendOnce(appender);
     return (await sql.begin(async (tx) => {
-      const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as ok, set_config('synchronous_commit', 'off', true)`;
+      const [lock] = await tx<
+        { ok: boolean }[]
+      >`select pg_try_advisory_xact_lock(${RELAY_LOCK}) as ok, set_config('synchronous_commit', 'off', true)`;
       if (!lock!.ok) return 0;
       // Claimed and marked in one statement; the mark commits only after the broker has the events.
       const rows = await tx<OutboxRow[]>`
@@ -134,7 +146,12 @@ export function createRelay(options: RelayOptions): Relay {
       // `returning` promises no order.
       rows.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
       const events: OutboxEvent[] = rows.map((r) => ({
-        id: r.id, type: r.type, key: r.key, payload: r.payload, headers: r.headers, createdAt: r.created_at.toISOString(),
+        id: r.id,
+        type: r.type,
+        key: r.key,
+        payload: r.payload,
+        headers: r.headers,
+        createdAt: r.created_at.toISOString(),
       }));
       await broker.publish(events);
       return rows.length;
@@ -192,16 +209,22 @@ export function createRelay(options: RelayOptions): Relay {
         lookAgain = true;
         settleChecks = 0;
       }
-      if (failures === 0 && lookAgain && await wakeGate.writersSettled()) {
+      if (failures === 0 && lookAgain && (await wakeGate.writersSettled())) {
         lookAgain = false;
         continue; // the last look: every writer that left the waking to this relay has committed
       }
-      const waitMs = failures > 0 ? Math.min(pollMs * 2 ** Math.min(failures, 5), 30_000)
-        : lookAgain ? Math.min(pollMs, SETTLE_CHECK_MS * 2 ** Math.min(settleChecks++, 20))
-        : Math.min(pollMs, lingerMs * 2 ** Math.min(idle++, 20));
+      const waitMs =
+        failures > 0
+          ? Math.min(pollMs * 2 ** Math.min(failures, 5), 30_000)
+          : lookAgain
+            ? Math.min(pollMs, SETTLE_CHECK_MS * 2 ** Math.min(settleChecks++, 20))
+            : Math.min(pollMs, lingerMs * 2 ** Math.min(idle++, 20));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
-        wake = () => { clearTimeout(timer); resolve(); };
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
       wake = undefined;
     }
@@ -213,7 +236,10 @@ export function createRelay(options: RelayOptions): Relay {
     async start() {
       if (running) return;
       running = true;
-      const listener = await sql.listen(OUTBOX_CHANNEL, () => { notified = true; wake?.(); });
+      const listener = await sql.listen(OUTBOX_CHANNEL, () => {
+        notified = true;
+        wake?.();
+      });
       unlisten = () => listener.unlisten();
       gate = createWakeGate(sql);
       loop = run(gate);

@@ -34,7 +34,12 @@ export function checksumOf(sql: string): string {
  * Every up needs its down, versions must be unique, and nothing else may sit in the folder.
  * @example const migrations = loadMigrations({ fs, dir: 'src/contexts/notes/migrations', context: 'notes' });
  */
-export function loadMigrations({ fs, dir, context, formerChecksums = {} }: {
+export function loadMigrations({
+  fs,
+  dir,
+  context,
+  formerChecksums = {},
+}: {
   fs: MigrationFs;
   dir: string;
   context: string;
@@ -45,19 +50,33 @@ export function loadMigrations({ fs, dir, context, formerChecksums = {} }: {
   for (const file of fs.readdirSync(dir).sort()) {
     if (!file.endsWith('.sql')) continue;
     const match = FILE.exec(file);
-    if (!match) throw new Error(`migrations of ${context}: "${file}" is not named NNNN_name.up.sql or NNNN_name.down.sql`);
+    if (!match)
+      throw new Error(`migrations of ${context}: "${file}" is not named NNNN_name.up.sql or NNNN_name.down.sql`);
     const [, num, name, direction] = match as unknown as [string, string, string, 'up' | 'down'];
     const version = Number(num);
     const entry = pairs.get(version) ?? { name };
-    if (entry.name !== name) throw new Error(`migrations of ${context}: version ${num} has two names, "${entry.name}" and "${name}"`);
+    if (entry.name !== name)
+      throw new Error(`migrations of ${context}: version ${num} has two names, "${entry.name}" and "${name}"`);
     entry[direction] = fs.readFileSync(path.join(dir, file), 'utf8');
     pairs.set(version, entry);
   }
-  return [...pairs.entries()].sort(([a], [b]) => a - b).map(([version, entry]) => {
-    if (entry.up === undefined || entry.down === undefined) {
-      throw new Error(`migrations of ${context}: version ${version} (${entry.name}) needs both an up and a down file`);
-    }
-    const former = formerChecksums[version];
-    return { context, version, name: entry.name, up: entry.up, down: entry.down, checksum: checksumOf(entry.up), ...(former ? { formerChecksums: former } : {}) };
-  });
+  return [...pairs.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([version, entry]) => {
+      if (entry.up === undefined || entry.down === undefined) {
+        throw new Error(
+          `migrations of ${context}: version ${version} (${entry.name}) needs both an up and a down file`,
+        );
+      }
+      const former = formerChecksums[version];
+      return {
+        context,
+        version,
+        name: entry.name,
+        up: entry.up,
+        down: entry.down,
+        checksum: checksumOf(entry.up),
+        ...(former ? { formerChecksums: former } : {}),
+      };
+    });
 }

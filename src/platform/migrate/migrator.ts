@@ -27,7 +27,13 @@ export interface MigratorOptions {
   afterUp?: (tx: TxSql) => Promise<void>;
 }
 
-interface AppliedRow { context: string; version: number; name: string; checksum: string; applied_at: Date }
+interface AppliedRow {
+  context: string;
+  version: number;
+  name: string;
+  checksum: string;
+  applied_at: Date;
+}
 
 /** Any 64-bit key works; this one is "stratum migrations" in ASCII, so it shows up recognisably in pg_locks. */
 const LOCK_KEY = 0x7374726174756dn;
@@ -66,26 +72,35 @@ export function createMigrator(options: MigratorOptions) {
       })) as T;
     } catch (error) {
       if (sqlState(error) === '55P03') {
-        throw new AppError('MIGRATION.LOCK_TIMEOUT', `another process held the migration lock for more than ${lockTimeoutMs} ms`, { cause: error });
+        throw new AppError(
+          'MIGRATION.LOCK_TIMEOUT',
+          `another process held the migration lock for more than ${lockTimeoutMs} ms`,
+          { cause: error },
+        );
       }
       throw error;
     }
   }
 
-  const matches = (m: Migration, checksum: string) => m.checksum === checksum || (m.formerChecksums?.includes(checksum) ?? false);
+  const matches = (m: Migration, checksum: string) =>
+    m.checksum === checksum || (m.formerChecksums?.includes(checksum) ?? false);
 
   function check(applied: AppliedRow[]): void {
     for (const row of applied) {
       const migration = known.get(key(row));
       if (!migration) {
-        throw new AppError('MIGRATION.UNKNOWN_APPLIED',
+        throw new AppError(
+          'MIGRATION.UNKNOWN_APPLIED',
           `the database has migration ${key(row)} (${row.name}) that this build does not know: the schema is newer than the code; run a build that has it`,
-          { details: { context: row.context, version: row.version } });
+          { details: { context: row.context, version: row.version } },
+        );
       }
       if (!matches(migration, row.checksum)) {
-        throw new AppError('MIGRATION.CHECKSUM_MISMATCH',
+        throw new AppError(
+          'MIGRATION.CHECKSUM_MISMATCH',
           `migration ${key(row)}_${row.name}.up.sql was changed after it was applied; restore the applied file and add a new migration instead`,
-          { details: { context: row.context, version: row.version } });
+          { details: { context: row.context, version: row.version } },
+        );
       }
     }
   }
@@ -95,10 +110,23 @@ export function createMigrator(options: MigratorOptions) {
     const rows: MigrationStatus[] = migrations.map((m) => {
       const row = byKey.get(key(m));
       if (!row) return { context: m.context, version: m.version, name: m.name, state: 'pending' };
-      return { context: m.context, version: m.version, name: m.name, state: matches(m, row.checksum) ? 'applied' : 'changed', appliedAt: row.applied_at };
+      return {
+        context: m.context,
+        version: m.version,
+        name: m.name,
+        state: matches(m, row.checksum) ? 'applied' : 'changed',
+        appliedAt: row.applied_at,
+      };
     });
     for (const row of applied) {
-      if (!known.has(key(row))) rows.push({ context: row.context, version: row.version, name: row.name, state: 'unknown', appliedAt: row.applied_at });
+      if (!known.has(key(row)))
+        rows.push({
+          context: row.context,
+          version: row.version,
+          name: row.name,
+          state: 'unknown',
+          appliedAt: row.applied_at,
+        });
     }
     return rows;
   }
@@ -124,7 +152,10 @@ export function createMigrator(options: MigratorOptions) {
     async down(count = 1): Promise<Migration[]> {
       return locked(async (tx, applied) => {
         check(applied);
-        const targets = applied.slice(-count).reverse().map((row) => known.get(key(row))!);
+        const targets = applied
+          .slice(-count)
+          .reverse()
+          .map((row) => known.get(key(row))!);
         for (const m of targets) {
           log(`reverting ${key(m)}_${m.name}`);
           await tx.unsafe(m.down);
@@ -145,7 +176,10 @@ export function createMigrator(options: MigratorOptions) {
         check(applied);
         const pending = statusOf(applied).filter((s) => s.state === 'pending');
         if (pending.length > 0) {
-          throw new AppError('MIGRATION.INVALID', `${pending.length} migration(s) are not applied yet: run \`stratum migrate up\``);
+          throw new AppError(
+            'MIGRATION.INVALID',
+            `${pending.length} migration(s) are not applied yet: run \`stratum migrate up\``,
+          );
         }
       });
     },

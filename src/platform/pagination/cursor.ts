@@ -16,7 +16,10 @@ export function decodeCursor<T>(cursor: string, isValid: (value: unknown) => val
   } catch {
     value = undefined;
   }
-  if (!isValid(value)) throw new AppError('REQUEST.INVALID', 'cursor is not a cursor this endpoint issued', { details: { field: 'cursor' } });
+  if (!isValid(value))
+    throw new AppError('REQUEST.INVALID', 'cursor is not a cursor this endpoint issued', {
+      details: { field: 'cursor' },
+    });
   return value;
 }
 

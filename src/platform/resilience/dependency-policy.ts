@@ -1,5 +1,12 @@
 import {
-  ConsecutiveBreaker, ExponentialBackoff, TimeoutStrategy, circuitBreaker, handleWhen, retry, timeout, wrap,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  TimeoutStrategy,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  timeout,
+  wrap,
   type CircuitState,
 } from 'cockatiel';
 
@@ -34,19 +41,26 @@ export interface DependencyPolicy {
  */
 export function createDependencyPolicy(options: DependencyPolicyOptions): DependencyPolicy {
   // abortOnReturn: false: a finished attempt needs no abort (each abort builds a DOMException with a stack).
-  const attemptTimeout = timeout(options.attemptTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
+  const attemptTimeout = timeout(options.attemptTimeoutMs, {
+    strategy: TimeoutStrategy.Aggressive,
+    abortOnReturn: false,
+  });
   const retrying = retry(handleWhen(options.isTransient), {
     maxAttempts: options.retries,
     backoff: new ExponentialBackoff({ initialDelay: 10, maxDelay: 100 }),
   });
-  const breaker = circuitBreaker(handleWhen(() => true), {
-    halfOpenAfter: options.halfOpenAfterMs,
-    breaker: new ConsecutiveBreaker(options.breakerThreshold),
-  });
+  const breaker = circuitBreaker(
+    handleWhen(() => true),
+    {
+      halfOpenAfter: options.halfOpenAfterMs,
+      breaker: new ConsecutiveBreaker(options.breakerThreshold),
+    },
+  );
   if (options.onStateChange) breaker.onStateChange(options.onStateChange);
   const policy = wrap(breaker, retrying, attemptTimeout);
   return {
     // A per-call parent signal: without one, cockatiel hangs every call's listener on one shared signal.
-    execute: (fn, signal) => policy.execute(({ signal: attempt }) => fn(attempt), signal ?? new AbortController().signal),
+    execute: (fn, signal) =>
+      policy.execute(({ signal: attempt }) => fn(attempt), signal ?? new AbortController().signal),
   };
 }

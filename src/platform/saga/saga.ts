@@ -23,7 +23,15 @@ export type SagaOutcome<S> =
   | { id: string; status: 'completed'; state: S }
   | { id: string; status: 'compensated'; state: S; failedStep: string; error: unknown; compensated: string[] };
 
-interface SagaRow { id: string; kind: string; status: 'running' | 'compensating' | 'completed' | 'compensated'; step: number; state: unknown; failed_step: string | null; error: string | null }
+interface SagaRow {
+  id: string;
+  kind: string;
+  status: 'running' | 'compensating' | 'completed' | 'compensated';
+  step: number;
+  state: unknown;
+  failed_step: string | null;
+  error: string | null;
+}
 
 export interface SagaRunnerOptions {
   /** Holds sharding.sagas (the catalog). */
@@ -58,7 +66,10 @@ export function createSagaRunner(options: SagaRunnerOptions) {
   const log = options.log ?? (() => {});
   const settleMs = options.settleMs ?? 500;
 
-  async function save(id: string, fields: { status?: SagaRow['status']; step?: number; state?: unknown; failedStep?: string; error?: string }) {
+  async function save(
+    id: string,
+    fields: { status?: SagaRow['status']; step?: number; state?: unknown; failedStep?: string; error?: string },
+  ) {
     await sql`update sharding.sagas set
         status = coalesce(${fields.status ?? null}, status), step = coalesce(${fields.step ?? null}::int, step),
         state = coalesce(${fields.state === undefined ? null : sql.json(fields.state as never)}::jsonb, state),
@@ -82,7 +93,10 @@ export function createSagaRunner(options: SagaRunnerOptions) {
     });
     try {
       // Everything the step waits for (a connection, a lock) is bounded by its timeout.
-      return await Promise.race([withOwnDeadline(Date.now() + timeoutMs, () => step.run(state, controller.signal)), late]);
+      return await Promise.race([
+        withOwnDeadline(Date.now() + timeoutMs, () => step.run(state, controller.signal)),
+        late,
+      ]);
     } finally {
       clearTimeout(timer);
     }
@@ -107,7 +121,14 @@ export function createSagaRunner(options: SagaRunnerOptions) {
     let state = row.state as S;
     if (row.status === 'compensating') {
       const compensated = await compensateFrom(def, row.id, state, row.step);
-      return { id: row.id, status: 'compensated', state, failedStep: row.failed_step ?? '', error: row.error, compensated };
+      return {
+        id: row.id,
+        status: 'compensated',
+        state,
+        failedStep: row.failed_step ?? '',
+        error: row.error,
+        compensated,
+      };
     }
     for (let i = row.step; i < def.steps.length; i++) {
       const step = def.steps[i]!;
@@ -134,13 +155,23 @@ export function createSagaRunner(options: SagaRunnerOptions) {
      * left fails and the saga compensates. Once started, it runs outside the caller's deadline scope: a caller
      * that stops waiting (answers "pending") leaves it to finish; a process that dies leaves it to resume().
      */
-    async start<S extends object>(def: SagaDefinition<S>, initial: S, id: string = randomUUID(), startOptions: { deadlineAt?: number } = {}): Promise<SagaOutcome<S & { sagaId: string }>> {
+    async start<S extends object>(
+      def: SagaDefinition<S>,
+      initial: S,
+      id: string = randomUUID(),
+      startOptions: { deadlineAt?: number } = {},
+    ): Promise<SagaOutcome<S & { sagaId: string }>> {
       const deadlineAt = startOptions.deadlineAt ?? currentDeadline();
       const state = { ...initial, sagaId: id };
       await sql`insert into sharding.sagas (id, kind, status, step, state, lease_owner, lease_until)
         values (${id}, ${def.kind}, 'running', 0, ${sql.json(state as never)}, ${owner}, now() + make_interval(secs => ${leaseMs / 1000}))`;
-      return outsideDeadline(() => drive(def as SagaDefinition<S & { sagaId: string }>,
-        { id, kind: def.kind, status: 'running', step: 0, state, failed_step: null, error: null }, deadlineAt));
+      return outsideDeadline(() =>
+        drive(
+          def as SagaDefinition<S & { sagaId: string }>,
+          { id, kind: def.kind, status: 'running', step: 0, state, failed_step: null, error: null },
+          deadlineAt,
+        ),
+      );
     },
 
     /**
@@ -167,7 +198,9 @@ export function createSagaRunner(options: SagaRunnerOptions) {
 
     /** A saga's stored progress. */
     async status(id: string): Promise<SagaRow | undefined> {
-      const [row] = await sql<SagaRow[]>`select id, kind, status, step, state, failed_step, error from sharding.sagas where id = ${id}`;
+      const [row] = await sql<
+        SagaRow[]
+      >`select id, kind, status, step, state, failed_step, error from sharding.sagas where id = ${id}`;
       return row;
     },
   };

@@ -17,7 +17,7 @@ const TWO_POW_32 = 4294967296n;
  */
 export function bucketOfKey(key: number): number {
   if (!Number.isSafeInteger(key)) throw new RangeError(`a shard key must be a safe integer, got ${key}`);
-  const product = ((BigInt(key) * MULTIPLIER) % TWO_POW_32 + TWO_POW_32) % TWO_POW_32;
+  const product = (((BigInt(key) * MULTIPLIER) % TWO_POW_32) + TWO_POW_32) % TWO_POW_32;
   return Number(product >> 22n);
 }
 

@@ -18,19 +18,27 @@ export interface ShardHealth {
  */
 export async function probeShards(shards: ShardSet, timeoutMs: number): Promise<ShardHealth> {
   const within = <T>(work: () => Promise<T>) => withDeadline(Date.now() + timeoutMs, () => bounded(work(), timeoutMs));
-  const perShard = await Promise.all(shards.all().map(async (shard) => {
-    try {
-      const [row] = await within(() => shard.background<{ n: number }[]>`
-        select count(*)::int as n from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`);
-      return { shard, inDoubt: row!.n, reason: undefined };
-    } catch (error) {
-      return { shard, inDoubt: 0, reason: (error as Error).message };
-    }
-  }));
-  const [sagas] = await within(() => shards.catalogBackground<{ n: number }[]>`
-    select count(*)::int as n from sharding.sagas where status in ('running', 'compensating')`).catch(() => [{ n: 0 }]);
+  const perShard = await Promise.all(
+    shards.all().map(async (shard) => {
+      try {
+        const [row] = await within(
+          () => shard.background<{ n: number }[]>`
+        select count(*)::int as n from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`,
+        );
+        return { shard, inDoubt: row!.n, reason: undefined };
+      } catch (error) {
+        return { shard, inDoubt: 0, reason: (error as Error).message };
+      }
+    }),
+  );
+  const [sagas] = await within(
+    () => shards.catalogBackground<{ n: number }[]>`
+    select count(*)::int as n from sharding.sagas where status in ('running', 'compensating')`,
+  ).catch(() => [{ n: 0 }]);
   return {
-    unreachable: perShard.filter((s) => s.reason !== undefined).map((s) => ({ id: s.shard.id, name: s.shard.name, reason: s.reason! })),
+    unreachable: perShard
+      .filter((s) => s.reason !== undefined)
+      .map((s) => ({ id: s.shard.id, name: s.shard.name, reason: s.reason! })),
     inDoubt: perShard.reduce((sum, s) => sum + s.inDoubt, 0),
     unfinishedSagas: sagas!.n,
   };
@@ -40,6 +48,8 @@ function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     work,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
   ]).finally(() => clearTimeout(timer));
 }

@@ -17,7 +17,9 @@ export interface ShardMaintenanceOptions {
  * Finishes what dead processes left: in-doubt two-phase commits (by their recorded decision) and sagas whose
  * lease ran out. Runs once before returning (so a restarted server serves a settled state), then periodically.
  */
-export async function startShardMaintenance(options: ShardMaintenanceOptions): Promise<{ runOnce(): Promise<void>; stop(): Promise<void> }> {
+export async function startShardMaintenance(
+  options: ShardMaintenanceOptions,
+): Promise<{ runOnce(): Promise<void>; stop(): Promise<void> }> {
   const log = options.log ?? (() => {});
   const graceMs = options.graceMs ?? 30_000;
   let running: Promise<void> | undefined;
@@ -26,7 +28,9 @@ export async function startShardMaintenance(options: ShardMaintenanceOptions): P
       try {
         const report = await recoverInDoubt(options.shards.catalogBackground, options.shards.all(), { graceMs, log });
         if (report.committed.length + report.rolledBack.length > 0) {
-          log(`two-phase recovery: committed ${report.committed.length}, rolled back ${report.rolledBack.length} in-doubt branch(es)`);
+          log(
+            `two-phase recovery: committed ${report.committed.length}, rolled back ${report.rolledBack.length} in-doubt branch(es)`,
+          );
         }
         const resumed = await options.sagas.resume(options.sagaDefinitions);
         if (resumed.length > 0) log(`resumed ${resumed.length} unfinished saga(s)`);
@@ -39,7 +43,9 @@ export async function startShardMaintenance(options: ShardMaintenanceOptions): P
     return running;
   };
   await runOnce();
-  const timer = setInterval(() => { void runOnce(); }, options.intervalMs ?? 10_000);
+  const timer = setInterval(() => {
+    void runOnce();
+  }, options.intervalMs ?? 10_000);
   timer.unref();
   return {
     runOnce,

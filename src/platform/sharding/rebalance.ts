@@ -21,7 +21,11 @@ export interface BucketMover {
   bucketsWithRows(sql: Sql): Promise<number[]>;
 }
 
-export interface MovePlanEntry { bucket: number; from: number; to: number }
+export interface MovePlanEntry {
+  bucket: number;
+  from: number;
+  to: number;
+}
 
 export interface RebalanceProgress {
   bucketsDone: number;
@@ -82,8 +86,11 @@ export async function rebalance(options: RebalanceOptions): Promise<MovePlanEntr
 /** Groups moves with the same source and target, at most `size` buckets each. */
 function batches(plan: MovePlanEntry[], size: number): MovePlanEntry[][] {
   const byPair = new Map<string, MovePlanEntry[]>();
-  for (const move of plan) byPair.set(`${move.from}>${move.to}`, [...(byPair.get(`${move.from}>${move.to}`) ?? []), move]);
-  return [...byPair.values()].flatMap((moves) => Array.from({ length: Math.ceil(moves.length / size) }, (_, i) => moves.slice(i * size, (i + 1) * size)));
+  for (const move of plan)
+    byPair.set(`${move.from}>${move.to}`, [...(byPair.get(`${move.from}>${move.to}`) ?? []), move]);
+  return [...byPair.values()].flatMap((moves) =>
+    Array.from({ length: Math.ceil(moves.length / size) }, (_, i) => moves.slice(i * size, (i + 1) * size)),
+  );
 }
 
 /** Registers a new shard in the catalog (it owns no bucket until a rebalance), opens, migrates and stamps it. */
@@ -103,7 +110,12 @@ export async function addShard(shards: ShardSet, location: { url: string } | { d
  * the lock uses the catalog and shard pools, so holding one of theirs meanwhile would be hold-and-wait.
  */
 async function withRebalanceLock<T>(shards: ShardSet, fn: () => Promise<T>): Promise<T> {
-  const lockPool = createPool(shards.catalogTarget, { max: 1, applicationName: 'stratum-rebalance', name: 'rebalance-lock', connectTimeoutSeconds: 5 });
+  const lockPool = createPool(shards.catalogTarget, {
+    max: 1,
+    applicationName: 'stratum-rebalance',
+    name: 'rebalance-lock',
+    connectTimeoutSeconds: 5,
+  });
   try {
     const conn = await lockPool.reserve();
     try {
@@ -144,14 +156,22 @@ async function repairLocked(shards: ShardSet, mover: BucketMover, log: (m: strin
   }
   // Rows of buckets a shard does not own: copies of an interrupted move, or a source not yet cleaned up.
   for (const shard of shards.all()) {
-    const owned = new Set((await shard.sql<{ bucket: number }[]>`select bucket from shard.owned_buckets`).map((r) => r.bucket));
+    const owned = new Set(
+      (await shard.sql<{ bucket: number }[]>`select bucket from shard.owned_buckets`).map((r) => r.bucket),
+    );
     const stray = (await mover.bucketsWithRows(shard.sql)).filter((b) => !owned.has(b));
     if (stray.length > 0) await shard.sql.begin((tx) => mover.clear(tx, stray));
-    if (stray.length > 0) log(`repair: shard ${shard.id} dropped the rows of ${stray.length} bucket(s) it does not own`);
+    if (stray.length > 0)
+      log(`repair: shard ${shard.id} dropped the rows of ${stray.length} bucket(s) it does not own`);
   }
 }
 
-async function moveBuckets(shards: ShardSet, mover: BucketMover, moves: MovePlanEntry[], fenceLockTimeoutMs: number): Promise<number> {
+async function moveBuckets(
+  shards: ShardSet,
+  mover: BucketMover,
+  moves: MovePlanEntry[],
+  fenceLockTimeoutMs: number,
+): Promise<number> {
   const source = shards.byId(moves[0]!.from);
   const target = shards.byId(moves[0]!.to);
   const buckets = moves.map((m) => m.bucket);
@@ -172,7 +192,11 @@ async function moveBuckets(shards: ShardSet, mover: BucketMover, moves: MovePlan
     await fence`begin`;
     await fence`select set_config('lock_timeout', ${String(fenceLockTimeoutMs)}, true)`;
     const fenced = await fence`delete from shard.owned_buckets where bucket = any(${buckets}::int[]) returning bucket`;
-    if (fenced.length !== buckets.length) throw new AppError('SHARD.CONFIG', `shard ${source.id} does not own every bucket it should move; run the rebalance again to repair`);
+    if (fenced.length !== buckets.length)
+      throw new AppError(
+        'SHARD.CONFIG',
+        `shard ${source.id} does not own every bucket it should move; run the rebalance again to repair`,
+      );
     await target.sql.begin(async (into) => {
       copied += await mover.copyDelta(fence as unknown as TxSql, into, buckets, snapshot);
       await into`insert into shard.owned_buckets (bucket) select unnest(${buckets}::int[])`;

@@ -7,7 +7,10 @@ import type { Shard, ShardSet } from './shard-set.ts';
 /** The shard a writer went to no longer owns the bucket (it moved, or is being moved right now). */
 export class BucketNotOwned extends Error {
   override name = 'BucketNotOwned';
-  constructor(readonly bucket: number, readonly shardId: number) {
+  constructor(
+    readonly bucket: number,
+    readonly shardId: number,
+  ) {
     super(`shard ${shardId} does not own bucket ${bucket}`);
   }
 }
@@ -22,7 +25,9 @@ export async function lockBucket(tx: TxSql, bucket: number, shardId: number): Pr
 }
 
 export async function ownsBucket(sql: Sql | TxSql, bucket: number): Promise<boolean> {
-  const [row] = await sql<{ owned: boolean }[]>`select exists (select 1 from shard.owned_buckets where bucket = ${bucket}) as owned`;
+  const [row] = await sql<
+    { owned: boolean }[]
+  >`select exists (select 1 from shard.owned_buckets where bucket = ${bucket}) as owned`;
   return row!.owned;
 }
 
@@ -40,14 +45,18 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * @example const note = await inBucket(shards, bucket, { label: 'notes.create' }, (tx) => insertNote(tx, ...));
  */
 export async function inBucket<T>(
-  shards: ShardSet, bucket: number, txOptions: TransactionOptions,
-  fn: (tx: TxSql, shard: Shard) => Promise<T>, options: RoutingOptions = {},
+  shards: ShardSet,
+  bucket: number,
+  txOptions: TransactionOptions,
+  fn: (tx: TxSql, shard: Shard) => Promise<T>,
+  options: RoutingOptions = {},
 ): Promise<T> {
   return retryWhileMoving(shards, bucket, options, (shard) =>
     shard.transaction(txOptions, async (tx) => {
       await lockBucket(tx, bucket, shard.id);
       return fn(tx, shard);
-    }));
+    }),
+  );
 }
 
 /**
@@ -55,7 +64,10 @@ export async function inBucket<T>(
  * elsewhere", not "absent": the map is reloaded and the read goes to the new owner.
  */
 export async function readBucket<T>(
-  shards: ShardSet, bucket: number, fn: (sql: Sql, shard: Shard) => Promise<T | undefined>, options: RoutingOptions = {},
+  shards: ShardSet,
+  bucket: number,
+  fn: (sql: Sql, shard: Shard) => Promise<T | undefined>,
+  options: RoutingOptions = {},
 ): Promise<T | undefined> {
   return retryWhileMoving(shards, bucket, options, async (shard) => {
     const found = await fn(shard.sql, shard);
@@ -65,7 +77,12 @@ export async function readBucket<T>(
   });
 }
 
-async function retryWhileMoving<T>(shards: ShardSet, bucket: number, options: RoutingOptions, attempt: (shard: Shard) => Promise<T>): Promise<T> {
+async function retryWhileMoving<T>(
+  shards: ShardSet,
+  bucket: number,
+  options: RoutingOptions,
+  attempt: (shard: Shard) => Promise<T>,
+): Promise<T> {
   return whileMoving(shards, bucket, options, () => attempt(shards.ofBucket(bucket)));
 }
 
@@ -76,8 +93,16 @@ async function retryWhileMoving<T>(shards: ShardSet, bucket: number, options: Ro
  * SHARD.MOVING (503, Retry-After): a moving bucket never answers 500.
  * @example return whileMoving(shards, bucket, {}, () => transferOnce(id, to));
  */
-export async function whileMoving<T>(shards: ShardSet, bucket: number, options: RoutingOptions, attempt: () => Promise<T>): Promise<T> {
-  const waitUntil = Math.min(Date.now() + (options.movingWaitMs ?? 5000), currentDeadline() ?? Number.POSITIVE_INFINITY);
+export async function whileMoving<T>(
+  shards: ShardSet,
+  bucket: number,
+  options: RoutingOptions,
+  attempt: () => Promise<T>,
+): Promise<T> {
+  const waitUntil = Math.min(
+    Date.now() + (options.movingWaitMs ?? 5000),
+    currentDeadline() ?? Number.POSITIVE_INFINITY,
+  );
   for (let round = 0; ; round++) {
     try {
       return await attempt();
@@ -85,7 +110,10 @@ export async function whileMoving<T>(shards: ShardSet, bucket: number, options: 
       if (!(error instanceof BucketNotOwned)) throw error;
       const backoff = Math.min(5 * 2 ** round, 100);
       if (Date.now() + backoff >= waitUntil) {
-        throw new AppError('SHARD.MOVING', `bucket ${error.bucket} is moving between shards; try again`, { cause: error, details: { bucket: error.bucket } });
+        throw new AppError('SHARD.MOVING', `bucket ${error.bucket} is moving between shards; try again`, {
+          cause: error,
+          details: { bucket: error.bucket },
+        });
       }
       await pause(backoff);
       await shards.refreshMap();

@@ -19,7 +19,9 @@ export interface ScatterOutcome<T> {
  * @example const { answers, missing } = await scatter(shards.all(), 2000, 'partial', (shard, signal) => abortable(shard.sql`...`, signal));
  */
 export async function scatter<T>(
-  shards: readonly Shard[], deadlineMs: number, consistency: Consistency,
+  shards: readonly Shard[],
+  deadlineMs: number,
+  consistency: Consistency,
   ask: (shard: Shard, signal: AbortSignal) => Promise<T>,
 ): Promise<ScatterOutcome<T>> {
   const controller = new AbortController();
@@ -34,13 +36,15 @@ export async function scatter<T>(
   late.catch(() => {}); // only raced below; nobody may be left waiting on it when every shard answered
   let settled: Array<{ shard: Shard; ok: true; value: T } | { shard: Shard; ok: false; reason: string }>;
   try {
-    settled = await Promise.all(shards.map(async (shard) => {
-      try {
-        return { shard, ok: true as const, value: await Promise.race([ask(shard, controller.signal), late]) };
-      } catch (error) {
-        return { shard, ok: false as const, reason: describe(error) };
-      }
-    }));
+    settled = await Promise.all(
+      shards.map(async (shard) => {
+        try {
+          return { shard, ok: true as const, value: await Promise.race([ask(shard, controller.signal), late]) };
+        } catch (error) {
+          return { shard, ok: false as const, reason: describe(error) };
+        }
+      }),
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -52,16 +56,20 @@ export async function scatter<T>(
   }
   if (missing.length > 0 && consistency === 'strict') {
     const names = missing.map((m) => `shard ${m.shard.id} (${m.reason})`).join(', ');
-    throw new AppError('SHARD.UNAVAILABLE', `no complete answer: ${names}; ask with consistency=partial for the other shards' data`, {
-      details: { shards: missing.map((m) => m.shard.id) },
-    });
+    throw new AppError(
+      'SHARD.UNAVAILABLE',
+      `no complete answer: ${names}; ask with consistency=partial for the other shards' data`,
+      {
+        details: { shards: missing.map((m) => m.shard.id) },
+      },
+    );
   }
   return { answers, missing };
 }
 
 function describe(error: unknown): string {
   const e = error as { code?: string; message?: string };
-  return e?.code && e.message && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : (e?.message || String(error));
+  return e?.code && e.message && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : e?.message || String(error);
 }
 
 /**
@@ -75,7 +83,8 @@ export function mergeDescending<T>(lists: ReadonlyArray<readonly T[]>, key: (ite
   while (merged.length < limit) {
     let best = -1;
     for (let i = 0; i < lists.length; i++) {
-      if (heads[i]! < lists[i]!.length && (best < 0 || key(lists[i]![heads[i]!]!) > key(lists[best]![heads[best]!]!))) best = i;
+      if (heads[i]! < lists[i]!.length && (best < 0 || key(lists[i]![heads[i]!]!) > key(lists[best]![heads[best]!]!)))
+        best = i;
     }
     if (best < 0) break;
     const item = lists[best]![heads[best]!++]!;

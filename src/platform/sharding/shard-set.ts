@@ -64,7 +64,9 @@ const BOOTSTRAP_LOCK = '8319395630034113396';
 
 export function targetForDatabase(main: ConnectTarget, database: string): ConnectTarget {
   if ('url' in main) {
-    const u = new URL(main.url.replace(/^(postgres(?:ql)?:\/\/)([^/?]*)/i, (_m, scheme: string) => `${scheme}placeholder`));
+    const u = new URL(
+      main.url.replace(/^(postgres(?:ql)?:\/\/)([^/?]*)/i, (_m, scheme: string) => `${scheme}placeholder`),
+    );
     // Only the database part changes; a multi-host list is kept as written.
     const hosts = /^postgres(?:ql)?:\/\/([^/?]*)/i.exec(main.url)?.[1] ?? '';
     u.pathname = `/${database}`;
@@ -85,7 +87,10 @@ export function databaseOf(target: ConnectTarget): string {
  * Where a shard of the catalog lives and what it is called, from its `sharding.shards` row.
  * @example const { target, name } = shardOfRow(mainTarget, { database: 'app_orders_0', url: null });
  */
-export function shardOfRow(main: ConnectTarget, row: { database: string | null; url: string | null }): { target: ConnectTarget; name: string } {
+export function shardOfRow(
+  main: ConnectTarget,
+  row: { database: string | null; url: string | null },
+): { target: ConnectTarget; name: string } {
   const location: ShardLocation = row.database !== null ? { database: row.database } : { url: row.url! };
   return { target: locationTarget(main, location), name: locationName(location) };
 }
@@ -115,12 +120,18 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
   let version = 0;
   let assignments: number[] = [];
 
-  async function openShard(row: { id: number; database: string | null; url: string | null }, catalogId: string): Promise<Shard> {
+  async function openShard(
+    row: { id: number; database: string | null; url: string | null },
+    catalogId: string,
+  ): Promise<Shard> {
     const location: ShardLocation = row.database !== null ? { database: row.database } : { url: row.url! };
     const target = locationTarget(options.mainTarget, location);
     const name = locationName(location);
     const sql = createPool(target, {
-      max: options.poolMax, applicationName: options.applicationName, connectTimeoutSeconds: 5, statementTimeoutMs: options.statementTimeoutMs,
+      max: options.poolMax,
+      applicationName: options.applicationName,
+      connectTimeoutSeconds: 5,
+      statementTimeoutMs: options.statementTimeoutMs,
       name: `shard-${row.id}`,
     });
     try {
@@ -130,16 +141,28 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
       throw error;
     }
     const background = createPool(target, {
-      max: 1, applicationName: `${options.applicationName}-recovery`, connectTimeoutSeconds: 5, statementTimeoutMs: 10_000,
-      name: `shard-${row.id}-recovery`, acquireWaitMs: 10_000,
+      max: 1,
+      applicationName: `${options.applicationName}-recovery`,
+      connectTimeoutSeconds: 5,
+      statementTimeoutMs: 10_000,
+      name: `shard-${row.id}-recovery`,
+      acquireWaitMs: 10_000,
     });
-    const transaction = createTransaction({ sql, defaultDeadlineMs: options.txDeadlineMs, now: Date.now, random: Math.random, observer: options.observer });
+    const transaction = createTransaction({
+      sql,
+      defaultDeadlineMs: options.txDeadlineMs,
+      now: Date.now,
+      random: Math.random,
+      observer: options.observer,
+    });
     return { id: row.id, name, target, sql, background, transaction };
   }
 
   async function loadShards(): Promise<void> {
     const [meta] = await catalog<{ id: string }[]>`select id from sharding.catalog`;
-    const rows = await catalog<{ id: number; database: string | null; url: string | null }[]>`select id, database, url from sharding.shards order by id`;
+    const rows = await catalog<
+      { id: number; database: string | null; url: string | null }[]
+    >`select id, database, url from sharding.shards order by id`;
     for (const row of rows) {
       if (shards.has(row.id)) continue;
       shards.set(row.id, await openShard(row, meta!.id));
@@ -148,9 +171,13 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
   }
 
   async function refreshMap(): Promise<number> {
-    const [row] = await catalog<{ version: number }[]>`select coalesce(max(version), 0)::int as version from sharding.map_versions`;
+    const [row] = await catalog<
+      { version: number }[]
+    >`select coalesce(max(version), 0)::int as version from sharding.map_versions`;
     if (row!.version === version) return version;
-    const rows = await catalog<{ bucket: number; shard_id: number }[]>`select bucket, shard_id from sharding.buckets order by bucket`;
+    const rows = await catalog<
+      { bucket: number; shard_id: number }[]
+    >`select bucket, shard_id from sharding.buckets order by bucket`;
     const next = new Array<number>(BUCKET_COUNT);
     for (const r of rows) next[r.bucket] = r.shard_id;
     if (next.some((s) => !shards.has(s))) await loadShards();
@@ -160,14 +187,23 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
   }
 
   const catalogBackground = createPool(options.mainTarget, {
-    max: 1, applicationName: `${options.applicationName}-recovery`, connectTimeoutSeconds: 5, statementTimeoutMs: 10_000,
-    name: 'catalog-recovery', acquireWaitMs: 10_000,
+    max: 1,
+    applicationName: `${options.applicationName}-recovery`,
+    connectTimeoutSeconds: 5,
+    statementTimeoutMs: 10_000,
+    name: 'catalog-recovery',
+    acquireWaitMs: 10_000,
   });
   // Set once the map has loaded; a failed start closes before it is.
   let timer: NodeJS.Timeout | undefined = undefined;
   const closeAll = async (timeoutSeconds = 5) => {
     clearInterval(timer);
-    await Promise.all([...shards.values()].flatMap((s) => [s.sql.end({ timeout: timeoutSeconds }), s.background.end({ timeout: timeoutSeconds })]));
+    await Promise.all(
+      [...shards.values()].flatMap((s) => [
+        s.sql.end({ timeout: timeoutSeconds }),
+        s.background.end({ timeout: timeoutSeconds }),
+      ]),
+    );
     await catalogBackground.end({ timeout: timeoutSeconds });
   };
   try {
@@ -178,7 +214,9 @@ export async function openShardSet(options: ShardSetOptions): Promise<ShardSet> 
     throw error;
   }
   const refreshMs = options.mapRefreshMs ?? 1000;
-  timer = setInterval(() => { refreshMap().catch((error) => log(`shard map refresh failed: ${(error as Error).message}`)); }, refreshMs);
+  timer = setInterval(() => {
+    refreshMap().catch((error) => log(`shard map refresh failed: ${(error as Error).message}`));
+  }, refreshMs);
   timer.unref();
 
   const byId = (id: number): Shard => {
@@ -213,7 +251,8 @@ async function bootstrapCatalog(options: ShardSetOptions): Promise<void> {
     const [row] = await tx<{ n: number }[]>`select count(*)::int as n from sharding.shards`;
     if (row!.n > 0) return;
     const initial = options.initialShards;
-    if (initial.length < 1 || initial.length > MAX_SHARDS) throw new AppError('SHARD.CONFIG', `between 1 and ${MAX_SHARDS} shards are needed, got ${initial.length}`);
+    if (initial.length < 1 || initial.length > MAX_SHARDS)
+      throw new AppError('SHARD.CONFIG', `between 1 and ${MAX_SHARDS} shards are needed, got ${initial.length}`);
     for (const [id, location] of initial.entries()) {
       if ('database' in location) await createDatabaseIfMissing(options.mainTarget, location.database);
       await tx`insert into sharding.shards (id, database, url) values (${id}, ${'database' in location ? location.database : null}, ${'url' in location ? location.url : null})`;
@@ -226,7 +265,11 @@ async function bootstrapCatalog(options: ShardSetOptions): Promise<void> {
 
 /** Creates a database on the main server unless it exists (a shard's database at first start or `shards add`). */
 export async function createDatabaseIfMissing(mainTarget: ConnectTarget, database: string): Promise<void> {
-  if (!SAFE_DATABASE.test(database)) throw new AppError('SHARD.CONFIG', `"${database}" is not a database name stratum creates (lower case letters, digits, _)`);
+  if (!SAFE_DATABASE.test(database))
+    throw new AppError(
+      'SHARD.CONFIG',
+      `"${database}" is not a database name stratum creates (lower case letters, digits, _)`,
+    );
   const admin = createPool(mainTarget, { max: 1, applicationName: 'stratum-shards', connectTimeoutSeconds: 5 });
   try {
     const [exists] = await admin`select 1 from pg_database where datname = ${database}`;
@@ -244,24 +287,40 @@ export async function createDatabaseIfMissing(mainTarget: ConnectTarget, databas
  * Migrates a shard, then checks its stamp: a database joins as shard `id` of this catalog once (its buckets
  * from the map are written with the stamp); a database stamped for another id or catalog is refused.
  */
-async function prepareShard(sql: Sql, id: number, name: string, catalogId: string, migrations: readonly Migration[], catalog: Sql): Promise<void> {
+async function prepareShard(
+  sql: Sql,
+  id: number,
+  name: string,
+  catalogId: string,
+  migrations: readonly Migration[],
+  catalog: Sql,
+): Promise<void> {
   const migrator = createMigrator({ sql, migrations });
   try {
     await migrator.up();
   } catch (error) {
     const message = (error as Error).message;
-    throw new AppError('SHARD.SCHEMA', `shard ${id} (${name}) is not on this build's schema: ${message}`, { cause: error });
+    throw new AppError('SHARD.SCHEMA', `shard ${id} (${name}) is not on this build's schema: ${message}`, {
+      cause: error,
+    });
   }
-  const buckets = (await catalog<{ bucket: number }[]>`select bucket from sharding.buckets where shard_id = ${id} order by bucket`).map((r) => r.bucket);
+  const buckets = (
+    await catalog<{ bucket: number }[]>`select bucket from sharding.buckets where shard_id = ${id} order by bucket`
+  ).map((r) => r.bucket);
   await sql.begin(async (tx) => {
-    const [stamp] = await tx<{ shard_id: number; catalog_id: string }[]>`select shard_id, catalog_id from shard.info for update`;
+    const [stamp] = await tx<
+      { shard_id: number; catalog_id: string }[]
+    >`select shard_id, catalog_id from shard.info for update`;
     if (!stamp) {
       await tx`insert into shard.info (shard_id, catalog_id) values (${id}, ${catalogId})`;
       await tx`insert into shard.owned_buckets (bucket) select unnest(${buckets}::int[]) on conflict do nothing`;
       return;
     }
     if (stamp.shard_id !== id || stamp.catalog_id !== catalogId) {
-      throw new AppError('SHARD.CONFIG', `database ${name} is shard ${stamp.shard_id} of catalog ${stamp.catalog_id}, not shard ${id} of catalog ${catalogId}`);
+      throw new AppError(
+        'SHARD.CONFIG',
+        `database ${name} is shard ${stamp.shard_id} of catalog ${stamp.catalog_id}, not shard ${id} of catalog ${catalogId}`,
+      );
     }
   });
 }

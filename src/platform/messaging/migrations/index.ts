@@ -12,5 +12,10 @@ const FORMER = {
 
 /** The messaging tables: processed messages, and the PostgreSQL broker's log and dead letters. */
 export function messagingMigrations(): Migration[] {
-  return loadMigrations({ fs, dir: fileURLToPath(new URL('.', import.meta.url)), formerChecksums: FORMER, context: 'messaging' });
+  return loadMigrations({
+    fs,
+    dir: fileURLToPath(new URL('.', import.meta.url)),
+    formerChecksums: FORMER,
+    context: 'messaging',
+  });
 }

@@ -44,18 +44,27 @@ const DAY_MS = 86_400_000;
 export async function createNatsBroker(options: NatsBrokerOptions): Promise<Broker> {
   const layout = natsLayout(options.namespace);
   const partitions = options.partitions ?? 8;
-  if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be a positive integer, not ${partitions}`);
+  if (!Number.isInteger(partitions) || partitions < 1)
+    throw new RangeError(`partitions must be a positive integer, not ${partitions}`);
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const retryDelayMs = options.retryDelayMs ?? 1000;
   const log = options.log ?? (() => {});
 
   // No stack captured at the start of every request and publish (a tenth of the process's CPU under load);
   // our own log lines say what failed.
-  const nc = await connect({ servers: options.servers, name: `stratum-${layout.namespace}`, maxReconnectAttempts: -1, noAsyncTraces: true });
+  const nc = await connect({
+    servers: options.servers,
+    name: `stratum-${layout.namespace}`,
+    maxReconnectAttempts: -1,
+    noAsyncTraces: true,
+  });
   try {
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
-    await ensureStreams(jsm, layout, { maxAgeMs: options.maxAgeMs ?? 7 * DAY_MS, duplicateWindowMs: options.duplicateWindowMs ?? 120_000 });
+    await ensureStreams(jsm, layout, {
+      maxAgeMs: options.maxAgeMs ?? 7 * DAY_MS,
+      duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
+    });
     const deadLetters = createNatsDeadLetters({ js, jsm, layout, partitions, now: options.now ?? (() => new Date()) });
     const packer = createPacker(DEFAULT_MESSAGE_LIMITS);
     const subscriptions = new Set<GroupSubscription>();
@@ -67,11 +76,22 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
       publish: (events) => publishInPartitionOrder(js, layout, partitions, events, packer),
       async subscribe(group, subscribeOptions) {
         groupToken(group); // fails on a name no consumer can have, before anything is created
-        const infos = await Promise.all(Array.from({ length: partitions }, (_, p) => ensureGroupConsumer(jsm, layout, group, p, { ackWaitMs })));
-        const subscription = subscribeGroup({
-          group, consumers: infos.map((info) => js.consumers.getConsumerFromInfo(info)), deadLetters,
-          ackWaitMs, retryDelayMs, isConnectionClosed: () => nc.isClosed(), flush: () => nc.flush(), log,
-        }, subscribeOptions);
+        const infos = await Promise.all(
+          Array.from({ length: partitions }, (_, p) => ensureGroupConsumer(jsm, layout, group, p, { ackWaitMs })),
+        );
+        const subscription = subscribeGroup(
+          {
+            group,
+            consumers: infos.map((info) => js.consumers.getConsumerFromInfo(info)),
+            deadLetters,
+            ackWaitMs,
+            retryDelayMs,
+            isConnectionClosed: () => nc.isClosed(),
+            flush: () => nc.flush(),
+            log,
+          },
+          subscribeOptions,
+        );
         subscriptions.add(subscription);
         return {
           async stop() {
@@ -81,7 +101,10 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
         };
       },
       async follow(listener) {
-        const follower = await followStream({ js, layout, retryDelayMs, isConnectionClosed: () => nc.isClosed(), log }, listener);
+        const follower = await followStream(
+          { js, layout, retryDelayMs, isConnectionClosed: () => nc.isClosed(), log },
+          listener,
+        );
         followers.add(follower);
         return {
           async stop() {

@@ -66,7 +66,10 @@ export function createNatsDeadLetters(deps: NatsDeadLettersDeps): NatsDeadLetter
       h.set('Stratum-Attempts', String(failure.attempts));
       h.set('Stratum-Dead-At', deadAt);
       const body: DeadLetterBody = { event, error: failure.error, attempts: failure.attempts, deadAt };
-      await js.publish(layout.deadLetterSubject(group), JSON.stringify(body), { msgID: `${group}-${source}`, headers: h });
+      await js.publish(layout.deadLetterSubject(group), JSON.stringify(body), {
+        msgID: `${group}-${source}`,
+        headers: h,
+      });
     },
 
     async list(group, limit) {
@@ -110,5 +113,12 @@ function parseSequence(id: string): number | undefined {
 
 function toDeadLetter(group: string, stored: StoredMsg): DeadLetter {
   const body = stored.json<DeadLetterBody>();
-  return { id: String(stored.seq), group, event: body.event, error: body.error, attempts: body.attempts, deadAt: body.deadAt };
+  return {
+    id: String(stored.seq),
+    group,
+    event: body.event,
+    error: body.error,
+    attempts: body.attempts,
+    deadAt: body.deadAt,
+  };
 }

@@ -25,7 +25,10 @@ export async function followStream(o: NatsFollowerOptions, listener: FollowOptio
   let messages: ConsumerMessages | undefined;
   let consumer: Consumer | undefined;
   const open = async () => {
-    consumer = await o.js.consumers.get(o.layout.eventsStream, { filter_subjects: o.layout.eventSubjects, deliver_policy: DeliverPolicy.New });
+    consumer = await o.js.consumers.get(o.layout.eventsStream, {
+      filter_subjects: o.layout.eventSubjects,
+      deliver_policy: DeliverPolicy.New,
+    });
     return consumer.consume();
   };
   messages = await open();

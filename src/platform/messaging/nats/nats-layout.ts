@@ -27,9 +27,13 @@ const MAX_GROUP_LENGTH = 128;
  */
 export function groupToken(group: string): string {
   if (group.length === 0 || group.length > MAX_GROUP_LENGTH) {
-    throw new AppError('REQUEST.INVALID', `a consumer group name has 1 to ${MAX_GROUP_LENGTH} characters`, { details: { group } });
+    throw new AppError('REQUEST.INVALID', `a consumer group name has 1 to ${MAX_GROUP_LENGTH} characters`, {
+      details: { group },
+    });
   }
-  return group.replace(/[^A-Za-z0-9_-]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `~${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+  return group.replace(/[^A-Za-z0-9_-]/gu, (c) =>
+    [...Buffer.from(c, 'utf8')].map((b) => `~${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
 }
 
 /**
@@ -39,7 +43,11 @@ export function groupToken(group: string): string {
  */
 export function natsLayout(namespace: string): NatsLayout {
   if (!NAMESPACE.test(namespace)) {
-    throw new AppError('REQUEST.INVALID', `NATS namespace "${namespace}" must be lower-case letters, digits, "_" or "-" (at most 64)`, { details: { namespace } });
+    throw new AppError(
+      'REQUEST.INVALID',
+      `NATS namespace "${namespace}" must be lower-case letters, digits, "_" or "-" (at most 64)`,
+      { details: { namespace } },
+    );
   }
   const upper = namespace.toUpperCase();
   return {

@@ -28,12 +28,21 @@ export interface EventsMessage {
  * start with the same groups they are packed the same, so JetStream drops what it already has.
  * @example packEvents(events, { events: 100, bytes: 262_144 }) // [{ body: '[{...},{...}]', msgID: 'events-3f2a...', ids: [...] }]
  */
-export function packEvents(events: readonly OutboxEvent[], limits: MessageLimits, again: ReadonlyArray<readonly string[]> = []): EventsMessage[] {
+export function packEvents(
+  events: readonly OutboxEvent[],
+  limits: MessageLimits,
+  again: ReadonlyArray<readonly string[]> = [],
+): EventsMessage[] {
   const messages: EventsMessage[] = [];
   const jsonOf = (event: OutboxEvent) => JSON.stringify(event);
-  const message = (parts: string[], ids: string[]): EventsMessage => (parts.length === 1
-    ? { body: parts[0]!, msgID: ids[0]!, ids }
-    : { body: `[${parts.join(',')}]`, msgID: `events-${createHash('sha256').update(ids.join(',')).digest('hex')}`, ids });
+  const message = (parts: string[], ids: string[]): EventsMessage =>
+    parts.length === 1
+      ? { body: parts[0]!, msgID: ids[0]!, ids }
+      : {
+          body: `[${parts.join(',')}]`,
+          msgID: `events-${createHash('sha256').update(ids.join(',')).digest('hex')}`,
+          ids,
+        };
   let i = 0;
   for (const group of again) {
     if (i + group.length > events.length || !group.every((id, k) => events[i + k]!.id === id)) break;
@@ -71,9 +80,16 @@ export function createPacker(limits: MessageLimits) {
   return {
     pack: (partition: number, events: readonly OutboxEvent[]) => packEvents(events, limits, unsettled.get(partition)),
     /** The call that carried `messages` failed: any of them may be stored already, and all come again. */
-    failed: (partition: number, messages: readonly EventsMessage[]) => { unsettled.set(partition, messages.map((m) => m.ids)); },
+    failed: (partition: number, messages: readonly EventsMessage[]) => {
+      unsettled.set(
+        partition,
+        messages.map((m) => m.ids),
+      );
+    },
     /** The call succeeded: every message of it was stored. */
-    stored: (partition: number) => { unsettled.delete(partition); },
+    stored: (partition: number) => {
+      unsettled.delete(partition);
+    },
   };
 }
 
@@ -85,7 +101,10 @@ export type Packer = ReturnType<typeof createPacker>;
  */
 export function unpackEvents(body: unknown): OutboxEvent[] {
   const events = Array.isArray(body) ? body : [body];
-  if (events.length === 0 || !events.every((e) => typeof e === 'object' && e !== null && typeof (e as OutboxEvent).id === 'string')) {
+  if (
+    events.length === 0 ||
+    !events.every((e) => typeof e === 'object' && e !== null && typeof (e as OutboxEvent).id === 'string')
+  ) {
     throw new TypeError('not an event or an array of events');
   }
   return events as OutboxEvent[];
@@ -100,7 +119,11 @@ export function unpackEvents(body: unknown): OutboxEvent[] {
  * @example await publishInPartitionOrder(js, natsLayout('stratum'), 8, events, createPacker(DEFAULT_MESSAGE_LIMITS));
  */
 export async function publishInPartitionOrder(
-  js: JetStreamClient, layout: NatsLayout, partitions: number, events: readonly OutboxEvent[], packer: Packer,
+  js: JetStreamClient,
+  layout: NatsLayout,
+  partitions: number,
+  events: readonly OutboxEvent[],
+  packer: Packer,
 ): Promise<void> {
   const byPartition = new Map<number, OutboxEvent[]>();
   for (const event of events) {
@@ -111,11 +134,13 @@ export async function publishInPartitionOrder(
   }
   const packed = [...byPartition].map(([partition, list]) => ({ partition, messages: packer.pack(partition, list) }));
   // Every chain settles before this resolves or rejects, so nothing is still in flight when the caller retries.
-  const results = await Promise.allSettled(packed.map(async ({ partition, messages }) => {
-    for (const message of messages) {
-      await js.publish(layout.eventSubject(partition), message.body, { msgID: message.msgID });
-    }
-  }));
+  const results = await Promise.allSettled(
+    packed.map(async ({ partition, messages }) => {
+      for (const message of messages) {
+        await js.publish(layout.eventSubject(partition), message.body, { msgID: message.msgID });
+      }
+    }),
+  );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   // The caller sends the whole call again, the partitions that were stored too: remember how each was packed.
   for (const { partition, messages } of packed) {
@@ -123,7 +148,11 @@ export async function publishInPartitionOrder(
     else packer.stored(partition);
   }
   if (failed) {
-    throw new AppError('SERVICE.UNAVAILABLE', `NATS did not store every event of the batch: ${describe(failed.reason)}`, { cause: failed.reason });
+    throw new AppError(
+      'SERVICE.UNAVAILABLE',
+      `NATS did not store every event of the batch: ${describe(failed.reason)}`,
+      { cause: failed.reason },
+    );
   }
 }
 

@@ -50,7 +50,10 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
         if (ending) messages.stop();
         for await (const msg of messages) {
           // Delivered after stop() was called: hand it straight back rather than let it wait out the ack wait.
-          if (ending) { if (ending === 'stop') release(msg); continue; }
+          if (ending) {
+            if (ending === 'stop') release(msg);
+            continue;
+          }
           await handleMessage(msg, partition);
         }
         pulls.delete(messages);
@@ -85,12 +88,21 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
       if (ending === 'abandon') return;
       for (const [i, outcome] of outcomes.entries()) {
         // The message's sequence and the event's place in it: a second store of the same dead letter is dropped.
-        if (outcome.kind === 'dead-letter') await deps.deadLetters.add(group, events[i]!, outcome, events.length === 1 ? String(msg.seq) : `${msg.seq}.${i}`);
+        if (outcome.kind === 'dead-letter')
+          await deps.deadLetters.add(
+            group,
+            events[i]!,
+            outcome,
+            events.length === 1 ? String(msg.seq) : `${msg.seq}.${i}`,
+          );
       }
       await acknowledge(msg, what);
     } catch (error) {
       if (ending === 'abandon') return;
-      log(`nats: ${group} partition ${partition}: handling ${what} failed; delivering it again in ${deps.retryDelayMs} ms`, error);
+      log(
+        `nats: ${group} partition ${partition}: handling ${what} failed; delivering it again in ${deps.retryDelayMs} ms`,
+        error,
+      );
       quietly(() => msg.nak(deps.retryDelayMs));
     } finally {
       clearInterval(heartbeat);
@@ -135,7 +147,12 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
       stopPulling();
       await serving;
       // The acks of what was in hand have reached the server once it answered a ping sent after them.
-      if (!deps.isConnectionClosed()) await deps.flush().catch((error: unknown) => log(`nats: ${group}: could not confirm the last acks; their messages may come again`, error));
+      if (!deps.isConnectionClosed())
+        await deps
+          .flush()
+          .catch((error: unknown) =>
+            log(`nats: ${group}: could not confirm the last acks; their messages may come again`, error),
+          );
     },
     abandon() {
       ending = 'abandon';

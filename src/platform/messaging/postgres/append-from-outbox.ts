@@ -16,7 +16,11 @@ export interface LogTarget {
  * commit leaves both undone). `claimed` is not empty.
  * @example const appended = await appendFromOutbox(tx, { namespace: 'stratum', partitions: 8 }, claimed);
  */
-export function appendFromOutbox(db: Db, target: LogTarget, claimed: readonly ClaimedOutboxRow[]): postgres.PendingQuery<AppendedEvent[]> {
+export function appendFromOutbox(
+  db: Db,
+  target: LogTarget,
+  claimed: readonly ClaimedOutboxRow[],
+): postgres.PendingQuery<AppendedEvent[]> {
   const partitions = claimed.map((row) => partitionOf(row.key, target.partitions));
   // createdAt as Date.prototype.toISOString() writes it, as in events published from the process.
   return db<AppendedEvent[]>`

@@ -23,7 +23,9 @@ export interface LogFollowerOptions {
 export async function followLog(o: LogFollowerOptions, listener: FollowOptions): Promise<Subscription> {
   const { sql } = o;
   // Newest first along the primary key: max(seq) would read the whole namespace.
-  const [end] = await sql<{ seq: string }[]>`select seq::text from messaging.log where namespace = ${o.namespace} order by seq desc limit 1`;
+  const [end] = await sql<
+    { seq: string }[]
+  >`select seq::text from messaging.log where namespace = ${o.namespace} order by seq desc limit 1`;
   let cursor = end?.seq ?? '0';
   let running = true;
   const stopping = new AbortController();

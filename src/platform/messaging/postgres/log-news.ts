@@ -38,7 +38,10 @@ export function logNotice(namespace: string, partitions: Iterable<number>): stri
 export function parseLogNotice(payload: string, namespace: string): number[] | undefined | null {
   if (payload === namespace) return undefined;
   if (!payload.startsWith(`${namespace} `)) return null;
-  const partitions = payload.slice(namespace.length + 1).split(',').map(Number);
+  const partitions = payload
+    .slice(namespace.length + 1)
+    .split(',')
+    .map(Number);
   return partitions.every(Number.isInteger) ? partitions : undefined;
 }
 

@@ -1,7 +1,10 @@
 import type { Sql } from '../../db/connect.ts';
 import type { OutboxEvent } from '../broker.ts';
 
-export interface LogRow { seq: string; event: OutboxEvent }
+export interface LogRow {
+  seq: string;
+  event: OutboxEvent;
+}
 
 export interface LogReadsOptions {
   sql: Sql;
@@ -22,7 +25,12 @@ export interface LogReads {
   advanceAndRead(partition: number, position: string): Promise<LogRow[]>;
 }
 
-interface Request { partition: number; position: string | undefined; resolve: (rows: LogRow[]) => void; reject: (error: unknown) => void }
+interface Request {
+  partition: number;
+  position: string | undefined;
+  resolve: (rows: LogRow[]) => void;
+  reject: (error: unknown) => void;
+}
 
 /**
  * The reads and advances of one consumer's partitions, in as few statements as the partitions allow: one
@@ -52,7 +60,8 @@ export function createLogReads(o: LogReadsOptions): LogReads {
           const rows = await readTogether(requests);
           for (const r of requests) {
             const found = rows.get(r.partition);
-            if (found === undefined && r.position !== undefined) r.reject(new Error(`lost the lease of partition ${r.partition}; not advanced`));
+            if (found === undefined && r.position !== undefined)
+              r.reject(new Error(`lost the lease of partition ${r.partition}; not advanced`));
             else r.resolve(found ?? []);
           }
         } catch (error) {

@@ -3,7 +3,15 @@ import type { Sql } from '../../db/connect.ts';
 import { partitionOf, type Broker, type DeadLetter, type OutboxEvent, type Subscription } from '../broker.ts';
 import { followLog } from './log-follower.ts';
 import { appendFromOutbox } from './append-from-outbox.ts';
-import { createLogNews, LOG_CHANNEL, logLockName, logNotice, parseLogNotice, parseRebalanceNotice, rebalanceNotice } from './log-news.ts';
+import {
+  createLogNews,
+  LOG_CHANNEL,
+  logLockName,
+  logNotice,
+  parseLogNotice,
+  parseRebalanceNotice,
+  rebalanceNotice,
+} from './log-news.ts';
 import { subscribeToLog, type LogSubscription } from './postgres-subscription.ts';
 
 export interface PostgresBrokerOptions {
@@ -24,9 +32,24 @@ export interface PostgresBrokerOptions {
   log?: (message: string, error?: unknown) => void;
 }
 
-interface DeadLetterRow { id: string; group_name: string; partition: number; event: OutboxEvent; error: string; attempts: number; dead_at: Date }
+interface DeadLetterRow {
+  id: string;
+  group_name: string;
+  partition: number;
+  event: OutboxEvent;
+  error: string;
+  attempts: number;
+  dead_at: Date;
+}
 
-const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({ id: r.id, group: r.group_name, event: r.event, error: r.error, attempts: r.attempts, deadAt: r.dead_at.toISOString() });
+const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({
+  id: r.id,
+  group: r.group_name,
+  event: r.event,
+  error: r.error,
+  attempts: r.attempts,
+  deadAt: r.dead_at.toISOString(),
+});
 
 /**
  * The embedded default broker: a partitioned log in PostgreSQL (messaging.log), positions per group and
@@ -34,7 +57,9 @@ const toDeadLetter = (r: DeadLetterRow): DeadLetter => ({ id: r.id, group: r.gro
  * Publishers take turns on an advisory lock, so log order is commit order and no reader skips a late commit.
  * @example const broker = await createPostgresBroker({ sql }); await broker.publish(events);
  */
-export async function createPostgresBroker(options: PostgresBrokerOptions): Promise<Broker & { trim(): Promise<number> }> {
+export async function createPostgresBroker(
+  options: PostgresBrokerOptions,
+): Promise<Broker & { trim(): Promise<number> }> {
   const { sql } = options;
   const namespace = options.namespace ?? 'stratum';
   const partitions = options.partitions ?? 8;
@@ -45,15 +70,20 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
   const rebalancers = new Map<string, Set<() => void>>();
   // LISTEN only once something subscribes: a publishing-only broker needs no connection of its own.
   let listener: Promise<{ unlisten(): Promise<void> }> | undefined;
-  const listen = () => (listener ??= sql.listen(LOG_CHANNEL, (payload) => {
-    const group = parseRebalanceNotice(payload, namespace);
-    if (group !== null) {
-      for (const rebalance of rebalancers.get(group) ?? []) rebalance();
-      return;
-    }
-    const named = parseLogNotice(payload, namespace);
-    if (named !== null) news.arrived(named);
-  }, () => news.wakeAll())); // (re)connected: notices may have been missed meanwhile
+  const listen = () =>
+    (listener ??= sql.listen(
+      LOG_CHANNEL,
+      (payload) => {
+        const group = parseRebalanceNotice(payload, namespace);
+        if (group !== null) {
+          for (const rebalance of rebalancers.get(group) ?? []) rebalance();
+          return;
+        }
+        const named = parseLogNotice(payload, namespace);
+        if (named !== null) news.arrived(named);
+      },
+      () => news.wakeAll(),
+    )); // (re)connected: notices may have been missed meanwhile
 
   const retentionMs = options.retentionMs ?? 24 * 3600_000;
   const trimEveryMs = options.trimEveryMs ?? 60_000;
@@ -110,13 +140,30 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
       const onRebalance = (rebalance: () => void) => {
         const set = rebalancers.get(group) ?? rebalancers.set(group, new Set()).get(group)!;
         set.add(rebalance);
-        return () => { set.delete(rebalance); };
+        return () => {
+          set.delete(rebalance);
+        };
       };
-      const askToRebalance = async () => { await sql`select pg_notify(${LOG_CHANNEL}, ${rebalanceNotice(namespace, group)})`; };
-      const subscription = await subscribeToLog({
-        sql, namespace, group, partitions, consumerId: randomUUID(), leaseMs: options.leaseMs ?? 10_000,
-        pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, news, onRebalance, askToRebalance, log,
-      }, subscribeOptions);
+      const askToRebalance = async () => {
+        await sql`select pg_notify(${LOG_CHANNEL}, ${rebalanceNotice(namespace, group)})`;
+      };
+      const subscription = await subscribeToLog(
+        {
+          sql,
+          namespace,
+          group,
+          partitions,
+          consumerId: randomUUID(),
+          leaseMs: options.leaseMs ?? 10_000,
+          pollMs: options.pollMs ?? 500,
+          batchSize: options.batchSize ?? 500,
+          news,
+          onRebalance,
+          askToRebalance,
+          log,
+        },
+        subscribeOptions,
+      );
       subscriptions.add(subscription);
       return {
         async stop() {
@@ -127,7 +174,10 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
     },
     async follow(listener) {
       await listen();
-      const follower = await followLog({ sql, namespace, news, pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, log }, listener);
+      const follower = await followLog(
+        { sql, namespace, news, pollMs: options.pollMs ?? 500, batchSize: options.batchSize ?? 500, log },
+        listener,
+      );
       followers.add(follower);
       return {
         async stop() {
@@ -143,7 +193,9 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
         return rows.map(toDeadLetter);
       },
       async get(group, id) {
-        const [row] = await sql<DeadLetterRow[]>`select * from messaging.dead_letters where namespace = ${namespace} and group_name = ${group} and id = ${id}`;
+        const [row] = await sql<
+          DeadLetterRow[]
+        >`select * from messaging.dead_letters where namespace = ${namespace} and group_name = ${group} and id = ${id}`;
         return row ? toDeadLetter(row) : undefined;
       },
       async replay(group, id) {
@@ -158,7 +210,8 @@ export async function createPostgresBroker(options: PostgresBrokerOptions): Prom
         })) as boolean;
       },
       async drop(group, id) {
-        const rows = await sql`delete from messaging.dead_letters where namespace = ${namespace} and group_name = ${group} and id = ${id} returning 1`;
+        const rows =
+          await sql`delete from messaging.dead_letters where namespace = ${namespace} and group_name = ${group} and id = ${id} returning 1`;
         return rows.length > 0;
       },
     },

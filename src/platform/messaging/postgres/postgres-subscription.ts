@@ -51,7 +51,14 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
   // A function, not a comparison: `state` changes while this consumer awaits.
   const is = (s: typeof state) => state === s;
   const served = new Map<number, Served>();
-  const reads = createLogReads({ sql, namespace: c.namespace, group: c.group, consumerId: c.consumerId, leaseMs: c.leaseMs, batchSize: c.batchSize });
+  const reads = createLogReads({
+    sql,
+    namespace: c.namespace,
+    group: c.group,
+    consumerId: c.consumerId,
+    leaseMs: c.leaseMs,
+    batchSize: c.batchSize,
+  });
   let wakeTicks: (() => void) | undefined;
   /** A rebalance was asked for while a tick ran: tick again at once. */
   let tickAgain = false;
@@ -85,7 +92,11 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
     // Renewing waits for a running advance of the partition (a row lock), so it is not taken for lost. The rows
     // are locked in partition order, as the advances lock them (log-reads.ts), so the two never deadlock.
     const held = [...served.keys()];
-    const renewed = held.length === 0 ? [] : (await sql<{ partition: number }[]>`
+    const renewed =
+      held.length === 0
+        ? []
+        : (
+            await sql<{ partition: number }[]>`
       with locked as materialized (
         select partition from messaging.positions
         where namespace = ${c.namespace} and group_name = ${c.group} and partition = any(${held}::int[]) and lease_owner = ${c.consumerId}
@@ -95,7 +106,8 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       update messaging.positions p set lease_until = now() + ${lease}::interval
       from locked
       where p.namespace = ${c.namespace} and p.group_name = ${c.group} and p.partition = locked.partition and p.lease_owner = ${c.consumerId}
-      returning p.partition`).map((r) => r.partition);
+      returning p.partition`
+          ).map((r) => r.partition);
     const lost = held.filter((p) => !renewed.includes(p));
     if (lost.length > 0) {
       c.log(`consumer ${c.group}: lost the lease of partition(s) ${lost.join(', ')}; another consumer serves them`);
@@ -160,12 +172,17 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
    * Hands `rows` to the handler and moves the partition's position past them. Returns the next batch when the
    * advance could read it in the same statement, undefined when it is still to be read (or the consumer stops).
    */
-  async function handleBatch(partition: number, rows: LogRow[], stopping: () => boolean): Promise<LogRow[] | undefined> {
+  async function handleBatch(
+    partition: number,
+    rows: LogRow[],
+    stopping: () => boolean,
+  ): Promise<LogRow[] | undefined> {
     if (options.handleBatch && rows.length > 1) {
       // The whole batch in one go: the runner applies it in one transaction, the position moves once.
       const outcomes = await options.handleBatch(rows.map((row) => ({ event: row.event, partition })));
       if (is('abandoned')) return undefined;
-      if (outcomes.every((o) => o.kind === 'ack') && !stopping()) return reads.advanceAndRead(partition, rows.at(-1)!.seq);
+      if (outcomes.every((o) => o.kind === 'ack') && !stopping())
+        return reads.advanceAndRead(partition, rows.at(-1)!.seq);
       await advance(partition, rows, outcomes);
       return undefined;
     }
@@ -173,7 +190,8 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       if (is('abandoned')) return undefined;
       const outcome = await options.handle({ event: row.event, partition });
       if (is('abandoned')) return undefined;
-      if (i === rows.length - 1 && outcome.kind === 'ack' && !stopping()) return reads.advanceAndRead(partition, row.seq);
+      if (i === rows.length - 1 && outcome.kind === 'ack' && !stopping())
+        return reads.advanceAndRead(partition, row.seq);
       await advance(partition, [row], [outcome]);
       if (stopping()) return undefined;
     }
@@ -218,7 +236,10 @@ export async function subscribeToLog(c: PartitionedLogConsumer, options: Subscri
       if (tickAgain) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, every);
-        wakeTicks = () => { clearTimeout(timer); resolve(); };
+        wakeTicks = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
       wakeTicks = undefined;
     }

@@ -32,7 +32,12 @@ export async function openAmqpConnection(options: AmqpConnectionOptions): Promis
     // No Nagle: a lone publish or ack would otherwise wait for the server's delayed TCP ack (about 24 ms here for
     // each confirm of a one-event publish while a consumer shares the connection; 1 ms without).
     noDelay: true,
-    recovery: { initialDelay: 100, maxDelay: options.maxReconnectDelayMs, initialMaxRetries: options.connectRetries, waitForConnect: false },
+    recovery: {
+      initialDelay: 100,
+      maxDelay: options.maxReconnectDelayMs,
+      initialMaxRetries: options.connectRetries,
+      waitForConnect: false,
+    },
   });
   let current: ChannelModel | undefined;
   let connectedBefore = false;

@@ -38,7 +38,12 @@ export function createDeadLetterStore(o: RabbitDeadLetterOptions): DeadLetterSto
   }
 
   /** Reads the group's dead letters from the head until `stop` says so or the queue (or `limit`) runs out. */
-  async function scan(ch: ConfirmChannel, group: string, stop: (letter: StoredDeadLetter) => boolean, limit = Infinity): Promise<{ letter: StoredDeadLetter; message: GetMessage } | undefined> {
+  async function scan(
+    ch: ConfirmChannel,
+    group: string,
+    stop: (letter: StoredDeadLetter) => boolean,
+    limit = Infinity,
+  ): Promise<{ letter: StoredDeadLetter; message: GetMessage } | undefined> {
     for (let n = 0; n < limit; n++) {
       const message = await ch.get(o.names.deadLetterQueue(group), { noAck: false });
       if (!message) return undefined;
@@ -51,40 +56,53 @@ export function createDeadLetterStore(o: RabbitDeadLetterOptions): DeadLetterSto
   const find = (ch: ConfirmChannel, group: string, id: string) => scan(ch, group, (letter) => letter.id === id);
 
   return {
-    list: (group, limit) => withChannel<DeadLetter[]>([], async (ch) => {
-      const letters: DeadLetter[] = [];
-      await scan(ch, group, (letter) => {
-        letters.push(publicLetter(letter));
-        return false;
-      }, limit);
-      return letters;
-    }),
-    get: (group, id) => withChannel<DeadLetter | undefined>(undefined, async (ch) => {
-      const found = await find(ch, group, id);
-      return found && publicLetter(found.letter);
-    }),
-    replay: (group, id) => withChannel(false, async (ch) => {
-      const found = await find(ch, group, id);
-      if (!found) return false;
-      const { event, partition } = found.letter;
-      const queue = o.names.partitionQueue(group, partition ?? partitionOf(event.key, o.partitions));
-      const { content, options } = encodeEvent(event);
-      let returned = false;
-      ch.on('return', () => { returned = true; });
-      // Straight to this group's partition queue (default exchange): the other groups had the event already.
-      await new Promise<void>((resolve, reject) => {
-        ch.sendToQueue(queue, content, { ...options, mandatory: true }, (error: unknown) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()));
-      });
-      if (returned) throw new Error(`rabbitmq: ${queue} does not exist; dead letter ${id} kept`);
-      ch.ack(found.message);
-      return true;
-    }),
-    drop: (group, id) => withChannel(false, async (ch) => {
-      const found = await find(ch, group, id);
-      if (!found) return false;
-      ch.ack(found.message);
-      return true;
-    }),
+    list: (group, limit) =>
+      withChannel<DeadLetter[]>([], async (ch) => {
+        const letters: DeadLetter[] = [];
+        await scan(
+          ch,
+          group,
+          (letter) => {
+            letters.push(publicLetter(letter));
+            return false;
+          },
+          limit,
+        );
+        return letters;
+      }),
+    get: (group, id) =>
+      withChannel<DeadLetter | undefined>(undefined, async (ch) => {
+        const found = await find(ch, group, id);
+        return found && publicLetter(found.letter);
+      }),
+    replay: (group, id) =>
+      withChannel(false, async (ch) => {
+        const found = await find(ch, group, id);
+        if (!found) return false;
+        const { event, partition } = found.letter;
+        const queue = o.names.partitionQueue(group, partition ?? partitionOf(event.key, o.partitions));
+        const { content, options } = encodeEvent(event);
+        let returned = false;
+        ch.on('return', () => {
+          returned = true;
+        });
+        // Straight to this group's partition queue (default exchange): the other groups had the event already.
+        await new Promise<void>((resolve, reject) => {
+          ch.sendToQueue(queue, content, { ...options, mandatory: true }, (error: unknown) =>
+            error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
+          );
+        });
+        if (returned) throw new Error(`rabbitmq: ${queue} does not exist; dead letter ${id} kept`);
+        ch.ack(found.message);
+        return true;
+      }),
+    drop: (group, id) =>
+      withChannel(false, async (ch) => {
+        const found = await find(ch, group, id);
+        if (!found) return false;
+        ch.ack(found.message);
+        return true;
+      }),
   };
 }
 

@@ -26,20 +26,26 @@ export async function followExchange(o: RabbitFollowerOptions, listener: FollowO
 
   async function bind(model: ChannelModel): Promise<void> {
     const ch = await model.createChannel();
-    ch.on('error', (error: Error) => { if (running) o.log(`rabbitmq follower: ${errorMessage(error)}`, error); });
+    ch.on('error', (error: Error) => {
+      if (running) o.log(`rabbitmq follower: ${errorMessage(error)}`, error);
+    });
     const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
     for (let p = 0; p < o.partitions; p++) await ch.bindQueue(queue, o.names.events, o.names.partitionKey(p));
-    await ch.consume(queue, (message) => {
-      if (!message) return; // cancelled by the server (the queue went away); the reconnection binds a new one
-      let event: OutboxEvent;
-      try {
-        event = decodeEvent(message);
-      } catch (error) {
-        o.log('rabbitmq follower: a message that is not an event; skipped', error);
-        return;
-      }
-      listener.onEvents([event]);
-    }, { noAck: true });
+    await ch.consume(
+      queue,
+      (message) => {
+        if (!message) return; // cancelled by the server (the queue went away); the reconnection binds a new one
+        let event: OutboxEvent;
+        try {
+          event = decodeEvent(message);
+        } catch (error) {
+          o.log('rabbitmq follower: a message that is not an event; skipped', error);
+          return;
+        }
+        listener.onEvents([event]);
+      },
+      { noAck: true },
+    );
     channel = ch;
   }
 
@@ -48,7 +54,10 @@ export async function followExchange(o: RabbitFollowerOptions, listener: FollowO
   await bind(model);
   const stopReconnecting = o.connection.onReconnect((next) => {
     if (!running) return;
-    bind(next).then(() => listener.onGap(), (error: unknown) => o.log('rabbitmq follower: could not follow again after the reconnection', error));
+    bind(next).then(
+      () => listener.onGap(),
+      (error: unknown) => o.log('rabbitmq follower: could not follow again after the reconnection', error),
+    );
   });
 
   return {

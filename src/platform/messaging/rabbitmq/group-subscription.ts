@@ -34,7 +34,10 @@ export interface GroupSubscription extends Subscription {
  * first) and nudges the others; a member below its share claims partitions whose queue has no consumer.
  * @example const sub = await subscribeGroup({ connection, names, group: 'scores', partitions: 8, prefetch: 1, rebalanceMs: 1000, redeliverDelayMs: 1000, now, newId, log }, { handle });
  */
-export async function subscribeGroup(o: GroupSubscriptionOptions, options: SubscribeOptions): Promise<GroupSubscription> {
+export async function subscribeGroup(
+  o: GroupSubscriptionOptions,
+  options: SubscribeOptions,
+): Promise<GroupSubscription> {
   const memberId = o.newId();
   let state: 'running' | 'stopping' | 'abandoned' = 'running';
   let membership: Membership | undefined;
@@ -62,7 +65,8 @@ export async function subscribeGroup(o: GroupSubscriptionOptions, options: Subsc
           try {
             await rebalanceOnce();
           } catch (error) {
-            if (state === 'running') o.log(`rabbitmq group ${o.group}: rebalance failed: ${errorMessage(error)}`, error);
+            if (state === 'running')
+              o.log(`rabbitmq group ${o.group}: rebalance failed: ${errorMessage(error)}`, error);
           }
         } while (again && state === 'running');
       } finally {
@@ -77,7 +81,12 @@ export async function subscribeGroup(o: GroupSubscriptionOptions, options: Subsc
     if (!model) throw new AppError('SERVICE.UNAVAILABLE', 'rabbitmq is not connected');
     if (membership?.alive() && membership.model === model) return membership;
     membership = await joinGroup({
-      model, names: o.names, group: o.group, partitions: o.partitions, memberId, log: o.log,
+      model,
+      names: o.names,
+      group: o.group,
+      partitions: o.partitions,
+      memberId,
+      log: o.log,
       onNudge: () => void requestRebalance(),
     });
     joinedNow = true;
@@ -97,8 +106,18 @@ export async function subscribeGroup(o: GroupSubscriptionOptions, options: Subsc
         const queue = o.names.partitionQueue(o.group, p);
         if (!(await m.isFree(queue))) continue;
         const consumer = await claimPartition({
-          model: m.model, partition: p, queue, deadLetterQueue: o.names.deadLetterQueue(o.group), prefetch: o.prefetch,
-          redeliverDelayMs: o.redeliverDelayMs, handle: options.handle, handleBatch: options.handleBatch, now: o.now, newId: o.newId, log: o.log, onLost: letGo,
+          model: m.model,
+          partition: p,
+          queue,
+          deadLetterQueue: o.names.deadLetterQueue(o.group),
+          prefetch: o.prefetch,
+          redeliverDelayMs: o.redeliverDelayMs,
+          handle: options.handle,
+          handleBatch: options.handleBatch,
+          now: o.now,
+          newId: o.newId,
+          log: o.log,
+          onLost: letGo,
         });
         if (!consumer) continue; // another member was quicker
         held.set(p, consumer);

@@ -40,7 +40,9 @@ export async function joinGroup(o: JoinGroupOptions): Promise<Membership> {
   const ch = await o.model.createChannel();
   let open = true;
   ch.on('error', (error: Error) => o.log(`rabbitmq group ${o.group}: ${errorMessage(error)}`, error));
-  ch.on('close', () => { open = false; });
+  ch.on('close', () => {
+    open = false;
+  });
   const membersQueue = o.names.membersQueue(o.group);
   try {
     await declareGroup(ch, o.names, o.group, o.partitions);
@@ -48,9 +50,13 @@ export async function joinGroup(o: JoinGroupOptions): Promise<Membership> {
     await ch.consume(membersQueue, () => {}, { noAck: true });
     const { queue: nudges } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
     await ch.bindQueue(nudges, o.names.control, o.group);
-    await ch.consume(nudges, (message) => {
-      if (message && message.content.toString('utf8') !== o.memberId) o.onNudge();
-    }, { noAck: true });
+    await ch.consume(
+      nudges,
+      (message) => {
+        if (message && message.content.toString('utf8') !== o.memberId) o.onNudge();
+      },
+      { noAck: true },
+    );
   } catch (error) {
     if (open) await ch.close().catch(() => {});
     throw error;

@@ -28,7 +28,14 @@ export function decodeEvent(message: Message): OutboxEvent {
   if (!value || typeof value.id !== 'string' || typeof value.type !== 'string' || typeof value.key !== 'string') {
     throw new Error(`message ${String(message.properties.messageId)} is not an outbox event`);
   }
-  return { id: value.id, type: value.type, key: value.key, payload: value.payload, headers: value.headers ?? {}, createdAt: value.createdAt ?? '' };
+  return {
+    id: value.id,
+    type: value.type,
+    key: value.key,
+    payload: value.payload,
+    headers: value.headers ?? {},
+    createdAt: value.createdAt ?? '',
+  };
 }
 
 const H = {
@@ -73,7 +80,11 @@ export interface StoredDeadLetter extends DeadLetter {
 }
 
 /** amqplib decodes an AMQP timestamp as `{ '!': 'timestamp', value: seconds }`. */
-interface XDeath { reason?: string; count?: number; time?: { value?: number } }
+interface XDeath {
+  reason?: string;
+  count?: number;
+  time?: { value?: number };
+}
 
 /**
  * Reads a message of a group's dead-letter queue. Messages RabbitMQ dead-lettered itself (a body that was not
@@ -88,7 +99,14 @@ export function decodeDeadLetter(group: string, message: Message): StoredDeadLet
     event = decodeEvent(message);
   } catch {
     const messageId = typeof message.properties.messageId === 'string' ? message.properties.messageId : '';
-    event = { id: messageId, type: 'undecodable', key: '', payload: message.content.toString('utf8'), headers: {}, createdAt: '' };
+    event = {
+      id: messageId,
+      type: 'undecodable',
+      key: '',
+      payload: message.content.toString('utf8'),
+      headers: {},
+      createdAt: '',
+    };
   }
   const deathSeconds = death?.time?.value;
   return {
@@ -97,10 +115,13 @@ export function decodeDeadLetter(group: string, message: Message): StoredDeadLet
     event,
     error: stringHeader(headers[H.error]) ?? `dead-lettered by RabbitMQ (${death?.reason ?? 'unknown reason'})`,
     attempts: numberHeader(headers[H.attempts]) ?? death?.count ?? 0,
-    deadAt: stringHeader(headers[H.deadAt]) ?? (deathSeconds === undefined ? '' : new Date(deathSeconds * 1000).toISOString()),
+    deadAt:
+      stringHeader(headers[H.deadAt]) ??
+      (deathSeconds === undefined ? '' : new Date(deathSeconds * 1000).toISOString()),
     partition: numberHeader(headers[H.partition]),
   };
 }
 
-const stringHeader = (v: unknown): string | undefined => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined);
+const stringHeader = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined;
 const numberHeader = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);

@@ -78,7 +78,11 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
     waiting.length = 0; // RabbitMQ has them back
     if (mode === 'taking' && consumerTag !== undefined) {
       mode = 'lost';
-      try { o.onLost(consumer); } catch (error) { o.log(`rabbitmq ${o.queue}: onLost threw`, error); }
+      try {
+        o.onLost(consumer);
+      } catch (error) {
+        o.log(`rabbitmq ${o.queue}: onLost threw`, error);
+      }
     }
     void Promise.resolve(inHand).then(resolveSettled);
   });
@@ -131,7 +135,10 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
       outcome = await o.handle({ event, partition: o.partition });
     } catch (error) {
       if (mode === 'abandoned' || !open) return;
-      o.log(`rabbitmq ${o.queue}: the handler threw on event ${event.id}; giving it back in ${o.redeliverDelayMs} ms`, error);
+      o.log(
+        `rabbitmq ${o.queue}: the handler threw on event ${event.id}; giving it back in ${o.redeliverDelayMs} ms`,
+        error,
+      );
       await new Promise((resolve) => setTimeout(resolve, o.redeliverDelayMs));
       await close();
       return;
@@ -177,7 +184,10 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
       outcomes = await o.handleBatch!(batch.map(({ event }) => ({ event, partition: o.partition })));
     } catch (error) {
       if (mode === 'abandoned' || !open) return;
-      o.log(`rabbitmq ${o.queue}: the batch handler threw on events from ${batch[0]!.event.id}; giving them back in ${o.redeliverDelayMs} ms`, error);
+      o.log(
+        `rabbitmq ${o.queue}: the batch handler threw on events from ${batch[0]!.event.id}; giving them back in ${o.redeliverDelayMs} ms`,
+        error,
+      );
       await new Promise((resolve) => setTimeout(resolve, o.redeliverDelayMs));
       await close();
       return;
@@ -189,7 +199,10 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
       try {
         await publishDeadLetter(event, outcome);
       } catch (error) {
-        o.log(`rabbitmq ${o.queue}: could not store the dead letter of event ${event.id}; giving the batch back`, error);
+        o.log(
+          `rabbitmq ${o.queue}: could not store the dead letter of event ${event.id}; giving the batch back`,
+          error,
+        );
         await close();
         return;
       }
@@ -199,15 +212,26 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
   }
 
   function publishDeadLetter(event: OutboxEvent, outcome: Extract<Outcome, { kind: 'dead-letter' }>): Promise<void> {
-    const { content, options } = encodeDeadLetter(event, { id: o.newId(), partition: o.partition, deadAt: o.now(), outcome });
+    const { content, options } = encodeDeadLetter(event, {
+      id: o.newId(),
+      partition: o.partition,
+      deadAt: o.now(),
+      outcome,
+    });
     return new Promise<void>((resolve, reject) => {
-      ch.sendToQueue(o.deadLetterQueue, content, options, (error: unknown) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()));
+      ch.sendToQueue(o.deadLetterQueue, content, options, (error: unknown) =>
+        error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
+      );
     });
   }
 
   /** An ack or reject on a channel that just closed throws; RabbitMQ redelivers that event anyway. */
   function settle(send: () => void): void {
-    try { send(); } catch (error) { o.log(`rabbitmq ${o.queue}: ${errorMessage(error)} (the event will be delivered again)`, error); }
+    try {
+      send();
+    } catch (error) {
+      o.log(`rabbitmq ${o.queue}: ${errorMessage(error)} (the event will be delivered again)`, error);
+    }
   }
 
   async function cancel(): Promise<void> {

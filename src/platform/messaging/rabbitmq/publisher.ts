@@ -38,11 +38,19 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (channel?.model === model) return channel.ready;
     const ready = model.createConfirmChannel().then((ch) => {
       ch.on('error', (error: Error) => log(`rabbitmq publisher: ${errorMessage(error)}`, error));
-      ch.on('close', () => { if (channel?.model === model) channel = undefined; });
-      ch.on('return', (message) => log(`rabbitmq publisher: event ${String(message.properties.messageId)} reached no queue (no group declared for ${message.fields.routingKey})`));
+      ch.on('close', () => {
+        if (channel?.model === model) channel = undefined;
+      });
+      ch.on('return', (message) =>
+        log(
+          `rabbitmq publisher: event ${String(message.properties.messageId)} reached no queue (no group declared for ${message.fields.routingKey})`,
+        ),
+      );
       return ch;
     });
-    ready.catch(() => { if (channel?.ready === ready) channel = undefined; });
+    ready.catch(() => {
+      if (channel?.ready === ready) channel = undefined;
+    });
     channel = { model, ready };
     return ready;
   }
@@ -57,7 +65,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
         // publish() only buffers (its boolean is amqplib's write-buffer hint); a relay batch fits in memory.
         for (const event of events) {
           const { content, options: publishOptions } = encodeEvent(event);
-          ch.publish(names.events, names.partitionKey(partitionOf(event.key, partitions)), content, { ...publishOptions, mandatory: true });
+          ch.publish(names.events, names.partitionKey(partitionOf(event.key, partitions)), content, {
+            ...publishOptions,
+            mandatory: true,
+          });
         }
         let timer: NodeJS.Timeout | undefined;
         const confirmed = ch.waitForConfirms();
@@ -65,7 +76,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
         try {
           await Promise.race([
             confirmed,
-            new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no confirms within ${confirmTimeoutMs} ms`)), confirmTimeoutMs); }),
+            new Promise((_, reject) => {
+              timer = setTimeout(
+                () => reject(new Error(`no confirms within ${confirmTimeoutMs} ms`)),
+                confirmTimeoutMs,
+              );
+            }),
           ]);
         } catch (error) {
           // Confirms that come late must not count for a later batch: this channel is done.
@@ -76,7 +92,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
           clearTimeout(timer);
         }
       } catch (error) {
-        throw new AppError('SERVICE.UNAVAILABLE', `rabbitmq did not confirm the events: ${errorMessage(error)}`, { cause: error });
+        throw new AppError('SERVICE.UNAVAILABLE', `rabbitmq did not confirm the events: ${errorMessage(error)}`, {
+          cause: error,
+        });
       }
     },
     async close() {

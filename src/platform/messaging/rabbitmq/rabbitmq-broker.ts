@@ -57,8 +57,11 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
   const connection = await openAmqpConnection({
-    url: options.url, name: `stratum ${options.namespace}`, connectRetries: options.connectRetries ?? 2,
-    maxReconnectDelayMs: options.maxReconnectDelayMs ?? 5000, log,
+    url: options.url,
+    name: `stratum ${options.namespace}`,
+    connectRetries: options.connectRetries ?? 2,
+    maxReconnectDelayMs: options.maxReconnectDelayMs ?? 5000,
+    log,
   });
   try {
     const ch = await connection.current()!.createChannel();
@@ -79,10 +82,21 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
     partitions,
     publish: (events) => publisher.publish(events),
     async subscribe(group, subscribeOptions) {
-      const subscription = await subscribeGroup({
-        connection, names, group, partitions, prefetch: options.prefetch ?? 100, rebalanceMs: options.rebalanceMs ?? 1000,
-        redeliverDelayMs: options.redeliverDelayMs ?? 1000, now, newId, log,
-      }, subscribeOptions);
+      const subscription = await subscribeGroup(
+        {
+          connection,
+          names,
+          group,
+          partitions,
+          prefetch: options.prefetch ?? 100,
+          rebalanceMs: options.rebalanceMs ?? 1000,
+          redeliverDelayMs: options.redeliverDelayMs ?? 1000,
+          now,
+          newId,
+          log,
+        },
+        subscribeOptions,
+      );
       subscriptions.add(subscription);
       return {
         async stop() {

@@ -19,7 +19,12 @@ export async function declareNamespace(channel: Channel, names: RabbitNames): Pr
  * Changing a queue's arguments later makes RabbitMQ refuse the declaration (406): delete the queues first.
  * @example await declareGroup(channel, rabbitNames('stratum'), 'scores', 8);
  */
-export async function declareGroup(channel: Channel, names: RabbitNames, group: string, partitions: number): Promise<void> {
+export async function declareGroup(
+  channel: Channel,
+  names: RabbitNames,
+  group: string,
+  partitions: number,
+): Promise<void> {
   const dlq = names.deadLetterQueue(group);
   await channel.assertQueue(dlq, { durable: true });
   await channel.bindQueue(dlq, names.deadLetterExchange, group);
@@ -38,11 +43,17 @@ export async function declareGroup(channel: Channel, names: RabbitNames, group: 
  * namespace being retired). Missing ones are skipped.
  * @example await deleteNamespace(channel, rabbitNames('c1234'), ['billing'], 8);
  */
-export async function deleteNamespace(channel: Channel, names: RabbitNames, groups: Iterable<string>, partitions: number): Promise<void> {
+export async function deleteNamespace(
+  channel: Channel,
+  names: RabbitNames,
+  groups: Iterable<string>,
+  partitions: number,
+): Promise<void> {
   for (const group of groups) {
     for (let p = 0; p < partitions; p++) await channel.deleteQueue(names.partitionQueue(group, p));
     await channel.deleteQueue(names.deadLetterQueue(group));
     await channel.deleteQueue(names.membersQueue(group));
   }
-  for (const exchange of [names.events, names.deadLetterExchange, names.control]) await channel.deleteExchange(exchange);
+  for (const exchange of [names.events, names.deadLetterExchange, names.control])
+    await channel.deleteExchange(exchange);
 }

@@ -14,7 +14,11 @@ const STREAM_ID = /^\d+-\d+$/;
  * @example const letters = createDeadLetterStore(client, redisStreamsKeys('stratum'), 8);
  * for (const letter of await letters.list('billing', 20)) await letters.replay('billing', letter.id);
  */
-export function createDeadLetterStore(client: RedisStreamsClient, keys: RedisStreamsKeys, partitions: number): DeadLetterStore {
+export function createDeadLetterStore(
+  client: RedisStreamsClient,
+  keys: RedisStreamsKeys,
+  partitions: number,
+): DeadLetterStore {
   async function get(group: string, id: string): Promise<DeadLetter | undefined> {
     if (!STREAM_ID.test(id)) return undefined;
     const [entry] = await client.xRange(keys.deadLetters(group), id, id);

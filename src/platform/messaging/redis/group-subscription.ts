@@ -43,7 +43,10 @@ interface Held {
  * up is released only after its worker finished the entry in hand, so a partition is never served twice.
  * @example const s = await subscribeToGroup({ client, listen, keys, group: 'billing', consumer: randomUUID(), ... }, { handle });
  */
-export async function subscribeToGroup(c: GroupSubscriptionOptions, options: SubscribeOptions): Promise<GroupSubscription> {
+export async function subscribeToGroup(
+  c: GroupSubscriptionOptions,
+  options: SubscribeOptions,
+): Promise<GroupSubscription> {
   const { client, keys, group, consumer } = c;
   const maxPartitions = options.maxPartitions ?? c.partitions;
   const tickMs = Math.max(10, Math.floor(c.leaseMs / 3));
@@ -57,29 +60,42 @@ export async function subscribeToGroup(c: GroupSubscriptionOptions, options: Sub
   let stopped: Promise<void> | undefined;
 
   const leaseArgs = [consumer, String(c.leaseMs)];
-  const notifyOthers = () => client.publish(keys.rebalance(group), consumer).catch((error: unknown) => c.log('redis streams broker: rebalance notice failed', error));
+  const notifyOthers = () =>
+    client
+      .publish(keys.rebalance(group), consumer)
+      .catch((error: unknown) => c.log('redis streams broker: rebalance notice failed', error));
 
   async function createGroups(): Promise<void> {
     const streams = Array.from({ length: c.partitions }, (_, p) => [keys.events(p), keys.replay(group, p)]).flat();
     // From 0, not $: a group created after events were published still gets them (the streams keep everything).
-    await Promise.all(streams.map((stream) => client.xGroupCreate(stream, group, '0', { MKSTREAM: true }).catch((error: unknown) => {
-      if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
-    })));
+    await Promise.all(
+      streams.map((stream) =>
+        client.xGroupCreate(stream, group, '0', { MKSTREAM: true }).catch((error: unknown) => {
+          if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
+        }),
+      ),
+    );
   }
 
   function lose(partition: number, h: Held): void {
     held.delete(partition);
-    c.log(`redis streams broker: lost the lease of partition ${partition} of group ${group}; another consumer serves it`);
+    c.log(
+      `redis streams broker: lost the lease of partition ${partition} of group ${group}; another consumer serves it`,
+    );
     const done = h.worker.stop('lost').finally(() => finishing.delete(partition));
     finishing.set(partition, { worker: h.worker, done });
   }
 
   async function renewLeases(): Promise<void> {
     const entries = [...held];
-    const replies = await Promise.all(entries.map(([p]) => runScript(client, RENEW_LEASE, [keys.lease(group, p)], leaseArgs).then(Number, (error: unknown) => {
-      c.log(`redis streams broker: could not renew the lease of partition ${p} of group ${group}`, error);
-      return -1;
-    })));
+    const replies = await Promise.all(
+      entries.map(([p]) =>
+        runScript(client, RENEW_LEASE, [keys.lease(group, p)], leaseArgs).then(Number, (error: unknown) => {
+          c.log(`redis streams broker: could not renew the lease of partition ${p} of group ${group}`, error);
+          return -1;
+        }),
+      ),
+    );
     entries.forEach(([p, h], i) => {
       if (held.get(p) !== h) return;
       if (replies[i] === 1) h.misses = 0;
@@ -92,8 +108,12 @@ export async function subscribeToGroup(c: GroupSubscriptionOptions, options: Sub
     if (!h) return Promise.resolve();
     h.releasing ??= (async () => {
       await h.worker.stop('release');
-      await runScript(client, RELEASE_LEASE, [keys.lease(group, partition)], [consumer])
-        .catch((error: unknown) => c.log(`redis streams broker: could not release partition ${partition} of group ${group}; it frees when the lease runs out`, error));
+      await runScript(client, RELEASE_LEASE, [keys.lease(group, partition)], [consumer]).catch((error: unknown) =>
+        c.log(
+          `redis streams broker: could not release partition ${partition} of group ${group}; it frees when the lease runs out`,
+          error,
+        ),
+      );
       if (held.get(partition) === h) held.delete(partition);
     })();
     return h.releasing;
@@ -103,7 +123,8 @@ export async function subscribeToGroup(c: GroupSubscriptionOptions, options: Sub
     if (Number(await runScript(client, ACQUIRE_LEASE, [keys.lease(group, partition)], leaseArgs)) !== 1) return false;
     let connection: RedisStreamsClient | undefined;
     try {
-      if (state === 'running') connection = await connectClient(client.duplicate(), c.log, `partition ${partition} reader`);
+      if (state === 'running')
+        connection = await connectClient(client.duplicate(), c.log, `partition ${partition} reader`);
     } catch (error) {
       c.log(`redis streams broker: could not open a connection for partition ${partition} of group ${group}`, error);
     }
@@ -113,9 +134,20 @@ export async function subscribeToGroup(c: GroupSubscriptionOptions, options: Sub
       return false;
     }
     const worker = startPartitionWorker({
-      connection, partition, keys, group, consumer, handle: options.handle, handleBatch: options.handleBatch,
+      connection,
+      partition,
+      keys,
+      group,
+      consumer,
+      handle: options.handle,
+      handleBatch: options.handleBatch,
       unblock: (id) => client.sendCommand(['CLIENT', 'UNBLOCK', String(id)]),
-      claimIdleMs: c.claimIdleMs, batchSize: c.batchSize, blockMs: c.blockMs, retryDelayMs: c.retryDelayMs, now: c.now, log: c.log,
+      claimIdleMs: c.claimIdleMs,
+      batchSize: c.batchSize,
+      blockMs: c.blockMs,
+      retryDelayMs: c.retryDelayMs,
+      now: c.now,
+      log: c.log,
     });
     held.set(partition, { worker, misses: 0 });
     return true;
@@ -128,7 +160,13 @@ export async function subscribeToGroup(c: GroupSubscriptionOptions, options: Sub
     const live = Number(await runScript(client, HEARTBEAT, [keys.members(group)], leaseArgs));
     if (state !== 'running') return;
     const serving = [...held].filter(([, h]) => !h.releasing).map(([p]) => p);
-    const plan = planLeases({ partitions: c.partitions, liveConsumers: live, maxPartitions, serving, busy: new Set([...held.keys(), ...finishing.keys()]) });
+    const plan = planLeases({
+      partitions: c.partitions,
+      liveConsumers: live,
+      maxPartitions,
+      serving,
+      busy: new Set([...held.keys(), ...finishing.keys()]),
+    });
     if (plan.release.length > 0) void Promise.all(plan.release.map(release)).then(notifyOthers);
     let want = plan.want;
     for (const p of plan.candidates) {
@@ -150,7 +188,8 @@ export async function subscribeToGroup(c: GroupSubscriptionOptions, options: Sub
         try {
           await tick();
         } catch (error) {
-          if (state !== 'stopped') c.log(`redis streams broker: rebalancing group ${group} failed; trying again at the next tick`, error);
+          if (state !== 'stopped')
+            c.log(`redis streams broker: rebalancing group ${group} failed; trying again at the next tick`, error);
         }
       } while (tickAgain && state !== 'stopped');
     })().finally(() => {

@@ -75,8 +75,12 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
     const own = await readGroup(connection, group, consumer, streams, '0', { count: o.batchSize });
     if (own.length > 0) return own;
     for (const stream of streams) {
-      const claimed = await connection.xAutoClaim(stream, group, consumer, o.claimIdleMs, '0-0', { COUNT: o.batchSize });
-      const entries = claimed.messages.flatMap((m) => (m === null ? [] : [{ stream, id: String(m.id), fields: m.message as EntryFields }]));
+      const claimed = await connection.xAutoClaim(stream, group, consumer, o.claimIdleMs, '0-0', {
+        COUNT: o.batchSize,
+      });
+      const entries = claimed.messages.flatMap((m) =>
+        m === null ? [] : [{ stream, id: String(m.id), fields: m.message as EntryFields }],
+      );
       if (entries.length > 0) return entries;
     }
     const pending = await Promise.all(streams.map((stream) => connection.xPending(stream, group)));
@@ -94,7 +98,11 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
   }
 
   /** Acknowledges handled entries in one MULTI, after adding the dead letters among them; `events[i]` may be undefined (nothing to hand over). */
-  async function settle(entries: StreamEntry[], events: Array<OutboxEvent | undefined>, outcomes: Outcome[]): Promise<void> {
+  async function settle(
+    entries: StreamEntry[],
+    events: Array<OutboxEvent | undefined>,
+    outcomes: Outcome[],
+  ): Promise<void> {
     const tx = connection.multi();
     entries.forEach((entry, i) => {
       const event = events[i];
@@ -126,7 +134,10 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
     try {
       return entry.fields === null ? undefined : eventFromFields(entry.fields);
     } catch (error) {
-      o.log(`redis streams broker: entry ${entry.id} of ${entry.stream} is not an event of this adapter; acknowledged and skipped`, error);
+      o.log(
+        `redis streams broker: entry ${entry.id} of ${entry.stream} is not an event of this adapter; acknowledged and skipped`,
+        error,
+      );
       return undefined;
     }
   }
@@ -154,7 +165,10 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
       try {
         outcomes = deliveries.length > 1 ? await o.handleBatch!(deliveries) : [await o.handle(deliveries[0]!)];
       } catch (error) {
-        o.log(`redis streams broker: the handler of ${where} threw on event ${runEvents[0]!.id}${runEvents.length > 1 ? ` or one of the ${runEvents.length - 1} after it` : ''}; they stay pending and are handled again`, error);
+        o.log(
+          `redis streams broker: the handler of ${where} threw on event ${runEvents[0]!.id}${runEvents.length > 1 ? ` or one of the ${runEvents.length - 1} after it` : ''}; they stay pending and are handled again`,
+          error,
+        );
         return 'failed';
       }
       if (abandoned) return 'stopped';
@@ -189,7 +203,9 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
     }
   }
 
-  const running = run().finally(() => { done = true; });
+  const running = run().finally(() => {
+    done = true;
+  });
 
   async function finish(): Promise<void> {
     let unblocking: Promise<unknown> | undefined;
@@ -197,7 +213,12 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
       // Repeated, one at a time: an UNBLOCK that reaches Redis before the read does is lost, and while Redis is
       // unreachable they would only pile up in the offline queue.
       if (blocking && clientId !== undefined && unblocking === undefined) {
-        unblocking = o.unblock(clientId).catch(() => {}).finally(() => { unblocking = undefined; });
+        unblocking = o
+          .unblock(clientId)
+          .catch(() => {})
+          .finally(() => {
+            unblocking = undefined;
+          });
       }
       await Promise.race([running, sleep(50)]);
     }

@@ -78,10 +78,24 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
 
     async subscribe(group, subscribeOptions) {
       if (closed) throw new Error('redis streams broker: closed');
-      const subscription = await subscribeToGroup({
-        client, listen, keys, group, consumer: newConsumerId(), partitions, leaseMs, claimIdleMs,
-        batchSize: options.batchSize ?? 100, blockMs: 1000, retryDelayMs: Math.min(1000, claimIdleMs), now, log,
-      }, subscribeOptions);
+      const subscription = await subscribeToGroup(
+        {
+          client,
+          listen,
+          keys,
+          group,
+          consumer: newConsumerId(),
+          partitions,
+          leaseMs,
+          claimIdleMs,
+          batchSize: options.batchSize ?? 100,
+          blockMs: 1000,
+          retryDelayMs: Math.min(1000, claimIdleMs),
+          now,
+          log,
+        },
+        subscribeOptions,
+      );
       subscriptions.add(subscription);
       return {
         async stop() {
@@ -96,10 +110,17 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
       const connection = await connectClient(client.duplicate(), log, 'follower');
       let follower: Subscription;
       try {
-        follower = await followStreams({
-          connection, streams: Array.from({ length: partitions }, (_, p) => keys.events(p)),
-          batchSize: options.batchSize ?? 100, blockMs: 1000, retryDelayMs: Math.min(1000, claimIdleMs), log,
-        }, listener);
+        follower = await followStreams(
+          {
+            connection,
+            streams: Array.from({ length: partitions }, (_, p) => keys.events(p)),
+            batchSize: options.batchSize ?? 100,
+            blockMs: 1000,
+            retryDelayMs: Math.min(1000, claimIdleMs),
+            log,
+          },
+          listener,
+        );
       } catch (error) {
         destroyClient(connection);
         throw error;

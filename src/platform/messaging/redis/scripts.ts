@@ -14,7 +14,12 @@ function lua(source: string): LuaScript {
  * Runs a script by its hash and sends its source only when the server does not know it yet.
  * @example await runScript(client, RENEW_LEASE, [keys.lease(group, 0)], [consumer, '10000']);
  */
-export async function runScript(client: RedisStreamsClient, script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+export async function runScript(
+  client: RedisStreamsClient,
+  script: LuaScript,
+  keys: string[],
+  args: string[],
+): Promise<unknown> {
   try {
     return await client.evalSha(script.sha1, { keys, arguments: args });
   } catch (error) {

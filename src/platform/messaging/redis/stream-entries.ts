@@ -18,7 +18,11 @@ type RawStreams = Array<[name: string, entries: Array<[id: string, fields: RawFi
  * @example await readGroup(connection, 'billing', 'consumer-1', [events, replay], '>', { count: 100, blockMs: 1000 })
  */
 export async function readGroup(
-  client: RedisStreamsClient, group: string, consumer: string, streams: readonly string[], from: '>' | '0',
+  client: RedisStreamsClient,
+  group: string,
+  consumer: string,
+  streams: readonly string[],
+  from: '>' | '0',
   options: { count: number; blockMs?: number },
 ): Promise<StreamEntry[]> {
   const args = ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(options.count)];
@@ -27,7 +31,9 @@ export async function readGroup(
   const reply = await client.sendCommand<RawStreams>(args);
   const byStream = new Map((reply ?? []).map(([name, entries]) => [String(name), entries]));
   // The reply lists streams in no promised order; ours is the order given.
-  return streams.flatMap((stream) => (byStream.get(stream) ?? []).map(([id, fields]) => ({ stream, id: String(id), fields: toFields(fields) })));
+  return streams.flatMap((stream) =>
+    (byStream.get(stream) ?? []).map(([id, fields]) => ({ stream, id: String(id), fields: toFields(fields) })),
+  );
 }
 
 function toFields(raw: RawFields): EntryFields | null {
@@ -42,9 +48,23 @@ function toFields(raw: RawFields): EntryFields | null {
  * @example await readStreams(connection, [events0, events1], ['0-0', '1700000000000-0'], { count: 500, blockMs: 1000 })
  */
 export async function readStreams(
-  client: RedisStreamsClient, streams: readonly string[], after: readonly string[], options: { count: number; blockMs: number },
+  client: RedisStreamsClient,
+  streams: readonly string[],
+  after: readonly string[],
+  options: { count: number; blockMs: number },
 ): Promise<StreamEntry[]> {
-  const reply = await client.sendCommand<RawStreams>(['XREAD', 'COUNT', String(options.count), 'BLOCK', String(options.blockMs), 'STREAMS', ...streams, ...after]);
+  const reply = await client.sendCommand<RawStreams>([
+    'XREAD',
+    'COUNT',
+    String(options.count),
+    'BLOCK',
+    String(options.blockMs),
+    'STREAMS',
+    ...streams,
+    ...after,
+  ]);
   const byStream = new Map((reply ?? []).map(([name, entries]) => [String(name), entries]));
-  return streams.flatMap((stream) => (byStream.get(stream) ?? []).map(([id, fields]) => ({ stream, id: String(id), fields: toFields(fields) })));
+  return streams.flatMap((stream) =>
+    (byStream.get(stream) ?? []).map(([id, fields]) => ({ stream, id: String(id), fields: toFields(fields) })),
+  );
 }

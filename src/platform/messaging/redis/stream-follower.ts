@@ -24,10 +24,12 @@ export interface StreamFollowerOptions {
 export async function followStreams(o: StreamFollowerOptions, listener: FollowOptions): Promise<Subscription> {
   const { connection } = o;
   // The ids to read after are taken now: '$' on every read would lose what arrives between two reads.
-  const after = await Promise.all(o.streams.map(async (stream) => {
-    const [last] = await connection.xRevRange(stream, '+', '-', { COUNT: 1 });
-    return last ? String(last.id) : '0-0';
-  }));
+  const after = await Promise.all(
+    o.streams.map(async (stream) => {
+      const [last] = await connection.xRevRange(stream, '+', '-', { COUNT: 1 });
+      return last ? String(last.id) : '0-0';
+    }),
+  );
   let running = true;
 
   async function run(): Promise<void> {
@@ -45,7 +47,10 @@ export async function followStreams(o: StreamFollowerOptions, listener: FollowOp
           try {
             if (entry.fields) events.push(eventFromFields(entry.fields));
           } catch (error) {
-            o.log(`redis streams follower: entry ${entry.id} of ${entry.stream} is not an event of this adapter; skipped`, error);
+            o.log(
+              `redis streams follower: entry ${entry.id} of ${entry.stream} is not an event of this adapter; skipped`,
+              error,
+            );
           }
         }
         if (events.length > 0) listener.onEvents(events);

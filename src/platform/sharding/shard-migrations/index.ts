@@ -12,7 +12,12 @@ const FORMER = {
 
 /** What every shard carries of its own: identity, owned buckets. */
 export function shardMigrations(): Migration[] {
-  return loadMigrations({ fs, dir: fileURLToPath(new URL('.', import.meta.url)), formerChecksums: FORMER, context: 'shard' });
+  return loadMigrations({
+    fs,
+    dir: fileURLToPath(new URL('.', import.meta.url)),
+    formerChecksums: FORMER,
+    context: 'shard',
+  });
 }
 
 /**
