@@ -5,7 +5,7 @@ import type { Shard } from '../../src/platform/sharding/shard-set.ts';
 import { orderStatsQuery, shardPageQuery } from '../../src/contexts/orders/orders-repository.ts';
 import type { Order } from '../../src/contexts/orders/order.ts';
 import type { PageRow } from '../../src/contexts/orders/orders-repository.ts';
-import { wholeOrdersPerShard } from '../../src/contexts/orders/orders-service.ts';
+import { wholeOrdersPerShard } from '../../src/contexts/orders/scatter-listing.ts';
 import { READ_SHARD_COUNT } from './read-dataset.ts';
 
 /** One cross-shard read: the stratum request, and the query stratum sends each shard for it. */

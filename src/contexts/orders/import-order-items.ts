@@ -4,6 +4,8 @@ import { CopyChunkRejected, copyInChunks, type RejectedChunk } from '../../platf
 import { AppError } from '../../platform/errors/app-error.ts';
 import { LineTooLongError, readLines } from '../../platform/io/read-lines.ts';
 import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { orderNotFound } from './order.ts';
+import { COPY_ORDER_ITEMS, lockOrder, recomputeTotal } from './orders-repository.ts';
 
 export interface ImportResult {
   imported: number;
@@ -17,7 +19,6 @@ export interface ImportOptions {
 }
 
 const HEADER = /^\s*"?product_id"?\s*,\s*"?quantity"?\s*,\s*"?price"?\s*$/i;
-const COPY_ITEMS = 'copy orders.order_items (order_id, product_id, quantity, price) from stdin with (format csv)';
 
 async function* withoutHeader(lines: AsyncIterable<{ text: string; lineNo: number }>) {
   for await (const line of lines) {
@@ -32,8 +33,8 @@ async function* withoutHeader(lines: AsyncIterable<{ text: string; lineNo: numbe
  * total in the same transaction. The order row is locked for the whole import. The caller owns the transaction.
  */
 export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable, options: ImportOptions): Promise<ImportResult> {
-  const [order] = await tx<{ customer_id: string; status: string }[]>`select customer_id, status from orders.orders where id = ${orderId} for update`;
-  if (!order) throw new AppError('ORDER.NOT_FOUND', `order ${orderId} does not exist`, { details: { id: orderId } });
+  const order = await lockOrder(tx, orderId);
+  if (!order) throw orderNotFound(orderId);
   if (order.status === 'completed' || order.status === 'cancelled') {
     throw new AppError('ORDER.INVALID_TRANSITION', `order ${orderId} is ${order.status}; its items can no longer change`, { details: { id: orderId, status: order.status } });
   }
@@ -41,7 +42,7 @@ export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable
   let result: ImportResult;
   try {
     result = await copyInChunks(tx, {
-      copySql: COPY_ITEMS,
+      copySql: COPY_ORDER_ITEMS,
       lines: withoutHeader(readLines(csv)),
       chunkSize: options.chunkSize,
       atomic: options.atomic,
@@ -57,8 +58,7 @@ export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable
     }
     throw error;
   }
-  await tx`update orders.orders o set total_amount = coalesce((select sum(i.quantity * i.price) from orders.order_items i where i.order_id = o.id), 0),
-    updated_at = now() where o.id = ${orderId}`;
+  await recomputeTotal(tx, orderId);
   await addToOutbox(tx, { type: 'order.items_imported', key: String(order.customer_id), payload: { id: orderId, imported: result.imported, rejected: result.rejected.length } });
   return result;
 }

@@ -1,3 +1,5 @@
+import { AppError } from '../../platform/errors/app-error.ts';
+
 export type OrderStatus = 'pending' | 'processing' | 'completed' | 'cancelled';
 
 export const ORDER_STATUSES: readonly OrderStatus[] = ['pending', 'processing', 'completed', 'cancelled'];
@@ -49,4 +51,9 @@ export interface NewOrder {
 export interface OrderStats {
   byStatus: Record<OrderStatus, number>;
   total: number;
+}
+
+/** ORDER.NOT_FOUND (404) for order `id`. */
+export function orderNotFound(id: number): AppError {
+  return new AppError('ORDER.NOT_FOUND', `order ${id} does not exist`, { details: { id } });
 }

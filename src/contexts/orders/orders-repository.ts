@@ -1,6 +1,8 @@
 import type { Db, TxSql } from '../../platform/db/connect.ts';
 import type { NewOrder, Order, OrderStatus } from './order.ts';
 
+/** The orders context's statements on a shard's orders, order_items and forwarded_orders tables, one named function each. */
+
 /** A timestamp as JavaScript's toISOString() writes it (UTC, milliseconds, truncated as Date truncates). */
 const isoMillis = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
@@ -100,6 +102,75 @@ export async function transitionOrder(tx: TxSql, id: number, from: OrderStatus[]
 export async function deleteOrder(tx: TxSql, id: number): Promise<{ customerId: number } | undefined> {
   const [row] = await tx<{ customer_id: string }[]>`delete from orders.orders where id = ${id} returning customer_id`;
   return row ? { customerId: Number(row.customer_id) } : undefined;
+}
+
+/** An order's row as a transfer copies it (the items separately, see orderItemRows). */
+export interface OrderRow {
+  customer_id: string;
+  status: OrderStatus;
+  total_amount: string;
+  notes: string | null;
+  created_at: Date;
+}
+
+/** Locks the order's row for the rest of the transaction; its row, or undefined when there is no such order. */
+export async function lockOrder(tx: TxSql, id: number): Promise<OrderRow | undefined> {
+  const [row] = await tx<OrderRow[]>`
+    select customer_id, status, total_amount, notes, created_at from orders.orders where id = ${id} for update`;
+  return row;
+}
+
+/** Inserts a copy of `order` for another customer (the status, total, notes and creation time kept) under a new id minted on this shard. */
+export async function insertOrderCopy(tx: TxSql, order: OrderRow, customerId: number, bucket: number): Promise<number> {
+  const [created] = await tx<{ id: string }[]>`
+    insert into orders.orders (id, customer_id, bucket, status, total_amount, notes, created_at, updated_at)
+    values ((nextval('orders.order_seq') * 64 + (select shard_id from shard.info)) * 1024 + ${bucket},
+            ${customerId}, ${bucket}, ${order.status}, ${order.total_amount}, ${order.notes}, ${order.created_at}, now())
+    returning id`;
+  return Number(created!.id);
+}
+
+export interface OrderItemRow {
+  product_id: string;
+  quantity: number;
+  price: string;
+}
+
+/** The order's items in their order (by id). */
+export async function orderItemRows(tx: TxSql, orderId: number): Promise<OrderItemRow[]> {
+  return tx<OrderItemRow[]>`select product_id, quantity, price from orders.order_items where order_id = ${orderId} order by id`;
+}
+
+/** Inserts `items` into the order in one statement, in their given order (item ids are minted anew). */
+export async function insertItemRows(tx: TxSql, orderId: number, items: readonly OrderItemRow[]): Promise<void> {
+  await tx`insert into orders.order_items (order_id, product_id, quantity, price)
+    select ${orderId}, p, q, pr from unnest(${items.map((i) => i.product_id)}::bigint[], ${items.map((i) => i.quantity)}::int[], ${items.map((i) => i.price)}::numeric[])
+    with ordinality as t(p, q, pr, n) order by n`;
+}
+
+/** Records that order `oldId` (of `bucket`) is now `newId`: GET of the old id answers where it went. */
+export async function insertForward(tx: TxSql, oldId: number, newId: number, bucket: number): Promise<void> {
+  await tx`insert into orders.forwarded_orders (old_id, new_id, bucket) values (${oldId}, ${newId}, ${bucket})`;
+}
+
+/** Forwards that led to `oldId` lead to `newId` now (an order transferred again). */
+export async function repointForwards(tx: TxSql, oldId: number, newId: number): Promise<void> {
+  await tx`update orders.forwarded_orders set new_id = ${newId} where new_id = ${oldId}`;
+}
+
+/** The id order `id` was transferred to, if it was. */
+export async function findForward(db: Db, id: number): Promise<number | undefined> {
+  const [forward] = await db<{ new_id: string }[]>`select new_id from orders.forwarded_orders where old_id = ${id}`;
+  return forward ? Number(forward.new_id) : undefined;
+}
+
+/** The COPY an item import streams into (the order id is prefixed to each CSV line). */
+export const COPY_ORDER_ITEMS = 'copy orders.order_items (order_id, product_id, quantity, price) from stdin with (format csv)';
+
+/** Sets the order's total to the sum of its items (after an import) and touches updated_at. */
+export async function recomputeTotal(tx: TxSql, id: number): Promise<void> {
+  await tx`update orders.orders o set total_amount = coalesce((select sum(i.quantity * i.price) from orders.order_items i where i.order_id = o.id), 0),
+    updated_at = now() where o.id = ${id}`;
 }
 
 export interface OrderPageQuery {

@@ -5,8 +5,9 @@ import { AppError } from '../../platform/errors/app-error.ts';
 import { readIdempotencyKey, requestHash } from '../../platform/idempotency/idempotency.ts';
 import { decodeCursor, encodeCursor, isIdCursor } from '../../platform/pagination/cursor.ts';
 import { ProblemSchema } from '../../http/schemas.ts';
-import type { Order } from './order.ts';
-import { CheckoutFailed, checkoutError, type OrdersService } from './orders-service.ts';
+import { CheckoutFailed, checkoutError } from './checkout-saga.ts';
+import { orderNotFound, type Order } from './order.ts';
+import type { OrdersService } from './orders-service.ts';
 import { CheckoutBody, ConsistencyQuery, ImportQuery, ListQuery, NewOrderBody, OrderIdParams, OrderSchema, PatchBody, ProductParams, StockBody, TransferBody } from './schemas.ts';
 
 /** The read cache as orders uses it (the platform cache satisfies it). */
@@ -34,7 +35,6 @@ function parseOrderId(raw: string): number {
   return id;
 }
 
-const notFound = (id: number) => new AppError('ORDER.NOT_FOUND', `order ${id} does not exist`, { details: { id } });
 const errors = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema, 503: ProblemSchema };
 const MovedSchema = Type.Object({ type: Type.String(), title: Type.String(), status: Type.Integer(), code: Type.String(), detail: Type.String(), movedTo: Type.Integer() });
 const StatsSchema = Type.Object({ byStatus: Type.Record(Type.String(), Type.Integer()), total: Type.Integer(), missingShards: Type.Array(Type.Integer()) });
@@ -78,7 +78,7 @@ export function ordersRoutes(deps: OrdersDeps) {
           detail: `order ${id} was transferred to another customer; it is now order ${found.movedTo}`, movedTo: found.movedTo,
         });
       }
-      throw notFound(id);
+      throw orderNotFound(id);
     });
 
     app.patch('/orders/:id', {
@@ -87,7 +87,7 @@ export function ordersRoutes(deps: OrdersDeps) {
       const id = parseOrderId(request.params.id);
       const to = request.body.status;
       const result = await deps.orders.transition(id, to);
-      if (result.kind === 'missing') throw notFound(id);
+      if (result.kind === 'missing') throw orderNotFound(id);
       if (result.kind === 'refused') {
         throw new AppError('ORDER.INVALID_TRANSITION', `order ${id} is ${result.current}; it cannot become ${to}`, { details: { id, from: result.current, to } });
       }
@@ -100,7 +100,7 @@ export function ordersRoutes(deps: OrdersDeps) {
     }, async (request, reply) => {
       const id = parseOrderId(request.params.id);
       const deleted = await deps.orders.remove(id);
-      if (!deleted) throw notFound(id);
+      if (!deleted) throw orderNotFound(id);
       await deps.cache.invalidate(orderKey(id));
       return reply.code(204).send(null);
     });
