@@ -1,7 +1,10 @@
 import type { TxSql } from '../db/connect.ts';
 
-/** Platform tables a context's role may be granted: the outbox it publishes into, the idempotency keys it stores. */
-export type PlatformAccess = 'outbox' | 'idempotency';
+/**
+ * Platform tables a context's role may be granted: the outbox it publishes into, the idempotency keys it stores,
+ * the processed-message rows its consumers' transactions write.
+ */
+export type PlatformAccess = 'outbox' | 'idempotency' | 'consumer';
 
 const ROLE = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -9,6 +12,8 @@ const ROLE = /^[a-z_][a-z0-9_]{0,62}$/;
 const GRANTS: Record<PlatformAccess, (role: string) => string> = {
   outbox: (role) =>
     `grant usage on schema messaging to ${role}; grant insert, select (id) on messaging.outbox to ${role}`,
+  consumer: (role) =>
+    `grant usage on schema messaging to ${role}; grant select, insert on messaging.processed_messages to ${role}`,
   idempotency: (role) =>
     `grant usage on schema idempotency to ${role}; grant select, insert, update, delete on idempotency.keys to ${role}`,
 };
