@@ -3,7 +3,8 @@ import type { TxSql } from '../../platform/db/connect.ts';
 import { CopyChunkRejected, copyInChunks, type RejectedChunk } from '../../platform/db/copy-chunks.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import { LineTooLongError, readLines } from '../../platform/io/read-lines.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { publish } from '../../platform/context/events.ts';
+import { OrderItemsImported } from './events.ts';
 import { orderNotFound } from './order.ts';
 import { COPY_ORDER_ITEMS, lockOrder, recomputeTotal } from './orders-repository.ts';
 
@@ -59,6 +60,6 @@ export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable
     throw error;
   }
   await recomputeTotal(tx, orderId);
-  await addToOutbox(tx, { type: 'order.items_imported', key: String(order.customer_id), payload: { id: orderId, imported: result.imported, rejected: result.rejected.length } });
+  await publish(tx, OrderItemsImported, String(order.customer_id), { id: orderId, imported: result.imported, rejected: result.rejected.length });
   return result;
 }

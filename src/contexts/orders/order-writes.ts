@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { TxSql } from '../../platform/db/connect.ts';
 import { idempotent, type IdempotentOutcome } from '../../platform/idempotency/idempotency.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { publish } from '../../platform/context/events.ts';
+import { OrderCreated, OrderDeleted, OrderStatusChanged } from './events.ts';
 import { bucketOfId, bucketOfKey } from '../../platform/sharding/buckets.ts';
 import { inBucket, lockBucket, whileMoving } from '../../platform/sharding/routing.ts';
 import type { ShardSet } from '../../platform/sharding/shard-set.ts';
@@ -17,7 +18,7 @@ import { deleteOrder, insertOrderWithItems, transitionOrder, type OrderPlacement
 /** Inserts the order with its items and publishes order.created; undefined when the saga's order exists already. */
 export async function placeOrder(tx: TxSql, order: NewOrder, placement: OrderPlacement): Promise<Order | undefined> {
   const created = await insertOrderWithItems(tx, order, placement);
-  if (created) await addToOutbox(tx, { type: 'order.created', key: String(created.customerId), payload: { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount } });
+  if (created) await publish(tx, OrderCreated, String(created.customerId), { id: created.id, customerId: created.customerId, totalAmount: created.totalAmount });
   return created;
 }
 
@@ -25,7 +26,7 @@ export async function placeOrder(tx: TxSql, order: NewOrder, placement: OrderPla
 export async function changeStatus(tx: TxSql, id: number, from: OrderStatus[], to: OrderStatus): Promise<TransitionResult> {
   const outcome = await transitionOrder(tx, id, from, to);
   if (outcome.kind === 'changed') {
-    await addToOutbox(tx, { type: 'order.status_changed', key: String(outcome.order.customerId), payload: { id, from: outcome.from, to } });
+    await publish(tx, OrderStatusChanged, String(outcome.order.customerId), { id, from: outcome.from, to });
   }
   return outcome;
 }
@@ -65,7 +66,7 @@ export function orderWrites({ shards, importDeadlineMs }: OrderWritesDeps) {
       return inBucket(shards, bucketOfId(id), { label: 'orders.delete' }, async (tx) => {
         const deleted = await deleteOrder(tx, id);
         // Other instances drop their cached copy of the order when this event reaches them.
-        if (deleted) await addToOutbox(tx, { type: 'order.deleted', key: String(deleted.customerId), payload: { id } });
+        if (deleted) await publish(tx, OrderDeleted, String(deleted.customerId), { id });
         return deleted !== undefined;
       });
     },

@@ -1,7 +1,8 @@
 import type { TxSql } from '../../platform/db/connect.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import type { FaultPoint } from '../../platform/faults.ts';
-import { addToOutbox } from '../../platform/messaging/outbox.ts';
+import { publish } from '../../platform/context/events.ts';
+import { OrderTransferred } from './events.ts';
 import { bucketOfId, bucketOfKey } from '../../platform/sharding/buckets.ts';
 import { lockBucket, whileMoving } from '../../platform/sharding/routing.ts';
 import type { ShardSet } from '../../platform/sharding/shard-set.ts';
@@ -60,7 +61,6 @@ async function moveOrder(from: TxSql, to: TxSql, id: number, toCustomerId: numbe
   await deleteOrder(from, id);
   await insertForward(from, id, newId, bucketOfId(id));
   await repointForwards(to, id, newId);
-  await addToOutbox(to, { type: 'order.transferred', key: String(toCustomerId), payload: { id: newId, previousId: id, fromCustomerId: Number(order.customer_id), toCustomerId } },
-    { notify: from === to });
+  await publish(to, OrderTransferred, String(toCustomerId), { id: newId, previousId: id, fromCustomerId: Number(order.customer_id), toCustomerId }, { notify: from === to });
   return (await findOrder(to, newId))!;
 }
