@@ -35,6 +35,14 @@ export interface CheckoutRequest {
   paymentToken: string;
 }
 
+/** Where a checkout saga is, and its order once created. */
+export interface CheckoutStatus {
+  sagaId: string;
+  status: 'running' | 'compensating' | 'completed' | 'compensated';
+  orderId: number | null;
+  failedStep: string | null;
+}
+
 export class CheckoutFailed extends Error {
   override name = 'CheckoutFailed';
   constructor(readonly sagaId: string, readonly failedStep: string, readonly compensated: string[], readonly orderId: number | undefined, override readonly cause: unknown) {
@@ -139,7 +147,7 @@ export function checkoutSaga(deps: CheckoutDeps) {
     },
 
     /** Where a checkout saga is: running, compensating, completed or compensated, with its order. */
-    async checkoutStatus(sagaId: string): Promise<{ sagaId: string; status: string; orderId: number | null; failedStep: string | null }> {
+    async checkoutStatus(sagaId: string): Promise<CheckoutStatus> {
       const row = await sagas.status(sagaId);
       if (!row || row.kind !== definition.kind) throw new AppError('SAGA.NOT_FOUND', `checkout ${sagaId} does not exist`, { details: { sagaId } });
       const orderId = (row.state as Partial<CheckoutState>).orderId;

@@ -7,19 +7,19 @@ import type { NewOrder, Order, OrderStatus } from './order.ts';
 const isoMillis = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /**
- * The JSON shape of an order, built by PostgreSQL; `o` is an orders row, `items` a json array. Timestamps are
- * already in their final form, so the JSON text can go out as it is (see shardPageQuery).
+ * An order leaves PostgreSQL as one `json` value in the shape of the API's answer (postgres.js parses it; the
+ * route's response schema writes it out): ids and quantities are numbers, money is text ("12.50"), timestamps
+ * are already ISO strings. ORDER_FIELDS are its fields but the items, for json_build_object; `o` is an orders row.
  */
-const ORDER_JSON = `json_build_object(
-    'id', o.id, 'customerId', o.customer_id, 'status', o.status, 'totalAmount', o.total_amount::text,
+const ORDER_FIELDS = `'id', o.id, 'customerId', o.customer_id, 'status', o.status, 'totalAmount', o.total_amount::text,
     'notes', o.notes, 'createdAt', ${isoMillis('o.created_at')}, 'updatedAt', ${isoMillis('o.updated_at')}`;
 
-const ITEMS_OF_O = `coalesce((
-    select json_agg(json_build_object('id', i.id, 'productId', i.product_id, 'quantity', i.quantity, 'price', i.price::text) order by i.id)
-    from orders.order_items i where i.order_id = o.id), '[]'::json)`;
+/** An item as json; `i` is an order_items row. */
+const ITEM_JSON = `json_build_object('id', i.id, 'productId', i.product_id, 'quantity', i.quantity, 'price', i.price::text)`;
 
-/** An order with its items as one JSON text, exactly as the API answers it. */
-const ORDER_TEXT = `${ORDER_JSON}, 'items', ${ITEMS_OF_O})::text`;
+/** The order `o` with its items, as one json value. */
+const ORDER_JSON = `json_build_object(${ORDER_FIELDS}, 'items', coalesce((
+    select json_agg(${ITEM_JSON} order by i.id) from orders.order_items i where i.order_id = o.id), '[]'::json))`;
 
 /** Where a new order goes: its bucket (from the customer), and the saga creating it, if any. */
 export interface OrderPlacement {
@@ -47,28 +47,26 @@ export async function insertOrderWithItems(tx: TxSql, order: NewOrder, placement
       from lines
       on conflict (saga_id) do nothing
       returning *
-    ), items as (
+    ), i as (
       insert into orders.order_items (order_id, product_id, quantity, price)
       select o.id, lines.product_id, lines.quantity, lines.price from o, lines order by lines.n
       returning id, product_id, quantity, price
     )
-    select ${tx.unsafe(ORDER_JSON)},
-      'items', (select json_agg(json_build_object('id', id, 'productId', product_id, 'quantity', quantity, 'price', price::text) order by id) from items)
-    ) as order from o`;
+    select json_build_object(${tx.unsafe(ORDER_FIELDS)}, 'items', (select json_agg(${tx.unsafe(ITEM_JSON)} order by i.id) from i)) as order from o`;
   return row ? row.order : undefined;
 }
 
 /** The order a saga created, if it did. */
 export async function findOrderOfSaga(db: Db, sagaId: string): Promise<Order | undefined> {
   const [row] = await db<{ order: Order }[]>`
-    select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order from orders.orders o where o.saga_id = ${sagaId}`;
+    select ${db.unsafe(ORDER_JSON)} as order from orders.orders o where o.saga_id = ${sagaId}`;
   return row ? row.order : undefined;
 }
 
 /** The order with its items as one JSON aggregate, from one query. */
 export async function findOrder(db: Db, id: number): Promise<Order | undefined> {
   const [row] = await db<{ order: Order }[]>`
-    select ${db.unsafe(ORDER_JSON)}, 'items', ${db.unsafe(ITEMS_OF_O)}) as order from orders.orders o where o.id = ${id}`;
+    select ${db.unsafe(ORDER_JSON)} as order from orders.orders o where o.id = ${id}`;
   return row ? row.order : undefined;
 }
 
@@ -90,7 +88,7 @@ export async function transitionOrder(tx: TxSql, id: number, from: OrderStatus[]
       from before where o.id = before.id and before.status = any(${from}::text[])
       returning o.*
     )
-    select (select ${tx.unsafe(ORDER_JSON)}, 'items', ${tx.unsafe(ITEMS_OF_O)}) from changed o) as order,
+    select (select ${tx.unsafe(ORDER_JSON)} from changed o) as order,
            (select status from before) as previous,
            (select status from before) as current`;
   if (!row || row.current === null) return { kind: 'missing' };
@@ -193,38 +191,38 @@ function pageConditions(db: Db, query: OrderPageQuery) {
   return conditions.length === 0 ? db`` : conditions.slice(1).reduce((all, c) => db`${all} and ${c}`, db`where ${conditions[0]!}`);
 }
 
-/** A row of shardPageQuery: the order's id, and the order as JSON text when it was asked for whole. */
+/** A row of shardPageQuery: the order's id, and the order when it was asked for whole. */
 export interface PageRow {
   id: string;
-  order: string | null;
+  order: Order | null;
 }
 
 /**
  * A page of one shard in ONE statement: the ids of up to `limit` orders newest first (keyset pagination, no
  * OFFSET, served by (customer_id, id desc) or (status, id desc)), and for the first `withOrders` of them the
- * order with its items as JSON text, ready to send. A listing across shards asks each shard for its whole
+ * order with its items. A listing across shards asks each shard for its whole
  * page of ids but only for about its share of orders: the merge keeps `limit` of all of them, so most whole
  * orders a shard built would be thrown away. Returned unawaited so a caller can cancel it (see abortable()).
  * Each combination of filters is its own statement, so each gets a plan that uses its index.
  */
 export function shardPageQuery(db: Db, query: OrderPageQuery, withOrders: number) {
   return db<PageRow[]>`
-    select o.id, case when row_number() over (order by o.id desc) <= ${withOrders} then ${db.unsafe(ORDER_TEXT)} end as order
+    select o.id, case when row_number() over (order by o.id desc) <= ${withOrders} then ${db.unsafe(ORDER_JSON)} end as order
     from orders.orders o
     ${pageConditions(db, query)}
     order by o.id desc
     limit ${query.limit}`;
 }
 
-/** A page of one shard with every order whole (shardPageQuery with every order asked for), parsed. */
+/** A page of one shard with every order whole (shardPageQuery with every order asked for). */
 export async function listOrders(db: Db, query: OrderPageQuery): Promise<Order[]> {
-  return (await shardPageQuery(db, query, query.limit)).map((r) => JSON.parse(r.order!) as Order);
+  return (await shardPageQuery(db, query, query.limit)).map((r) => r.order!);
 }
 
-/** The given orders with their items as JSON text, newest first (one query; cancellable, see abortable()). */
+/** The given orders with their items, newest first (one query; cancellable, see abortable()). */
 export function ordersByIdsQuery(db: Db, ids: readonly number[]) {
   return db<PageRow[]>`
-    select o.id, ${db.unsafe(ORDER_TEXT)} as order
+    select o.id, ${db.unsafe(ORDER_JSON)} as order
     from orders.orders o where o.id = any(${ids as number[]}::bigint[])
     order by o.id desc`;
 }

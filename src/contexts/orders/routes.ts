@@ -8,7 +8,10 @@ import { ProblemSchema } from '../../http/schemas.ts';
 import { CheckoutFailed, checkoutError } from './checkout-saga.ts';
 import { orderNotFound, type Order } from './order.ts';
 import type { OrdersService } from './orders-service.ts';
-import { CheckoutBody, ConsistencyQuery, ImportQuery, ListQuery, NewOrderBody, OrderIdParams, OrderSchema, PatchBody, ProductParams, StockBody, TransferBody } from './schemas.ts';
+import {
+  CheckoutBody, CheckoutSchema, ConsistencyQuery, ImportQuery, ImportResultSchema, ListQuery, MovedSchema, NewOrderBody, OrderIdParams, OrderPageSchema, OrderSchema,
+  PatchBody, ProductParams, SagaIdParams, SagaStatusSchema, StatsSchema, StockBody, TransferBody,
+} from './schemas.ts';
 
 /** The read cache as orders uses it (the platform cache satisfies it). */
 export interface OrderCache {
@@ -36,9 +39,6 @@ function parseOrderId(raw: string): number {
 }
 
 const errors = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 422: ProblemSchema, 503: ProblemSchema };
-const MovedSchema = Type.Object({ type: Type.String(), title: Type.String(), status: Type.Integer(), code: Type.String(), detail: Type.String(), movedTo: Type.Integer() });
-const StatsSchema = Type.Object({ byStatus: Type.Record(Type.String(), Type.Integer()), total: Type.Integer(), missingShards: Type.Array(Type.Integer()) });
-const RejectedSchema = Type.Object({ fromLine: Type.Integer(), toLine: Type.Integer(), reason: Type.String() });
 
 /** POST/GET/PATCH/DELETE /orders, GET /orders (keyset pages), GET /orders/stats, POST /orders/:id/items/import */
 export function ordersRoutes(deps: OrdersDeps) {
@@ -107,8 +107,8 @@ export function ordersRoutes(deps: OrdersDeps) {
 
     app.get('/orders', {
       schema: { tags: ['orders'], summary: 'Orders newest first, keyset pages; without customerId every shard is asked at once and the pages merged', querystring: ListQuery,
-        response: { 200: Type.Object({ items: Type.Array(OrderSchema), nextCursor: Type.Union([Type.String(), Type.Null()]), missingShards: Type.Array(Type.Integer()) }), ...errors } },
-    }, async (request, reply) => {
+        response: { 200: OrderPageSchema, ...errors } },
+    }, async (request) => {
       const q = request.query;
       const limit = q.limit === undefined ? 50 : Number(q.limit);
       if (limit < 1 || limit > 500) throw new AppError('REQUEST.INVALID', 'querystring.limit must be between 1 and 500', { details: { field: 'limit' } });
@@ -119,11 +119,7 @@ export function ordersRoutes(deps: OrdersDeps) {
         limit,
         consistency: q.consistency ?? 'strict',
       });
-      // The orders arrive as the JSON text their shards built (the schema above describes them); the page is
-      // assembled around them instead of parsing and serialising every order again.
-      const nextCursor = lastId === undefined ? 'null' : JSON.stringify(encodeCursor({ id: lastId }));
-      return reply.type('application/json; charset=utf-8')
-        .send(`{"items":[${items.join(',')}],"nextCursor":${nextCursor},"missingShards":[${missingShards.join(',')}]}` as never);
+      return { items, nextCursor: lastId === undefined ? null : encodeCursor({ id: lastId }), missingShards };
     });
 
     app.post('/orders/:id/transfer', {
@@ -138,15 +134,15 @@ export function ordersRoutes(deps: OrdersDeps) {
     app.get('/orders/checkout/:sagaId', {
       schema: {
         tags: ['orders'], summary: 'Where a checkout saga is (one answered SAGA.PENDING goes on to its end): running, compensating, completed or compensated',
-        params: Type.Object({ sagaId: Type.String({ format: 'uuid' }) }),
-        response: { 200: Type.Object({ sagaId: Type.String(), status: Type.String(), orderId: Type.Union([Type.Integer(), Type.Null()]), failedStep: Type.Union([Type.String(), Type.Null()]) }), ...errors },
+        params: SagaIdParams,
+        response: { 200: SagaStatusSchema, ...errors },
       },
     }, async (request) => deps.orders.checkoutStatus(request.params.sagaId));
 
     app.post('/orders/checkout', {
       schema: {
         tags: ['orders'], summary: 'Checkout saga: create order, reserve stock, charge payment, mark processing; a failed step compensates the others',
-        body: CheckoutBody, response: { 201: Type.Object({ sagaId: Type.String(), order: OrderSchema }), 402: ProblemSchema, ...errors },
+        body: CheckoutBody, response: { 201: CheckoutSchema, 402: ProblemSchema, ...errors },
       },
     }, async (request, reply) => {
       try {
@@ -171,7 +167,7 @@ export function ordersRoutes(deps: OrdersDeps) {
       schema: {
         tags: ['orders'], summary: 'Import items from CSV (product_id,quantity,price) through COPY, in savepoint-guarded chunks',
         consumes: ['text/csv'], params: OrderIdParams, querystring: ImportQuery,
-        response: { 200: Type.Object({ imported: Type.Integer(), rejected: Type.Array(RejectedSchema) }), ...errors },
+        response: { 200: ImportResultSchema, ...errors },
       },
     }, async (request, reply) => {
       const id = parseOrderId(request.params.id);

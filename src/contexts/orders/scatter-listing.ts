@@ -4,7 +4,7 @@ import { bucketOfKey } from '../../platform/sharding/buckets.ts';
 import { readBucket } from '../../platform/sharding/routing.ts';
 import { mergeDescending, scatter, type Consistency } from '../../platform/sharding/scatter.ts';
 import type { Shard, ShardSet } from '../../platform/sharding/shard-set.ts';
-import { ORDER_STATUSES, type OrderStats, type OrderStatus } from './order.ts';
+import { ORDER_STATUSES, type Order, type OrderStats, type OrderStatus } from './order.ts';
 import { ordersByIdsQuery, orderStatsQuery, shardPageQuery } from './orders-repository.ts';
 
 /**
@@ -13,11 +13,8 @@ import { ordersByIdsQuery, orderStatsQuery, shardPageQuery } from './orders-repo
  */
 
 export interface OrderPage {
-  /**
-   * Each order with its items as JSON text, as its shard built it: a listing passes orders through without
-   * parsing and serialising them again (the response is assembled from these texts).
-   */
-  items: string[];
+  /** The page's orders with their items, newest first. */
+  items: Order[];
   /** Shards that did not answer (consistency=partial only). */
   missingShards: number[];
   /** The page's last id when a next page may follow (the cursor). */
@@ -84,7 +81,7 @@ export function scatterListing({ shards, shardDeadlineMs }: ScatterListingDeps) 
         lacking.set(row.shard, ids);
       }
       let late: typeof pages.missing = [];
-      const fetched = new Map<number, string>();
+      const fetched = new Map<number, Order>();
       if (lacking.size > 0) {
         const deadlineLeft = Math.max(1, shardDeadlineMs - (Date.now() - started));
         const more = await scatter([...lacking.keys()], deadlineLeft, query.consistency, async (shard, signal) =>
@@ -93,7 +90,7 @@ export function scatterListing({ shards, shardDeadlineMs }: ScatterListingDeps) 
         late = more.missing;
       }
       // An order deleted between the two statements is left out; the cursor still follows the merged ids.
-      const items: string[] = [];
+      const items: Order[] = [];
       for (const row of kept) {
         const order = row.order ?? fetched.get(row.id);
         if (order !== undefined) items.push(order);
