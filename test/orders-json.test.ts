@@ -18,11 +18,21 @@ afterAll(async () => {
 });
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'PUT';
-interface Answer { status: number; body: string; contentType: string; json: unknown }
+interface Answer {
+  status: number;
+  body: string;
+  contentType: string;
+  json: unknown;
+}
 
 async function call(method: Method, url: string, payload?: unknown, headers?: Record<string, string>): Promise<Answer> {
   const res = await stratum.app.inject({ method, url, payload: payload as never, headers });
-  return { status: res.statusCode, body: res.body, contentType: String(res.headers['content-type']), json: res.body === '' ? undefined : JSON.parse(res.body) };
+  return {
+    status: res.statusCode,
+    body: res.body,
+    contentType: String(res.headers['content-type']),
+    json: res.body === '' ? undefined : JSON.parse(res.body),
+  };
 }
 
 const ORDER_FIELDS = ['id', 'customerId', 'status', 'totalAmount', 'notes', 'createdAt', 'updatedAt', 'items'];
@@ -54,17 +64,33 @@ function expectOrder(value: unknown): void {
 }
 
 async function createOrder(customerId: number, notes?: string): Promise<{ id: number }> {
-  const answer = await call('POST', '/orders', { customerId, items: [{ productId: 1, quantity: 2, price: '10.5' }, { productId: 2, quantity: 1, price: '1.25' }], notes });
+  const answer = await call('POST', '/orders', {
+    customerId,
+    items: [
+      { productId: 1, quantity: 2, price: '10.5' },
+      { productId: 2, quantity: 1, price: '1.25' },
+    ],
+    notes,
+  });
   expectCleanJson(answer, 201);
   return answer.json as { id: number };
 }
 
-describe('orders answers are clean JSON in their schema\'s fields', () => {
+describe("orders answers are clean JSON in their schema's fields", () => {
   it('POST /orders, with and without Idempotency-Key (and its replay)', async () => {
-    const plain = await call('POST', '/orders', { customerId: 101, items: [{ productId: 1, quantity: 2, price: '10.5' }] });
+    const plain = await call('POST', '/orders', {
+      customerId: 101,
+      items: [{ productId: 1, quantity: 2, price: '10.5' }],
+    });
     expectCleanJson(plain, 201);
     expectOrder(plain.json);
-    expect(plain.json).toMatchObject({ customerId: 101, status: 'pending', totalAmount: '21.00', notes: null, items: [{ productId: 1, quantity: 2, price: '10.50' }] });
+    expect(plain.json).toMatchObject({
+      customerId: 101,
+      status: 'pending',
+      totalAmount: '21.00',
+      notes: null,
+      items: [{ productId: 1, quantity: 2, price: '10.50' }],
+    });
 
     const payload = { customerId: 102, items: [{ productId: 3, quantity: 1, price: '0.1' }], notes: 'ring twice' };
     const first = await call('POST', '/orders', payload, { 'idempotency-key': 'json-test-1' });
@@ -104,9 +130,9 @@ describe('orders answers are clean JSON in their schema\'s fields', () => {
     expect(patched.json).toMatchObject({ id, status: 'processing' });
   });
 
-  it('GET /orders: a customer\'s pages, pages across shards, and every order as GET /orders/:id answers it', async () => {
+  it("GET /orders: a customer's pages, pages across shards, and every order as GET /orders/:id answers it", async () => {
     const ids: number[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await createOrder(106, i % 2 ? null as never : `n${i}`)).id);
+    for (let i = 0; i < 5; i++) ids.push((await createOrder(106, i % 2 ? (null as never) : `n${i}`)).id);
     const page = await call('GET', '/orders?customerId=106&limit=3');
     expectCleanJson(page, 200);
     const body = page.json as { items: unknown[]; nextCursor: string | null; missingShards: number[] };
@@ -120,11 +146,16 @@ describe('orders answers are clean JSON in their schema\'s fields', () => {
     expect(last.json).toMatchObject({ nextCursor: null });
     const listed = [...body.items, ...(last.json as { items: unknown[] }).items];
     expect(listed.map((o) => (o as { id: number }).id)).toEqual([...ids].reverse());
-    for (const order of listed) expect((await call('GET', `/orders/${(order as { id: number }).id}`)).json).toEqual(order);
+    for (const order of listed)
+      expect((await call('GET', `/orders/${(order as { id: number }).id}`)).json).toEqual(order);
 
     // Across shards: few orders sent whole per shard (limit 40 over 4 shards), the rest fetched by id.
     for (let customer = 200; customer < 240; customer++) await createOrder(customer);
-    for (const url of ['/orders?limit=40', '/orders?status=pending&limit=40&consistency=partial', '/orders?limit=500']) {
+    for (const url of [
+      '/orders?limit=40',
+      '/orders?status=pending&limit=40&consistency=partial',
+      '/orders?limit=500',
+    ]) {
       const across = await call('GET', url);
       expectCleanJson(across, 200);
       const items = (across.json as { items: unknown[] }).items;
@@ -137,12 +168,19 @@ describe('orders answers are clean JSON in their schema\'s fields', () => {
     const stats = await call('GET', '/orders/stats');
     expectCleanJson(stats, 200);
     expect(Object.keys(stats.json as object)).toEqual(['byStatus', 'total', 'missingShards']);
-    expect(Object.keys((stats.json as { byStatus: object }).byStatus)).toEqual(['pending', 'processing', 'completed', 'cancelled']);
+    expect(Object.keys((stats.json as { byStatus: object }).byStatus)).toEqual([
+      'pending',
+      'processing',
+      'completed',
+      'cancelled',
+    ]);
   });
 
   it('POST /orders/:id/items/import, with rejected chunks', async () => {
     const { id } = await createOrder(107);
-    const imported = await call('POST', `/orders/${id}/items/import?chunkSize=1`, '5,1,1.00\n6,x,1.00\n', { 'content-type': 'text/csv' });
+    const imported = await call('POST', `/orders/${id}/items/import?chunkSize=1`, '5,1,1.00\n6,x,1.00\n', {
+      'content-type': 'text/csv',
+    });
     expectCleanJson(imported, 200);
     expect(Object.keys(imported.json as object)).toEqual(['imported', 'rejected']);
     const rejected = (imported.json as { rejected: object[] }).rejected;
@@ -155,7 +193,11 @@ describe('orders answers are clean JSON in their schema\'s fields', () => {
 
   it('POST /orders/checkout and GET /orders/checkout/:sagaId', async () => {
     expect((await call('PUT', '/inventory/77', { available: 10 })).status).toBe(204);
-    const checkout = await call('POST', '/orders/checkout', { customerId: 108, items: [{ productId: 77, quantity: 2, price: '3.5' }], paymentToken: 'tok_ok' });
+    const checkout = await call('POST', '/orders/checkout', {
+      customerId: 108,
+      items: [{ productId: 77, quantity: 2, price: '3.5' }],
+      paymentToken: 'tok_ok',
+    });
     expectCleanJson(checkout, 201);
     const { sagaId, order } = checkout.json as { sagaId: string; order: unknown };
     expect(Object.keys(checkout.json as object)).toEqual(['sagaId', 'order']);
@@ -164,13 +206,26 @@ describe('orders answers are clean JSON in their schema\'s fields', () => {
 
     const status = await call('GET', `/orders/checkout/${sagaId}`);
     expectCleanJson(status, 200);
-    expect(status.json).toEqual({ sagaId, status: 'completed', orderId: (order as { id: number }).id, failedStep: null });
+    expect(status.json).toEqual({
+      sagaId,
+      status: 'completed',
+      orderId: (order as { id: number }).id,
+      failedStep: null,
+    });
   });
 });
 
 describe('the OpenAPI document', () => {
-  interface SchemaNode { type?: string; properties?: Record<string, SchemaNode>; items?: SchemaNode; additionalProperties?: boolean }
-  let paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: SchemaNode }> }> }>>;
+  interface SchemaNode {
+    type?: string;
+    properties?: Record<string, SchemaNode>;
+    items?: SchemaNode;
+    additionalProperties?: boolean;
+  }
+  let paths: Record<
+    string,
+    Record<string, { responses: Record<string, { content?: Record<string, { schema: SchemaNode }> }> }>
+  >;
 
   beforeAll(async () => {
     const res = await stratum.app.inject({ url: '/docs/json' });
@@ -220,6 +275,11 @@ describe('the OpenAPI document', () => {
       expect(Object.keys(schema.properties ?? {}), `${method} ${path}`).toEqual(fields);
       expect(schema.additionalProperties, `${method} ${path}`).toBe(false);
     }
-    expect(Object.keys(answer('/orders/stats', 'get', '200').properties!.byStatus!.properties ?? {})).toEqual(['pending', 'processing', 'completed', 'cancelled']);
+    expect(Object.keys(answer('/orders/stats', 'get', '200').properties!.byStatus!.properties ?? {})).toEqual([
+      'pending',
+      'processing',
+      'completed',
+      'cancelled',
+    ]);
   });
 });

@@ -9,23 +9,33 @@ import type { Sql } from '../src/platform/db/connect.ts';
 
 describe('orders migrations on populated data', () => {
   let db: TestDatabase;
-  beforeAll(async () => { db = await createTestDatabase({ empty: true }); });
-  afterAll(async () => { await db?.drop(); });
+  beforeAll(async () => {
+    db = await createTestDatabase({ empty: true });
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
 
   it('adds notes and splits customer names, and the down migrations restore the data exactly', async () => {
     const all = shardMigrations();
-    const upTo = (context: string, version: number) => all.slice(0, all.findIndex((m) => m.context === context && m.version === version) + 1);
+    const upTo = (context: string, version: number) =>
+      all.slice(0, all.findIndex((m) => m.context === context && m.version === version) + 1);
     await createMigrator({ sql: db.sql, migrations: upTo('orders', 1) }).up();
     const names = ['Ada Lovelace', 'Grace Brewster Murray Hopper', 'Plato', null, 'Jean-Luc Picard'];
     await db.sql`insert into orders.customers (id, name, email) select i, n, 'c' || i || '@example.test' from unnest(${names}::text[]) with ordinality as t(n, i)`;
     await db.sql`insert into orders.orders (customer_id, status, total_amount) select (i % 5) + 1, 'pending', i from generate_series(1, 50) i`;
-    const ordersBefore = await db.sql`select id, customer_id, status, total_amount::text from orders.orders order by id`;
+    const ordersBefore =
+      await db.sql`select id, customer_id, status, total_amount::text from orders.orders order by id`;
 
     const full = createMigrator({ sql: db.sql, migrations: upTo('orders', 3) });
     await full.up();
     const split = await db.sql`select id, first_name, last_name from orders.customers order by id`;
     expect(split.map((r) => [r.first_name, r.last_name])).toEqual([
-      ['Ada', 'Lovelace'], ['Grace', 'Brewster Murray Hopper'], ['Plato', null], [null, null], ['Jean-Luc', 'Picard'],
+      ['Ada', 'Lovelace'],
+      ['Grace', 'Brewster Murray Hopper'],
+      ['Plato', null],
+      [null, null],
+      ['Jean-Luc', 'Picard'],
     ]);
     await db.sql`update orders.orders set notes = 'n' || id where id <= 10`;
     expect((await db.sql`select count(notes)::int as n from orders.orders`)[0]!.n).toBe(10);
@@ -34,9 +44,12 @@ describe('orders migrations on populated data', () => {
     const joined = await db.sql`select name from orders.customers order by id`;
     expect(joined.map((r) => r.name)).toEqual(names);
     await full.down(1); // drop notes
-    const columns = await db.sql`select column_name from information_schema.columns where table_schema = 'orders' and table_name = 'orders'`;
+    const columns =
+      await db.sql`select column_name from information_schema.columns where table_schema = 'orders' and table_name = 'orders'`;
     expect(columns.map((c) => c.column_name)).not.toContain('notes');
-    expect(await db.sql`select id, customer_id, status, total_amount::text from orders.orders order by id`).toEqual(ordersBefore);
+    expect(await db.sql`select id, customer_id, status, total_amount::text from orders.orders order by id`).toEqual(
+      ordersBefore,
+    );
 
     await full.up(); // and forward again
     expect((await db.sql`select first_name from orders.customers where id = 2`)[0]!.first_name).toBe('Grace');
@@ -101,8 +114,17 @@ describe('the orders queries use their indexes', () => {
     ['keyset page by status', () => listOrders(explained, { status: 'cancelled', beforeId: 20000, limit: 50 })],
     ['keyset page, no filter', () => listOrders(explained, { beforeId: 20000, limit: 50 })],
     ['get with items', () => findOrder(explained, 12345)],
-    ['page by status on a shard, owned buckets only', () => listOrders(explained, { status: 'processing', beforeId: 20000, limit: 50, ownedOnly: true })],
-    ['a shard\'s part of a page across shards', () => shardPageQuery(explained, { status: 'pending', beforeId: 30000, limit: 50, ownedOnly: true }, 13).then(() => undefined)],
+    [
+      'page by status on a shard, owned buckets only',
+      () => listOrders(explained, { status: 'processing', beforeId: 20000, limit: 50, ownedOnly: true }),
+    ],
+    [
+      "a shard's part of a page across shards",
+      () =>
+        shardPageQuery(explained, { status: 'pending', beforeId: 30000, limit: 50, ownedOnly: true }, 13).then(
+          () => undefined,
+        ),
+    ],
     ['the kept orders of a page', () => ordersByIdsQuery(explained, [100, 200, 300]).then(() => undefined)],
   ] as const)('%s: no sequential scan of orders or order_items', async (_name, run) => {
     const nodes = await planOf(run);
@@ -118,11 +140,15 @@ describe('the bucket of a customer', () => {
     db = await createTestDatabase({ empty: true });
     await createMigrator({ sql: db.sql, migrations: shardMigrations() }).up();
   });
-  afterAll(async () => { await db?.drop(); });
+  afterAll(async () => {
+    await db?.drop();
+  });
 
   it('is the same in SQL (orders.bucket_of) and in TypeScript (bucketOfKey)', async () => {
     const keys = [1, 2, 3, 42, 1023, 1024, 65_535, 2_147_483_647, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER];
-    const rows = await db.sql<{ k: string; b: number }[]>`select k::text, orders.bucket_of(k) as b from unnest(${keys}::bigint[]) as k`;
+    const rows = await db.sql<
+      { k: string; b: number }[]
+    >`select k::text, orders.bucket_of(k) as b from unnest(${keys}::bigint[]) as k`;
     expect(rows.map((r) => r.b)).toEqual(keys.map(bucketOfKey));
   });
 });

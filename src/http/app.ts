@@ -1,4 +1,10 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -54,14 +60,21 @@ export async function buildApp(options: AppOptions): Promise<App> {
   installRequestDeadline(app, { defaultMs: options.requestDeadlineMs, now: Date.now });
   await app.register(swagger, {
     openapi: {
-      info: { title: 'stratum', version: '0.1.0', description: 'A data service on PostgreSQL. Errors are application/problem+json with a stable `code`.' },
+      info: {
+        title: 'stratum',
+        version: '0.1.0',
+        description: 'A data service on PostgreSQL. Errors are application/problem+json with a stable `code`.',
+      },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    options.metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    options.metrics.httpDuration.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
 
   registerHealthRoutes(app, options.readiness, options.metrics);

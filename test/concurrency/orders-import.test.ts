@@ -2,7 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../src/platform/db/connect.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { burst, closeAndDrop, customersByShard, expectFreshOrderServed, expectOnlyAllowed, shardOfCustomer, storedCopies, strayItems, type Answer } from './support.ts';
+import {
+  burst,
+  closeAndDrop,
+  customersByShard,
+  expectFreshOrderServed,
+  expectOnlyAllowed,
+  shardOfCustomer,
+  storedCopies,
+  strayItems,
+  type Answer,
+} from './support.ts';
 
 // 61 CSV imports and one cancellation in flight at once on 3 hot orders (on different shards, pools of 2): imports of
 // one order take turns on its row; the cancelled order refuses the imports that come after its cancellation.
@@ -18,7 +28,11 @@ beforeAll(async () => {
   const customers = (await customersByShard(db.sql, 4, 1, 20)).flat().slice(0, 3);
   hot = [];
   for (const customerId of customers) {
-    const res = await stratum.app.inject({ method: 'POST', url: '/orders', payload: { customerId, items: [{ productId: 1, quantity: 1, price: '1.00' }] } });
+    const res = await stratum.app.inject({
+      method: 'POST',
+      url: '/orders',
+      payload: { customerId, items: [{ productId: 1, quantity: 1, price: '1.00' }] },
+    });
     expect(res.statusCode, res.body).toBe(201);
     hot.push({ id: res.json().id, customerId });
   }
@@ -46,9 +60,15 @@ describe('POST /orders/:id/items/import, 61 at once on 3 hot orders', () => {
   beforeAll(async () => {
     const imports = Array.from({ length: 61 }, (_, i) => ({ id: hot[i % 3]!.id, csv: csvFor(i) }));
     plan = [...imports.slice(0, 30), { id: cancelled().id }, ...imports.slice(30)];
-    const request = (p: (typeof plan)[number]) => p.csv
-      ? { method: 'POST' as const, url: `/orders/${p.id}/items/import?chunkSize=1`, headers: { 'content-type': 'text/csv' }, payload: p.csv.text }
-      : { method: 'PATCH' as const, url: `/orders/${p.id}`, payload: { status: 'cancelled' } };
+    const request = (p: (typeof plan)[number]) =>
+      p.csv
+        ? {
+            method: 'POST' as const,
+            url: `/orders/${p.id}/items/import?chunkSize=1`,
+            headers: { 'content-type': 'text/csv' },
+            payload: p.csv.text,
+          }
+        : { method: 'PATCH' as const, url: `/orders/${p.id}`, payload: { status: 'cancelled' } };
     // Three waves 5 ms apart, none waiting for another's answers: a JSON body is parsed before its handler
     // runs while a CSV body streams into it, so a cancellation sent with the imports would queue behind all of them.
     const first = burst(stratum.app, plan.slice(0, 30).map(request));
@@ -56,7 +76,7 @@ describe('POST /orders/:id/items/import, 61 at once on 3 hot orders', () => {
     const cancel = burst(stratum.app, [request(plan[30]!)]);
     await pause(5);
     const rest = burst(stratum.app, plan.slice(31).map(request));
-    answers = [...await first, ...await cancel, ...await rest];
+    answers = [...(await first), ...(await cancel), ...(await rest)];
   });
 
   it('answers 200 with what it imported and rejected, or 409 once the order is cancelled', () => {
@@ -108,12 +128,20 @@ describe('POST /orders/:id/items/import, 61 at once on 3 hot orders', () => {
       select type from messaging.outbox where type in ('order.items_imported', 'order.status_changed') and payload->>'id' = ${String(cancelled().id)} order by seq`;
     const imports = answers.filter((_, i) => plan[i]!.id === cancelled().id && plan[i]!.csv);
     const acked = imports.filter((a) => a.status === 200).length;
-    expect(events.map((e) => e.type)).toEqual([...Array<string>(acked).fill('order.items_imported'), 'order.status_changed']);
+    expect(events.map((e) => e.type)).toEqual([
+      ...Array<string>(acked).fill('order.items_imported'),
+      'order.status_changed',
+    ]);
   });
 
   it('still serves a fresh order and import normally', async () => {
     await expectFreshOrderServed(stratum.app, hot[0]!.customerId);
-    const res = await stratum.app.inject({ method: 'POST', url: `/orders/${hot[0]!.id}/items/import`, headers: { 'content-type': 'text/csv' }, payload: '5,1,1.00\n' });
+    const res = await stratum.app.inject({
+      method: 'POST',
+      url: `/orders/${hot[0]!.id}/items/import`,
+      headers: { 'content-type': 'text/csv' },
+      payload: '5,1,1.00\n',
+    });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json().imported).toBe(1);
   });

@@ -3,8 +3,18 @@ import type { Sql } from '../../src/platform/db/connect.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import {
-  burst, closeAndDrop, customersByShard, decisionsWithoutBranches, expectFreshOrderServed, expectOnlyAllowed, preparedLeft,
-  shardOfCustomer, storedCopies, strayItems, tally, type StoredOrder,
+  burst,
+  closeAndDrop,
+  customersByShard,
+  decisionsWithoutBranches,
+  expectFreshOrderServed,
+  expectOnlyAllowed,
+  preparedLeft,
+  shardOfCustomer,
+  storedCopies,
+  strayItems,
+  tally,
+  type StoredOrder,
 } from './support.ts';
 
 // Transfers, 60 at once on 4 shards with pools of 2: 15 on each of 4 hot orders (one per shard), or one on
@@ -28,10 +38,16 @@ afterAll(async () => {
   await closeAndDrop(stratum, db);
 });
 
-interface Hot { id: number; before: StoredOrder }
+interface Hot {
+  id: number;
+  before: StoredOrder;
+}
 
 async function createHot(customerId: number, k: number): Promise<Hot> {
-  const items = [{ productId: 10 + k, quantity: 2, price: '3.50' }, { productId: 20 + k, quantity: 1, price: `${k}.25` }];
+  const items = [
+    { productId: 10 + k, quantity: 2, price: '3.50' },
+    { productId: 20 + k, quantity: 1, price: `${k}.25` },
+  ];
   const res = await stratum.app.inject({ method: 'POST', url: '/orders', payload: { customerId, items } });
   expect(res.statusCode, res.body).toBe(201);
   created += 1;
@@ -40,7 +56,11 @@ async function createHot(customerId: number, k: number): Promise<Hot> {
 }
 
 async function ordersStored(): Promise<number> {
-  return (await Promise.all(shards.map(async (sql) => (await sql<{ n: number }[]>`select count(*)::int as n from orders.orders`)[0]!.n))).reduce((a, b) => a + b, 0);
+  return (
+    await Promise.all(
+      shards.map(async (sql) => (await sql<{ n: number }[]>`select count(*)::int as n from orders.orders`)[0]!.n),
+    )
+  ).reduce((a, b) => a + b, 0);
 }
 
 /**
@@ -48,9 +68,23 @@ async function ordersStored(): Promise<number> {
  * at most one 200; moved, it exists once, on its new customer's shard, with its items and total, and its old
  * id forwards; not moved, it is unchanged. Returns the orders where they are now.
  */
-async function transferAtOnce(hot: Hot[], each: number, targetOf: (order: Hot, attempt: number) => number): Promise<Hot[]> {
-  const plan = Array.from({ length: each * hot.length }, (_, i) => ({ order: hot[i % hot.length]!, to: targetOf(hot[i % hot.length]!, Math.floor(i / hot.length)) }));
-  const answers = await burst(stratum.app, plan.map((p) => ({ method: 'POST' as const, url: `/orders/${p.order.id}/transfer`, payload: { toCustomerId: p.to } })));
+async function transferAtOnce(
+  hot: Hot[],
+  each: number,
+  targetOf: (order: Hot, attempt: number) => number,
+): Promise<Hot[]> {
+  const plan = Array.from({ length: each * hot.length }, (_, i) => ({
+    order: hot[i % hot.length]!,
+    to: targetOf(hot[i % hot.length]!, Math.floor(i / hot.length)),
+  }));
+  const answers = await burst(
+    stratum.app,
+    plan.map((p) => ({
+      method: 'POST' as const,
+      url: `/orders/${p.order.id}/transfer`,
+      payload: { toCustomerId: p.to },
+    })),
+  );
   expectOnlyAllowed(answers, [200, 404]);
   for (const a of answers.filter((x) => x.status === 404)) expect(a.code).toBe('ORDER.NOT_FOUND');
 
@@ -99,14 +133,22 @@ describe('POST /orders/:id/transfer, 60 at once', () => {
 
   it('across shards: each order moves at most once, whole; no branch stays prepared, no decision is left', async () => {
     const hot = await Promise.all(customers.map((onShard, s) => createHot(onShard[0]!, 4 + s)));
-    moved = await transferAtOnce(hot, 15, (order, attempt) => customers[(order.before.shard + 1 + (attempt % 3)) % 4]![attempt % 3]!);
+    moved = await transferAtOnce(
+      hot,
+      15,
+      (order, attempt) => customers[(order.before.shard + 1 + (attempt % 3)) % 4]![attempt % 3]!,
+    );
     await expectTwoPhaseSettled();
   });
 
   it('across shards, 60 different orders at once: each moves exactly once, whole', async () => {
     const orders: Hot[] = [];
     for (let k = 0; k < 60; k++) orders.push(await createHot(customers[k % 4]![k % 3]!, 100 + k));
-    const now = await transferAtOnce(orders, 1, (order) => customers[(order.before.shard + 1 + (order.id % 3)) % 4]![0]!);
+    const now = await transferAtOnce(
+      orders,
+      1,
+      (order) => customers[(order.before.shard + 1 + (order.id % 3)) % 4]![0]!,
+    );
     expect(now.filter((o, k) => o.id !== orders[k]!.id).length).toBeGreaterThan(0);
     await expectTwoPhaseSettled();
   });
@@ -123,7 +165,11 @@ describe('POST /orders/:id/transfer, 60 at once', () => {
   it('still serves a fresh order and a fresh cross-shard transfer normally', async () => {
     await expectFreshOrderServed(stratum.app, customers[0]![0]!);
     const order = await createHot(customers[1]![0]!, 99);
-    const res = await stratum.app.inject({ method: 'POST', url: `/orders/${order.id}/transfer`, payload: { toCustomerId: customers[2]![0]! } });
+    const res = await stratum.app.inject({
+      method: 'POST',
+      url: `/orders/${order.id}/transfer`,
+      payload: { toCustomerId: customers[2]![0]! },
+    });
     expect(res.statusCode, res.body).toBe(200);
     expect(await preparedLeft(shards)).toEqual([]);
   });

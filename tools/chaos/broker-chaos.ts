@@ -53,7 +53,11 @@ async function openChaosBroker(options: BrokerChaosOptions, namespace: string): 
  * of its own (<main>_chaos), so no running stratum relays its events. Reports events lost (committed, never
  * applied) and duplicated effects (applied twice).
  */
-export async function runBrokerChaos(config: Config, options: BrokerChaosOptions, say: (line: string) => void): Promise<BrokerChaosReport> {
+export async function runBrokerChaos(
+  config: Config,
+  options: BrokerChaosOptions,
+  say: (line: string) => void,
+): Promise<BrokerChaosReport> {
   const control = { ...defaultControl(options.broker, options.url), ...options.control };
   const main = await openDatabase(config, 'command', say);
   let sql: Sql | undefined;
@@ -69,12 +73,18 @@ export async function runBrokerChaos(config: Config, options: BrokerChaosOptions
     broker = await openChaosBroker(options, `stratum-chaos-${run}`);
     const db = sql;
     const subscription = await consume({
-      broker, transaction, group: GROUP,
-      handler: async (event, tx) => { await tx`insert into public.chaos_effects (run, event_id) values (${run}, ${event.id})`; },
+      broker,
+      transaction,
+      group: GROUP,
+      handler: async (event, tx) => {
+        await tx`insert into public.chaos_effects (run, event_id) values (${run}, ${event.id})`;
+      },
     });
     const relay = createRelay({ sql, broker, pollMs: 200, log: () => {} });
     await relay.start();
-    say(`chaos broker: ${options.broker} at ${control.host}:${control.port}; ${options.rate} events/s for ${options.duration} s; stop at ${options.stopAt} s for ${options.stopFor} s`);
+    say(
+      `chaos broker: ${options.broker} at ${control.host}:${control.port}; ${options.rate} events/s for ${options.duration} s; stop at ${options.stopAt} s for ${options.stopFor} s`,
+    );
 
     let committed = 0;
     let producerFailures = 0;
@@ -100,8 +110,16 @@ export async function runBrokerChaos(config: Config, options: BrokerChaosOptions
       const due = started + (i * 1000) / options.rate;
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const write = transaction({ label: 'chaos.produce' }, (tx) => addToOutbox(tx, { type: 'chaos.tick', key: String(i % 64), payload: { i, run } }))
-        .then(() => { committed++; }, () => { producerFailures++; });
+      const write = transaction({ label: 'chaos.produce' }, (tx) =>
+        addToOutbox(tx, { type: 'chaos.tick', key: String(i % 64), payload: { i, run } }),
+      ).then(
+        () => {
+          committed++;
+        },
+        () => {
+          producerFailures++;
+        },
+      );
       inFlight.add(write);
       void write.finally(() => inFlight.delete(write));
     }
@@ -112,8 +130,13 @@ export async function runBrokerChaos(config: Config, options: BrokerChaosOptions
     const drainUntil = Date.now() + options.drainTimeoutS * 1000;
     let caughtUpAt: number | null = null;
     for (;;) {
-      const [row] = await db<{ distinct_effects: number }[]>`select count(distinct event_id)::int as distinct_effects from public.chaos_effects where run = ${run}`;
-      if (row!.distinct_effects >= committed) { caughtUpAt = Date.now(); break; }
+      const [row] = await db<
+        { distinct_effects: number }[]
+      >`select count(distinct event_id)::int as distinct_effects from public.chaos_effects where run = ${run}`;
+      if (row!.distinct_effects >= committed) {
+        caughtUpAt = Date.now();
+        break;
+      }
       if (Date.now() > drainUntil) break;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -123,9 +146,11 @@ export async function runBrokerChaos(config: Config, options: BrokerChaosOptions
       select (select count(*)::int from messaging.outbox where sent_at is not null and payload->>'run' = ${run}) as published,
              (select count(*)::int from public.chaos_effects where run = ${run}) as effects,
              (select count(distinct event_id)::int from public.chaos_effects where run = ${run}) as distinct_effects`;
-    const lost = (await db<{ n: number }[]>`
+    const lost = (
+      await db<{ n: number }[]>`
       select count(*)::int as n from messaging.outbox o where o.payload->>'run' = ${run}
-        and not exists (select 1 from public.chaos_effects e where e.run = ${run} and e.event_id = o.id)`)[0]!.n;
+        and not exists (select 1 from public.chaos_effects e where e.run = ${run} and e.event_id = o.id)`
+    )[0]!.n;
     return {
       broker: options.broker,
       eventsCommitted: committed,
@@ -153,5 +178,7 @@ export function printBrokerReport(report: BrokerChaosReport, out: (line: string)
   out(`duplicated effects             ${report.duplicatedEffects}`);
   out(`producer failures              ${report.producerFailures}`);
   out(`broker down                    ${report.brokerDownSeconds} s`);
-  out(`caught up after restart        ${report.caughtUpSecondsAfterRestart === null ? 'not within the drain timeout' : `${report.caughtUpSecondsAfterRestart} s`}`);
+  out(
+    `caught up after restart        ${report.caughtUpSecondsAfterRestart === null ? 'not within the drain timeout' : `${report.caughtUpSecondsAfterRestart} s`}`,
+  );
 }

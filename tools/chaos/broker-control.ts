@@ -16,12 +16,19 @@ export interface BrokerControl {
 export function defaultControl(broker: 'rabbitmq' | 'nats', url: string): BrokerControl {
   const u = new URL(url);
   if (broker === 'rabbitmq') {
-    return { stop: 'rabbitmqctl stop_app', start: 'rabbitmqctl start_app', host: u.hostname, port: Number(u.port || 5672) };
+    return {
+      stop: 'rabbitmqctl stop_app',
+      start: 'rabbitmqctl start_app',
+      host: u.hostname,
+      port: Number(u.port || 5672),
+    };
   }
   return {
     stop: 'start-stop-daemon --stop --oknodo --retry 10 --exec /usr/sbin/nats-server',
-    start: 'start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log',
-    host: u.hostname, port: Number(u.port || 4222),
+    start:
+      'start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log',
+    host: u.hostname,
+    port: Number(u.port || 4222),
   };
 }
 
@@ -31,9 +38,15 @@ export async function runCommand(command: string): Promise<void> {
 
 export function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, host, () => { socket.end(); resolve(true); });
+    const socket = net.connect(port, host, () => {
+      socket.end();
+      resolve(true);
+    });
     socket.on('error', () => resolve(false));
-    socket.setTimeout(1000, () => { socket.destroy(); resolve(false); });
+    socket.setTimeout(1000, () => {
+      socket.destroy();
+      resolve(false);
+    });
   });
 }
 

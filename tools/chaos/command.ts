@@ -5,7 +5,10 @@ import type { ToolsConfig } from '../../src/config/tools-config.ts';
 import { printBrokerReport, runBrokerChaos } from './broker-chaos.ts';
 import { printFailoverReport, runFailoverChaos, type FailoverFault } from './failover-chaos.ts';
 
-interface Io { out: (line: string) => void; err: (line: string) => void }
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
 
 export const CHAOS_USAGE = `usage: npm run tools -- chaos failover --scenario accounts-mixed --rate N --duration S --fault kill-leader|kill-postgres|switchover@SECONDS [--url URL] [--json FILE]
        npm run tools -- chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE]`;
@@ -45,15 +48,31 @@ class UsageError extends Error {}
  * `npm run tools -- chaos failover|broker ...`. `serviceConfig` loads the service's configuration, which broker
  * chaos runs in (its main database); a failover run does not need it.
  */
-export async function runChaos(args: string[], io: Io, settings: ToolsConfig, serviceConfig: () => Config): Promise<number> {
+export async function runChaos(
+  args: string[],
+  io: Io,
+  settings: ToolsConfig,
+  serviceConfig: () => Config,
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args, allowPositionals: true,
+      args,
+      allowPositionals: true,
       options: {
-        broker: { type: 'string' }, fault: { type: 'string' }, for: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' },
-        json: { type: 'string' }, scenario: { type: 'string' }, url: { type: 'string' }, accounts: { type: 'string' }, timeout: { type: 'string' },
-        'stop-command': { type: 'string' }, 'start-command': { type: 'string' }, drain: { type: 'string' },
+        broker: { type: 'string' },
+        fault: { type: 'string' },
+        for: { type: 'string' },
+        rate: { type: 'string' },
+        duration: { type: 'string' },
+        json: { type: 'string' },
+        scenario: { type: 'string' },
+        url: { type: 'string' },
+        accounts: { type: 'string' },
+        timeout: { type: 'string' },
+        'stop-command': { type: 'string' },
+        'start-command': { type: 'string' },
+        drain: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -62,25 +81,44 @@ export async function runChaos(args: string[], io: Io, settings: ToolsConfig, se
     io.err(CHAOS_USAGE);
     return 2;
   }
-  if (parsed.values.help) { io.out(CHAOS_HELP); return 0; }
+  if (parsed.values.help) {
+    io.out(CHAOS_HELP);
+    return 0;
+  }
   const [kind, ...extra] = parsed.positionals;
   try {
-    if ((kind !== 'broker' && kind !== 'failover') || extra.length > 0) throw new UsageError('the chaos to run is `failover` or `broker`');
+    if ((kind !== 'broker' && kind !== 'failover') || extra.length > 0)
+      throw new UsageError('the chaos to run is `failover` or `broker`');
     if (kind === 'failover') {
-      if ((parsed.values.scenario ?? 'accounts-mixed') !== 'accounts-mixed') throw new UsageError('--scenario must be accounts-mixed');
+      if ((parsed.values.scenario ?? 'accounts-mixed') !== 'accounts-mixed')
+        throw new UsageError('--scenario must be accounts-mixed');
       const fault = /^(kill-leader|kill-postgres|switchover)@(\d+(?:\.\d+)?)$/.exec(parsed.values.fault ?? '');
       if (!fault) throw new UsageError('--fault must be kill-leader@S, kill-postgres@S or switchover@S');
       const duration = positiveNumber(parsed.values.duration, 'duration', 60);
       if (Number(fault[2]) >= duration) throw new UsageError('the fault must come before the end of --duration');
       const databaseUrl = settings.chaos.clusterUrl;
-      if (!databaseUrl) throw new UsageError('DATABASE_URL must name the lab cluster (printed by `npm run tools -- lab up`)');
+      if (!databaseUrl)
+        throw new UsageError('DATABASE_URL must name the lab cluster (printed by `npm run tools -- lab up`)');
       let url: URL;
-      try { url = new URL(parsed.values.url ?? 'http://127.0.0.1:8080'); } catch { throw new UsageError('--url must be a URL'); }
-      const report = await runFailoverChaos({
-        url, rate: positiveNumber(parsed.values.rate, 'rate', 100), duration, fault: fault[1] as FailoverFault, faultAt: Number(fault[2]),
-        databaseUrl, accounts: positiveNumber(parsed.values.accounts, 'accounts', 15000), timeoutS: positiveNumber(parsed.values.timeout, 'timeout', 30),
-        lab: settings.lab,
-      }, io.err);
+      try {
+        url = new URL(parsed.values.url ?? 'http://127.0.0.1:8080');
+      } catch {
+        throw new UsageError('--url must be a URL');
+      }
+      const report = await runFailoverChaos(
+        {
+          url,
+          rate: positiveNumber(parsed.values.rate, 'rate', 100),
+          duration,
+          fault: fault[1] as FailoverFault,
+          faultAt: Number(fault[2]),
+          databaseUrl,
+          accounts: positiveNumber(parsed.values.accounts, 'accounts', 15000),
+          timeoutS: positiveNumber(parsed.values.timeout, 'timeout', 30),
+          lab: settings.lab,
+        },
+        io.err,
+      );
       printFailoverReport(report, io.out);
       if (parsed.values.json) fs.writeFileSync(parsed.values.json, `${JSON.stringify(report, null, 2)}\n`);
       return report.requestsFailed === 0 && report.acknowledgedWritesMissing === 0 && report.readBackLost === 0 ? 0 : 1;
@@ -94,15 +132,26 @@ export async function runChaos(args: string[], io: Io, settings: ToolsConfig, se
     const stopFor = positiveNumber(parsed.values.for, 'for', NaN);
     if (Number.isNaN(stopFor)) throw new UsageError('--for SECONDS is required');
     if (stopAt >= duration) throw new UsageError('the fault must come before the end of --duration');
-    const url = settings.chaos.brokerUrl || (broker === 'rabbitmq' ? 'amqp://guest:guest@127.0.0.1:5672' : 'nats://127.0.0.1:4222');
-    const report = await runBrokerChaos(serviceConfig(), {
-      broker, url, rate: positiveNumber(parsed.values.rate, 'rate', 100), duration, stopAt, stopFor,
-      drainTimeoutS: positiveNumber(parsed.values.drain, 'drain', 120),
-      control: {
-        ...(parsed.values['stop-command'] ? { stop: parsed.values['stop-command'] } : {}),
-        ...(parsed.values['start-command'] ? { start: parsed.values['start-command'] } : {}),
+    const url =
+      settings.chaos.brokerUrl ||
+      (broker === 'rabbitmq' ? 'amqp://guest:guest@127.0.0.1:5672' : 'nats://127.0.0.1:4222');
+    const report = await runBrokerChaos(
+      serviceConfig(),
+      {
+        broker,
+        url,
+        rate: positiveNumber(parsed.values.rate, 'rate', 100),
+        duration,
+        stopAt,
+        stopFor,
+        drainTimeoutS: positiveNumber(parsed.values.drain, 'drain', 120),
+        control: {
+          ...(parsed.values['stop-command'] ? { stop: parsed.values['stop-command'] } : {}),
+          ...(parsed.values['start-command'] ? { start: parsed.values['start-command'] } : {}),
+        },
       },
-    }, io.err);
+      io.err,
+    );
     printBrokerReport(report, io.out);
     if (parsed.values.json) fs.writeFileSync(parsed.values.json, `${JSON.stringify(report, null, 2)}\n`);
     return report.eventsLost === 0 && report.duplicatedEffects === 0 && report.producerFailures === 0 ? 0 : 1;

@@ -43,15 +43,26 @@ export interface FailoverChaosReport {
   faultOutput: string;
 }
 
-interface Completion { at: number; kind: string; ok: boolean }
+interface Completion {
+  at: number;
+  kind: string;
+  ok: boolean;
+}
 
 /**
  * The accounts-mixed load (creations carry Idempotency-Keys) against a running stratum on the lab cluster, the
  * fault applied at `faultAt` seconds through the lab, then every acknowledged creation looked up on the new
  * primary, and the read-back through the API. Measures failures by code, missing writes, latency and the stall.
  */
-export async function runFailoverChaos(options: FailoverChaosOptions, say: (line: string) => void): Promise<FailoverChaosReport> {
-  const scenario = createScenario('accounts-mixed', { accounts: options.accounts, customers: 1000, runTag: `chaos${Date.now().toString(36)}` });
+export async function runFailoverChaos(
+  options: FailoverChaosOptions,
+  say: (line: string) => void,
+): Promise<FailoverChaosReport> {
+  const scenario = createScenario('accounts-mixed', {
+    accounts: options.accounts,
+    customers: 1000,
+    runTag: `chaos${Date.now().toString(36)}`,
+  });
   const http = openHttpTarget(options.url, 4000, options.timeoutS * 1000);
   const completions: Completion[] = [];
   const start = performance.now();
@@ -88,10 +99,15 @@ export async function runFailoverChaos(options: FailoverChaosOptions, say: (line
     await recording.close();
   }
   const created = scenario.createdAccountIds?.() ?? [];
-  const sql = createPool({ url: options.databaseUrl }, { max: 1, applicationName: 'stratum-chaos-verify', connectTimeoutSeconds: 10 });
+  const sql = createPool(
+    { url: options.databaseUrl },
+    { max: 1, applicationName: 'stratum-chaos-verify', connectTimeoutSeconds: 10 },
+  );
   let missing = 0;
   try {
-    const found = await sql<{ n: number }[]>`select count(*)::int as n from accounts.accounts where id = any(${created as string[]}::uuid[])`;
+    const found = await sql<
+      { n: number }[]
+    >`select count(*)::int as n from accounts.accounts where id = any(${created as string[]}::uuid[])`;
     missing = created.length - found[0]!.n;
   } finally {
     await sql.end({ timeout: 5 });
@@ -104,7 +120,10 @@ export async function runFailoverChaos(options: FailoverChaosOptions, say: (line
     failed += kind.failed;
   }
   for (const group of tally.failures.values()) failedByCode[group.code] = (failedByCode[group.code] ?? 0) + group.count;
-  const writes = completions.filter((c) => c.ok && (c.kind === 'create' || c.kind === 'update')).map((c) => c.at).sort((a, b) => a - b);
+  const writes = completions
+    .filter((c) => c.ok && (c.kind === 'create' || c.kind === 'update'))
+    .map((c) => c.at)
+    .sort((a, b) => a - b);
   const from = (options.faultAt - 1) * 1000;
   let stall = 0;
   let previous = from;
@@ -115,10 +134,20 @@ export async function runFailoverChaos(options: FailoverChaosOptions, say: (line
   // Up to the end of the load too: a server that stopped answering for good stalled until the end.
   stall = Math.max(stall, options.duration * 1000 - previous);
   return {
-    scenario: scenario.name, fault: options.fault, faultAtS: options.faultAt, rate: options.rate, durationS: options.duration,
-    requestsSent: sent, requestsFailed: failed, failedByCode,
-    acknowledgedWrites: created.length, acknowledgedWritesMissing: missing, readBackLost: readBack?.lost.length ?? 0,
-    maxLatencyMs: Math.round(maxLatencyMs), writeStallMs: Math.round(stall), faultOutput,
+    scenario: scenario.name,
+    fault: options.fault,
+    faultAtS: options.faultAt,
+    rate: options.rate,
+    durationS: options.duration,
+    requestsSent: sent,
+    requestsFailed: failed,
+    failedByCode,
+    acknowledgedWrites: created.length,
+    acknowledgedWritesMissing: missing,
+    readBackLost: readBack?.lost.length ?? 0,
+    maxLatencyMs: Math.round(maxLatencyMs),
+    writeStallMs: Math.round(stall),
+    faultOutput,
   };
 }
 
@@ -126,9 +155,19 @@ export function printFailoverReport(report: FailoverChaosReport, out: (line: str
   out(`scenario                       ${report.scenario} at ${report.rate} req/s for ${report.durationS} s`);
   out(`fault                          ${report.fault} at ${report.faultAtS} s (${report.faultOutput})`);
   out(`requests sent                  ${report.requestsSent}`);
-  out(`requests failed                ${report.requestsFailed}${report.requestsFailed > 0 ? ` (${Object.entries(report.failedByCode).map(([c, n]) => `${c}: ${n}`).join(', ')})` : ''}`);
+  out(
+    `requests failed                ${report.requestsFailed}${
+      report.requestsFailed > 0
+        ? ` (${Object.entries(report.failedByCode)
+            .map(([c, n]) => `${c}: ${n}`)
+            .join(', ')})`
+        : ''
+    }`,
+  );
   out(`acknowledged writes            ${report.acknowledgedWrites} creations`);
-  out(`acknowledged writes missing    ${report.acknowledgedWritesMissing} (on the primary after the fault); read back lost: ${report.readBackLost}`);
+  out(
+    `acknowledged writes missing    ${report.acknowledgedWritesMissing} (on the primary after the fault); read back lost: ${report.readBackLost}`,
+  );
   out(`max latency                    ${report.maxLatencyMs} ms`);
   out(`write stall                    ${report.writeStallMs} ms`);
 }

@@ -32,8 +32,12 @@ export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promis
   const options = parsed.options;
   // Names created by this run carry a tag of its start time, so a rerun with the same seed creates new accounts.
   const scenario = createScenario(options.scenario, {
-    accounts: options.accounts, customers: options.customers, runTag: Date.now().toString(36),
-    databaseUrl: options.databaseUrl, deadlineMs: options.deadlineMs, settleS: options.settleS,
+    accounts: options.accounts,
+    customers: options.customers,
+    runTag: Date.now().toString(36),
+    databaseUrl: options.databaseUrl,
+    deadlineMs: options.deadlineMs,
+    settleS: options.settleS,
   });
   const target = openHttpTarget(options.url, options.maxInFlight, options.timeoutS * 1_000);
   const log = (line: string) => io.err(`loadtest: ${line}`);
@@ -51,7 +55,8 @@ export async function runLoadtestCommand(args: string[], io: LoadtestIo): Promis
       const report = buildReport(options, tally, null, elapsedS);
       // Its own table replaces the ok/failed counts: a 409 or a declined payment is a right answer there.
       for (const line of [formatTitle(report), ...verdict.lines]) io.out(line);
-      if (options.json) await writeFile(options.json, `${JSON.stringify({ ...report, checks: verdict.json }, null, 2)}\n`);
+      if (options.json)
+        await writeFile(options.json, `${JSON.stringify({ ...report, checks: verdict.json }, null, 2)}\n`);
       return verdict.ok ? 0 : 1;
     }
     const readBack = scenario.readBack ? await scenario.readBack(target) : null;

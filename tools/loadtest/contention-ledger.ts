@@ -1,4 +1,10 @@
-import { effectOf, type CheckoutRecord, type CreationRecord, type LineageRecord, type OrderStatus } from './contention-records.ts';
+import {
+  effectOf,
+  type CheckoutRecord,
+  type CreationRecord,
+  type LineageRecord,
+  type OrderStatus,
+} from './contention-records.ts';
 
 /**
  * The orders-contention run's bookkeeping: what each answer says happened. An order acknowledged by a 201
@@ -20,7 +26,12 @@ export interface Lineage extends LineageRecord {
 const STATUSES: readonly string[] = ['pending', 'processing', 'completed', 'cancelled'];
 const isStatus = (s: unknown): s is OrderStatus => typeof s === 'string' && STATUSES.includes(s);
 
-interface OrderBody { id: number; customerId: number; status: string; items: unknown[] }
+interface OrderBody {
+  id: number;
+  customerId: number;
+  status: string;
+  items: unknown[];
+}
 
 export function isOrderBody(body: unknown): body is OrderBody {
   const b = body as Partial<OrderBody> | null | undefined;
@@ -33,15 +44,34 @@ export function createLedger() {
   const checkouts: CheckoutRecord[] = [];
 
   return {
-    lineages, creations, checkouts,
+    lineages,
+    creations,
+    checkouts,
 
     /** A POST /orders answered: a 201 with the order starts a lineage; anything else is a creation to judge by its tag. */
-    onCreated(tag: string, customerId: number, items: number, status: number | null, body: unknown): Lineage | undefined {
+    onCreated(
+      tag: string,
+      customerId: number,
+      items: number,
+      status: number | null,
+      body: unknown,
+    ): Lineage | undefined {
       const effect = effectOf(status);
       if (effect === 'acked' && isOrderBody(body) && body.customerId === customerId) {
         const lineage: Lineage = {
-          tag, originId: String(body.id), originCustomer: customerId, initialItems: body.items.length, transfers: [], movesSeen: [], changes: [], imports: [],
-          currentId: String(body.id), currentCustomer: customerId, status: 'pending', uncertain: false, resolving: false,
+          tag,
+          originId: String(body.id),
+          originCustomer: customerId,
+          initialItems: body.items.length,
+          transfers: [],
+          movesSeen: [],
+          changes: [],
+          imports: [],
+          currentId: String(body.id),
+          currentCustomer: customerId,
+          status: 'pending',
+          uncertain: false,
+          resolving: false,
         };
         lineages.push(lineage);
         return lineage;
@@ -106,13 +136,18 @@ export function createLedger() {
 
     onCheckout(customerId: number, status: number | null, body: unknown): void {
       const b = body as { sagaId?: unknown; details?: { sagaId?: unknown } } | null | undefined;
-      const sagaId = typeof b?.sagaId === 'string' ? b.sagaId : typeof b?.details?.sagaId === 'string' ? b.details.sagaId : null;
+      const sagaId =
+        typeof b?.sagaId === 'string' ? b.sagaId : typeof b?.details?.sagaId === 'string' ? b.details.sagaId : null;
       checkouts.push({ customerId, effect: effectOf(status), sagaId });
     },
 
     /** Every id a lineage was known by: items naming a moved one, anywhere, are orphans. */
     knownIds(): string[] {
-      return lineages.flatMap((l) => [l.originId, ...l.transfers.flatMap((t) => (t.to ? [t.to] : [])), ...l.movesSeen.map((m) => m.to)]);
+      return lineages.flatMap((l) => [
+        l.originId,
+        ...l.transfers.flatMap((t) => (t.to ? [t.to] : [])),
+        ...l.movesSeen.map((m) => m.to),
+      ]);
     },
   };
 }

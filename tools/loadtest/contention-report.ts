@@ -27,15 +27,28 @@ export function summarizeRoutes(answers: readonly AnswerRecord[], routes: readon
 
 function table(rows: (string | number)[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => String(r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 || c === 2 ? String(cell).padEnd(widths[c]!) : String(cell).padStart(widths[c]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => (c === 0 || c === 2 ? String(cell).padEnd(widths[c]!) : String(cell).padStart(widths[c]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 const ms = (v: number | null) => (v === null ? '-' : v.toFixed(1));
 const SHOWN = 10;
 
 /** The route table, then one line per check (ok or FAIL) with its first problems. */
-export function formatContention(routes: readonly RouteSummary[], notes: readonly string[], checks: readonly Check[]): string[] {
-  const codes = (s: RouteSummary) => Object.entries(s.statuses).sort((a, b) => b[1] - a[1]).map(([code, n]) => `${code} x${n}`).join(', ');
+export function formatContention(
+  routes: readonly RouteSummary[],
+  notes: readonly string[],
+  checks: readonly Check[],
+): string[] {
+  const codes = (s: RouteSummary) =>
+    Object.entries(s.statuses)
+      .sort((a, b) => b[1] - a[1])
+      .map(([code, n]) => `${code} x${n}`)
+      .join(', ');
   const lines = table([
     ['route', 'count', 'status codes', 'p50 ms', 'p99 ms', 'max ms'],
     ...routes.map((r) => [r.route, r.count, codes(r) || '-', ms(r.p50), ms(r.p99), ms(r.max)]),

@@ -56,7 +56,15 @@ async function setupRequest(target: HttpTarget, plan: RequestPlan): Promise<unkn
   let last = '';
   for (let attempt = 1; attempt <= SETUP_ATTEMPTS; attempt += 1) {
     let answer: HttpAnswer | undefined;
-    const outcome = await target.send({ ...plan, onAnswer: (a) => { answer = a; } }, performance.now());
+    const outcome = await target.send(
+      {
+        ...plan,
+        onAnswer: (a) => {
+          answer = a;
+        },
+      },
+      performance.now(),
+    );
     if (outcome.ok) return answer?.body;
     last = `${outcome.status ?? 'no answer'} ${outcome.code}`;
     await sleep(200 * attempt);
@@ -68,14 +76,26 @@ async function setupRequest(target: HttpTarget, plan: RequestPlan): Promise<unkn
  * Reads the bucket map, picks the hot customers, sets every hot product's stock on every shard and creates the
  * first hot orders (round robin over the customers), each recorded in the ledger.
  */
-export async function prepareContention(target: HttpTarget, ledger: Ledger, settings: ScenarioSettings, orders: number, log: (line: string) => void): Promise<HotSet> {
+export async function prepareContention(
+  target: HttpTarget,
+  ledger: Ledger,
+  settings: ScenarioSettings,
+  orders: number,
+  log: (line: string) => void,
+): Promise<HotSet> {
   const dbs = await openContentionDatabases(settings.databaseUrl!);
   try {
     const base = runIdBase(settings.runTag);
     const customers = pickHotCustomers(base, dbs.shardOfBucket, HOT_CUSTOMERS_PER_SHARD);
     const products = INITIAL_STOCK.map((_, i) => base + 1 + i);
     for (const [i, product] of products.entries()) {
-      await setupRequest(target, { kind: 'setup', method: 'PUT', path: `/inventory/${product}`, body: { available: INITIAL_STOCK[i] }, expectStatus: 204 });
+      await setupRequest(target, {
+        kind: 'setup',
+        method: 'PUT',
+        path: `/inventory/${product}`,
+        body: { available: INITIAL_STOCK[i] },
+        expectStatus: 204,
+      });
     }
     for (let i = 0; i < orders; i += 1) {
       const customer = customers[i % customers.length]!;
@@ -83,12 +103,22 @@ export async function prepareContention(target: HttpTarget, ledger: Ledger, sett
       const items = [{ productId: products[i % products.length]!, quantity: 1, price: '2.50' }];
       // The key makes a retry after an answer lost in the load-free setup create nothing twice.
       const body = await setupRequest(target, {
-        kind: 'setup', method: 'POST', path: '/orders', body: { customerId: customer.id, items, notes: tag }, expectStatus: 201, headers: { 'idempotency-key': tag },
+        kind: 'setup',
+        method: 'POST',
+        path: '/orders',
+        body: { customerId: customer.id, items, notes: tag },
+        expectStatus: 201,
+        headers: { 'idempotency-key': tag },
       });
-      if (!ledger.onCreated(tag, customer.id, items.length, 201, body)) throw new Error(`setup: POST /orders answered 201 with a body that is not the order: ${JSON.stringify(body)?.slice(0, 200)}`);
+      if (!ledger.onCreated(tag, customer.id, items.length, 201, body))
+        throw new Error(
+          `setup: POST /orders answered 201 with a body that is not the order: ${JSON.stringify(body)?.slice(0, 200)}`,
+        );
     }
-    log(`hot set: ${customers.length} customers on ${dbs.shards.length} shards (${customers.map((c) => `${c.id}@${c.shard}`).join(' ')}), `
-      + `${orders} orders, products ${products.map((p, i) => `${p} (stock ${INITIAL_STOCK[i]})`).join(', ')} on each shard`);
+    log(
+      `hot set: ${customers.length} customers on ${dbs.shards.length} shards (${customers.map((c) => `${c.id}@${c.shard}`).join(' ')}), ` +
+        `${orders} orders, products ${products.map((p, i) => `${p} (stock ${INITIAL_STOCK[i]})`).join(', ')} on each shard`,
+    );
     return { customers, products, stock: [...INITIAL_STOCK], dbs };
   } catch (error) {
     await dbs.close();

@@ -92,7 +92,8 @@ function hasDegraded(body: unknown): boolean {
 /** The code a failed request is grouped under when no HTTP answer came. */
 export function networkErrorCode(error: unknown): string {
   const e = error as { name?: string; code?: unknown; cause?: { code?: unknown } } | undefined;
-  if (e?.name === 'TimeoutError' || e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT') return CLIENT_TIMEOUT;
+  if (e?.name === 'TimeoutError' || e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT')
+    return CLIENT_TIMEOUT;
   if (typeof e?.code === 'string') return e.code;
   if (typeof e?.cause?.code === 'string') return e.cause.code;
   return e?.name ?? 'UNKNOWN';
@@ -103,7 +104,13 @@ function contentType(plan: RequestPlan): Record<string, string> {
   return plan.body === undefined ? {} : { 'content-type': 'application/json' };
 }
 
-async function sendOverPool(pool: Pool, basePath: string, timeoutMs: number, plan: RequestPlan, scheduledAt: number): Promise<Outcome> {
+async function sendOverPool(
+  pool: Pool,
+  basePath: string,
+  timeoutMs: number,
+  plan: RequestPlan,
+  scheduledAt: number,
+): Promise<Outcome> {
   try {
     const answer = await pool.request({
       method: plan.method,
@@ -117,7 +124,12 @@ async function sendOverPool(pool: Pool, basePath: string, timeoutMs: number, pla
     const status = answer.statusCode;
     if (plan.onAnswer) {
       const retryAfter = answer.headers['retry-after'];
-      plan.onAnswer({ status, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, body: parseJson(text), latencyMs });
+      plan.onAnswer({
+        status,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        body: parseJson(text),
+        latencyMs,
+      });
     }
     if (status !== plan.expectStatus) {
       return { ok: false, code: problemCode(parseJson(text)) ?? String(status), status, latencyMs };

@@ -8,19 +8,37 @@ import { pickWeighted, type Mix, type Scenario, type ScenarioSettings } from './
 import { CLIENT_OVERLOADED } from './tally.ts';
 
 export const CONTENTION_MIX: Mix = [
-  ['create', 10], ['change', 15], ['transfer-cross', 12], ['transfer-same', 8], ['checkout', 15], ['import', 10], ['read', 15], ['list', 10], ['stats', 5],
+  ['create', 10],
+  ['change', 15],
+  ['transfer-cross', 12],
+  ['transfer-same', 8],
+  ['checkout', 15],
+  ['import', 10],
+  ['read', 15],
+  ['list', 10],
+  ['stats', 5],
 ];
 
 /** The rows of the report, one per route (transfers and checkouts by kind). */
 export const CONTENTION_ROUTES = {
-  create: 'POST /orders', change: 'PATCH /orders/:id',
-  transferCross: 'POST /orders/:id/transfer cross-shard', transferSame: 'POST /orders/:id/transfer same-shard',
-  paid: 'POST /orders/checkout paid', declined: 'POST /orders/checkout declined', timeout: 'POST /orders/checkout times out',
-  import: 'POST /orders/:id/items/import', read: 'GET /orders/:id', list: 'GET /orders?customerId=', stats: 'GET /orders/stats',
+  create: 'POST /orders',
+  change: 'PATCH /orders/:id',
+  transferCross: 'POST /orders/:id/transfer cross-shard',
+  transferSame: 'POST /orders/:id/transfer same-shard',
+  paid: 'POST /orders/checkout paid',
+  declined: 'POST /orders/checkout declined',
+  timeout: 'POST /orders/checkout times out',
+  import: 'POST /orders/:id/items/import',
+  read: 'GET /orders/:id',
+  list: 'GET /orders?customerId=',
+  stats: 'GET /orders/stats',
 } as const;
 
 const NEXT: Readonly<Record<OrderStatus, readonly [OrderStatus, OrderStatus] | undefined>> = {
-  pending: ['processing', 'cancelled'], processing: ['completed', 'cancelled'], completed: undefined, cancelled: undefined,
+  pending: ['processing', 'cancelled'],
+  processing: ['completed', 'cancelled'],
+  completed: undefined,
+  cancelled: undefined,
 };
 
 /**
@@ -38,17 +56,26 @@ export function ordersContention(settings: ScenarioSettings): Scenario {
   let peakInFlight = 0;
 
   /** Logs the answer, then hands status and body to the bookkeeping; a request never sent changed nothing. */
-  const tracked = (plan: RequestPlan, settle: (status: number | null, body: unknown) => void, notSent = () => {}): RequestPlan => {
+  const tracked = (
+    plan: RequestPlan,
+    settle: (status: number | null, body: unknown) => void,
+    notSent = () => {},
+  ): RequestPlan => {
     let answer: HttpAnswer | undefined;
     inFlight += 1;
     peakInFlight = Math.max(peakInFlight, inFlight);
     return {
       ...plan,
-      onAnswer: (a) => { answer = a; },
+      onAnswer: (a) => {
+        answer = a;
+      },
       onSettled: (outcome) => {
         inFlight -= 1;
         answers.push({
-          route: plan.kind, status: answer?.status ?? null, retryAfter: answer?.retryAfter !== undefined, latencyMs: answer?.latencyMs ?? null,
+          route: plan.kind,
+          status: answer?.status ?? null,
+          retryAfter: answer?.retryAfter !== undefined,
+          latencyMs: answer?.latencyMs ?? null,
           code: outcome === null ? CLIENT_OVERLOADED : outcome.ok ? null : outcome.code,
         });
         if (outcome === null) notSent();
@@ -64,10 +91,23 @@ export function ordersContention(settings: ScenarioSettings): Scenario {
 
   const create = (a: number, b: number, c: number): RequestPlan => {
     const customer = pick(hot!.customers, a).id;
-    const items = [item(pick(hot!.products, c), 1 + Math.floor(b * 3)), ...(b < 0.5 ? [] : [item(pick(hot!.products, 1 - c), 1)])];
+    const items = [
+      item(pick(hot!.products, c), 1 + Math.floor(b * 3)),
+      ...(b < 0.5 ? [] : [item(pick(hot!.products, 1 - c), 1)]),
+    ];
     const tag = `ct:${settings.runTag}:${(created += 1)}`;
-    return tracked({ kind: CONTENTION_ROUTES.create, method: 'POST', path: '/orders', body: { customerId: customer, items, notes: tag }, expectStatus: 201 },
-      (status, body) => { ledger.onCreated(tag, customer, items.length, status, body); });
+    return tracked(
+      {
+        kind: CONTENTION_ROUTES.create,
+        method: 'POST',
+        path: '/orders',
+        body: { customerId: customer, items, notes: tag },
+        expectStatus: 201,
+      },
+      (status, body) => {
+        ledger.onCreated(tag, customer, items.length, status, body);
+      },
+    );
   };
 
   const read = (a: number): RequestPlan => {
@@ -75,45 +115,89 @@ export function ordersContention(settings: ScenarioSettings): Scenario {
     const lineage = unsettled ?? pick(window(), a);
     if (unsettled) unsettled.resolving = true;
     const id = lineage.currentId;
-    const done = () => { if (unsettled) unsettled.resolving = false; };
-    return tracked({ kind: CONTENTION_ROUTES.read, method: 'GET', path: `/orders/${id}`, expectStatus: 200 },
-      (status, body) => { done(); ledger.onRead(lineage, id, status, body); }, done);
+    const done = () => {
+      if (unsettled) unsettled.resolving = false;
+    };
+    return tracked(
+      { kind: CONTENTION_ROUTES.read, method: 'GET', path: `/orders/${id}`, expectStatus: 200 },
+      (status, body) => {
+        done();
+        ledger.onRead(lineage, id, status, body);
+      },
+      done,
+    );
   };
 
   const change = (lineage: Lineage, b: number): RequestPlan => {
     const next = NEXT[lineage.status];
     // A finished order is still asked to move: the refusal, under contention, is part of the test.
     const to: OrderStatus = next ? next[b < 0.8 ? 0 : 1] : 'processing';
-    return tracked({ kind: CONTENTION_ROUTES.change, method: 'PATCH', path: `/orders/${lineage.currentId}`, body: { status: to }, expectStatus: 200 },
-      (status, body) => ledger.onChanged(lineage, to, status, body));
+    return tracked(
+      {
+        kind: CONTENTION_ROUTES.change,
+        method: 'PATCH',
+        path: `/orders/${lineage.currentId}`,
+        body: { status: to },
+        expectStatus: 200,
+      },
+      (status, body) => ledger.onChanged(lineage, to, status, body),
+    );
   };
 
   const transfer = (lineage: Lineage, b: number, cross: boolean): RequestPlan => {
     const from = lineage.currentId;
     const shard = hot!.customers.find((c) => c.id === lineage.currentCustomer)?.shard;
-    const targets = hot!.customers.filter((c) => (cross ? c.shard !== shard : c.shard === shard && c.id !== lineage.currentCustomer));
+    const targets = hot!.customers.filter((c) =>
+      cross ? c.shard !== shard : c.shard === shard && c.id !== lineage.currentCustomer,
+    );
     if (targets.length === 0) return read(b); // one shard: nothing to cross to
     const toCustomer = pick(targets, b).id;
-    return tracked({
-      kind: cross ? CONTENTION_ROUTES.transferCross : CONTENTION_ROUTES.transferSame, method: 'POST', path: `/orders/${from}/transfer`, body: { toCustomerId: toCustomer }, expectStatus: 200,
-    }, (status, body) => ledger.onTransferred(lineage, from, toCustomer, status, body));
+    return tracked(
+      {
+        kind: cross ? CONTENTION_ROUTES.transferCross : CONTENTION_ROUTES.transferSame,
+        method: 'POST',
+        path: `/orders/${from}/transfer`,
+        body: { toCustomerId: toCustomer },
+        expectStatus: 200,
+      },
+      (status, body) => ledger.onTransferred(lineage, from, toCustomer, status, body),
+    );
   };
 
   const importItems = (lineage: Lineage, b: number, c: number): RequestPlan => {
     const rows = 1 + Math.floor(b * 4);
     const lines = Array.from({ length: rows }, (_, i) => `${pick(hot!.products, (c + i / rows) % 1)},1,1.25`);
-    return tracked({
-      kind: CONTENTION_ROUTES.import, method: 'POST', path: `/orders/${lineage.currentId}/items/import`, expectStatus: 200,
-      rawBody: { contentType: 'text/csv', text: `product_id,quantity,price\n${lines.join('\n')}\n` },
-    }, (status, body) => ledger.onImported(lineage, rows, status, body));
+    return tracked(
+      {
+        kind: CONTENTION_ROUTES.import,
+        method: 'POST',
+        path: `/orders/${lineage.currentId}/items/import`,
+        expectStatus: 200,
+        rawBody: { contentType: 'text/csv', text: `product_id,quantity,price\n${lines.join('\n')}\n` },
+      },
+      (status, body) => ledger.onImported(lineage, rows, status, body),
+    );
   };
 
   const checkout = (a: number, b: number, c: number): RequestPlan => {
     const customer = pick(hot!.customers, a).id;
-    const [route, token] = b < 0.6 ? [CONTENTION_ROUTES.paid, 'tok_ok'] : b < 0.85 ? [CONTENTION_ROUTES.declined, 'tok_decline'] : [CONTENTION_ROUTES.timeout, 'tok_timeout'];
+    const [route, token] =
+      b < 0.6
+        ? [CONTENTION_ROUTES.paid, 'tok_ok']
+        : b < 0.85
+          ? [CONTENTION_ROUTES.declined, 'tok_decline']
+          : [CONTENTION_ROUTES.timeout, 'tok_timeout'];
     const items = [item(pick(hot!.products, c), 1 + (Math.floor(c * 100) % 2))];
-    return tracked({ kind: route, method: 'POST', path: '/orders/checkout', body: { customerId: customer, items, paymentToken: token }, expectStatus: 201 },
-      (status, body) => ledger.onCheckout(customer, status, body));
+    return tracked(
+      {
+        kind: route,
+        method: 'POST',
+        path: '/orders/checkout',
+        body: { customerId: customer, items, paymentToken: token },
+        expectStatus: 201,
+      },
+      (status, body) => ledger.onCheckout(customer, status, body),
+    );
   };
 
   return {
@@ -128,14 +212,39 @@ export function ordersContention(settings: ScenarioSettings): Scenario {
       const lineages = writable();
       if (kind === 'create') return create(a, b, c);
       if (kind === 'checkout') return checkout(a, b, c);
-      if (kind === 'list') return tracked({ kind: CONTENTION_ROUTES.list, method: 'GET', path: `/orders?customerId=${pick(hot!.customers, a).id}&limit=50`, expectStatus: 200 }, () => {});
-      if (kind === 'stats') return tracked({ kind: CONTENTION_ROUTES.stats, method: 'GET', path: '/orders/stats', expectStatus: 200 }, () => {});
+      if (kind === 'list')
+        return tracked(
+          {
+            kind: CONTENTION_ROUTES.list,
+            method: 'GET',
+            path: `/orders?customerId=${pick(hot!.customers, a).id}&limit=50`,
+            expectStatus: 200,
+          },
+          () => {},
+        );
+      if (kind === 'stats')
+        return tracked(
+          { kind: CONTENTION_ROUTES.stats, method: 'GET', path: '/orders/stats', expectStatus: 200 },
+          () => {},
+        );
       if (kind === 'read' || lineages.length === 0) return window().length > 0 ? read(a) : create(a, b, c);
       const lineage = pick(lineages, a);
       if (kind === 'change') return change(lineage, b);
       if (kind === 'import') return importItems(lineage, b, c);
       return transfer(lineage, b, kind === 'transfer-cross');
     },
-    check: (target, log) => verifyContention(target, { ledger, answers, hot: hot!, settings, peakInFlight: () => peakInFlight, routes: Object.values(CONTENTION_ROUTES) }, log),
+    check: (target, log) =>
+      verifyContention(
+        target,
+        {
+          ledger,
+          answers,
+          hot: hot!,
+          settings,
+          peakInFlight: () => peakInFlight,
+          routes: Object.values(CONTENTION_ROUTES),
+        },
+        log,
+      ),
   };
 }

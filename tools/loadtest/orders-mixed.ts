@@ -3,10 +3,18 @@ import type { Random } from './random.ts';
 import { readBackOrders } from './read-back-orders.ts';
 import { pickWeighted, type Mix, type Scenario, type ScenarioSettings } from './scenario.ts';
 
-export const ORDERS_MIX: Mix = [['read', 40], ['create', 25], ['change', 25], ['list', 10]];
+export const ORDERS_MIX: Mix = [
+  ['read', 40],
+  ['create', 25],
+  ['change', 25],
+  ['list', 10],
+];
 
 /** The next status of an order on its happy path; cancellation is never asked for. */
-export const NEXT_STATUS: Readonly<Record<string, string | undefined>> = { pending: 'processing', processing: 'completed' };
+export const NEXT_STATUS: Readonly<Record<string, string | undefined>> = {
+  pending: 'processing',
+  processing: 'completed',
+};
 
 /** An order as the run knows it. */
 interface TrackedOrder {
@@ -18,17 +26,27 @@ interface TrackedOrder {
   unconfirmed?: string;
 }
 
-function isOrderOf(body: unknown, check: { id?: string; customerId?: number; status?: string }): body is { id: number; customerId: number; status: string } {
+function isOrderOf(
+  body: unknown,
+  check: { id?: string; customerId?: number; status?: string },
+): body is { id: number; customerId: number; status: string } {
   const b = body as { id?: unknown; customerId?: unknown; status?: unknown; items?: unknown } | null | undefined;
-  return typeof b?.id === 'number' && typeof b.customerId === 'number' && typeof b.status === 'string' && Array.isArray(b.items)
-    && (check.id === undefined || String(b.id) === check.id)
-    && (check.customerId === undefined || b.customerId === check.customerId)
-    && (check.status === undefined || b.status === check.status);
+  return (
+    typeof b?.id === 'number' &&
+    typeof b.customerId === 'number' &&
+    typeof b.status === 'string' &&
+    Array.isArray(b.items) &&
+    (check.id === undefined || String(b.id) === check.id) &&
+    (check.customerId === undefined || b.customerId === check.customerId) &&
+    (check.status === undefined || b.status === check.status)
+  );
 }
 
 function isListingOf(body: unknown, customerId: number): boolean {
   const b = body as { items?: unknown } | null | undefined;
-  return Array.isArray(b?.items) && b.items.every((item: { customerId?: unknown } | null) => item?.customerId === customerId);
+  return (
+    Array.isArray(b?.items) && b.items.every((item: { customerId?: unknown } | null) => item?.customerId === customerId)
+  );
 }
 
 /**
@@ -49,10 +67,18 @@ export function ordersMixed(settings: ScenarioSettings): Scenario {
   const create = (a: number, b: number, c: number): RequestPlan => {
     const customerId = 1 + Math.floor(a * settings.customers);
     const productId = 1 + Math.floor(c * 1_000);
-    const item = (product: number) => ({ productId: product, quantity: 1 + (Math.floor(b * 10_000) % 5), price: `${1 + (product % 50)}.${String(product % 100).padStart(2, '0')}` });
+    const item = (product: number) => ({
+      productId: product,
+      quantity: 1 + (Math.floor(b * 10_000) % 5),
+      price: `${1 + (product % 50)}.${String(product % 100).padStart(2, '0')}`,
+    });
     const items = b < 0.5 ? [item(productId)] : [item(productId), item(1 + (Math.floor(c * 1_000_000) % 1_000))];
     return {
-      kind: 'create', method: 'POST', path: '/orders', body: { customerId, items }, expectStatus: 201,
+      kind: 'create',
+      method: 'POST',
+      path: '/orders',
+      body: { customerId, items },
+      expectStatus: 201,
       accept: (body) => {
         if (!isOrderOf(body, { customerId, status: 'pending' })) return false;
         const order: TrackedOrder = { id: String(body.id), customerId, status: 'pending' };
@@ -71,7 +97,11 @@ export function ordersMixed(settings: ScenarioSettings): Scenario {
     changeable.pop();
     const to = NEXT_STATUS[order.status]!;
     return {
-      kind: 'change', method: 'PATCH', path: `/orders/${order.id}`, body: { status: to }, expectStatus: 200,
+      kind: 'change',
+      method: 'PATCH',
+      path: `/orders/${order.id}`,
+      body: { status: to },
+      expectStatus: 200,
       accept: (body) => isOrderOf(body, { id: order.id, status: to }),
       onSettled: (outcome) => {
         if (outcome === null) {
@@ -88,12 +118,24 @@ export function ordersMixed(settings: ScenarioSettings): Scenario {
 
   const read = (a: number): RequestPlan => {
     const order = orders[Math.floor(a * orders.length)]!;
-    return { kind: 'read', method: 'GET', path: `/orders/${order.id}`, expectStatus: 200, accept: (body) => isOrderOf(body, { id: order.id, customerId: order.customerId }) };
+    return {
+      kind: 'read',
+      method: 'GET',
+      path: `/orders/${order.id}`,
+      expectStatus: 200,
+      accept: (body) => isOrderOf(body, { id: order.id, customerId: order.customerId }),
+    };
   };
 
   const list = (a: number): RequestPlan => {
     const customerId = 1 + Math.floor(a * settings.customers);
-    return { kind: 'list', method: 'GET', path: `/orders?customerId=${customerId}&limit=50`, expectStatus: 200, accept: (body) => isListingOf(body, customerId) };
+    return {
+      kind: 'list',
+      method: 'GET',
+      path: `/orders?customerId=${customerId}&limit=50`,
+      expectStatus: 200,
+      accept: (body) => isListingOf(body, customerId),
+    };
   };
 
   return {
@@ -107,6 +149,15 @@ export function ordersMixed(settings: ScenarioSettings): Scenario {
       if (kind === 'list') return list(a);
       return create(a, b, c);
     },
-    readBack: (target) => readBackOrders(target, orders.map(({ id, customerId, status, unconfirmed }) => ({ id, customerId, status, ...(unconfirmed === undefined ? {} : { unconfirmed }) }))),
+    readBack: (target) =>
+      readBackOrders(
+        target,
+        orders.map(({ id, customerId, status, unconfirmed }) => ({
+          id,
+          customerId,
+          status,
+          ...(unconfirmed === undefined ? {} : { unconfirmed }),
+        })),
+      ),
   };
 }

@@ -64,19 +64,24 @@ export interface LoadtestOptions {
 }
 
 export type ParsedArgs =
-  | { kind: 'options'; options: LoadtestOptions }
-  | { kind: 'help' }
-  | { kind: 'invalid'; message: string };
+  { kind: 'options'; options: LoadtestOptions } | { kind: 'help' } | { kind: 'invalid'; message: string };
 
 class ArgumentError extends Error {}
 
-function numberOption(raw: string | undefined, name: string, fallback: number | undefined, check: (n: number) => boolean, rule: string): number {
+function numberOption(
+  raw: string | undefined,
+  name: string,
+  fallback: number | undefined,
+  check: (n: number) => boolean,
+  rule: string,
+): number {
   if (raw === undefined) {
     if (fallback === undefined) throw new ArgumentError(`--${name} is required`);
     return fallback;
   }
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || !check(n)) throw new ArgumentError(`--${name} must be ${rule}, got "${raw}"`);
+  if (raw.trim() === '' || !Number.isFinite(n) || !check(n))
+    throw new ArgumentError(`--${name} must be ${rule}, got "${raw}"`);
   return n;
 }
 
@@ -95,7 +100,8 @@ function parseUrl(raw: string | undefined): URL {
   } catch {
     throw new ArgumentError(`--url must be an http(s) URL, got "${raw}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ArgumentError(`--url must be an http(s) URL, got "${raw}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ArgumentError(`--url must be an http(s) URL, got "${raw}"`);
   if (url.search || url.hash) throw new ArgumentError(`--url must not carry a query or fragment, got "${raw}"`);
   return url;
 }
@@ -107,12 +113,25 @@ function parseUrl(raw: string | undefined): URL {
 export function parseLoadtestArgs(args: string[]): ParsedArgs {
   try {
     const { values, positionals } = parseArgs({
-      args, allowPositionals: true, strict: true,
+      args,
+      allowPositionals: true,
+      strict: true,
       options: {
-        url: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, ramp: { type: 'string' },
-        accounts: { type: 'string' }, customers: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' },
-        'max-in-flight': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-        concurrency: { type: 'string' }, 'database-url': { type: 'string' }, 'deadline-ms': { type: 'string' }, settle: { type: 'string' },
+        url: { type: 'string' },
+        rate: { type: 'string' },
+        duration: { type: 'string' },
+        ramp: { type: 'string' },
+        accounts: { type: 'string' },
+        customers: { type: 'string' },
+        seed: { type: 'string' },
+        json: { type: 'string' },
+        'max-in-flight': { type: 'string' },
+        timeout: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        concurrency: { type: 'string' },
+        'database-url': { type: 'string' },
+        'deadline-ms': { type: 'string' },
+        settle: { type: 'string' },
       },
     });
     if (values.help) return { kind: 'help' };
@@ -124,25 +143,57 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
     const rate = numberOption(values.rate, 'rate', undefined, positive, 'a positive number');
     const duration = numberOption(values.duration, 'duration', undefined, positive, 'a positive number of seconds');
     const ramp = numberOption(values.ramp, 'ramp', 0, (n) => n >= 0, 'zero or more seconds');
-    if (ramp > duration) throw new ArgumentError(`--ramp (${ramp} s) must not be longer than --duration (${duration} s)`);
+    if (ramp > duration)
+      throw new ArgumentError(`--ramp (${ramp} s) must not be longer than --duration (${duration} s)`);
     const databaseUrl = values['database-url'];
     if (scenario === 'orders-contention' && databaseUrl === undefined) {
-      throw new ArgumentError('orders-contention needs --database-url: the catalog database it checks every shard through');
+      throw new ArgumentError(
+        'orders-contention needs --database-url: the catalog database it checks every shard through',
+      );
     }
-    if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//i.test(databaseUrl)) throw new ArgumentError('--database-url must be a postgres:// URL');
+    if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//i.test(databaseUrl))
+      throw new ArgumentError('--database-url must be a postgres:// URL');
     return {
       kind: 'options',
       options: {
-        scenario, url, rate, duration, ramp,
+        scenario,
+        url,
+        rate,
+        duration,
+        ramp,
         accounts: numberOption(values.accounts, 'accounts', 15_000, positiveInt, 'a positive integer'),
-        customers: numberOption(values.customers, 'customers', 1_000, (n) => positiveInt(n) && n <= MAX_CUSTOMER_ID, `an integer in 1..${MAX_CUSTOMER_ID}`),
-        seed: numberOption(values.seed, 'seed', 1, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2^32)'),
+        customers: numberOption(
+          values.customers,
+          'customers',
+          1_000,
+          (n) => positiveInt(n) && n <= MAX_CUSTOMER_ID,
+          `an integer in 1..${MAX_CUSTOMER_ID}`,
+        ),
+        seed: numberOption(
+          values.seed,
+          'seed',
+          1,
+          (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32,
+          'an integer in [0, 2^32)',
+        ),
         json: values.json,
         maxInFlight: numberOption(values['max-in-flight'], 'max-in-flight', 1_000, positiveInt, 'a positive integer'),
         timeoutS: numberOption(values.timeout, 'timeout', 10, positive, 'a positive number of seconds'),
-        concurrency: numberOption(values.concurrency, 'concurrency', scenario === 'orders-contention' ? 32 : 1, positiveInt, 'a positive integer'),
+        concurrency: numberOption(
+          values.concurrency,
+          'concurrency',
+          scenario === 'orders-contention' ? 32 : 1,
+          positiveInt,
+          'a positive integer',
+        ),
         databaseUrl,
-        deadlineMs: numberOption(values['deadline-ms'], 'deadline-ms', 2_000, positiveInt, 'a positive whole number of milliseconds'),
+        deadlineMs: numberOption(
+          values['deadline-ms'],
+          'deadline-ms',
+          2_000,
+          positiveInt,
+          'a positive whole number of milliseconds',
+        ),
         settleS: numberOption(values.settle, 'settle', 30, (n) => n >= 0, 'zero or more seconds'),
       },
     };

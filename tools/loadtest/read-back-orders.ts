@@ -1,5 +1,13 @@
 import type { HttpTarget } from './http-target.ts';
-import { fetchForReadBack, forEachConcurrently, summarizeVerdicts, type Fetched, type ReadBackOptions, type ReadBackResult, type ReadBackVerdict } from './read-back.ts';
+import {
+  fetchForReadBack,
+  forEachConcurrently,
+  summarizeVerdicts,
+  type Fetched,
+  type ReadBackOptions,
+  type ReadBackResult,
+  type ReadBackVerdict,
+} from './read-back.ts';
 
 /** An order the run created, as the run last saw it acknowledged. */
 export interface ExpectedOrder {
@@ -21,13 +29,26 @@ const PAGE = 500;
 // A cursor that never ends is a bug of the service; stop and let its repeats show as duplicates.
 const MAX_PAGES = 10_000;
 
-interface ListedOrder { id: number | string; customerId: number; status: string }
-interface OrdersPage { items: ListedOrder[]; nextCursor: string | null }
+interface ListedOrder {
+  id: number | string;
+  customerId: number;
+  status: string;
+}
+interface OrdersPage {
+  items: ListedOrder[];
+  nextCursor: string | null;
+}
 
 function isOrdersPage(body: unknown): body is OrdersPage {
   const b = body as { items?: unknown; nextCursor?: unknown } | null | undefined;
-  return Array.isArray(b?.items) && (b.nextCursor === null || typeof b.nextCursor === 'string')
-    && b.items.every((i: { id?: unknown; status?: unknown } | null) => (typeof i?.id === 'number' || typeof i?.id === 'string') && typeof i.status === 'string');
+  return (
+    Array.isArray(b?.items) &&
+    (b.nextCursor === null || typeof b.nextCursor === 'string') &&
+    b.items.every(
+      (i: { id?: unknown; status?: unknown } | null) =>
+        (typeof i?.id === 'number' || typeof i?.id === 'string') && typeof i.status === 'string',
+    )
+  );
 }
 
 function statusOf(body: unknown): string {
@@ -36,7 +57,11 @@ function statusOf(body: unknown): string {
 }
 
 /** Reads all pages of `GET /orders?customerId=…`. */
-export async function listCustomerOrders(target: HttpTarget, customerId: number, options: ReadBackOptions = {}): Promise<Listing> {
+export async function listCustomerOrders(
+  target: HttpTarget,
+  customerId: number,
+  options: ReadBackOptions = {},
+): Promise<Listing> {
   const statuses = new Map<string, string[]>();
   let cursor: string | null = null;
   for (let page = 0; page < MAX_PAGES; page += 1) {
@@ -59,7 +84,7 @@ export async function listCustomerOrders(target: HttpTarget, customerId: number,
  * @example judgeOrder({ id: '7', customerId: 1, status: 'processing' }, { kind: 'found', body: { status: 'pending' } }, listing) // wrong-state
  */
 export function judgeOrder(expected: ExpectedOrder, byId: Fetched, listing: Listing): ReadBackVerdict {
-  const listed = listing.kind === 'listed' ? listing.statuses.get(expected.id) ?? [] : null;
+  const listed = listing.kind === 'listed' ? (listing.statuses.get(expected.id) ?? []) : null;
   if (byId.kind === 'missing' || listed?.length === 0) return { kind: 'lost' };
   if (listed && listed.length > 1) return { kind: 'duplicated', count: listed.length };
   const acceptable = expected.unconfirmed === undefined ? [expected.status] : [expected.status, expected.unconfirmed];
@@ -68,7 +93,12 @@ export function judgeOrder(expected: ExpectedOrder, byId: Fetched, listing: List
     return { kind: 'wrong-state', expected: wanted, found: statusOf(byId.body), where: 'GET /orders/:id' };
   }
   if (listed && !acceptable.includes(listed[0]!)) {
-    return { kind: 'wrong-state', expected: wanted, found: listed[0]!, where: `GET /orders?customerId=${expected.customerId}` };
+    return {
+      kind: 'wrong-state',
+      expected: wanted,
+      found: listed[0]!,
+      where: `GET /orders?customerId=${expected.customerId}`,
+    };
   }
   if (byId.kind === 'failed') return { kind: 'unverified', code: byId.code };
   if (listing.kind === 'failed') return { kind: 'unverified', code: listing.code };
@@ -79,7 +109,11 @@ export function judgeOrder(expected: ExpectedOrder, byId: Fetched, listing: List
  * Reads back every order the run created: each customer's listing once (all pages), then each order by id,
  * and judges each order on both.
  */
-export async function readBackOrders(target: HttpTarget, orders: readonly ExpectedOrder[], options: ReadBackOptions = {}): Promise<ReadBackResult> {
+export async function readBackOrders(
+  target: HttpTarget,
+  orders: readonly ExpectedOrder[],
+  options: ReadBackOptions = {},
+): Promise<ReadBackResult> {
   const concurrency = options.concurrency ?? 32;
   const listings = new Map<number, Listing>();
   const customers = [...new Set(orders.map((o) => o.customerId))];

@@ -55,18 +55,28 @@ export type Fetched = { kind: 'found'; body: unknown } | { kind: 'missing' } | {
  * GETs `path` for a read-back: 200 is found (with its body, if `accept` takes it), 404 is missing, anything
  * else is retried and then reported as failed with its code, rather than guessed either way.
  */
-export async function fetchForReadBack(target: HttpTarget, path: string, options: ReadBackOptions & { accept?: (body: unknown) => boolean } = {}): Promise<Fetched> {
+export async function fetchForReadBack(
+  target: HttpTarget,
+  path: string,
+  options: ReadBackOptions & { accept?: (body: unknown) => boolean } = {},
+): Promise<Fetched> {
   const { attempts = 3, retryDelayMs = 200 } = options;
   let code = 'UNKNOWN';
   for (let attempt = 1; attempt <= attempts; attempt += 1) {
     let body: unknown;
-    const outcome = await target.send({
-      kind: 'read-back', method: 'GET', path, expectStatus: 200,
-      accept: (answer) => {
-        body = answer;
-        return options.accept ? options.accept(answer) : true;
+    const outcome = await target.send(
+      {
+        kind: 'read-back',
+        method: 'GET',
+        path,
+        expectStatus: 200,
+        accept: (answer) => {
+          body = answer;
+          return options.accept ? options.accept(answer) : true;
+        },
       },
-    }, performance.now());
+      performance.now(),
+    );
     if (outcome.ok) return { kind: 'found', body };
     if (outcome.status === 404) return { kind: 'missing' };
     code = outcome.code;
@@ -76,7 +86,11 @@ export async function fetchForReadBack(target: HttpTarget, path: string, options
 }
 
 /** Runs `work` on every item, at most `concurrency` at once. */
-export async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function forEachConcurrently<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
@@ -95,7 +109,10 @@ export function summarizeVerdicts(
   checks: { state: boolean; duplicates: boolean },
 ): ReadBackResult {
   const result: ReadBackResult = {
-    noun, created: verdicts.length, verified: 0, lost: [],
+    noun,
+    created: verdicts.length,
+    verified: 0,
+    lost: [],
     ...(checks.state ? { wrongState: [] } : {}),
     ...(checks.duplicates ? { duplicated: [] } : {}),
     unverified: [],
@@ -112,6 +129,10 @@ export function summarizeVerdicts(
 
 /** True when every record was found as the run left it. */
 export function isCleanReadBack(result: ReadBackResult): boolean {
-  return result.lost.length === 0 && result.unverified.length === 0
-    && (result.wrongState?.length ?? 0) === 0 && (result.duplicated?.length ?? 0) === 0;
+  return (
+    result.lost.length === 0 &&
+    result.unverified.length === 0 &&
+    (result.wrongState?.length ?? 0) === 0 &&
+    (result.duplicated?.length ?? 0) === 0
+  );
 }

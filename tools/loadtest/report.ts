@@ -30,7 +30,12 @@ export interface LoadtestReport {
 }
 
 /** Assembles the report; `elapsedS` is passed in so this stays a pure function. */
-export function buildReport(options: LoadtestOptions, tally: Tally, readBack: ReadBackResult | null, elapsedS: number): LoadtestReport {
+export function buildReport(
+  options: LoadtestOptions,
+  tally: Tally,
+  readBack: ReadBackResult | null,
+  elapsedS: number,
+): LoadtestReport {
   const kinds: LoadtestReport['kinds'] = {};
   const totals: Counts = { scheduled: 0, sent: 0, completed: 0, ok: 0, failed: 0, degraded: 0 };
   const all: number[] = [];
@@ -41,8 +46,15 @@ export function buildReport(options: LoadtestOptions, tally: Tally, readBack: Re
     for (const l of latencies) all.push(l);
   }
   return {
-    scenario: options.scenario, url: options.url.toString(), rate: options.rate, rampS: options.ramp, durationS: options.duration,
-    seed: options.seed, accounts: options.accounts, customers: options.customers, elapsedS: Math.round(elapsedS * 10) / 10,
+    scenario: options.scenario,
+    url: options.url.toString(),
+    rate: options.rate,
+    rampS: options.ramp,
+    durationS: options.duration,
+    seed: options.seed,
+    accounts: options.accounts,
+    customers: options.customers,
+    elapsedS: Math.round(elapsedS * 10) / 10,
     totals: { ...totals, latencyMs: summarizeLatencies(all) },
     kinds,
     failures: [...tally.failures.values()].sort((a, b) => b.count - a.count || a.code.localeCompare(b.code)),
@@ -71,7 +83,12 @@ export function isCleanRun(report: LoadtestReport): boolean {
 
 function table(rows: (string | number)[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => String(r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]!) : String(cell).padStart(widths[c]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]!) : String(cell).padStart(widths[c]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 const ms = (v: number | null) => (v === null ? '-' : v.toFixed(1));
@@ -96,18 +113,49 @@ export function formatHeader(report: LoadtestReport): string[] {
 export function formatReport(report: LoadtestReport): string[] {
   const t = report.totals;
   const lines = formatHeader(report);
-  const kindRows = Object.entries(report.kinds).map(([name, k]) => [name, k.scheduled, k.sent, k.ok, k.failed, ms(k.latencyMs.p50), ms(k.latencyMs.p90), ms(k.latencyMs.p99), ms(k.latencyMs.max)]);
-  lines.push(...table([
-    ['kind', 'scheduled', 'sent', 'ok', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-    ...kindRows,
-    ['all', t.scheduled, t.sent, t.ok, t.failed, ms(t.latencyMs.p50), ms(t.latencyMs.p90), ms(t.latencyMs.p99), ms(t.latencyMs.max)],
-  ]));
+  const kindRows = Object.entries(report.kinds).map(([name, k]) => [
+    name,
+    k.scheduled,
+    k.sent,
+    k.ok,
+    k.failed,
+    ms(k.latencyMs.p50),
+    ms(k.latencyMs.p90),
+    ms(k.latencyMs.p99),
+    ms(k.latencyMs.max),
+  ]);
+  lines.push(
+    ...table([
+      ['kind', 'scheduled', 'sent', 'ok', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+      ...kindRows,
+      [
+        'all',
+        t.scheduled,
+        t.sent,
+        t.ok,
+        t.failed,
+        ms(t.latencyMs.p50),
+        ms(t.latencyMs.p90),
+        ms(t.latencyMs.p99),
+        ms(t.latencyMs.max),
+      ],
+    ]),
+  );
   if (report.failures.length > 0) {
     lines.push('');
-    lines.push(...table([
-      ['failure', 'status', 'count', 'by kind'],
-      ...report.failures.map((f) => [f.code, f.status ?? '-', f.count, Object.entries(f.byKind).map(([k, n]) => `${k} ${n}`).join(', ')]),
-    ]));
+    lines.push(
+      ...table([
+        ['failure', 'status', 'count', 'by kind'],
+        ...report.failures.map((f) => [
+          f.code,
+          f.status ?? '-',
+          f.count,
+          Object.entries(f.byKind)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', '),
+        ]),
+      ]),
+    );
   }
   const rb = report.readBack;
   if (rb) {

@@ -25,7 +25,12 @@ function failedSoFar(tally: Tally): number {
  * its latency. Requests still in flight at the end are awaited; each one's own timeout bounds the wait
  * and counts it as CLIENT.TIMEOUT.
  */
-export async function runOpenModel(scenario: Scenario, target: HttpTarget, random: Random, options: OpenModelOptions): Promise<Tally> {
+export async function runOpenModel(
+  scenario: Scenario,
+  target: HttpTarget,
+  random: Random,
+  options: OpenModelOptions,
+): Promise<Tally> {
   const tally = createTally(scenario.kinds);
   const inFlight = new Set<Promise<void>>();
   const count = arrivalCount(options.profile);
@@ -46,7 +51,8 @@ export async function runOpenModel(scenario: Scenario, target: HttpTarget, rando
         continue;
       }
       recordStarted(tally, plan.kind);
-      const request: Promise<void> = target.send(plan, start + dueMs)
+      const request: Promise<void> = target
+        .send(plan, start + dueMs)
         .then((outcome) => {
           recordOutcome(tally, plan.kind, outcome);
           plan.onSettled?.(outcome);
@@ -56,9 +62,15 @@ export async function runOpenModel(scenario: Scenario, target: HttpTarget, rando
     }
     if (options.onProgress && now >= nextProgress) {
       nextProgress = (Math.floor(now / progressEveryMs) + 1) * progressEveryMs;
-      options.onProgress({ elapsedS: Math.round(now / 100) / 10, due: index, inFlight: inFlight.size, failed: failedSoFar(tally) });
+      options.onProgress({
+        elapsedS: Math.round(now / 100) / 10,
+        due: index,
+        inFlight: inFlight.size,
+        failed: failedSoFar(tally),
+      });
     }
-    if (index < count) await sleep(Math.max(0, arrivalTime(options.profile, index) * 1_000 - (performance.now() - start)));
+    if (index < count)
+      await sleep(Math.max(0, arrivalTime(options.profile, index) * 1_000 - (performance.now() - start)));
   }
   await Promise.all(inFlight);
   return tally;

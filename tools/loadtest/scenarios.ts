@@ -16,7 +16,12 @@ export function isScenarioName(name: string): name is ScenarioName {
 }
 
 function readSeeded(random: Random, accounts: number): RequestPlan {
-  return { kind: 'read', method: 'GET', path: `/accounts/${seededAccountId(randomInt(random, accounts))}`, expectStatus: 200 };
+  return {
+    kind: 'read',
+    method: 'GET',
+    path: `/accounts/${seededAccountId(randomInt(random, accounts))}`,
+    expectStatus: 200,
+  };
 }
 
 /** GET /accounts/:id of random seeded accounts, as the source system's Gatling read test. */
@@ -28,7 +33,12 @@ function accountsRead(settings: ScenarioSettings): Scenario {
   };
 }
 
-const ACCOUNTS_MIX: Mix = [['read', 70], ['create', 15], ['update', 10], ['query', 5]];
+const ACCOUNTS_MIX: Mix = [
+  ['read', 70],
+  ['create', 15],
+  ['update', 10],
+  ['query', 5],
+];
 
 function isCreatedAccount(body: unknown): body is { id: string; name: string } {
   const b = body as { id?: unknown; name?: unknown } | null | undefined;
@@ -49,7 +59,11 @@ function accountsMixed(settings: ScenarioSettings): Scenario {
       creations += 1;
       return {
         // The key lets the server settle a creation whose commit it lost sight of (a failover) without a duplicate.
-        kind: 'create', method: 'POST', path: '/accounts', body: { name: `Loadtest_${settings.runTag}_${creations}` }, expectStatus: 201,
+        kind: 'create',
+        method: 'POST',
+        path: '/accounts',
+        body: { name: `Loadtest_${settings.runTag}_${creations}` },
+        expectStatus: 201,
         headers: { 'idempotency-key': `loadtest-${settings.runTag}-${creations}` },
         accept: (body) => {
           if (!isCreatedAccount(body)) return false;
@@ -64,19 +78,34 @@ function accountsMixed(settings: ScenarioSettings): Scenario {
       const useCreated = created.length > 0 && coin < 0.5;
       const i = randomInt(random, useCreated ? created.length : settings.accounts);
       const target = useCreated ? created[i]! : { id: seededAccountId(i), name: seededAccountName(i) };
-      return { kind: 'update', method: 'PUT', path: `/accounts/${target.id}`, body: { name: target.name }, expectStatus: 200 };
+      return {
+        kind: 'update',
+        method: 'PUT',
+        path: `/accounts/${target.id}`,
+        body: { name: target.name },
+        expectStatus: 200,
+      };
     },
     query: (random) => {
       // A prefix of a seeded name, 1 to 3 digits long: from thousands of matches down to a handful.
       const digits = String(randomInt(random, settings.accounts)).slice(0, 1 + randomInt(random, 3));
-      return { kind: 'query', method: 'GET', path: `/accounts?namePrefix=${encodeURIComponent(seededAccountName(Number(digits)))}&limit=100`, expectStatus: 200 };
+      return {
+        kind: 'query',
+        method: 'GET',
+        path: `/accounts?namePrefix=${encodeURIComponent(seededAccountName(Number(digits)))}&limit=100`,
+        expectStatus: 200,
+      };
     },
   };
   return {
     name: 'accounts-mixed',
     kinds: ACCOUNTS_MIX.map(([kind]) => kind),
     nextRequest: (random) => plans[pickWeighted(ACCOUNTS_MIX, random())]!(random),
-    readBack: (target) => readBackAccounts(target, created.map((account) => account.id)),
+    readBack: (target) =>
+      readBackAccounts(
+        target,
+        created.map((account) => account.id),
+      ),
     createdAccountIds: () => created.map((account) => account.id),
   };
 }

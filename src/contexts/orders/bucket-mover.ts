@@ -1,14 +1,33 @@
 import type { TxSql } from '../../platform/db/connect.ts';
 import type { BucketMover } from '../../platform/sharding/rebalance.ts';
 
-interface OrderRow { id: string; bucket: number; customer_id: string; saga_id: string | null; status: string; total_amount: string; notes: string | null; created_at: Date; updated_at: Date }
-interface ItemRow { order_id: string; product_id: string; quantity: number; price: string }
+interface OrderRow {
+  id: string;
+  bucket: number;
+  customer_id: string;
+  saga_id: string | null;
+  status: string;
+  total_amount: string;
+  notes: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+interface ItemRow {
+  order_id: string;
+  product_id: string;
+  quantity: number;
+  price: string;
+}
 
 /** Copies the given orders (or all of the bucket's) with their items; item ids are minted anew by the target. */
 async function copyOrders(from: TxSql, into: TxSql, buckets: number[], ids?: string[]): Promise<number> {
   const orders = ids
-    ? await from<OrderRow[]>`select id, bucket, customer_id, saga_id, status, total_amount::text, notes, created_at, updated_at from orders.orders where bucket = any(${buckets}::int[]) and id = any(${ids}::bigint[])`
-    : await from<OrderRow[]>`select id, bucket, customer_id, saga_id, status, total_amount::text, notes, created_at, updated_at from orders.orders where bucket = any(${buckets}::int[])`;
+    ? await from<
+        OrderRow[]
+      >`select id, bucket, customer_id, saga_id, status, total_amount::text, notes, created_at, updated_at from orders.orders where bucket = any(${buckets}::int[]) and id = any(${ids}::bigint[])`
+    : await from<
+        OrderRow[]
+      >`select id, bucket, customer_id, saga_id, status, total_amount::text, notes, created_at, updated_at from orders.orders where bucket = any(${buckets}::int[])`;
   if (orders.length === 0) return 0;
   const orderIds = orders.map((o) => o.id);
   const items = await from<ItemRow[]>`select order_id, product_id, quantity, price::text from orders.order_items
@@ -33,7 +52,9 @@ async function copySmallTables(from: TxSql, into: TxSql, buckets: number[]): Pro
   await into`delete from orders.stock_reservations where bucket = any(${buckets}::int[])`;
   const forwards = await from<{ old_id: string; new_id: string; bucket: number; moved_at: Date }[]>`
     select old_id, new_id, bucket, moved_at from orders.forwarded_orders where bucket = any(${buckets}::int[])`;
-  const reservations = await from<{ saga_id: string; product_id: string; quantity: number; bucket: number; reserved_at: Date }[]>`
+  const reservations = await from<
+    { saga_id: string; product_id: string; quantity: number; bucket: number; reserved_at: Date }[]
+  >`
     select saga_id, product_id, quantity, bucket, reserved_at from orders.stock_reservations where bucket = any(${buckets}::int[])`;
   if (forwards.length > 0) {
     await into`insert into orders.forwarded_orders (old_id, new_id, bucket, moved_at)
@@ -60,16 +81,24 @@ export const ordersBucketMover: BucketMover = {
 
   async copyDelta(from, into, buckets, snapshot) {
     // Rows written by transactions the snapshot did not see (the row's xmin widened to a full xid8).
-    const changed = (await from<{ id: string }[]>`
+    const changed = (
+      await from<{ id: string }[]>`
       with now as (select pg_current_xact_id()::text::numeric as cur)
       select o.id::text from orders.orders o, now
       where o.bucket = any(${buckets}::int[])
         and not pg_visible_in_snapshot((
           case when o.xmin::text::numeric > mod(cur, 4294967296)
                then (floor(cur / 4294967296) - 1) * 4294967296 + o.xmin::text::numeric
-               else floor(cur / 4294967296) * 4294967296 + o.xmin::text::numeric end)::text::xid8, ${snapshot}::pg_snapshot)`).map((r) => r.id);
-    const here = new Set((await from<{ id: string }[]>`select id::text from orders.orders where bucket = any(${buckets}::int[])`).map((r) => r.id));
-    const copiedIds = (await into<{ id: string }[]>`select id::text from orders.orders where bucket = any(${buckets}::int[])`).map((r) => r.id);
+               else floor(cur / 4294967296) * 4294967296 + o.xmin::text::numeric end)::text::xid8, ${snapshot}::pg_snapshot)`
+    ).map((r) => r.id);
+    const here = new Set(
+      (await from<{ id: string }[]>`select id::text from orders.orders where bucket = any(${buckets}::int[])`).map(
+        (r) => r.id,
+      ),
+    );
+    const copiedIds = (
+      await into<{ id: string }[]>`select id::text from orders.orders where bucket = any(${buckets}::int[])`
+    ).map((r) => r.id);
     const gone = copiedIds.filter((id) => !here.has(id));
     const stale = [...new Set([...changed, ...gone])];
     if (stale.length > 0) await into`delete from orders.orders where id = any(${stale}::bigint[])`;

@@ -45,7 +45,13 @@ export interface CheckoutStatus {
 
 export class CheckoutFailed extends Error {
   override name = 'CheckoutFailed';
-  constructor(readonly sagaId: string, readonly failedStep: string, readonly compensated: string[], readonly orderId: number | undefined, override readonly cause: unknown) {
+  constructor(
+    readonly sagaId: string,
+    readonly failedStep: string,
+    readonly compensated: string[],
+    readonly orderId: number | undefined,
+    override readonly cause: unknown,
+  ) {
     super(`checkout failed at ${failedStep}`);
   }
 }
@@ -60,7 +66,10 @@ export interface CheckoutDeps {
 }
 
 /** The checkout saga's steps. */
-export function checkoutSagaDefinition({ shards, payments }: Pick<CheckoutDeps, 'shards' | 'payments'>): SagaDefinition<CheckoutState> {
+export function checkoutSagaDefinition({
+  shards,
+  payments,
+}: Pick<CheckoutDeps, 'shards' | 'payments'>): SagaDefinition<CheckoutState> {
   /** Runs `work` on the customer's shard, holding the customer's bucket. */
   const onCustomerShard = <T>(state: CheckoutState, label: string, work: (tx: TxSql) => Promise<T>) =>
     inBucket(shards, bucketOfKey(state.customerId), { label }, work);
@@ -72,8 +81,16 @@ export function checkoutSagaDefinition({ shards, payments }: Pick<CheckoutDeps, 
         name: 'create-order',
         async run(state) {
           const bucket = bucketOfKey(state.customerId);
-          const order = await onCustomerShard(state, 'orders.checkout.create', async (tx) =>
-            (await placeOrder(tx, { customerId: state.customerId, items: state.items }, { bucket, sagaId: state.sagaId })) ?? (await findOrderOfSaga(tx, state.sagaId))!);
+          const order = await onCustomerShard(
+            state,
+            'orders.checkout.create',
+            async (tx) =>
+              (await placeOrder(
+                tx,
+                { customerId: state.customerId, items: state.items },
+                { bucket, sagaId: state.sagaId },
+              )) ?? (await findOrderOfSaga(tx, state.sagaId))!,
+          );
           return { orderId: order.id, totalAmount: order.totalAmount };
         },
         async compensate(state) {
@@ -86,7 +103,9 @@ export function checkoutSagaDefinition({ shards, payments }: Pick<CheckoutDeps, 
       {
         name: 'reserve-stock',
         async run(state) {
-          await onCustomerShard(state, 'orders.checkout.reserve', (tx) => reserveStock(tx, state.sagaId, bucketOfKey(state.customerId), state.items));
+          await onCustomerShard(state, 'orders.checkout.reserve', (tx) =>
+            reserveStock(tx, state.sagaId, bucketOfKey(state.customerId), state.items),
+          );
         },
         async compensate(state) {
           await onCustomerShard(state, 'orders.checkout.release', (tx) => releaseStock(tx, state.sagaId));
@@ -135,21 +154,33 @@ export function checkoutSaga(deps: CheckoutDeps) {
       const running = sagas.start(definition, { ...request, sagaId: '' }, sagaId, { deadlineAt });
       const outcome = await settledBy(running, deadlineAt);
       if (outcome === undefined) {
-        running.catch((error: unknown) => deps.log?.(`checkout saga ${sagaId} failed after its request was answered; resume() takes it up`, error));
-        throw new AppError('SAGA.PENDING', `checkout ${sagaId} did not finish within the request's deadline; it goes on, ask GET /orders/checkout/${sagaId}`,
-          { details: { sagaId, outcome: 'pending' } });
+        running.catch((error: unknown) =>
+          deps.log?.(`checkout saga ${sagaId} failed after its request was answered; resume() takes it up`, error),
+        );
+        throw new AppError(
+          'SAGA.PENDING',
+          `checkout ${sagaId} did not finish within the request's deadline; it goes on, ask GET /orders/checkout/${sagaId}`,
+          { details: { sagaId, outcome: 'pending' } },
+        );
       }
       if (outcome.status === 'completed') {
         const found = await lookUpOrder(deps.shards, outcome.state.orderId!);
         return { sagaId: outcome.id, order: (found as { order: Order }).order };
       }
-      throw new CheckoutFailed(outcome.id, outcome.failedStep, outcome.compensated, outcome.state.orderId, outcome.error);
+      throw new CheckoutFailed(
+        outcome.id,
+        outcome.failedStep,
+        outcome.compensated,
+        outcome.state.orderId,
+        outcome.error,
+      );
     },
 
     /** Where a checkout saga is: running, compensating, completed or compensated, with its order. */
     async checkoutStatus(sagaId: string): Promise<CheckoutStatus> {
       const row = await sagas.status(sagaId);
-      if (!row || row.kind !== definition.kind) throw new AppError('SAGA.NOT_FOUND', `checkout ${sagaId} does not exist`, { details: { sagaId } });
+      if (!row || row.kind !== definition.kind)
+        throw new AppError('SAGA.NOT_FOUND', `checkout ${sagaId} does not exist`, { details: { sagaId } });
       const orderId = (row.state as Partial<CheckoutState>).orderId;
       return { sagaId, status: row.status, orderId: orderId ?? null, failedStep: row.failed_step };
     },
@@ -159,9 +190,22 @@ export function checkoutSaga(deps: CheckoutDeps) {
 /** Maps a failed checkout to the answer: the failed step's own error, with the saga's story in its details. */
 export function checkoutError(failure: CheckoutFailed): AppError {
   const cause = failure.cause;
-  const details = { sagaId: failure.sagaId, failedStep: failure.failedStep, compensated: failure.compensated, orderId: failure.orderId ?? null };
-  if (isAppError(cause)) return new AppError(cause.code, `checkout failed at ${failure.failedStep}: ${cause.message}`, { cause, details: { ...cause.details, ...details } });
-  if (cause instanceof StepTimedOut) return new AppError('PAYMENT.UNAVAILABLE', `checkout failed at ${failure.failedStep}: ${cause.message}`, { cause, details });
+  const details = {
+    sagaId: failure.sagaId,
+    failedStep: failure.failedStep,
+    compensated: failure.compensated,
+    orderId: failure.orderId ?? null,
+  };
+  if (isAppError(cause))
+    return new AppError(cause.code, `checkout failed at ${failure.failedStep}: ${cause.message}`, {
+      cause,
+      details: { ...cause.details, ...details },
+    });
+  if (cause instanceof StepTimedOut)
+    return new AppError('PAYMENT.UNAVAILABLE', `checkout failed at ${failure.failedStep}: ${cause.message}`, {
+      cause,
+      details,
+    });
   return new AppError('SERVICE.UNAVAILABLE', `checkout failed at ${failure.failedStep}`, { cause, details });
 }
 
@@ -169,7 +213,12 @@ export function checkoutError(failure: CheckoutFailed): AppError {
 async function settledBy<T>(work: Promise<T>, deadlineAt: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([work, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), Math.max(0, deadlineAt - Date.now())); })]);
+    return await Promise.race([
+      work,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), Math.max(0, deadlineAt - Date.now()));
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
   }

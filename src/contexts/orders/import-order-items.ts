@@ -33,11 +33,20 @@ async function* withoutHeader(lines: AsyncIterable<{ text: string; lineNo: numbe
  * chunk is skipped and reported; with `atomic`, the whole import fails instead), then recomputes the order's
  * total in the same transaction. The order row is locked for the whole import. The caller owns the transaction.
  */
-export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable, options: ImportOptions): Promise<ImportResult> {
+export async function importOrderItems(
+  tx: TxSql,
+  orderId: number,
+  csv: Readable,
+  options: ImportOptions,
+): Promise<ImportResult> {
   const order = await lockOrder(tx, orderId);
   if (!order) throw orderNotFound(orderId);
   if (order.status === 'completed' || order.status === 'cancelled') {
-    throw new AppError('ORDER.INVALID_TRANSITION', `order ${orderId} is ${order.status}; its items can no longer change`, { details: { id: orderId, status: order.status } });
+    throw new AppError(
+      'ORDER.INVALID_TRANSITION',
+      `order ${orderId} is ${order.status}; its items can no longer change`,
+      { details: { id: orderId, status: order.status } },
+    );
   }
   const prefix = `${orderId},`;
   let result: ImportResult;
@@ -52,14 +61,24 @@ export async function importOrderItems(tx: TxSql, orderId: number, csv: Readable
     });
   } catch (error) {
     if (error instanceof LineTooLongError) {
-      throw new AppError('REQUEST.INVALID', `nothing was imported: ${error.message}`, { cause: error, details: { line: error.lineNo } });
+      throw new AppError('REQUEST.INVALID', `nothing was imported: ${error.message}`, {
+        cause: error,
+        details: { line: error.lineNo },
+      });
     }
     if (error instanceof CopyChunkRejected) {
-      throw new AppError('IMPORT.REJECTED', `nothing was imported: ${error.message}`, { cause: error, details: { imported: 0, rejected: [error.chunk] } });
+      throw new AppError('IMPORT.REJECTED', `nothing was imported: ${error.message}`, {
+        cause: error,
+        details: { imported: 0, rejected: [error.chunk] },
+      });
     }
     throw error;
   }
   await recomputeTotal(tx, orderId);
-  await publish(tx, OrderItemsImported, String(order.customer_id), { id: orderId, imported: result.imported, rejected: result.rejected.length });
+  await publish(tx, OrderItemsImported, String(order.customer_id), {
+    id: orderId,
+    imported: result.imported,
+    rejected: result.rejected.length,
+  });
   return result;
 }

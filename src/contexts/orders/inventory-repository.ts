@@ -25,7 +25,12 @@ export async function takeStock(tx: TxSql, wanted: StockWanted): Promise<number[
 }
 
 /** Records what the saga took, so that its compensation gives it back (and a repeated step takes nothing). */
-export async function insertReservations(tx: TxSql, sagaId: string, bucket: number, wanted: StockWanted): Promise<void> {
+export async function insertReservations(
+  tx: TxSql,
+  sagaId: string,
+  bucket: number,
+  wanted: StockWanted,
+): Promise<void> {
   await tx`insert into orders.stock_reservations (saga_id, product_id, quantity, bucket)
     select ${sagaId}, p, q, ${bucket} from unnest(${wanted.productIds}::bigint[], ${wanted.quantities}::int[]) as t(p, q)`;
 }

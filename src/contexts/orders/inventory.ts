@@ -1,7 +1,14 @@
 import type { TxSql } from '../../platform/db/connect.ts';
 import { AppError } from '../../platform/errors/app-error.ts';
 import type { ShardSet } from '../../platform/sharding/shard-set.ts';
-import { hasReservations, insertReservations, releaseReservations, takeStock, upsertStock, type StockWanted } from './inventory-repository.ts';
+import {
+  hasReservations,
+  insertReservations,
+  releaseReservations,
+  takeStock,
+  upsertStock,
+  type StockWanted,
+} from './inventory-repository.ts';
 import type { NewOrderItem } from './order.ts';
 
 /**
@@ -20,13 +27,20 @@ function wantedOf(items: readonly NewOrderItem[]): StockWanted {
  * Reserves the items' stock for a saga, all or nothing: STOCK.INSUFFICIENT names the products short of stock.
  * Reserving again for the same saga does nothing (a resumed saga repeats its step).
  */
-export async function reserveStock(tx: TxSql, sagaId: string, bucket: number, items: readonly NewOrderItem[]): Promise<void> {
+export async function reserveStock(
+  tx: TxSql,
+  sagaId: string,
+  bucket: number,
+  items: readonly NewOrderItem[],
+): Promise<void> {
   const wanted = wantedOf(items);
   if (await hasReservations(tx, sagaId)) return; // reserved by an earlier run of this step
   const taken = await takeStock(tx, wanted);
   if (taken.length !== wanted.productIds.length) {
     const short = wanted.productIds.filter((p) => !taken.includes(p));
-    throw new AppError('STOCK.INSUFFICIENT', `not enough stock for product(s) ${short.join(', ')}`, { details: { productIds: short } });
+    throw new AppError('STOCK.INSUFFICIENT', `not enough stock for product(s) ${short.join(', ')}`, {
+      details: { productIds: short },
+    });
   }
   await insertReservations(tx, sagaId, bucket, wanted);
 }

@@ -44,56 +44,89 @@ export const ordersModule: ContextModule<Config> = {
     const { config } = platform;
     const warn = (message: string, error?: unknown) => platform.logger.warn({ err: error }, message);
     const shards = await openOrderShards(config, {
-      catalog: platform.admin, target: platform.target, applicationName: platform.applicationName,
-      observer: platform.metrics.transactionObserver, log: (line) => platform.logger.info(line),
+      catalog: platform.admin,
+      target: platform.target,
+      applicationName: platform.applicationName,
+      observer: platform.metrics.transactionObserver,
+      log: (line) => platform.logger.info(line),
     });
     const cache = platform.cache<Order>('orders');
     try {
       const orders = createOrdersService({
-        shards, payments: createSimulatedPayments(platform.admin), shardDeadlineMs: config.shardDeadlineMs,
-        txDeadlineMs: config.txDeadlineMs, importDeadlineMs: config.importDeadlineMs, sagaLeaseMs: config.sagaLeaseMs,
-        fault: faultPoints(config.faults), log: warn,
+        shards,
+        payments: createSimulatedPayments(platform.admin),
+        shardDeadlineMs: config.shardDeadlineMs,
+        txDeadlineMs: config.txDeadlineMs,
+        importDeadlineMs: config.importDeadlineMs,
+        sagaLeaseMs: config.sagaLeaseMs,
+        fault: faultPoints(config.faults),
+        log: warn,
       });
       const maintenance = await startShardMaintenance({
-        shards, sagas: orders.sagas, sagaDefinitions: [orders.checkoutSaga as never], graceMs: config.inDoubtGraceMs, log: warn,
+        shards,
+        sagas: orders.sagas,
+        sagaDefinitions: [orders.checkoutSaga as never],
+        graceMs: config.inDoubtGraceMs,
+        log: warn,
       });
       let lastProbe: { at: number; health: Promise<ShardHealth> } | undefined;
       const probe = () => {
         // One probe serves the gauges of a scrape and a readiness check close to it.
-        if (!lastProbe || Date.now() - lastProbe.at > 500) lastProbe = { at: Date.now(), health: probeShards(shards, SHARD_PROBE_MS) };
+        if (!lastProbe || Date.now() - lastProbe.at > 500)
+          lastProbe = { at: Date.now(), health: probeShards(shards, SHARD_PROBE_MS) };
         return lastProbe.health;
       };
-      platform.metrics.gauge('stratum_twophase_in_doubt', 'Two-phase branches prepared on the orders shards and not yet committed or rolled back', async () => (await probe()).inDoubt);
-      platform.metrics.gauge('stratum_sagas_unfinished', 'Sagas still running or compensating', async () => (await probe()).unfinishedSagas);
+      platform.metrics.gauge(
+        'stratum_twophase_in_doubt',
+        'Two-phase branches prepared on the orders shards and not yet committed or rolled back',
+        async () => (await probe()).inDoubt,
+      );
+      platform.metrics.gauge(
+        'stratum_sagas_unfinished',
+        'Sagas still running or compensating',
+        async () => (await probe()).unfinishedSagas,
+      );
       return {
         routes: ordersRoutes({
           orders,
           idempotencyTtlMs: config.idempotencyTtlMs,
           importDeadlineMs: config.importDeadlineMs,
           cache: {
-            getOrLoad: (key, load) => cache.getOrLoad(key, (signal) => { platform.metrics.countCacheLoad('orders'); return load(signal); }),
+            getOrLoad: (key, load) =>
+              cache.getOrLoad(key, (signal) => {
+                platform.metrics.countCacheLoad('orders');
+                return load(signal);
+              }),
             invalidate: (key) => cache.invalidate(key),
           },
         }),
         cacheRules: [{ cache, keysOf: staleOrderKeys }],
-        outboxes: shards.all().map((shard) => ({ name: `shard-${shard.id}`, target: shard.target, writers: shard.sql })),
+        outboxes: shards
+          .all()
+          .map((shard) => ({ name: `shard-${shard.id}`, target: shard.target, writers: shard.sql })),
         pools: () => shards.all().map((s) => s.sql),
         idempotencyStores: () => shards.all().map((s) => s.sql),
         async status() {
           const health = await probe();
           const assignments = shards.assignments();
-          const rows = await Promise.all(shards.all().map(async (shard) => {
-            // The planner's estimate: cheap, and what a console needs.
-            const [row] = await shard.sql<{ n: number }[]>`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = 'orders.orders'::regclass`
-              .catch(() => [undefined]);
-            return row?.n;
-          }));
+          const rows = await Promise.all(
+            shards.all().map(async (shard) => {
+              // The planner's estimate: cheap, and what a console needs.
+              const [row] = await shard.sql<
+                { n: number }[]
+              >`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = 'orders.orders'::regclass`.catch(
+                () => [undefined],
+              );
+              return row?.n;
+            }),
+          );
           return {
             mapVersion: shards.mapVersion(),
             inDoubt: health.inDoubt,
             unfinishedSagas: health.unfinishedSagas,
             shards: shards.all().map((shard, i) => ({
-              id: shard.id, name: shard.name,
+              id: shard.id,
+              name: shard.name,
               buckets: assignments.filter((owner) => owner === shard.id).length,
               rows: rows[i] ?? null,
               healthy: !health.unreachable.some((u) => u.id === shard.id),
@@ -104,8 +137,11 @@ export const ordersModule: ContextModule<Config> = {
           const health = await probe();
           if (health.unreachable.length > 0) {
             const names = health.unreachable.map((s) => `${s.id} (${s.name})`).join(', ');
-            throw new AppError('SHARD.UNAVAILABLE', `orders shard ${names} did not answer within ${SHARD_PROBE_MS} ms`,
-              { details: { shards: health.unreachable.map(({ id, name }) => ({ id, name })) } });
+            throw new AppError(
+              'SHARD.UNAVAILABLE',
+              `orders shard ${names} did not answer within ${SHARD_PROBE_MS} ms`,
+              { details: { shards: health.unreachable.map(({ id, name }) => ({ id, name })) } },
+            );
           }
           return { shards: shards.all().length, inDoubt: health.inDoubt, unfinishedSagas: health.unfinishedSagas };
         },

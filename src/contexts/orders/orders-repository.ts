@@ -33,7 +33,11 @@ export interface OrderPlacement {
  * unnested; the total is computed by PostgreSQL from the same arrays. The id is minted on the shard:
  * (sequence * 64 + shard id) * 1024 + bucket. Undefined only when the saga's order already exists.
  */
-export async function insertOrderWithItems(tx: TxSql, order: NewOrder, placement: OrderPlacement): Promise<Order | undefined> {
+export async function insertOrderWithItems(
+  tx: TxSql,
+  order: NewOrder,
+  placement: OrderPlacement,
+): Promise<Order | undefined> {
   const productIds = order.items.map((i) => i.productId);
   const quantities = order.items.map((i) => i.quantity);
   const prices = order.items.map((i) => i.price);
@@ -79,7 +83,12 @@ export type TransitionResult =
  * Moves an order to `to` only if its current status is one of `from`: a compare-and-set under the row lock,
  * so of two concurrent transitions only those valid in some serial order succeed.
  */
-export async function transitionOrder(tx: TxSql, id: number, from: OrderStatus[], to: OrderStatus): Promise<TransitionResult> {
+export async function transitionOrder(
+  tx: TxSql,
+  id: number,
+  from: OrderStatus[],
+  to: OrderStatus,
+): Promise<TransitionResult> {
   const [row] = await tx<{ order: Order | null; previous: OrderStatus | null; current: OrderStatus | null }[]>`
     with before as (
       select id, status from orders.orders where id = ${id} for update
@@ -136,7 +145,9 @@ export interface OrderItemRow {
 
 /** The order's items in their order (by id). */
 export async function orderItemRows(tx: TxSql, orderId: number): Promise<OrderItemRow[]> {
-  return tx<OrderItemRow[]>`select product_id, quantity, price from orders.order_items where order_id = ${orderId} order by id`;
+  return tx<
+    OrderItemRow[]
+  >`select product_id, quantity, price from orders.order_items where order_id = ${orderId} order by id`;
 }
 
 /** Inserts `items` into the order in one statement, in their given order (item ids are minted anew). */
@@ -163,7 +174,8 @@ export async function findForward(db: Db, id: number): Promise<number | undefine
 }
 
 /** The COPY an item import streams into (the order id is prefixed to each CSV line). */
-export const COPY_ORDER_ITEMS = 'copy orders.order_items (order_id, product_id, quantity, price) from stdin with (format csv)';
+export const COPY_ORDER_ITEMS =
+  'copy orders.order_items (order_id, product_id, quantity, price) from stdin with (format csv)';
 
 /** Sets the order's total to the sum of its items (after an import) and touches updated_at. */
 export async function recomputeTotal(tx: TxSql, id: number): Promise<void> {
@@ -188,7 +200,9 @@ function pageConditions(db: Db, query: OrderPageQuery) {
     query.beforeId !== undefined ? db`o.id < ${query.beforeId}` : undefined,
     query.ownedOnly ? db`o.bucket in (select bucket from shard.owned_buckets)` : undefined,
   ].filter((c) => c !== undefined);
-  return conditions.length === 0 ? db`` : conditions.slice(1).reduce((all, c) => db`${all} and ${c}`, db`where ${conditions[0]!}`);
+  return conditions.length === 0
+    ? db``
+    : conditions.slice(1).reduce((all, c) => db`${all} and ${c}`, db`where ${conditions[0]!}`);
 }
 
 /** A row of shardPageQuery: the order's id, and the order when it was asked for whole. */

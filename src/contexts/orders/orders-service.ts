@@ -37,7 +37,13 @@ export function createOrdersService(deps: OrdersServiceDeps) {
   const sagas = createSagaRunner({ sql: shards.catalog, leaseMs: deps.sagaLeaseMs, fault, log: deps.log });
   const writes = orderWrites({ shards, importDeadlineMs: deps.importDeadlineMs });
   const listing = scatterListing({ shards, shardDeadlineMs: deps.shardDeadlineMs });
-  const checkout = checkoutSaga({ shards, payments: deps.payments, sagas, txDeadlineMs: deps.txDeadlineMs, log: deps.log });
+  const checkout = checkoutSaga({
+    shards,
+    payments: deps.payments,
+    sagas,
+    txDeadlineMs: deps.txDeadlineMs,
+    log: deps.log,
+  });
 
   return {
     checkoutSaga: checkout.definition,
@@ -50,7 +56,8 @@ export function createOrdersService(deps: OrdersServiceDeps) {
     importItems: writes.importItems,
     list: listing.list,
     stats: listing.stats,
-    transfer: (id: number, toCustomerId: number) => transferOrder({ shards, txDeadlineMs: deps.txDeadlineMs, fault, log: deps.log }, id, toCustomerId),
+    transfer: (id: number, toCustomerId: number) =>
+      transferOrder({ shards, txDeadlineMs: deps.txDeadlineMs, fault, log: deps.log }, id, toCustomerId),
     checkout: checkout.checkout,
     checkoutStatus: checkout.checkoutStatus,
     setStock: (productId: number, available: number) => setStock(shards, productId, available),

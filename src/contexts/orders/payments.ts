@@ -17,7 +17,8 @@ export interface PaymentsPort {
 export function createSimulatedPayments(sql: Sql): PaymentsPort {
   return {
     async charge({ key, amount, token }, signal) {
-      if (token === 'tok_decline') throw new AppError('PAYMENT.DECLINED', 'the payment was declined', { details: { reason: 'card_declined' } });
+      if (token === 'tok_decline')
+        throw new AppError('PAYMENT.DECLINED', 'the payment was declined', { details: { reason: 'card_declined' } });
       if (token === 'tok_timeout') {
         await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
         throw new AppError('PAYMENT.UNAVAILABLE', 'the payment provider did not answer in time');

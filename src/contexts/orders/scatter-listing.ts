@@ -47,16 +47,24 @@ export function wholeOrdersPerShard(limit: number, shardCount: number): number {
 export function scatterListing({ shards, shardDeadlineMs }: ScatterListingDeps) {
   /** Reads `bucket`'s orders on its owner; empty lists are confirmed by ownership (a moved bucket is looked up again). */
   async function onOwner<T>(bucket: number, read: (sql: Sql) => Promise<T[]>): Promise<T[]> {
-    return (await readBucket(shards, bucket, async (sql) => {
-      const rows = await read(sql);
-      return rows.length > 0 ? rows : undefined;
-    })) ?? [];
+    return (
+      (await readBucket(shards, bucket, async (sql) => {
+        const rows = await read(sql);
+        return rows.length > 0 ? rows : undefined;
+      })) ?? []
+    );
   }
 
   /** One customer's page, on the customer's shard. */
   async function customerPage(customerId: number, query: ListQuery): Promise<OrderPage> {
-    const rows = await onOwner(bucketOfKey(customerId), (sql) => shardPageQuery(sql, { ...query, ownedOnly: true }, query.limit));
-    return { items: rows.map((r) => r.order!), missingShards: [], lastId: rows.length === query.limit ? Number(rows.at(-1)!.id) : undefined };
+    const rows = await onOwner(bucketOfKey(customerId), (sql) =>
+      shardPageQuery(sql, { ...query, ownedOnly: true }, query.limit),
+    );
+    return {
+      items: rows.map((r) => r.order!),
+      missingShards: [],
+      lastId: rows.length === query.limit ? Number(rows.at(-1)!.id) : undefined,
+    };
   }
 
   return {
@@ -72,7 +80,11 @@ export function scatterListing({ shards, shardDeadlineMs }: ScatterListingDeps) 
         const rows = await abortable(shardPageQuery(shard.sql, { ...query, ownedOnly: true }, withOrders), signal);
         return rows.map((r) => ({ id: Number(r.id), order: r.order, shard }));
       });
-      const kept = mergeDescending(pages.answers.map((a) => a.value), (o) => o.id, query.limit);
+      const kept = mergeDescending(
+        pages.answers.map((a) => a.value),
+        (o) => o.id,
+        query.limit,
+      );
       const lacking = new Map<Shard, number[]>();
       for (const row of kept) {
         if (row.order !== null) continue;
@@ -85,7 +97,8 @@ export function scatterListing({ shards, shardDeadlineMs }: ScatterListingDeps) 
       if (lacking.size > 0) {
         const deadlineLeft = Math.max(1, shardDeadlineMs - (Date.now() - started));
         const more = await scatter([...lacking.keys()], deadlineLeft, query.consistency, async (shard, signal) =>
-          abortable(ordersByIdsQuery(shard.sql, lacking.get(shard)!), signal));
+          abortable(ordersByIdsQuery(shard.sql, lacking.get(shard)!), signal),
+        );
         for (const { value } of more.answers) for (const r of value) fetched.set(Number(r.id), r.order!);
         late = more.missing;
       }
@@ -100,10 +113,16 @@ export function scatterListing({ shards, shardDeadlineMs }: ScatterListingDeps) 
     },
 
     async stats(consistency: Consistency): Promise<OrderStats & { missingShards: number[] }> {
-      const { answers, missing } = await scatter(shards.all(), shardDeadlineMs, consistency, (shard, signal) => statsOf(shard.sql, signal));
+      const { answers, missing } = await scatter(shards.all(), shardDeadlineMs, consistency, (shard, signal) =>
+        statsOf(shard.sql, signal),
+      );
       const byStatus = Object.fromEntries(ORDER_STATUSES.map((s) => [s, 0])) as Record<OrderStatus, number>;
       for (const { value } of answers) for (const s of ORDER_STATUSES) byStatus[s] += value[s] ?? 0;
-      return { byStatus, total: Object.values(byStatus).reduce((a, b) => a + b, 0), missingShards: missing.map((m) => m.shard.id) };
+      return {
+        byStatus,
+        total: Object.values(byStatus).reduce((a, b) => a + b, 0),
+        missingShards: missing.map((m) => m.shard.id),
+      };
     },
   };
 }

@@ -17,7 +17,13 @@ export function orderShardMigrations() {
  */
 export function openOrderShards(
   config: Config,
-  deps: { catalog: Sql; target: ConnectTarget; applicationName: string; observer?: TransactionObserver; log?: (line: string) => void },
+  deps: {
+    catalog: Sql;
+    target: ConnectTarget;
+    applicationName: string;
+    observer?: TransactionObserver;
+    log?: (line: string) => void;
+  },
 ): Promise<ShardSet> {
   return openShardSet({
     catalog: deps.catalog,

@@ -8,7 +8,16 @@ import { lockBucket, whileMoving } from '../../platform/sharding/routing.ts';
 import type { ShardSet } from '../../platform/sharding/shard-set.ts';
 import { twoPhaseCommit } from '../../platform/sharding/two-phase.ts';
 import { orderNotFound, type Order } from './order.ts';
-import { deleteOrder, findOrder, insertForward, insertItemRows, insertOrderCopy, lockOrder, orderItemRows, repointForwards } from './orders-repository.ts';
+import {
+  deleteOrder,
+  findOrder,
+  insertForward,
+  insertItemRows,
+  insertOrderCopy,
+  lockOrder,
+  orderItemRows,
+  repointForwards,
+} from './orders-repository.ts';
 
 export interface TransferDeps {
   shards: ShardSet;
@@ -23,7 +32,11 @@ export interface TransferDeps {
  * bucket, and its old id forwards there. Within one shard it is one transaction; across shards, one two-phase
  * commit. The source bucket is locked first, then the target's.
  */
-export async function transferOrder({ shards, txDeadlineMs, fault, log }: TransferDeps, id: number, toCustomerId: number): Promise<Order> {
+export async function transferOrder(
+  { shards, txDeadlineMs, fault, log }: TransferDeps,
+  id: number,
+  toCustomerId: number,
+): Promise<Order> {
   const fromBucket = bucketOfId(id);
   const toBucket = bucketOfKey(toCustomerId);
   return whileMoving(shards, fromBucket, {}, () => {
@@ -36,11 +49,16 @@ export async function transferOrder({ shards, txDeadlineMs, fault, log }: Transf
         return moveOrder(tx, tx, id, toCustomerId);
       });
     }
-    return twoPhaseCommit(shards.catalog, [from, to], async ([a, b]) => {
-      await lockBucket(a!, fromBucket, from.id);
-      await lockBucket(b!, toBucket, to.id);
-      return moveOrder(a!, b!, id, toCustomerId);
-    }, { deadlineMs: txDeadlineMs, fault, log });
+    return twoPhaseCommit(
+      shards.catalog,
+      [from, to],
+      async ([a, b]) => {
+        await lockBucket(a!, fromBucket, from.id);
+        await lockBucket(b!, toBucket, to.id);
+        return moveOrder(a!, b!, id, toCustomerId);
+      },
+      { deadlineMs: txDeadlineMs, fault, log },
+    );
   });
 }
 
@@ -53,7 +71,9 @@ async function moveOrder(from: TxSql, to: TxSql, id: number, toCustomerId: numbe
   const order = await lockOrder(from, id);
   if (!order) throw orderNotFound(id);
   if (Number(order.customer_id) === toCustomerId) {
-    throw new AppError('REQUEST.INVALID', `order ${id} already belongs to customer ${toCustomerId}`, { details: { field: 'toCustomerId' } });
+    throw new AppError('REQUEST.INVALID', `order ${id} already belongs to customer ${toCustomerId}`, {
+      details: { field: 'toCustomerId' },
+    });
   }
   const newId = await insertOrderCopy(to, order, toCustomerId, bucketOfKey(toCustomerId));
   const items = await orderItemRows(from, id);
@@ -61,6 +81,12 @@ async function moveOrder(from: TxSql, to: TxSql, id: number, toCustomerId: numbe
   await deleteOrder(from, id);
   await insertForward(from, id, newId, bucketOfId(id));
   await repointForwards(to, id, newId);
-  await publish(to, OrderTransferred, String(toCustomerId), { id: newId, previousId: id, fromCustomerId: Number(order.customer_id), toCustomerId }, { notify: from === to });
+  await publish(
+    to,
+    OrderTransferred,
+    String(toCustomerId),
+    { id: newId, previousId: id, fromCustomerId: Number(order.customer_id), toCustomerId },
+    { notify: from === to },
+  );
   return (await findOrder(to, newId))!;
 }

@@ -48,18 +48,21 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
     name: 'stratum_db_pool_max',
     help: 'Most connections the pool may open',
     registers: [registry],
-    collect() { this.set(options.poolMax); },
+    collect() {
+      this.set(options.poolMax);
+    },
   });
   new Gauge({
     name: 'stratum_db_pool_connections',
-    help: 'Open connections of this process\'s pools by state: in_use (running or in a transaction) or idle',
+    help: "Open connections of this process's pools by state: in_use (running or in a transaction) or idle",
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
       const rows = await options.sql<{ in_use: number; idle: number }[]>`
         select count(*) filter (where state <> 'idle')::int as in_use, count(*) filter (where state = 'idle')::int as idle
-        from pg_stat_activity where application_name like ${`${options.applicationName}%`} and pid <> pg_backend_pid()`
-        .catch(() => [{ in_use: 0, idle: 0 }]);
+        from pg_stat_activity where application_name like ${`${options.applicationName}%`} and pid <> pg_backend_pid()`.catch(
+        () => [{ in_use: 0, idle: 0 }],
+      );
       // The scrape's own connection is in use only for the scrape: count it as idle.
       this.set({ state: 'in_use' }, rows[0]!.in_use);
       this.set({ state: 'idle' }, rows[0]!.idle + 1);
@@ -78,8 +81,11 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
     registers: [registry],
   });
   const watched: Array<() => readonly Sql[]> = [];
-  const gateStates = (): PoolGateState[] => watched.flatMap((list) => list()).map((sql) => poolGateOf(sql)?.state())
-    .filter((s): s is PoolGateState => s !== undefined);
+  const gateStates = (): PoolGateState[] =>
+    watched
+      .flatMap((list) => list())
+      .map((sql) => poolGateOf(sql)?.state())
+      .filter((s): s is PoolGateState => s !== undefined);
   new Gauge({
     name: 'stratum_db_pool_admission',
     help: 'Callers of each pool by state: in_use (holding a connection) or waiting (for one, until their deadline)',
@@ -106,10 +112,20 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
   return {
     registry,
     httpDuration,
-    watchPools: (pools) => { watched.push(pools); },
+    watchPools: (pools) => {
+      watched.push(pools);
+    },
     gauge: (name, help, read) => {
       let last = 0;
-      new Gauge({ name, help, registers: [registry], async collect() { last = await read().catch(() => last); this.set(last); } });
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        async collect() {
+          last = await read().catch(() => last);
+          this.set(last);
+        },
+      });
     },
     cacheObserver: (cache) => ({
       onHit: (tier) => cacheRequests.inc({ cache, result: tier === 'local' ? 'hit_local' : 'hit_shared' }),
