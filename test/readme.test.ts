@@ -28,7 +28,7 @@ function entries(dir: string, only: 'all' | 'folders' = 'all'): string[] {
 
 /** Repository paths written in backticks (`src/app/contexts.ts`), placeholders like `<name>` left out. */
 function pathsNamed(text: string): string[] {
-  const roots = /^(src|tools|bench|test|docs|scripts|bin)\//;
+  const roots = /^(src|tools|bench|test|docs|scripts|bin|patches)\//;
   return [...text.matchAll(/`([^`\s]+)`/g)]
     .map((m) => m[1]!)
     .filter((p) => roots.test(p) && !p.includes('<') && !p.includes('*'));
@@ -110,6 +110,28 @@ function runBash(script: string, env: NodeJS.ProcessEnv, timeoutMs: number): Pro
     });
   });
 }
+
+describe('README.md and docs/: names that exist', () => {
+  const files = ['README.md', 'docs/sharding.md', 'docs/reliability.md'];
+
+  it('names only repository paths that exist', () => {
+    const gone = files.flatMap((file) =>
+      pathsNamed(fs.readFileSync(file, 'utf8'))
+        .filter((p) => !fs.existsSync(path.resolve(p)))
+        .map((p) => `${file}: ${p}`),
+    );
+    expect(gone, 'paths named in backticks that do not exist').toEqual([]);
+  });
+
+  it('names no setting or table that was removed', () => {
+    const removed = ['CATALOG_URL', 'sharding.simulated_charges', 'bulkUpdate'];
+    const found = files.flatMap((file) => {
+      const text = fs.readFileSync(file, 'utf8');
+      return removed.filter((name) => text.includes(name)).map((name) => `${file}: ${name}`);
+    });
+    expect(found).toEqual([]);
+  });
+});
 
 describe('README.md: every command block', () => {
   const { fences, blocks } = commandBlocks(README);
