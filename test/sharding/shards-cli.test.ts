@@ -36,6 +36,14 @@ describe('stratum shards', () => {
     expect((await runStratum(['shards', 'rebalance'], env)).stdout.trim()).toBe(
       'nothing to move: every bucket is on its shard',
     );
+
+    // The same database once more: refused, and the catalog stays as it was.
+    const again = await runStratum(['shards', 'add', '--database', `${db.name}_orders_2`], env);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/_orders_2 is shard 2 already/);
+    const status = await runStratum(['shards', 'status'], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/over 3 shard\(s\)/);
   });
 
   it.each([

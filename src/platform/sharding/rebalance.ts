@@ -96,11 +96,27 @@ function batches(plan: MovePlanEntry[], size: number): MovePlanEntry[][] {
 /** Registers a new shard in the catalog (it owns no bucket until a rebalance), opens, migrates and stamps it. */
 export async function addShard(shards: ShardSet, location: { url: string } | { database: string }): Promise<Shard> {
   return withRebalanceLock(shards, async () => {
+    const database = 'database' in location ? location.database : null;
+    const url = 'url' in location ? location.url : null;
+    const [known] = await shards.catalog<{ id: number }[]>`
+      select id from sharding.shards where database is not distinct from ${database} and url is not distinct from ${url}`;
+    if (known) {
+      throw new AppError('SHARD.CONFIG', `${database ?? url} is shard ${known.id} already`, {
+        details: { shard: known.id },
+      });
+    }
     const [row] = await shards.catalog<{ id: number }[]>`
       insert into sharding.shards (id, database, url)
-      select coalesce(max(id) + 1, 0), ${'database' in location ? location.database : null}, ${'url' in location ? location.url : null} from sharding.shards
+      select coalesce(max(id) + 1, 0), ${database}, ${url} from sharding.shards
       returning id`;
-    await shards.reloadShards();
+    try {
+      await shards.reloadShards();
+    } catch (error) {
+      // A database that cannot be this shard (another catalog's, or one already stamped) leaves nothing behind.
+      await shards.catalog`delete from sharding.shards where id = ${row!.id}`;
+      await shards.reloadShards().catch(() => {});
+      throw error;
+    }
     return shards.byId(row!.id);
   });
 }
