@@ -106,33 +106,6 @@ export const ordersModule: ContextModule<Config> = {
           .map((shard) => ({ name: `shard-${shard.id}`, target: shard.target, writers: shard.sql })),
         pools: () => shards.all().map((s) => s.sql),
         idempotencyStores: () => shards.all().map((s) => s.sql),
-        async status() {
-          const health = await probe();
-          const assignments = shards.assignments();
-          const rows = await Promise.all(
-            shards.all().map(async (shard) => {
-              // The planner's estimate: cheap, and what a console needs.
-              const [row] = await shard.sql<
-                { n: number }[]
-              >`select greatest(reltuples, 0)::bigint::int as n from pg_class where oid = 'orders.orders'::regclass`.catch(
-                () => [undefined],
-              );
-              return row?.n;
-            }),
-          );
-          return {
-            mapVersion: shards.mapVersion(),
-            inDoubt: health.inDoubt,
-            unfinishedSagas: health.unfinishedSagas,
-            shards: shards.all().map((shard, i) => ({
-              id: shard.id,
-              name: shard.name,
-              buckets: assignments.filter((owner) => owner === shard.id).length,
-              rows: rows[i] ?? null,
-              healthy: !health.unreachable.some((u) => u.id === shard.id),
-            })),
-          };
-        },
         async readiness() {
           const health = await probe();
           if (health.unreachable.length > 0) {

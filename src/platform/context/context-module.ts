@@ -110,8 +110,6 @@ export interface StartedContext {
   readonly pools?: () => readonly Sql[];
   /** Databases besides the main one holding idempotency keys (shards): their expired keys are swept too. */
   readonly idempotencyStores?: () => readonly Sql[];
-  /** What the dashboard shows of the context (read-only, a few cheap queries), under the context's name. */
-  status?(): Promise<Record<string, unknown>>;
   /** Rejects with an AppError while the context cannot serve; its answer is shown under the context's name. */
   readiness?(): Promise<Record<string, unknown>>;
   close?(): Promise<void>;
