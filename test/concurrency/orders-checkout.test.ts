@@ -76,6 +76,17 @@ describe('POST /orders/checkout, 60 at once on 2 hot products', () => {
       stratum.app,
       plan.map((payload) => ({ method: 'POST' as const, url: '/orders/checkout', payload })),
     );
+    // On a loaded machine the burst may shed every checkout (503 with Retry-After, nothing kept); one more, alone,
+    // must then go through. It joins the plan, so every invariant below counts it.
+    if (!answers.some((a) => a.status === 201)) {
+      const alone: Checkout = {
+        customerId: hot[0]!,
+        items: [{ productId: 900, quantity: 1, price: '5.00' }],
+        paymentToken: 'tok_ok',
+      };
+      plan.push(alone);
+      answers.push(...(await burst(stratum.app, [{ method: 'POST', url: '/orders/checkout', payload: alone }])));
+    }
   });
 
   it('answers 201, 402 declined, 409 out of stock, or 503 with Retry-After, each for its own reason', () => {
