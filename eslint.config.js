@@ -11,7 +11,7 @@ const TS_FILES = ['{src,test,bench,scripts,tools}/**/*.ts', '*.config.ts'];
 const JS_FILES = ['bin/**/*.js', '{scripts,tools}/**/*.{js,mjs,cjs}', '*.{js,mjs,cjs}', '.*.{js,mjs,cjs}'];
 
 export default defineConfig(
-  { ignores: ['node_modules/', 'coverage/', '.stratum/', '.stratum-*/', 'scratch/'] },
+  { ignores: ['node_modules/', 'coverage/', '.stratum/', '.stratum-*/', 'scratch/', 'test-output/'] },
   { linterOptions: { reportUnusedDisableDirectives: 'error' } },
   {
     files: [...TS_FILES, ...JS_FILES],

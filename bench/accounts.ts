@@ -16,8 +16,9 @@ const CONNECTIONS = 100;
 const PAUSE_MS = 500;
 
 /**
- * GET /accounts/:id throughput and latency at 100 connections: stratum with its cache, stratum without, and a
- * bare Fastify route, all in one server process, loaded in alternation from this one; see docs/benchmarks.md.
+ * GET /accounts/:id throughput and latency at 100 connections: stratum with its cache, stratum without (each also
+ * with one dashboard open), and a bare Fastify route, all in one server process, loaded in alternation from this
+ * one; see docs/benchmarks.md.
  * Prints markdown on stdout and progress on stderr.
  */
 export async function runAccountsBench(argv: readonly string[]): Promise<void> {
@@ -72,16 +73,60 @@ async function timedRun(
   const loadsBefore = target.stratum ? await readCacheLoads(target.url) : 0;
   collectGarbage();
   const before = sampleCpu(serverPid);
-  result.runs.push(
-    await runLoad({
-      url: target.url,
-      nextPath: target.nextPath,
-      seconds: options.durationSeconds,
-      connections: CONNECTIONS,
-    }),
-  );
+  const dashboard = target.dashboard ? await openDashboard(target.url) : undefined;
+  try {
+    result.runs.push(
+      await runLoad({
+        url: target.url,
+        nextPath: target.nextPath,
+        seconds: options.durationSeconds,
+        connections: CONNECTIONS,
+      }),
+    );
+  } finally {
+    await dashboard?.close();
+  }
   result.cpu.push(cpuBetween(before, sampleCpu(serverPid)));
   if (target.stratum) result.loads! += (await readCacheLoads(target.url)) - loadsBefore;
+}
+
+/**
+ * What one open dashboard asks of the server: the page and its assets, then its data once a second (the
+ * page's own polling, without a browser's rendering on this 2-core machine). Fails the run if any answer is not 200.
+ */
+async function openDashboard(url: string): Promise<{ close(): Promise<void> }> {
+  const get = async (path: string) => {
+    const response = await fetch(`${url}${path}`);
+    const body = await response.text();
+    if (response.status !== 200)
+      throw new Error(`dashboard: GET ${path} answered ${response.status} ${body.slice(0, 200)}`);
+    return body;
+  };
+  await get('/dashboard');
+  for (const asset of ['uplot.js', 'uplot.css', 'dashboard.js', 'dashboard.css'])
+    await get(`/dashboard/assets/${asset}`);
+  let after = 0;
+  let failure: unknown;
+  const poll = async () => {
+    try {
+      const body = JSON.parse(await get(`/dashboard/api/samples?after=${after}`)) as { samples: Array<{ t: number }> };
+      after = body.samples.at(-1)?.t ?? after;
+    } catch (error) {
+      failure ??= error;
+    }
+  };
+  await poll();
+  let polling = Promise.resolve();
+  const timer = setInterval(() => {
+    polling = polling.then(poll);
+  }, 1000);
+  return {
+    async close() {
+      clearInterval(timer);
+      await polling;
+      if (failure) throw failure;
+    },
+  };
 }
 
 function heading(options: AccountsBenchOptions): string {

@@ -80,6 +80,10 @@ export function formatResults(results: readonly TargetResult[]): string {
     `ratio uncached/bare throughput: ${ratio('uncached', 'bare').toFixed(2)}x`,
     '',
     `ratio cached/uncached throughput: ${ratio('cached', 'uncached').toFixed(1)}x`,
+    '',
+    `ratio cached throughput, one dashboard open / none: ${ratio('cached+dashboard', 'cached').toFixed(3)}x (target: within 5%)`,
+    '',
+    `ratio uncached throughput, one dashboard open / none: ${ratio('uncached+dashboard', 'uncached').toFixed(3)}x (target: within 5%)`,
   ].join('\n');
 }
 

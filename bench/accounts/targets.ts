@@ -1,7 +1,7 @@
 import { HOT_SET, randomAccountPath, SEEDED_ACCOUNTS } from './dataset.ts';
 import type { BenchServers } from './spawn-servers.ts';
 
-export type TargetKey = 'bare' | 'cached' | 'uncached';
+export type TargetKey = 'bare' | 'cached' | 'uncached' | 'cached+dashboard' | 'uncached+dashboard';
 
 /** One server under load and the ids it is asked for. */
 export interface Target {
@@ -14,6 +14,8 @@ export interface Target {
   stratum: boolean;
   /** Runs per benchmark: one per round. */
   samples: number;
+  /** A dashboard is open on the instance while it runs (its page polling once a second). */
+  dashboard?: boolean;
 }
 
 /** The three targets in their first-round order; every one runs once per round. */
@@ -44,6 +46,24 @@ export function defineTargets(ports: BenchServers['ports'], rounds: number): Tar
       nextPath: randomAccountPath(SEEDED_ACCOUNTS),
       stratum: true,
       samples: rounds,
+    },
+    {
+      key: 'cached+dashboard',
+      label: 'stratum cached, one dashboard open',
+      url: url(ports.cached),
+      nextPath: randomAccountPath(HOT_SET),
+      stratum: true,
+      samples: rounds,
+      dashboard: true,
+    },
+    {
+      key: 'uncached+dashboard',
+      label: 'stratum uncached, one dashboard open',
+      url: url(ports.uncached),
+      nextPath: randomAccountPath(SEEDED_ACCOUNTS),
+      stratum: true,
+      samples: rounds,
+      dashboard: true,
     },
   ];
 }

@@ -77,6 +77,8 @@ export async function startWorkers(
     consumers: readonly ConsumerSpec[];
     applicationName: string;
     logger: Logger;
+    /** Told how many events each relay batch published, by outbox name. */
+    onRelayed?: (outbox: string, count: number) => void;
   },
 ): Promise<Workers> {
   const warn = (message: string, error?: unknown) => deps.logger.warn({ err: error }, message);
@@ -98,7 +100,13 @@ export async function startWorkers(
         deps.applicationName,
         outbox.name === 'main' ? 'relay' : `${outbox.name}-relay`,
       );
-      const relay = createRelay({ sql: pool, outboxPool: outbox.writers, broker, log: warn });
+      const relay = createRelay({
+        sql: pool,
+        outboxPool: outbox.writers,
+        broker,
+        log: warn,
+        onSent: (count) => deps.onRelayed?.(outbox.name, count),
+      });
       relays.push({ relay, pool });
       await relay.start();
     }

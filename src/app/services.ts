@@ -1,6 +1,9 @@
 import { pino } from 'pino';
-import type { Config } from '../config/config.ts';
+import { isLoopback, type Config } from '../config/config.ts';
 import { adminRoutes } from '../http/admin.ts';
+import { createDashboard } from '../http/dashboard/routes.ts';
+import { BASE as DATA_BROWSER } from '../http/data-browser/pages.ts';
+import { dataBrowserRoutes } from '../http/data-browser/routes.ts';
 import { buildApp, type App } from '../http/app.ts';
 import { mergeErrorTables, PLATFORM_ERRORS } from '../http/error-statuses.ts';
 import {
@@ -161,6 +164,7 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
         consumers,
         applicationName: deps.applicationName,
         logger,
+        onRelayed: (outbox, count) => metrics.countRelayed(outbox, count),
       });
       closers.push(() => workers.stop());
     }
@@ -224,6 +228,37 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
       };
     };
 
+    // The console: open on a loopback address, else behind ADMIN_TOKEN (without one: 401 to everything).
+    const open = isLoopback(config.host);
+    const dashboard = createDashboard({
+      metrics,
+      token: config.adminToken,
+      open,
+      browser: DATA_BROWSER,
+      sources: {
+        admin: deps.admin,
+        applicationName: deps.applicationName,
+        outboxes: () => [
+          { name: 'main', target: deps.target },
+          ...started.flatMap((s) => (s.value.outboxes ?? []).map((o) => ({ name: o.name, target: o.target }))),
+        ],
+        broker,
+        groups: consumers.map((c) => c.group),
+        runsWorkers: config.role !== 'api',
+        redis: redis !== undefined,
+        reads: deps.pools.reads?.admin,
+        contexts: () =>
+          started.flatMap((s) => (s.value.status ? [{ name: s.context.name, status: () => s.value.status!() }] : [])),
+      },
+    });
+    closers.push(() => dashboard.close());
+    const browsable = started.flatMap((s) => {
+      const spec = s.value.browse?.();
+      return spec
+        ? [{ name: s.context.name, schemas: [...spec.schemas], databases: spec.databases.map((d) => ({ ...d })) }]
+        : [];
+    });
+
     const app = await buildApp({
       bodyLimitBytes: config.bodyLimitBytes,
       requestDeadlineMs: config.txDeadlineMs,
@@ -233,6 +268,8 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
       errors: mergeErrorTables([PLATFORM_ERRORS, ...contexts.map((c) => c.errors)]),
       routes: [
         adminRoutes({ token: config.adminToken, deadLetters: broker.deadLetters }),
+        dashboard.routes,
+        dataBrowserRoutes({ contexts: browsable, token: config.adminToken, open }),
         ...started.flatMap((s) => (s.value.routes ? [s.value.routes] : [])),
       ],
     });

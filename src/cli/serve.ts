@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import type { Config } from '../config/config.ts';
+import { isLoopback, type Config } from '../config/config.ts';
 import { startServer } from '../app/server.ts';
 
 export const SERVE_HELP = `usage: stratum serve
@@ -35,6 +35,10 @@ export async function runServe(config: Config, write: (line: string) => void): P
   const server = await startServer(config, (line) => logger.info(line));
   const database = config.database.kind === 'embedded' ? `embedded, ${config.database.home}` : 'DATABASE_URL';
   logger.info({ url: server.url, database }, `listening on ${server.url} (database: ${database})`);
+  logger.info(
+    { dashboard: `${server.url}/dashboard` },
+    `dashboard: ${server.url}/dashboard${isLoopback(config.host) ? '' : ' (send ADMIN_TOKEN: ?token=… or Authorization: Bearer …)'}`,
+  );
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {

@@ -191,3 +191,8 @@ export function loadConfig(env: Env, cwd: string): Config {
     childEnv: childEnv(env),
   } satisfies Config);
 }
+
+/** Whether HOST is a loopback address: only this machine can reach the service. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

@@ -11,7 +11,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ErrorTable } from '../platform/context/context-module.ts';
 import type { Metrics } from '../platform/observability/metrics.ts';
-import { installProblemHandlers } from './problem.ts';
+import { installProblemHandlers, problemCodeOf } from './problem.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
 import { installRequestDeadline } from './request-deadline.ts';
 
@@ -70,11 +70,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    options.metrics.httpDuration.observe(
-      { method: request.method, route, status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    options.metrics.observeRequest({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: reply.statusCode,
+      ms: reply.elapsedTime,
+      code: problemCodeOf(reply),
+    });
   });
 
   registerHealthRoutes(app, options.readiness, options.metrics);

@@ -31,7 +31,15 @@ export function problem(status: number, code: string, detail: string, extra: Rec
   return { type: `urn:stratum:error:${code}`, title: TITLES[status] ?? 'Error', status, code, detail, ...extra };
 }
 
+const problemCodes = new WeakMap<FastifyReply, string>();
+
+/** The stable code of the problem this reply answered with, if it did. */
+export function problemCodeOf(reply: FastifyReply): string | undefined {
+  return problemCodes.get(reply);
+}
+
 export function sendProblem(reply: FastifyReply, p: Problem, retryAfterSeconds?: number): FastifyReply {
+  problemCodes.set(reply, p.code);
   if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
   return reply.code(p.status).type('application/problem+json').send(p);
 }

@@ -2,16 +2,21 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../../src/config/config.ts';
 import type { ToolsConfig } from '../../src/config/tools-config.ts';
+import { htmlReportPath, writeHtmlReport } from '../loadtest/html-report.ts';
+import { progressOutput, type ProgressOutput } from '../loadtest/progress.ts';
 import { printBrokerReport, runBrokerChaos } from './broker-chaos.ts';
+import { brokerPage, failoverPage } from './chaos-pages.ts';
 import { printFailoverReport, runFailoverChaos, type FailoverFault } from './failover-chaos.ts';
 
 interface Io {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** Where the live progress line goes; by default stderr when it is a terminal, else `err` every 5 s. */
+  progress?: ProgressOutput;
 }
 
-export const CHAOS_USAGE = `usage: npm run tools -- chaos failover --scenario accounts-mixed --rate N --duration S --fault kill-leader|kill-postgres|switchover@SECONDS [--url URL] [--json FILE]
-       npm run tools -- chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE]`;
+export const CHAOS_USAGE = `usage: npm run tools -- chaos failover --scenario accounts-mixed --rate N --duration S --fault kill-leader|kill-postgres|switchover@SECONDS [--url URL] [--json FILE] [--html FILE | --no-html]
+       npm run tools -- chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE] [--html FILE | --no-html]`;
 
 export const CHAOS_HELP = `${CHAOS_USAGE}
 
@@ -32,6 +37,14 @@ export const CHAOS_HELP = `${CHAOS_USAGE}
     --stop-command   how to stop the broker (default: rabbitmqctl stop_app; start-stop-daemon for nats-server)
     --start-command  how to start it again
     --drain          seconds to wait for the consumer to catch up after the load (default 120)
+
+  Both print a progress line on stderr while the load runs (sent, answered, errors, p99 of the last 5 s) and write
+  an HTML report at the end: throughput, latency percentiles and status codes per second with the fault window
+  shaded, and the failed, retried and missing counts; one file that opens offline.
+    --json           also write the report as JSON to this file
+    --html           the HTML report's file (default: beside --json as .html, else
+                     chaos-failover-<fault>-<yyyymmdd-hhmmss>.html or chaos-broker-<broker>-<…>.html here)
+    --no-html        write no HTML report
 
 Exit code: 0 when nothing was lost or applied twice, 1 otherwise, 2 for bad arguments.`;
 
@@ -66,6 +79,8 @@ export async function runChaos(
         rate: { type: 'string' },
         duration: { type: 'string' },
         json: { type: 'string' },
+        html: { type: 'string' },
+        'no-html': { type: 'boolean' },
         scenario: { type: 'string' },
         url: { type: 'string' },
         accounts: { type: 'string' },
@@ -86,9 +101,18 @@ export async function runChaos(
     return 0;
   }
   const [kind, ...extra] = parsed.positionals;
+  const { json, html } = parsed.values;
+  const noHtml = parsed.values['no-html'] ?? false;
+  const writeHtml = async (base: string, page: Parameters<typeof writeHtmlReport>[1]) => {
+    const file = htmlReportPath({ json, html, noHtml }, base);
+    if (!file) return;
+    await writeHtmlReport(file, page);
+    io.out(`HTML report: ${file}`);
+  };
   try {
     if ((kind !== 'broker' && kind !== 'failover') || extra.length > 0)
       throw new UsageError('the chaos to run is `failover` or `broker`');
+    if (html !== undefined && noHtml) throw new UsageError('--html and --no-html exclude each other');
     if (kind === 'failover') {
       if ((parsed.values.scenario ?? 'accounts-mixed') !== 'accounts-mixed')
         throw new UsageError('--scenario must be accounts-mixed');
@@ -105,7 +129,7 @@ export async function runChaos(
       } catch {
         throw new UsageError('--url must be a URL');
       }
-      const report = await runFailoverChaos(
+      const run = await runFailoverChaos(
         {
           url,
           rate: positiveNumber(parsed.values.rate, 'rate', 100),
@@ -118,9 +142,12 @@ export async function runChaos(
           lab: settings.lab,
         },
         io.err,
+        progressOutput(io),
       );
+      const report = run.report;
       printFailoverReport(report, io.out);
-      if (parsed.values.json) fs.writeFileSync(parsed.values.json, `${JSON.stringify(report, null, 2)}\n`);
+      if (json) fs.writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+      await writeHtml(`chaos-failover-${report.fault}`, failoverPage(run, url.toString()));
       return report.requestsFailed === 0 && report.acknowledgedWritesMissing === 0 && report.readBackLost === 0 ? 0 : 1;
     }
     const broker = parsed.values.broker;
@@ -135,12 +162,13 @@ export async function runChaos(
     const url =
       settings.chaos.brokerUrl ||
       (broker === 'rabbitmq' ? 'amqp://guest:guest@127.0.0.1:5672' : 'nats://127.0.0.1:4222');
-    const report = await runBrokerChaos(
+    const rate = positiveNumber(parsed.values.rate, 'rate', 100);
+    const run = await runBrokerChaos(
       serviceConfig(),
       {
         broker,
         url,
-        rate: positiveNumber(parsed.values.rate, 'rate', 100),
+        rate,
         duration,
         stopAt,
         stopFor,
@@ -151,9 +179,12 @@ export async function runChaos(
         },
       },
       io.err,
+      progressOutput(io),
     );
+    const report = run.report;
     printBrokerReport(report, io.out);
-    if (parsed.values.json) fs.writeFileSync(parsed.values.json, `${JSON.stringify(report, null, 2)}\n`);
+    if (json) fs.writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+    await writeHtml(`chaos-broker-${broker}`, brokerPage(run, { stopAt, stopFor, rate, duration }));
     return report.eventsLost === 0 && report.duplicatedEffects === 0 && report.producerFailures === 0 ? 0 : 1;
   } catch (error) {
     if (error instanceof UsageError) {

@@ -1,12 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import type { ToolsConfig } from '../../src/config/tools-config.ts';
 import { createPool } from '../../src/platform/db/connect.ts';
+import type { ReportWindow } from '../loadtest/html-report.ts';
 import { openHttpTarget, type HttpTarget } from '../loadtest/http-target.ts';
+import { startProgress, tallySample, type ProgressOutput } from '../loadtest/progress.ts';
 import { createRandom } from '../loadtest/random.ts';
 import type { ReadBackResult } from '../loadtest/read-back.ts';
 import { runOpenModel } from '../loadtest/run-open-model.ts';
 import { createScenario } from '../loadtest/scenarios.ts';
-import type { Tally } from '../loadtest/tally.ts';
+import { createTally, type Tally } from '../loadtest/tally.ts';
 import { runLab } from '../lab/command.ts';
 
 export type FailoverFault = 'kill-leader' | 'kill-postgres' | 'switchover';
@@ -43,6 +45,16 @@ export interface FailoverChaosReport {
   faultOutput: string;
 }
 
+/** A failover run: its report, and what its HTML report charts. */
+export interface FailoverChaosRun {
+  report: FailoverChaosReport;
+  /** Every request of the load, per kind and per second. */
+  tally: Tally;
+  /** The fault (from the lab command's start to its end) and the longest write stall, in seconds from the start. */
+  windows: ReportWindow[];
+  startedAt: Date;
+}
+
 interface Completion {
   at: number;
   kind: string;
@@ -53,11 +65,13 @@ interface Completion {
  * The accounts-mixed load (creations carry Idempotency-Keys) against a running stratum on the lab cluster, the
  * fault applied at `faultAt` seconds through the lab, then every acknowledged creation looked up on the new
  * primary, and the read-back through the API. Measures failures by code, missing writes, latency and the stall.
+ * A progress line goes to `output` while the load runs (by default one line to `say` every 5 s).
  */
 export async function runFailoverChaos(
   options: FailoverChaosOptions,
   say: (line: string) => void,
-): Promise<FailoverChaosReport> {
+  output: ProgressOutput = { tty: false, write: say },
+): Promise<FailoverChaosRun> {
   const scenario = createScenario('accounts-mixed', {
     accounts: options.accounts,
     customers: 1000,
@@ -65,6 +79,9 @@ export async function runFailoverChaos(
   });
   const http = openHttpTarget(options.url, 4000, options.timeoutS * 1000);
   const completions: Completion[] = [];
+  const tally = createTally(scenario.kinds);
+  const progress = startProgress('chaos', () => tallySample(tally, options.duration), output, say);
+  const startedAt = new Date();
   const start = performance.now();
   let maxLatencyMs = 0;
   const recording: HttpTarget = {
@@ -77,22 +94,29 @@ export async function runFailoverChaos(
     close: () => http.close(),
   };
   let faultOutput = '';
+  let faultFromS = options.faultAt;
+  let faultToS = options.faultAt;
   const fault = (async () => {
     await new Promise((r) => setTimeout(r, options.faultAt * 1000));
-    say(`t=${options.faultAt} s: lab ${options.fault}`);
+    faultFromS = (performance.now() - start) / 1000;
+    progress.log(`t=${options.faultAt} s: lab ${options.fault}`);
     const lines: string[] = [];
     const code = await runLab([options.fault], { out: (l) => lines.push(l), err: (l) => lines.push(l) }, options.lab);
+    faultToS = (performance.now() - start) / 1000;
     faultOutput = lines.join(' ');
-    say(`lab ${options.fault}: ${faultOutput}${code === 0 ? '' : ` (exit ${code})`}`);
+    progress.log(`lab ${options.fault}: ${faultOutput}${code === 0 ? '' : ` (exit ${code})`}`);
   })();
-  let tally: Tally;
   let readBack: ReadBackResult | null = null;
   try {
-    tally = await runOpenModel(scenario, recording, createRandom(1), {
-      profile: { rate: options.rate, ramp: 0, duration: options.duration },
-      maxInFlight: 4000,
-      onProgress: (p) => say(`chaos: ${p.elapsedS} s, ${p.due} due, ${p.inFlight} in flight, ${p.failed} failed`),
-    });
+    try {
+      await runOpenModel(scenario, recording, createRandom(1), {
+        profile: { rate: options.rate, ramp: 0, duration: options.duration },
+        maxInFlight: 4000,
+        tally,
+      });
+    } finally {
+      progress.stop();
+    }
     await fault;
     readBack = scenario.readBack ? await scenario.readBack(http) : null;
   } finally {
@@ -126,14 +150,15 @@ export async function runFailoverChaos(
     .sort((a, b) => a - b);
   const from = (options.faultAt - 1) * 1000;
   let stall = 0;
+  let stallFrom = from;
   let previous = from;
   for (const at of writes.filter((w) => w >= from)) {
-    stall = Math.max(stall, at - previous);
+    if (at - previous > stall) [stall, stallFrom] = [at - previous, previous];
     previous = at;
   }
   // Up to the end of the load too: a server that stopped answering for good stalled until the end.
-  stall = Math.max(stall, options.duration * 1000 - previous);
-  return {
+  if (options.duration * 1000 - previous > stall) [stall, stallFrom] = [options.duration * 1000 - previous, previous];
+  const report: FailoverChaosReport = {
     scenario: scenario.name,
     fault: options.fault,
     faultAtS: options.faultAt,
@@ -149,6 +174,11 @@ export async function runFailoverChaos(
     writeStallMs: Math.round(stall),
     faultOutput,
   };
+  const windows: ReportWindow[] = [
+    { label: `lab ${options.fault}`, fromS: faultFromS, toS: faultToS },
+    { label: 'longest write stall', fromS: stallFrom / 1000, toS: (stallFrom + stall) / 1000 },
+  ];
+  return { report, tally, windows, startedAt };
 }
 
 export function printFailoverReport(report: FailoverChaosReport, out: (line: string) => void): void {

@@ -1,11 +1,13 @@
 import { parseArgs } from 'node:util';
 import { isScenarioName, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 
-export const USAGE = `usage: npm run tools -- loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--customers N] [--seed N] [--json FILE] [--max-in-flight N] [--timeout S] [--concurrency N] [--database-url URL] [--deadline-ms MS] [--settle S]`;
+export const USAGE = `usage: npm run tools -- loadtest <${SCENARIO_NAMES.join('|')}> --url URL --rate REQ_PER_S --duration S [--ramp S] [--accounts N] [--customers N] [--seed N] [--json FILE] [--html FILE | --no-html] [--max-in-flight N] [--timeout S] [--concurrency N] [--database-url URL] [--deadline-ms MS] [--settle S]`;
 
 export const HELP = `${USAGE}
 
-Drives an open-model load (a fixed arrival rate) against a running stratum and prints what came of it.
+Drives an open-model load (a fixed arrival rate) against a running stratum and prints what came of it: while it
+runs, a progress line on stderr (sent, answered, errors, p99 of the last 5 s); at the end, the report and an HTML
+report with throughput, latency percentiles and status codes per second.
   accounts-read    GET /accounts/:id of random seeded accounts (the source ran --rate 50 --duration 75 --ramp 5)
   accounts-mixed   ~70% reads, 15% POST /accounts, 10% PUT /accounts/:id, 5% name-prefix queries; then every
                    created account is read back and a missing one is reported as lost
@@ -34,6 +36,9 @@ Drives an open-model load (a fixed arrival rate) against a running stratum and p
   --customers      orders-mixed: customers to create orders for and list, 1 .. N (default 1000)
   --seed           seed of the random choices, for a reproducible run (default 1)
   --json           also write the report as JSON to this file
+  --html           write the HTML report (charts per second, tables; one file, opens offline) to this file
+                   (default: beside --json as .html, else loadtest-<scenario>-<yyyymmdd-hhmmss>.html here)
+  --no-html        write no HTML report
   --max-in-flight  requests in flight at once; arrivals beyond it fail as CLIENT.OVERLOADED (default 1000)
   --timeout        seconds a request may take before it fails as CLIENT.TIMEOUT (default 10)
   --concurrency    arrivals released at once, in bursts at the average --rate (default 1; orders-contention 32)
@@ -54,6 +59,9 @@ export interface LoadtestOptions {
   customers: number;
   seed: number;
   json: string | undefined;
+  /** Where the HTML report goes (--html); see htmlReportPath. */
+  html: string | undefined;
+  noHtml: boolean;
   maxInFlight: number;
   timeoutS: number;
   /** Arrivals released together. */
@@ -125,6 +133,8 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
         customers: { type: 'string' },
         seed: { type: 'string' },
         json: { type: 'string' },
+        html: { type: 'string' },
+        'no-html': { type: 'boolean' },
         'max-in-flight': { type: 'string' },
         timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -139,6 +149,8 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
     if (scenario === undefined) throw new ArgumentError(`a scenario is required: ${SCENARIO_LIST}`);
     if (!isScenarioName(scenario)) throw new ArgumentError(`unknown scenario "${scenario}": use ${SCENARIO_LIST}`);
     if (extra.length > 0) throw new ArgumentError(`unexpected argument "${extra[0]}"`);
+    if (values.html !== undefined && values['no-html'])
+      throw new ArgumentError('--html and --no-html exclude each other');
     const url = parseUrl(values.url);
     const rate = numberOption(values.rate, 'rate', undefined, positive, 'a positive number');
     const duration = numberOption(values.duration, 'duration', undefined, positive, 'a positive number of seconds');
@@ -177,6 +189,8 @@ export function parseLoadtestArgs(args: string[]): ParsedArgs {
           'an integer in [0, 2^32)',
         ),
         json: values.json,
+        html: values.html,
+        noHtml: values['no-html'] ?? false,
         maxInFlight: numberOption(values['max-in-flight'], 'max-in-flight', 1_000, positiveInt, 'a positive integer'),
         timeoutS: numberOption(values.timeout, 'timeout', 10, positive, 'a positive number of seconds'),
         concurrency: numberOption(

@@ -29,14 +29,11 @@ export interface LoadtestReport {
   readBack: ReadBackResult | null;
 }
 
-/** Assembles the report; `elapsedS` is passed in so this stays a pure function. */
-export function buildReport(
-  options: LoadtestOptions,
-  tally: Tally,
-  readBack: ReadBackResult | null,
-  elapsedS: number,
-): LoadtestReport {
-  const kinds: LoadtestReport['kinds'] = {};
+type KindSummary = Counts & { latencyMs: LatencySummary };
+
+/** Counts and latency percentiles of each kind of a tally, and of all of them together. */
+export function summarizeKinds(tally: Tally): { kinds: Record<string, KindSummary>; totals: KindSummary } {
+  const kinds: Record<string, KindSummary> = {};
   const totals: Counts = { scheduled: 0, sent: 0, completed: 0, ok: 0, failed: 0, degraded: 0 };
   const all: number[] = [];
   for (const [name, k] of Object.entries(tally.kinds)) {
@@ -45,6 +42,17 @@ export function buildReport(
     for (const key of Object.keys(totals) as (keyof Counts)[]) totals[key] += counts[key];
     for (const l of latencies) all.push(l);
   }
+  return { kinds, totals: { ...totals, latencyMs: summarizeLatencies(all) } };
+}
+
+/** Assembles the report; `elapsedS` is passed in so this stays a pure function. */
+export function buildReport(
+  options: LoadtestOptions,
+  tally: Tally,
+  readBack: ReadBackResult | null,
+  elapsedS: number,
+): LoadtestReport {
+  const { kinds, totals } = summarizeKinds(tally);
   return {
     scenario: options.scenario,
     url: options.url.toString(),
@@ -55,7 +63,7 @@ export function buildReport(
     accounts: options.accounts,
     customers: options.customers,
     elapsedS: Math.round(elapsedS * 10) / 10,
-    totals: { ...totals, latencyMs: summarizeLatencies(all) },
+    totals,
     kinds,
     failures: [...tally.failures.values()].sort((a, b) => b.count - a.count || a.code.localeCompare(b.code)),
     readBack: readBack && sortReadBack(readBack),

@@ -10,13 +10,8 @@ export interface OpenModelOptions {
   profile: LoadProfile;
   /** Requests allowed in flight at once; an arrival beyond it fails as CLIENT.OVERLOADED. */
   maxInFlight: number;
-  /** Called about every `progressEveryMs` while the load runs. */
-  onProgress?: (progress: { elapsedS: number; due: number; inFlight: number; failed: number }) => void;
-  progressEveryMs?: number;
-}
-
-function failedSoFar(tally: Tally): number {
-  return Object.values(tally.kinds).reduce((sum, kind) => sum + kind.failed, 0);
+  /** Where to count, so the caller can watch the run live (a progress line); a new one by default. */
+  tally?: Tally;
 }
 
 /**
@@ -31,12 +26,11 @@ export async function runOpenModel(
   random: Random,
   options: OpenModelOptions,
 ): Promise<Tally> {
-  const tally = createTally(scenario.kinds);
+  const tally = options.tally ?? createTally(scenario.kinds);
   const inFlight = new Set<Promise<void>>();
   const count = arrivalCount(options.profile);
-  const progressEveryMs = options.progressEveryMs ?? 5_000;
   const start = performance.now();
-  let nextProgress = progressEveryMs;
+  tally.timeline.begin(start);
   let index = 0;
   while (index < count) {
     const now = performance.now() - start;
@@ -54,20 +48,11 @@ export async function runOpenModel(
       const request: Promise<void> = target
         .send(plan, start + dueMs)
         .then((outcome) => {
-          recordOutcome(tally, plan.kind, outcome);
+          recordOutcome(tally, plan.kind, outcome, plan.expectStatus);
           plan.onSettled?.(outcome);
         })
         .finally(() => inFlight.delete(request));
       inFlight.add(request);
-    }
-    if (options.onProgress && now >= nextProgress) {
-      nextProgress = (Math.floor(now / progressEveryMs) + 1) * progressEveryMs;
-      options.onProgress({
-        elapsedS: Math.round(now / 100) / 10,
-        due: index,
-        inFlight: inFlight.size,
-        failed: failedSoFar(tally),
-      });
     }
     if (index < count)
       await sleep(Math.max(0, arrivalTime(options.profile, index) * 1_000 - (performance.now() - start)));

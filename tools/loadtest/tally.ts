@@ -1,3 +1,5 @@
+import { createTimeline, type Timeline } from './timeline.ts';
+
 /** What became of one scheduled request. */
 export type Outcome =
   | { ok: true; latencyMs: number; degraded: boolean }
@@ -32,10 +34,12 @@ export interface FailureGroup {
 export interface Tally {
   kinds: Record<string, KindTally>;
   failures: Map<string, FailureGroup>;
+  /** The same requests per second: the live progress line and the HTML report's charts. */
+  timeline: Timeline;
 }
 
-export function createTally(kinds: readonly string[]): Tally {
-  const tally: Tally = { kinds: {}, failures: new Map() };
+export function createTally(kinds: readonly string[], timeline: Timeline = createTimeline(kinds)): Tally {
+  const tally: Tally = { kinds: {}, failures: new Map(), timeline };
   for (const kind of kinds) tally.kinds[kind] = emptyKind();
   return tally;
 }
@@ -65,16 +69,25 @@ function recordFailure(tally: Tally, kind: string, code: string, status: number 
 export function recordNotStarted(tally: Tally, kind: string, code: string): void {
   kindOf(tally, kind).scheduled += 1;
   recordFailure(tally, kind, code, null);
+  tally.timeline.notStarted(kind, code);
 }
 
 export function recordStarted(tally: Tally, kind: string): void {
   const k = kindOf(tally, kind);
   k.scheduled += 1;
   k.sent += 1;
+  tally.timeline.started(kind);
 }
 
-export function recordOutcome(tally: Tally, kind: string, outcome: Outcome): void {
+/** `expectedStatus` is the status an `ok` outcome came with, for the timeline's status counts. */
+export function recordOutcome(tally: Tally, kind: string, outcome: Outcome, expectedStatus?: number): void {
   const k = kindOf(tally, kind);
+  const key = outcome.ok
+    ? String(expectedStatus ?? 'ok')
+    : outcome.status === null
+      ? outcome.code
+      : String(outcome.status);
+  tally.timeline.settled(kind, key, outcome.ok, outcome.latencyMs);
   if (outcome.latencyMs !== null) {
     k.completed += 1;
     k.latencies.push(outcome.latencyMs);

@@ -57,6 +57,7 @@ export const accountsModule: ContextModule<Config> = {
       forget: (id) => cache.forget(id === undefined ? undefined : accountViewKey(id)),
     };
     return {
+      browse: () => ({ schemas: ['accounts'], databases: [{ name: 'main', sql: platform.sql }] }),
       routes: accountsRoutes({
         sql: platform.sql,
         transaction,

@@ -32,6 +32,7 @@ export const imagesModule: ContextModule<Config> = {
     const views = () => platform.port<AccountViews>('accounts.views');
     const find: FindImage = (accountId, signal) => findAccountImage(platform.sql, accountId, signal);
     return {
+      browse: () => ({ schemas: ['images'], databases: [{ name: 'main', sql: platform.sql }] }),
       routes: imagesRoutes({
         transaction: platform.transactionOn(platform.sql),
         accountExists: (id) => platform.port<AccountExists>('accounts.exists')(id),

@@ -6,6 +6,7 @@ import { faultPoints } from '../../platform/faults.ts';
 import type { OutboxEvent } from '../../platform/messaging/broker.ts';
 import { probeShards, type ShardHealth } from '../../platform/sharding/health.ts';
 import { startShardMaintenance } from '../../platform/sharding/maintenance.ts';
+import { rebalanceRunning } from '../../platform/sharding/rebalance.ts';
 import { ORDERS_ERRORS } from './errors.ts';
 import { ORDER_CHANGES, ORDERS_EVENTS } from './events.ts';
 import { ordersMigrations } from './migrations/index.ts';
@@ -106,6 +107,43 @@ export const ordersModule: ContextModule<Config> = {
           .map((shard) => ({ name: `shard-${shard.id}`, target: shard.target, writers: shard.sql })),
         pools: () => shards.all().map((s) => s.sql),
         idempotencyStores: () => shards.all().map((s) => s.sql),
+        browse: () => ({
+          schemas: ['orders', 'payments'],
+          databases: [
+            { name: 'main', sql: platform.sql },
+            ...shards.all().map((shard) => ({ name: `shard-${shard.id}`, sql: shard.sql })),
+          ],
+        }),
+        async status() {
+          const [health, moving, rows] = await Promise.all([
+            probe(),
+            rebalanceRunning(shards.catalog).catch(() => null),
+            Promise.all(
+              shards.all().map(async (shard) => {
+                // The planner's estimate: cheap, and what a console needs.
+                const [row] = await shard.sql<{ n: string }[]>`
+                  select greatest(reltuples, 0)::bigint as n from pg_class where oid = 'orders.orders'::regclass`.catch(
+                  () => [undefined],
+                );
+                return row ? Number(row.n) : null;
+              }),
+            ),
+          ]);
+          const assignments = shards.assignments();
+          return {
+            mapVersion: shards.mapVersion(),
+            rebalancing: moving,
+            inDoubt: health.inDoubt,
+            unfinishedSagas: health.unfinishedSagas,
+            shards: shards.all().map((shard, i) => ({
+              id: shard.id,
+              name: shard.name,
+              buckets: assignments.filter((owner) => owner === shard.id).length,
+              rows: rows[i] ?? null,
+              healthy: !health.unreachable.some((u) => u.id === shard.id),
+            })),
+          };
+        },
         async readiness() {
           const health = await probe();
           if (health.unreachable.length > 0) {

@@ -23,6 +23,7 @@ export const usersModule: ContextModule<Config> = {
     const { config } = platform;
     const transaction = platform.transactionOn(platform.sql);
     return {
+      browse: () => ({ schemas: ['users'], databases: [{ name: 'main', sql: platform.sql }] }),
       routes: usersRoutes({
         sql: platform.sql,
         transaction,

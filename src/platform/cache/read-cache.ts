@@ -39,6 +39,8 @@ export interface ReadCacheObserver {
    * included), or every key (`undefined`) after a gap in which invalidations may have been missed.
    */
   onSharedInvalidation?(key: string | undefined): void;
+  /** This instance dropped a key (or every key, `undefined`) it was told is stale: `invalidate` or `forget`. */
+  onInvalidation?(key: string | undefined): void;
 }
 
 export interface ReadCacheOptions {
@@ -139,6 +141,7 @@ export function createReadCache<V>(options: ReadCacheOptions): ReadCache<V> {
 
     async invalidate(key) {
       drop(key);
+      observer?.onInvalidation?.(key);
       if (!shared) return;
       await shared.invalidate(key);
       // A read of the shared tier that Redis answered before the invalidation may still be on its way back to
@@ -148,6 +151,7 @@ export function createReadCache<V>(options: ReadCacheOptions): ReadCache<V> {
 
     forget(key) {
       drop(key);
+      observer?.onInvalidation?.(key);
     },
 
     async close() {

@@ -110,7 +110,17 @@ export interface StartedContext {
   readonly pools?: () => readonly Sql[];
   /** Databases besides the main one holding idempotency keys (shards): their expired keys are swept too. */
   readonly idempotencyStores?: () => readonly Sql[];
+  /** What the dashboard shows of the context (read-only, a few cheap queries), under the context's name. */
+  status?(): Promise<Record<string, unknown>>;
+  /** What the data browser may read: the context's schemas on each database it keeps them in, on its own pools. */
+  browse?(): BrowseSpec;
   /** Rejects with an AppError while the context cannot serve; its answer is shown under the context's name. */
   readiness?(): Promise<Record<string, unknown>>;
   close?(): Promise<void>;
+}
+
+export interface BrowseSpec {
+  readonly schemas: readonly string[];
+  /** `main` for the main database; a shard by its name (`shard-0`). */
+  readonly databases: ReadonlyArray<{ readonly name: string; readonly sql: Sql }>;
 }

@@ -32,6 +32,8 @@ export interface TransactionOptions {
 export interface TransactionObserver {
   onRetry?(label: string, sqlState: string, attempt: number): void;
   onDeadlineExceeded?(label: string): void;
+  /** The transaction committed (after however many attempts). */
+  onCommit?(label: string): void;
 }
 
 /** Everything a transaction needs from the outside world, passed in so tests control time and chance. */
@@ -105,9 +107,11 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       const progress = { commitSent: false };
       try {
         // Anything the work waits for, on this pool or another, is bounded by the same deadline.
-        return await withDeadline(deadlineAt, () =>
+        const result = await withDeadline(deadlineAt, () =>
           runAttempt(runtime.sql, options, deadlineAt, runtime.now, fn, progress),
         );
+        runtime.observer?.onCommit?.(label);
+        return result;
       } catch (error) {
         if (error === DEADLINE) throw exceeded();
         const state = sqlState(error);

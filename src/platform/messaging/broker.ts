@@ -119,6 +119,11 @@ export interface Broker {
   /** Hears every event from now on, in this process only: no group, no acknowledgement, no redelivery. */
   follow(options: FollowOptions): Promise<Subscription>;
   readonly deadLetters: DeadLetterStore;
+  /**
+   * Events each consumer group has not consumed yet (counted up to 10,000 per partition), where the broker can
+   * tell cheaply; `on`: the pool to ask, for a broker whose log is in PostgreSQL (default: its own).
+   */
+  consumerLag?(on?: Sql): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 

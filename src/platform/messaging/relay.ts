@@ -20,6 +20,8 @@ export interface RelayOptions {
   /** Sent rows older than this are deleted. */
   retentionMs?: number;
   log?: (message: string, error?: unknown) => void;
+  /** Told how many events each batch published (for the relay rate the metrics show). */
+  onSent?: (count: number) => void;
 }
 
 export interface Relay {
@@ -189,6 +191,7 @@ export function createRelay(options: RelayOptions): Relay {
       try {
         sent = await runOnce();
         failures = 0;
+        if (sent > 0) options.onSent?.(sent);
         await cleanup();
       } catch (error) {
         failures++;

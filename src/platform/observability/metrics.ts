@@ -2,13 +2,43 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Sql } from '../db/connect.ts';
 import type { TransactionObserver } from '../db/transaction.ts';
 import { poolGateOf, type PoolGateState } from '../db/pool-gate.ts';
+import type { ReadCacheObserver } from '../cache/read-cache.ts';
+
+/** One answered HTTP request, as the app saw it. */
+export interface ObservedRequest {
+  method: string;
+  /** The route's pattern (`/accounts/:id`), `unmatched` for none. */
+  route: string;
+  status: number;
+  ms: number;
+  /** The problem+json code of an error answer. */
+  code: string | undefined;
+}
+
+/** What happens in the process as it happens: for a live view (the dashboard), beside the counters. */
+export interface MetricsListener {
+  request?(r: ObservedRequest): void;
+  commit?(label: string): void;
+  retry?(label: string, reason: string): void;
+  deadline?(label: string): void;
+  cache?(cache: string, what: 'hit_local' | 'hit_shared' | 'miss' | 'load' | 'invalidation'): void;
+  relayed?(outbox: string, count: number): void;
+}
 
 export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
+  /** Counts one answered request (the latency histogram) and tells the listeners. */
+  observeRequest(r: ObservedRequest): void;
+  /** Calls `listener` on every event from now on; returns its removal. */
+  listen(listener: MetricsListener): () => void;
+  /** Counts events a relay published from an outbox (`main`, `shard-0`, …). */
+  countRelayed(outbox: string, count: number): void;
+  /** The admission of every watched pool now. */
+  poolStates(): PoolGateState[];
   transactionObserver: TransactionObserver;
   /** Observer hooks for a read cache, counted under its name. */
-  cacheObserver(cache: string): { onHit(tier: 'local' | 'shared'): void; onMiss(): void };
+  cacheObserver(cache: string): ReadCacheObserver;
   /** Counts one load (a read of the source of truth) for a cache: single flight shows as loads < misses. */
   countCacheLoad(cache: string): void;
   /** Exposes the admission of these pools (in use, waiting, refused) by pool name; the list is read at each scrape. */
@@ -80,6 +110,28 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
     labelNames: ['cache'] as const,
     registers: [registry],
   });
+  const cacheInvalidations = new Counter({
+    name: 'stratum_cache_invalidations_total',
+    help: 'Keys a read cache dropped as stale, by cache and source: local (this instance invalidated it) or shared (the shared tier told it)',
+    labelNames: ['cache', 'source'] as const,
+    registers: [registry],
+  });
+  const commits = new Counter({
+    name: 'stratum_tx_commits_total',
+    help: 'Transactions that committed',
+    labelNames: ['label'] as const,
+    registers: [registry],
+  });
+  const relayed = new Counter({
+    name: 'stratum_relay_events_total',
+    help: 'Events a relay published from an outbox to the broker, by outbox',
+    labelNames: ['outbox'] as const,
+    registers: [registry],
+  });
+  const listeners = new Set<MetricsListener>();
+  const tell = (call: (l: MetricsListener) => void) => {
+    for (const listener of listeners) call(listener);
+  };
   const watched: Array<() => readonly Sql[]> = [];
   const gateStates = (): PoolGateState[] =>
     watched
@@ -112,6 +164,19 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
   return {
     registry,
     httpDuration,
+    observeRequest: (r) => {
+      httpDuration.observe({ method: r.method, route: r.route, status: String(r.status) }, r.ms / 1000);
+      if (listeners.size > 0) tell((l) => l.request?.(r));
+    },
+    listen: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    countRelayed: (outbox, count) => {
+      relayed.inc({ outbox }, count);
+      tell((l) => l.relayed?.(outbox, count));
+    },
+    poolStates: gateStates,
     watchPools: (pools) => {
       watched.push(pools);
     },
@@ -128,13 +193,41 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
       });
     },
     cacheObserver: (cache) => ({
-      onHit: (tier) => cacheRequests.inc({ cache, result: tier === 'local' ? 'hit_local' : 'hit_shared' }),
-      onMiss: () => cacheRequests.inc({ cache, result: 'miss' }),
+      onHit: (tier) => {
+        const result = tier === 'local' ? 'hit_local' : 'hit_shared';
+        cacheRequests.inc({ cache, result });
+        tell((l) => l.cache?.(cache, result));
+      },
+      onMiss: () => {
+        cacheRequests.inc({ cache, result: 'miss' });
+        tell((l) => l.cache?.(cache, 'miss'));
+      },
+      onInvalidation: () => {
+        cacheInvalidations.inc({ cache, source: 'local' });
+        tell((l) => l.cache?.(cache, 'invalidation'));
+      },
+      onSharedInvalidation: () => {
+        cacheInvalidations.inc({ cache, source: 'shared' });
+        tell((l) => l.cache?.(cache, 'invalidation'));
+      },
     }),
-    countCacheLoad: (cache) => cacheLoads.inc({ cache }),
+    countCacheLoad: (cache) => {
+      cacheLoads.inc({ cache });
+      tell((l) => l.cache?.(cache, 'load'));
+    },
     transactionObserver: {
-      onRetry: (label, state) => retries.inc({ label, sqlstate: state }),
-      onDeadlineExceeded: (label) => deadlines.inc({ label }),
+      onRetry: (label, state) => {
+        retries.inc({ label, sqlstate: state });
+        tell((l) => l.retry?.(label, state));
+      },
+      onDeadlineExceeded: (label) => {
+        deadlines.inc({ label });
+        tell((l) => l.deadline?.(label));
+      },
+      onCommit: (label) => {
+        commits.inc({ label });
+        tell((l) => l.commit?.(label));
+      },
     },
   };
 }

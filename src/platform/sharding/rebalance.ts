@@ -236,3 +236,14 @@ async function moveBuckets(
   await source.sql.begin((tx) => mover.clear(tx, buckets));
   return copied;
 }
+
+/**
+ * Whether a rebalance (bucket moves) holds its lock now, in any process: read from pg_locks on the catalog.
+ * @example if (await rebalanceRunning(shards.catalog)) show('moving buckets');
+ */
+export async function rebalanceRunning(catalog: Sql): Promise<boolean> {
+  const [row] = await catalog<{ running: boolean }[]>`
+    select exists (select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 1
+      and classid = (${REBALANCE_LOCK}::bigint >> 32)::oid and objid = (${REBALANCE_LOCK}::bigint & 4294967295)::oid) as running`;
+  return row!.running;
+}

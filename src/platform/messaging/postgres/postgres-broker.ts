@@ -123,10 +123,26 @@ export async function createPostgresBroker(
       order by n`;
   }
 
+  async function consumerLag(on: Sql = sql): Promise<Record<string, number>> {
+    const rows = await on<{ group: string; lag: number }[]>`
+      select p.group_name as group, sum(behind.n)::int as lag
+      from messaging.positions p
+      cross join lateral (
+        select count(*) as n from (
+          select 1 from messaging.log l
+          where l.namespace = p.namespace and l.partition = p.partition and l.seq > p.position
+            and (l.target_group is null or l.target_group = p.group_name)
+          limit 10000) unconsumed) behind
+      where p.namespace = ${namespace}
+      group by p.group_name order by p.group_name`;
+    return Object.fromEntries(rows.map((r) => [r.group, r.lag]));
+  }
+
   return {
     name: 'postgres',
     partitions,
     trim,
+    consumerLag,
     publish: (events) => append(events, null),
     outboxAppender: {
       sql,
