@@ -376,7 +376,7 @@ describe('pages', () => {
       select (i - 65) * 141851990232189440 + i, (i - 65) * 10.5 + 0.0001 * i from generate_series(0, 129) i`;
     const byId = await db.sql<
       { id: string; amount: string }[]
-    >`select id::text, amount::text from users.ledger order by id`;
+    >`select l.id::text, l.amount::text from users.ledger l order by l.id`;
     expect(byId[0]!.id).toMatch(/^-9\d{18}$/);
     expect([...byId.map((r) => r.id)].sort()).not.toEqual(byId.map((r) => r.id));
     const app = await appWith({ contexts, token: undefined, open: true });
@@ -387,7 +387,7 @@ describe('pages', () => {
     // The same table paged by its numeric column, through the key a next link carries.
     await db.sql`create table users.amounts (amount numeric primary key)`;
     await db.sql`insert into users.amounts select amount from users.ledger`;
-    const byAmount = await db.sql<{ amount: string }[]>`select amount::text from users.amounts order by amount`;
+    const byAmount = await db.sql<{ amount: string }[]>`select a.amount::text from users.amounts a order by a.amount`;
     const amounts = await pageThrough(app, `${BASE}/users/main/users/amounts`);
     expect(amounts.pages).toBe(3);
     expect(amounts.rows.map((r) => r[0])).toEqual(byAmount.map((r) => r.amount));
@@ -529,7 +529,7 @@ describe('in a browser', () => {
     browser ??= await launchChromiumOrSkip(ctx);
     await db.sql`create table users.numbered (id bigint primary key, label text not null)`;
     await db.sql`insert into users.numbered select i * i * 1000 - 50000, 'n' || i from generate_series(1, 110) i`;
-    const expected = await db.sql<{ id: string }[]>`select id::text from users.numbered order by id`;
+    const expected = await db.sql<{ id: string }[]>`select n.id::text from users.numbered n order by n.id`;
     expect([...expected.map((e) => e.id)].sort()).not.toEqual(expected.map((e) => e.id));
 
     const { page, errors } = watchPage(await browser.newPage());
