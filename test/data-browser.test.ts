@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openContextPools, type ContextPools } from '../src/app/context-pools.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { seedAccountRange } from '../src/contexts/accounts/seed-accounts.ts';
@@ -139,6 +139,11 @@ describe('access', () => {
     const next = anchors(withQuery.body, 'next')[0]!.href;
     expect(next).toContain(`token=${TOKEN}`);
     expect((await app.inject({ url: next })).statusCode).toBe(200);
+    const row = `${BASE}/orders/${order.shard}/orders/orders/row?key=${order.id}`;
+    expect((await app.inject({ url: row })).statusCode).toBe(401);
+    const rowWithToken = await app.inject({ url: `${row}&token=${TOKEN}` });
+    expect(rowWithToken.statusCode).toBe(200);
+    expect(textOf(rowWithToken.body)).toContain(`orders.order_items where order_id = ${order.id} 3 rows`);
   });
 
   it('answers 401 to everything, whatever token is sent, when no token is configured and it is not open', async () => {
@@ -179,6 +184,13 @@ describe('access', () => {
       const page = await open.inject({ url: `${BASE}/accounts/main/accounts/accounts?token=anything` });
       expect(page.statusCode).toBe(200);
       expect(page.body).not.toContain('token=');
+      const next = await open.inject({ url: anchors(page.body, 'next')[0]!.href });
+      expect(next.statusCode).toBe(200);
+      expect(next.body).toContain('<table class="rows"');
+      const row = await open.inject({ url: anchors(next.body, 'row-link')[0]!.href });
+      expect(row.statusCode).toBe(200);
+      expect(row.body).toContain('data-column="name"');
+      expect(row.body).not.toContain('token=');
     }
   });
 });
@@ -249,6 +261,8 @@ describe('what a context may see', () => {
 
     const image = await firstImage();
     const [account] = await db.sql<{ id: string }[]>`select id::text from accounts.accounts order by id limit 1`;
+    const [user] = await db.sql<{ id: string }[]>`
+      insert into users.users (username) values ('role_check_secret') returning id::text`;
     // Each context's pool given the other's schema (and users'): the database refuses the role, so the browser does.
     for (const { pool, role, schema, table, key, secret } of [
       {
@@ -267,10 +281,33 @@ describe('what a context may see', () => {
         key: account!.id,
         secret: 'Person_',
       },
-      { pool: 'accounts', role: 'stratum_accounts', schema: 'users', table: 'users', key: '1', secret: 'browse_' },
+      {
+        pool: 'accounts',
+        role: 'stratum_accounts',
+        schema: 'users',
+        table: 'users',
+        key: user!.id,
+        secret: 'role_check_secret',
+      },
     ]) {
       const sql = pools.own[pool]!;
       await expect(sql.unsafe(`select * from ${schema}.${table} limit 1`)).rejects.toMatchObject({ code: '42501' });
+      const tableUrl = `${BASE}/${pool}/main/${schema}/${table}`;
+      const rowUrl = `${tableUrl}/row?key=${encodeURIComponent(key)}`;
+
+      // The same pages read on the administrative pool show the data: only the role keeps it out below.
+      const admin = await appWith({
+        contexts: [{ name: pool, schemas: [schema], databases: [{ name: 'main', sql: db.sql }] }],
+        token: undefined,
+        open: true,
+      });
+      for (const url of [tableUrl, rowUrl]) {
+        const res = await admin.inject({ url });
+        expect(res.statusCode, `admin ${url}`).toBe(200);
+        expect(res.body, `admin ${url}`).toContain(secret);
+      }
+      expect((await admin.inject({ url: BASE })).body).toContain(`data-table="${schema}.${table}"`);
+
       const app = await appWith({
         contexts: [{ name: pool, schemas: [schema], databases: [{ name: 'main', sql }] }],
         token: undefined,
@@ -281,12 +318,7 @@ describe('what a context may see', () => {
       expect(index.body, `${pool} on ${schema}`).toContain(`data-denied="${schema}"`);
       expect(textOf(index.body)).toContain(`role ${role} has no USAGE on it`);
       expect(index.body).not.toContain(`data-table="${schema}.`);
-      const tableUrl = `${BASE}/${pool}/main/${schema}/${table}`;
-      for (const url of [
-        tableUrl,
-        `${tableUrl}?after=${encodeURIComponent(key)}`,
-        `${tableUrl}/row?key=${encodeURIComponent(key)}`,
-      ]) {
+      for (const url of [tableUrl, `${tableUrl}?after=${encodeURIComponent(key)}`, rowUrl]) {
         const res = await app.inject({ url });
         expect(res.statusCode, url).toBe(403);
         expect(textOf(res.body)).toContain(`role ${role} has no USAGE on schema ${schema}`);
@@ -294,6 +326,35 @@ describe('what a context may see', () => {
         expect(res.body).not.toContain('<table class="rows"');
       }
     }
+    await db.sql`delete from users.users where id = ${user!.id}`;
+  });
+
+  it('lists a table of its own schema that its role may not SELECT from, and shows none of its rows', async () => {
+    // Created by the administrative role, with no grant to stratum_accounts.
+    await db.sql`create table accounts.private_notes (id int primary key, note text not null)`;
+    await db.sql`insert into accounts.private_notes values (1, 'private-note-secret'), (2, 'another one')`;
+    const table = `${BASE}/accounts/main/accounts/private_notes`;
+    const row = `${table}/row?key=1`;
+
+    const admin = await appWith({
+      contexts: [{ name: 'accounts', schemas: ['accounts'], databases: [{ name: 'main', sql: db.sql }] }],
+      token: undefined,
+      open: true,
+    });
+    expect(listed((await admin.inject({ url: BASE })).body, 'accounts.private_notes')).toMatch(/ 2 exact /);
+    for (const url of [table, row]) expect((await admin.inject({ url })).body).toContain('private-note-secret');
+
+    const app = await appWith({ contexts, token: undefined, open: true });
+    const index = (await app.inject({ url: BASE })).body;
+    expect(listed(index, 'accounts.private_notes')).toMatch(/^accounts\.private_notes no SELECT right \d/);
+    expect(index).not.toContain(`href="${table}"`);
+    for (const url of [table, `${table}?after=1`, row]) {
+      const res = await app.inject({ url });
+      expect(res.statusCode, url).toBe(403);
+      expect(textOf(res.body)).toContain('role stratum_accounts may not SELECT from accounts.private_notes');
+      expect(res.body).not.toMatch(/private-note-secret|another one/);
+    }
+    await db.sql`drop table accounts.private_notes`;
   });
 });
 
@@ -394,12 +455,42 @@ describe('pages', () => {
     await db.sql`drop table users.ledger, users.amounts`;
   });
 
-  it('answers a key of the wrong type with 400 and a filter on an unknown column with 404', async () => {
+  it('answers bad input with a clear 4xx and changes nothing', async () => {
     const app = await appWith({ contexts, token: undefined, open: true });
+    const shard = shards.all().find((s) => `shard-${s.id}` === order.shard)!;
+    const state = () => shard.sql<{ orders: number; items: number }[]>`
+      select (select count(*)::int from orders.orders) as orders, (select count(*)::int from orders.order_items) as items`;
+    const before = await state();
+    expect(before[0]!.orders).toBeGreaterThan(0);
+    // A key of two columns, and a column of a type without `=`.
+    await db.sql`create table users.pairs (a int, b int, primary key (a, b))`;
+    await db.sql`create table users.docs (id int primary key, doc json)`;
     const table = `${BASE}/orders/${order.shard}/orders/orders`;
-    expect((await app.inject({ url: `${table}?after=not-a-number` })).statusCode).toBe(400);
-    expect((await app.inject({ url: `${table}?col=nope&eq=1` })).statusCode).toBe(404);
-    expect((await app.inject({ url: `${table}?col=id` })).statusCode).toBe(400);
+    const q = encodeURIComponent;
+    for (const [url, status, says] of [
+      [`${table}?after=not-a-number`, 400, 'invalid input syntax for type bigint'],
+      [`${table}?after=${q('0) or true; delete from orders.orders; --')}`, 400, 'invalid input syntax for type bigint'],
+      [`${table}?col=id&eq=${q('1; delete from orders.order_items')}`, 400, 'invalid input syntax for type bigint'],
+      [`${table}?col=nope&eq=1`, 404, 'no column nope in orders.orders'],
+      [`${table}?col=${q('id = id; drop table orders.orders; --')}&eq=1`, 404, 'no column id = id'],
+      [`${table}?col=id`, 400, 'give col and eq together'],
+      [`${table}/row?key=${q('1 or 1=1')}`, 400, 'invalid input syntax for type bigint'],
+      [`${BASE}/orders/${order.shard}/orders/${q('orders; drop table orders.orders')}`, 404, 'no table orders.orders;'],
+      [`${BASE}/users/main/users/pairs/row?key=1`, 400, 'a key of this table is a JSON array of 2 strings'],
+      [`${BASE}/users/main/users/pairs?after=${q('["1"]')}`, 400, 'a key of this table is a JSON array of 2 strings'],
+      [`${BASE}/users/main/users/docs?col=doc&eq=${q('{}')}`, 400, 'operator does not exist: json ='],
+    ] as const) {
+      const res = await app.inject({ url });
+      expect(res.statusCode, url).toBe(status);
+      expect(res.headers['content-type'], url).toMatch(/^text\/html/);
+      expect(textOf(res.body), url).toContain(says);
+      expect(res.body, url).not.toContain('<table class="rows"');
+    }
+    // A route's own validation (a key longer than any key).
+    const long = await app.inject({ url: `${table}/row?key=${'9'.repeat(5000)}` });
+    expect(long.statusCode).toBe(400);
+    expect(await state()).toEqual(before);
+    await db.sql`drop table users.pairs, users.docs`;
   });
 });
 
@@ -423,8 +514,13 @@ describe('in a browser', () => {
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await launchChromiumOrSkip(ctx);
     fs.mkdirSync(OUTPUT, { recursive: true });
-    const shot = (page: Page, name: string) =>
-      page.screenshot({ path: path.join(OUTPUT, `data-browser-${name}.png`), fullPage: true });
+    const shots: string[] = [];
+    const shot = (page: Page, name: string) => {
+      const file = path.join(OUTPUT, `data-browser-${name}.png`);
+      fs.rmSync(file, { force: true });
+      shots.push(file);
+      return page.screenshot({ path: file, fullPage: true });
+    };
 
     // Without the token the browser gets the problem, not the page.
     const stranger = watchPage(await browser.newPage());
@@ -444,39 +540,62 @@ describe('in a browser', () => {
     await page.goto(`${address}${BASE}`);
     await shot(page, 'index');
     await page.locator('[data-context="accounts"] [data-table="accounts.accounts"] a').click();
-    const expected = await db.sql<
-      { id: string; name: string }[]
-    >`select a.id::text, a.name from accounts.accounts a order by a.id`;
+    const expected = await db.sql<{ id: string; cells: string[] }[]>`
+      select a.id::text, array[a.id::text, a.name::text, a.created::text, coalesce(a.updated::text, 'null')] as cells
+        from accounts.accounts a order by a.id`;
     expect(expected).toHaveLength(1000);
+    const columns = await db.sql<{ name: string }[]>`
+      select attname::text as name from pg_attribute
+       where attrelid = 'accounts.accounts'::regclass and attnum > 0 and not attisdropped order by attnum`;
+    expect(columns.map((c) => c.name)).toEqual(['id', 'name', 'created', 'updated']);
 
-    const shown: Array<{ id: string; name: string }> = [];
+    const shown: string[][] = [];
     let pages = 0;
     for (;;) {
       pages++;
+      const want = expected.slice((pages - 1) * 50, pages * 50);
       const rows = await shownRows(page);
       expect(rows.length, `page ${pages}`).toBe(50);
-      for (const r of rows) expect(r.key).toBe(r.cells[0]);
-      shown.push(...rows.map((r) => ({ id: r.cells[0]!, name: r.cells[1]! })));
+      // Every row of this page as the database has it, in key order, and the link to open it carries its key.
+      expect(
+        rows.map((r) => r.cells),
+        `page ${pages}`,
+      ).toEqual(want.map((w) => w.cells));
+      expect(rows.map((r) => r.key)).toEqual(want.map((w) => w.id));
+      shown.push(...rows.map((r) => r.cells));
+      // The page's own query and its plan: by the primary key's index, after the previous page's last key.
+      const query = (await page.locator('pre.query').textContent()) ?? '';
+      const plan = (await page.locator('pre.plan').textContent()) ?? '';
+      expect(query).not.toMatch(/offset/i);
+      expect(query).toMatch(/order by r\."id"\s+limit 51/);
+      // The planner picks an index scan or a top-N sort by its statistics; either way it is the plan of this query.
+      expect(plan).toMatch(/^Limit/);
+      expect(plan).toMatch(/ on accounts r/);
       if (pages === 1) {
-        await expect(page.locator('pre.plan').textContent()).resolves.toMatch(/Limit/);
-        await expect(page.locator('pre.query').textContent()).resolves.not.toMatch(/offset/i);
-        expect(await page.locator('table.indexes').textContent()).toContain('accounts_pkey');
+        expect(query).not.toMatch(/where/);
+        expect(await page.locator('p.params').count()).toBe(0);
+        expect(plan).not.toMatch(/Index Cond|Filter/);
+        expect(await page.locator('table.indexes').textContent()).toContain(
+          'CREATE UNIQUE INDEX accounts_pkey ON accounts.accounts USING btree (id)',
+        );
         await shot(page, 'table');
-      }
-      if (pages === 2) {
-        // The second page's query continues after the last key of the first.
-        await expect(page.locator('p.params').textContent()).resolves.toContain(`$1 = ${shown[49]!.id}`);
+      } else {
+        const previous = expected[(pages - 1) * 50 - 1]!.id;
+        expect(query).toMatch(/where \(r\."id"\) > \(\$1\)/);
+        await expect(page.locator('p.params').first().textContent()).resolves.toContain(`$1 = ${previous}`);
+        expect(plan).toMatch(new RegExp(`(Index Cond|Filter): \\(id > '${previous}'::uuid\\)`));
       }
       const next = page.locator('a.next');
       if ((await next.count()) === 0) break;
       await Promise.all([page.waitForURL((u) => u.searchParams.has('after')), next.first().click()]);
     }
     expect(pages).toBe(20);
-    expect(shown).toEqual(expected);
+    expect(shown).toEqual(expected.map((e) => e.cells));
     await expect(page.locator('.end').first().textContent()).resolves.toBe('end of table');
 
     // Open a row from the last page: every column as the database has it.
     const last = expected[999]!;
+    expect(await page.locator(`tr[data-key="${last.id}"]`).count()).toBe(1);
     await page.locator(`tr[data-key="${last.id}"] a.row-link`).click();
     await page.waitForURL((u) => u.pathname.endsWith('/row'));
     const [account] = await db.sql<
@@ -521,29 +640,94 @@ describe('in a browser', () => {
 
     expect(errors).toEqual([]);
     expect(requests.filter((url) => !url.startsWith(address))).toEqual([]);
+    // The screenshots are in test-output/, as PNG.
+    expect(shots.map((f) => path.basename(f))).toEqual([
+      'data-browser-index.png',
+      'data-browser-table.png',
+      'data-browser-row.png',
+      'data-browser-order.png',
+      'data-browser-order-items.png',
+    ]);
+    for (const file of shots) {
+      expect(fs.readFileSync(file).subarray(0, 8)).toEqual(
+        Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      );
+    }
   });
 
   it('pages a numeric key in number order', async (ctx) => {
     const app = await appWith({ contexts, token: undefined, open: true });
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
     browser ??= await launchChromiumOrSkip(ctx);
-    await db.sql`create table users.numbered (id bigint primary key, label text not null)`;
-    await db.sql`insert into users.numbered select i * i * 1000 - 50000, 'n' || i from generate_series(1, 110) i`;
-    const expected = await db.sql<{ id: string }[]>`select n.id::text from users.numbered n order by n.id`;
-    expect([...expected.map((e) => e.id)].sort()).not.toEqual(expected.map((e) => e.id));
+    await db.sql`create table users.numbered (id numeric primary key, label text not null)`;
+    // Negative, fractional and of different lengths: as text, -5 < -292.75 < 10 < 100 < 2.5 < 9.
+    await db.sql`
+      insert into users.numbered
+      select v, 'n' || v from unnest(array[9, 10, 100, -5, 2.5]::numeric[]) v
+      union all select i * 7.25 - 300, 'g' || i from generate_series(1, 110) i`;
+    const expected = await db.sql<{ id: string; label: string }[]>`
+      select n.id::text, n.label from users.numbered n order by n.id`;
+    const ids = expected.map((e) => e.id);
+    expect(ids).toHaveLength(115);
+    expect(ids.slice(0, 2)).toEqual(['-292.75', '-285.50']);
+    expect(ids.slice(-3)).toEqual(['483.00', '490.25', '497.50']);
+    // As text they would be in another order: the comparison below can fail.
+    expect([...ids].sort()).not.toEqual(ids);
+    expect([...ids].sort((a, b) => a.localeCompare(b))).not.toEqual(ids);
 
     const { page, errors } = watchPage(await browser.newPage());
     await page.goto(`${address}${BASE}/users/main/users/numbered`);
-    const keys: string[] = [];
+    const shown: Array<{ id: string; label: string }> = [];
+    let pages = 0;
     for (;;) {
-      keys.push(...(await shownRows(page)).map((r) => r.cells[0]!));
+      pages++;
+      const rows = await shownRows(page);
+      expect(rows.map((r) => r.key)).toEqual(rows.map((r) => r.cells[0]));
+      expect(
+        rows.map((r) => ({ id: r.cells[0]!, label: r.cells[1]! })),
+        `page ${pages}`,
+      ).toEqual(expected.slice((pages - 1) * 50, pages * 50));
+      shown.push(...rows.map((r) => ({ id: r.cells[0]!, label: r.cells[1]! })));
       const next = page.locator('a.next');
       if ((await next.count()) === 0) break;
-      await Promise.all([page.waitForURL((u) => u.searchParams.get('after') === keys.at(-1)), next.first().click()]);
+      await Promise.all([
+        page.waitForURL((u) => u.searchParams.get('after') === shown.at(-1)!.id),
+        next.first().click(),
+      ]);
     }
-    expect(keys).toEqual(expected.map((e) => e.id));
+    expect(pages).toBe(3);
+    expect(shown).toEqual(expected);
     expect(errors).toEqual([]);
     await page.close();
     await db.sql`drop table users.numbered`;
+  });
+
+  it('fails instead of skipping when chromium is missing in CI, and skips with the reason elsewhere', async () => {
+    const missing = path.join(OUTPUT, 'no-such-chromium');
+    const notes: string[] = [];
+    const ctx = {
+      skip(note?: string): never {
+        notes.push(note ?? '');
+        throw new Error('skipped');
+      },
+    };
+    for (const CI of ['true', '1']) {
+      await expect(launchChromiumOrSkip(ctx, { executablePath: missing, env: { CI } })).rejects.toThrow(
+        `${missing} is not installed (apt-get install chromium): the browser tests must run in CI`,
+      );
+    }
+    expect(notes).toEqual([]);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      for (const env of [{}, { CI: '' }, { CI: 'false' }]) {
+        await expect(launchChromiumOrSkip(ctx, { executablePath: missing, env })).rejects.toThrow('skipped');
+      }
+      expect(warn).toHaveBeenCalledWith(
+        `[stratum tests] skipped a browser test: ${missing} is not installed (apt-get install chromium)`,
+      );
+    } finally {
+      warn.mockRestore();
+    }
+    expect(notes).toEqual(Array(3).fill(`${missing} is not installed (apt-get install chromium)`));
   });
 });

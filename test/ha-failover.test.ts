@@ -14,6 +14,8 @@ import { openContextPools } from '../src/app/context-pools.ts';
 import { createMainMigrator } from '../src/app/migrations.ts';
 import { assembleServices } from '../src/app/services.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { createStatusReader } from '../src/http/dashboard/status.ts';
+import type { Broker } from '../src/platform/messaging/broker.ts';
 
 // The failover tests need the Patroni lab of this checkout: `npm run tools -- lab up` (root) prints the URL.
 const LAB_URL = process.env.LAB_DATABASE_URL;
@@ -201,13 +203,42 @@ describe('a primary target on several hosts (no lab needed)', () => {
     return { attempt, retries };
   }
 
-  it('runs a transaction cut by a switchover again, and it commits exactly once', async () => {
+  it('runs a transaction cut by a switchover again, and it commits exactly once; the dashboard shows the failover', async () => {
     await lab('up');
     const before = (await roles()).primary;
-    const { attempt, retries } = await writeAcross('switchover', 'switchover');
-    expect(attempt).toBeGreaterThan(1);
-    expect(retries.length).toBeGreaterThanOrEqual(attempt - 1);
-    expect((await roles()).primary).not.toBe(before);
+    // The dashboard's cluster panel over this pool (no broker in this test: no consumer groups asked).
+    const dashboard = createStatusReader({
+      admin: sql,
+      applicationName: 'ha-dashboard',
+      outboxes: () => [{ name: 'main', target: { url } }],
+      broker: { name: 'postgres' } as Broker,
+      groups: [],
+      runsWorkers: false,
+      redis: false,
+      reads: undefined,
+      contexts: () => [],
+    });
+    let attempt = 0;
+    try {
+      const cluster = (await dashboard.read(0)).cluster;
+      expect(cluster).toMatchObject({ configured: true, primary: before, lastFailover: null });
+      if (cluster.configured) expect(cluster.replicas.length).toBeGreaterThan(0);
+      const cut = await writeAcross('switchover', 'switchover');
+      attempt = cut.attempt;
+      const retries = cut.retries;
+      expect(attempt).toBeGreaterThan(1);
+      expect(retries.length).toBeGreaterThanOrEqual(attempt - 1);
+      const after = (await roles()).primary;
+      expect(after).not.toBe(before);
+      let shown = (await dashboard.read(0)).cluster;
+      for (let i = 0; i < 20 && !(shown.configured && shown.lastFailover); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        shown = (await dashboard.read(0)).cluster;
+      }
+      expect(shown).toMatchObject({ configured: true, primary: after, lastFailover: { from: before, to: after } });
+    } finally {
+      await dashboard.close();
+    }
     const rows = await sql`select attempt from ${sql(table)} where key = 'switchover'`;
     expect(rows.map((r) => r.attempt)).toEqual([attempt]);
   }, 120_000);

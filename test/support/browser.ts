@@ -18,19 +18,30 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
 ];
 
+/** True when the environment says it is CI (`CI=true`, as .ci/run and most CI services set it). */
+function inCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = (env.CI ?? '').trim().toLowerCase();
+  return value !== '' && value !== 'false' && value !== '0';
+}
+
 /**
  * Launches headless Chromium, or skips the calling test with a message when it is not installed
  * (`apt-get install chromium`). In CI (`CI=true`, where .ci/run installs it) a missing browser fails the test.
+ * `options` name another executable or environment than this process's.
  * @example const browser = await launchChromiumOrSkip(ctx);
  */
-export async function launchChromiumOrSkip(ctx: { skip(note?: string): never }): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM_PATH)) {
-    const missing = `${CHROMIUM_PATH} is not installed (apt-get install chromium)`;
-    if (process.env.CI) throw new Error(`${missing}: the browser tests must run in CI`);
+export async function launchChromiumOrSkip(
+  ctx: { skip(note?: string): never },
+  options: { executablePath?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Browser> {
+  const executablePath = options.executablePath ?? CHROMIUM_PATH;
+  if (!fs.existsSync(executablePath)) {
+    const missing = `${executablePath} is not installed (apt-get install chromium)`;
+    if (inCi(options.env)) throw new Error(`${missing}: the browser tests must run in CI`);
     console.warn(`[stratum tests] skipped a browser test: ${missing}`);
     ctx.skip(missing);
   }
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+  return chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
 }
 
 /** A page, with what went wrong on it and every URL it asked for. */

@@ -503,7 +503,9 @@ export function statusOf(error: unknown): number {
   if (isAppError(error)) return (PLATFORM_ERRORS as Record<string, { status: number }>)[error.code]?.status ?? 500;
   const code = (error as { code?: unknown })?.code;
   if (code === '42501') return 403;
+  // A value that is not of the column's type, or a column its value cannot be compared with (json): the input's fault.
   if (typeof code === 'string' && /^22/.test(code)) return 400;
+  if (code === '42883') return 400;
   if (code === '57014' || code === '55P03') return 503;
   return 500;
 }
