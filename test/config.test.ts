@@ -30,6 +30,9 @@ describe('loadConfig: defaults', () => {
       redisUrl: undefined,
       rolePasswords: {},
       imagesTimeoutMs: 250,
+      instanceName: undefined,
+      serviceUrls: { accountsData: [], images: [], quotes: [] },
+      quotesTimeoutMs: 250,
       importDeadlineMs: 600_000,
       ordersShards: undefined,
       ordersShardCount: 4,
@@ -150,10 +153,36 @@ describe('loadConfig: choices', () => {
     );
   });
 
-  it('ROLE: all, api or worker', () => {
+  it('ROLE: all, api or worker, or a service of the split accounts deployment', () => {
     expect(load({ ROLE: 'api' }).role).toBe('api');
     expect(load({ ROLE: ' worker ' }).role).toBe('worker');
-    expect(() => load({ ROLE: 'relay' })).toThrow(new ConfigError('ROLE must be all, api or worker, got "relay"'));
+    expect(() => load({ ROLE: 'relay' })).toThrow(
+      new ConfigError('ROLE must be one of all, api, worker, accounts, accounts-data, images, quotes, got "relay"'),
+    );
+    expect(load({ ROLE: 'quotes' }).role).toBe('quotes');
+    expect(load({ ROLE: 'accounts-data' }).role).toBe('accounts-data');
+    const urls = {
+      ACCOUNTS_DATA_URLS: 'http://127.0.0.1:8101',
+      IMAGES_URLS: 'http://127.0.0.1:8102/',
+      QUOTES_URLS: 'http://127.0.0.1:8103, http://127.0.0.1:8104',
+    };
+    const gateway = load({ ROLE: 'accounts', ...urls, INSTANCE_NAME: ' gw-1 ' });
+    expect(gateway.serviceUrls).toEqual({
+      accountsData: ['http://127.0.0.1:8101'],
+      images: ['http://127.0.0.1:8102'],
+      quotes: ['http://127.0.0.1:8103', 'http://127.0.0.1:8104'],
+    });
+    expect(gateway.instanceName).toBe('gw-1');
+    expect(() => load({ ROLE: 'accounts', ...urls, QUOTES_URLS: '' })).toThrow(
+      new ConfigError('ROLE=accounts needs QUOTES_URLS (the instances it calls)'),
+    );
+    expect(() => load({ ROLE: 'images' })).toThrow(
+      new ConfigError('ROLE=images needs ACCOUNTS_DATA_URLS (the instances it calls)'),
+    );
+    for (const bad of ['127.0.0.1:8101', 'ftp://h:1', 'http://h:1/path', 'http://h:1/?q=1'])
+      expect(() => load({ IMAGES_URLS: bad })).toThrow(
+        /^IMAGES_URLS entries must be http\(s\):\/\/host:port base URLs/,
+      );
   });
 
   it('BROKER and BROKER_URL: an external broker needs its URL', () => {

@@ -2,12 +2,18 @@ import type { Config } from '../config/config.ts';
 import type { TransactionFn } from '../platform/db/transaction.ts';
 import type { App } from '../http/app.ts';
 import { openContextPools, type ContextPools } from './context-pools.ts';
+import type { ContextModule } from '../platform/context/context-module.ts';
 import { openDatabase, type Database } from './database.ts';
 import { assembleServices, type Services } from './services.ts';
 
-/** Opens the contexts' own pools on a migrated database. */
-export function openPools(config: Config, database: Database): Promise<ContextPools> {
+/** Opens the contexts' own pools on a migrated database (of `contexts` only, when given). */
+export function openPools(
+  config: Config,
+  database: Database,
+  contexts?: readonly ContextModule<Config>[],
+): Promise<ContextPools> {
   return openContextPools({
+    ...(contexts ? { contexts } : {}),
     admin: database.sql,
     target: database.target,
     adminSecret: database.adminSecret,
@@ -32,19 +38,31 @@ export interface RunningServer {
  * The composition root: database, migrations, context pools, services, listening on HOST:PORT.
  * @example const server = await startServer(loadConfig(process.env, process.cwd()), console.log);
  */
-export async function startServer(config: Config, log: (line: string) => void): Promise<RunningServer> {
-  const database = await openDatabase(config, 'serve', log);
+export async function startServer(
+  config: Config,
+  log: (line: string) => void,
+  only: {
+    /** On the embedded server: `command` joins the one a running server owns (the split deployment's second service). */
+    embeddedRole?: 'serve' | 'command';
+    contexts?: readonly ContextModule<Config>[];
+    ports?: Readonly<Record<string, unknown>>;
+    close?: () => Promise<void>;
+  } = {},
+): Promise<RunningServer> {
+  const database = await openDatabase(config, only.embeddedRole ?? 'serve', log);
   let pools: ContextPools | undefined;
   let services: Services | undefined;
   try {
     const applied = await database.migrator.up();
     if (applied.length > 0) log(`applied ${applied.length} migration(s)`);
-    pools = await openPools(config, database);
+    pools = await openPools(config, database, only.contexts);
     services = await assembleServices(config, {
       admin: database.sql,
       target: database.target,
       pools,
       applicationName: database.applicationName,
+      ...(only.contexts ? { contexts: only.contexts } : {}),
+      ...(only.ports ? { ports: only.ports } : {}),
     });
     const url = await services.app.listen({ host: config.host, port: config.port });
     let stopping: Promise<void> | undefined;
@@ -65,6 +83,7 @@ export async function startServer(config: Config, log: (line: string) => void): 
               await running.pools.end(seconds);
             } finally {
               await database.close(seconds);
+              await only.close?.();
             }
           }
         })();
@@ -75,6 +94,7 @@ export async function startServer(config: Config, log: (line: string) => void): 
     await services?.close().catch(() => {});
     await pools?.end(0);
     await database.close(0);
+    await only.close?.().catch(() => {});
     throw error;
   }
 }

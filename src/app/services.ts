@@ -52,6 +52,16 @@ export interface ServiceDeps {
   applicationName: string;
   /** The contexts to run; default: all of them (contexts.ts). */
   contexts?: readonly ContextModule<Config>[];
+  /** Ports of contexts this process does not run, reached over HTTP in the split deployment (deployments.ts). */
+  ports?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * This process's name in `servedBy`: INSTANCE_NAME, or its role and process id.
+ * @example instanceName(config) // 'quotes-2' with INSTANCE_NAME=quotes-2, else 'all-41234'
+ */
+export function instanceName(config: Config): string {
+  return config.instanceName ?? `${config.role}-${process.pid}`;
 }
 
 /**
@@ -108,7 +118,8 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
           : undefined,
       });
 
-    const ports = new Map<string, unknown>();
+    const ports = new Map<string, unknown>(Object.entries(deps.ports ?? {}));
+    const instance = instanceName(config);
     const started: Array<{ context: ContextModule<Config>; value: StartedContext; sql: Sql }> = [];
     for (const context of contexts) {
       const own = deps.pools.own[context.name];
@@ -127,6 +138,7 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
         admin: deps.admin,
         target: deps.target,
         applicationName: deps.applicationName,
+        instance,
         sql,
         readSql,
         transactionOn,

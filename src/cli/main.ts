@@ -2,6 +2,7 @@ import { ConfigError, debugEnabled, loadConfig } from '../config/config.ts';
 import { isAppError } from '../platform/errors/app-error.ts';
 import { DLQ_HELP, runDlq } from './dlq.ts';
 import { IMPORT_HELP, runImport } from './import.ts';
+import { LANDSCAPE_HELP, runLandscape } from './landscape.ts';
 import { MIGRATE_HELP, runMigrate } from './migrate.ts';
 import { runSeed, SEED_HELP } from './seed.ts';
 import { runServe, SERVE_HELP } from './serve.ts';
@@ -24,6 +25,8 @@ Commands:
                             dead letters of a consumer group (see dlq --help)
   shards status|add <url>|add --database <name>|rebalance
                             the orders shards: health, adding one, moving buckets online (see shards --help)
+  landscape up [--images N] [--quotes N]
+                            the split accounts deployment on loopback: gateway, data, images, quotes (see landscape --help)
   help                      show this text; <command> --help shows that command's
 
 With no DATABASE_URL, commands use the embedded PostgreSQL of STRATUM_HOME (default ./.stratum):
@@ -39,6 +42,7 @@ const COMMAND_HELP: Record<string, string> = {
   import: IMPORT_HELP,
   dlq: DLQ_HELP,
   shards: SHARDS_HELP,
+  landscape: LANDSCAPE_HELP,
 };
 
 /** Commands that moved to the tools (`npm run tools -- <command>`). */
@@ -88,6 +92,8 @@ export async function runCli(argv: string[]): Promise<number> {
         return await runImport(config, rest, { out, err });
       case 'shards':
         return await runShards(config, rest, { out, err });
+      case 'landscape':
+        return await runLandscape(config, rest, { out, err });
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;

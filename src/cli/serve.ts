@@ -1,6 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { isLoopback, type Config } from '../config/config.ts';
-import { startServer } from '../app/server.ts';
+import { startService } from '../app/deployment.ts';
 
 export const SERVE_HELP = `usage: stratum serve
 
@@ -32,13 +32,18 @@ export function serveLogger(config: Config, write: (line: string) => void): Logg
  */
 export async function runServe(config: Config, write: (line: string) => void): Promise<number> {
   const logger = serveLogger(config, write);
-  const server = await startServer(config, (line) => logger.info(line));
-  const database = config.database.kind === 'embedded' ? `embedded, ${config.database.home}` : 'DATABASE_URL';
-  logger.info({ url: server.url, database }, `listening on ${server.url} (database: ${database})`);
-  logger.info(
-    { dashboard: `${server.url}/dashboard` },
-    `dashboard: ${server.url}/dashboard${isLoopback(config.host) ? '' : ' (send ADMIN_TOKEN: ?token=… or Authorization: Bearer …)'}`,
-  );
+  const server = await startService(config, (line) => logger.info(line));
+  const database = !server.dashboard
+    ? 'none'
+    : config.database.kind === 'embedded'
+      ? `embedded, ${config.database.home}`
+      : 'DATABASE_URL';
+  logger.info({ url: server.url, database, role: config.role }, `listening on ${server.url} (database: ${database})`);
+  if (server.dashboard)
+    logger.info(
+      { dashboard: `${server.url}/dashboard` },
+      `dashboard: ${server.url}/dashboard${isLoopback(config.host) ? '' : ' (send ADMIN_TOKEN: ?token=… or Authorization: Bearer …)'}`,
+    );
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {

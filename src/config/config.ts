@@ -23,8 +23,21 @@ export interface Config {
   /** Where the outbox relays events: the embedded default `postgres`, or an external broker at BROKER_URL. */
   readonly broker: BrokerKind;
   readonly brokerUrl: string | undefined;
-  /** `all` serves HTTP and runs the relay and consumers; `api` only serves; `worker` only relays and consumes. */
-  readonly role: 'all' | 'api' | 'worker';
+  /**
+   * `all` serves HTTP and runs the relay and consumers; `api` only serves; `worker` only relays and consumes.
+   * The split accounts deployment: `accounts` (the gateway), `accounts-data`, `images`, `quotes` (see SERVICE_ROLES).
+   */
+  readonly role: Role;
+  /** This process's name in `servedBy` of answers (INSTANCE_NAME); unset: the role and the process id. */
+  readonly instanceName: string | undefined;
+  /** The instances of each service the gateway calls (ACCOUNTS_DATA_URLS, IMAGES_URLS, QUOTES_URLS). */
+  readonly serviceUrls: Readonly<{
+    accountsData: readonly string[];
+    images: readonly string[];
+    quotes: readonly string[];
+  }>;
+  /** Longest wait for a quote before the answer carries the fallback quote. */
+  readonly quotesTimeoutMs: number;
   /** Bearer token of the /admin routes; without one they answer 404. */
   readonly adminToken: string | undefined;
   readonly cacheTtlMs: number;
@@ -68,6 +81,11 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/** The roles of one process running every context, and of the split accounts deployment's services. */
+export const SERVICE_ROLES = ['accounts', 'accounts-data', 'images', 'quotes'] as const;
+const ROLES = ['all', 'api', 'worker', ...SERVICE_ROLES] as const;
+export type Role = (typeof ROLES)[number];
+
 export type BrokerKind = 'postgres' | 'rabbitmq' | 'nats' | 'redis';
 const BROKERS: readonly BrokerKind[] = ['postgres', 'rabbitmq', 'nats', 'redis'];
 
@@ -93,6 +111,28 @@ function parseShards(raw: string | undefined): Config['ordersShards'] {
       throw new ConfigError(`ORDERS_SHARDS entries must be postgres:// URLs, got "${url.slice(0, 40)}"`);
   }
   return Object.freeze(parts.map((url) => ({ url })));
+}
+
+const SERVICE_URL_VARIABLES = {
+  accountsData: 'ACCOUNTS_DATA_URLS',
+  images: 'IMAGES_URLS',
+  quotes: 'QUOTES_URLS',
+} as const;
+
+/** A list of instance base URLs (http or https), separated by commas or whitespace; unset: none. */
+function parseServiceUrls(env: Env, name: string): readonly string[] {
+  const parts = (env[name] ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const part of parts) {
+    let ok = false;
+    try {
+      const url = new URL(part);
+      ok = (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search;
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new ConfigError(`${name} entries must be http(s)://host:port base URLs, got "${part.slice(0, 60)}"`);
+  }
+  return Object.freeze(parts.map((p) => p.replace(/\/+$/, '')));
 }
 
 /**
@@ -150,8 +190,21 @@ export function loadConfig(env: Env, cwd: string): Config {
   if (readDatabaseUrl && !/^postgres(ql)?:\/\//i.test(readDatabaseUrl))
     throw new ConfigError('DATABASE_READ_URL must be a postgres:// URL');
   const role = env.ROLE?.trim() || 'all';
-  if (role !== 'all' && role !== 'api' && role !== 'worker')
-    throw new ConfigError(`ROLE must be all, api or worker, got "${role}"`);
+  if (!(ROLES as readonly string[]).includes(role))
+    throw new ConfigError(`ROLE must be one of ${ROLES.join(', ')}, got "${role}"`);
+  const serviceUrls = {
+    accountsData: parseServiceUrls(env, 'ACCOUNTS_DATA_URLS'),
+    images: parseServiceUrls(env, 'IMAGES_URLS'),
+    quotes: parseServiceUrls(env, 'QUOTES_URLS'),
+  };
+  const needs: Partial<Record<Role, Array<keyof typeof serviceUrls>>> = {
+    accounts: ['accountsData', 'images', 'quotes'],
+    images: ['accountsData'],
+  };
+  for (const dependency of needs[role as Role] ?? []) {
+    if (serviceUrls[dependency].length === 0)
+      throw new ConfigError(`ROLE=${role} needs ${SERVICE_URL_VARIABLES[dependency]} (the instances it calls)`);
+  }
   return Object.freeze({
     host: env.HOST?.trim() || '127.0.0.1',
     port: readInt(env, 'PORT', 8080, 0, 65535),
@@ -165,7 +218,10 @@ export function loadConfig(env: Env, cwd: string): Config {
     scoreMode: scoreMode as 'sync' | 'async',
     broker: broker as BrokerKind,
     brokerUrl,
-    role: role as 'all' | 'api' | 'worker',
+    role: role as Role,
+    instanceName: env.INSTANCE_NAME?.trim() || undefined,
+    serviceUrls: Object.freeze(serviceUrls),
+    quotesTimeoutMs: readInt(env, 'QUOTES_TIMEOUT_MS', 250, 1, 60_000),
     adminToken: env.ADMIN_TOKEN || undefined,
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     cacheTtlMs: readInt(env, 'CACHE_TTL_MS', 30_000, 0, 86_400_000),

@@ -28,6 +28,10 @@ export interface AppOptions {
   errors?: ErrorTable;
   /** Each bounded context adds its routes here. */
   routes: Array<(app: App) => void>;
+  /** The OpenAPI document's title: `stratum`, or the service's in the split deployment (`stratum quotes`). */
+  title?: string;
+  /** False for a service without a database: /readyz then says nothing of one. */
+  database?: boolean;
 }
 
 /**
@@ -61,7 +65,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(swagger, {
     openapi: {
       info: {
-        title: 'stratum',
+        title: options.title ?? 'stratum',
         version: '0.1.0',
         description: 'A data service on PostgreSQL. Errors are application/problem+json with a stable `code`.',
       },
@@ -79,7 +83,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     });
   });
 
-  registerHealthRoutes(app, options.readiness, options.metrics);
+  registerHealthRoutes(app, options.readiness, options.metrics, { database: options.database !== false });
   for (const register of options.routes) register(app);
   await app.ready();
   return app;

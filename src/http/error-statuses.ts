@@ -33,6 +33,7 @@ export const PLATFORM_ERRORS: Readonly<Record<ErrorCode, ErrorStatus>> = {
   'MIGRATION.INVALID': { status: 500 },
   'SERVER.SHUTTING_DOWN': { status: 503, retryAfterSeconds: 2 },
   'SERVICE.UNAVAILABLE': { status: 503 },
+  'DEPENDENCY.UNAVAILABLE': { status: 503, retryAfterSeconds: 1 },
   INTERNAL: { status: 500 },
 };
 

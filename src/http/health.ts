@@ -36,7 +36,22 @@ export const ReadySchema = Type.Object(
   },
 );
 
-export function registerHealthRoutes(app: FastifyInstance, ready: ReadinessCheck, metrics: Metrics): void {
+/** GET /readyz 200 on a service without a database of its own (quotes, the accounts gateway). */
+export const StatelessReadySchema = Type.Object(
+  { status: Type.Literal('ready') },
+  {
+    additionalProperties: true,
+    description: 'Ready: the service answers; further entries describe the services it depends on',
+  },
+);
+
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  ready: ReadinessCheck,
+  metrics: Metrics,
+  options: { database?: boolean } = {},
+): void {
+  const database = options.database === false ? {} : { database: 'ok' as const };
   app.get(
     '/healthz',
     {
@@ -52,7 +67,7 @@ export function registerHealthRoutes(app: FastifyInstance, ready: ReadinessCheck
         tags: TAGS,
         summary: 'Readiness: the database answers within 1 s; otherwise 503 with the code of what failed',
         response: {
-          200: ReadySchema,
+          200: options.database === false ? StatelessReadySchema : ReadySchema,
           503: {
             description:
               'Not ready: DB.UNAVAILABLE, or the code of the failing check (DB.POOL_EXHAUSTED, a shard, ...) with its details',
@@ -71,7 +86,7 @@ export function registerHealthRoutes(app: FastifyInstance, ready: ReadinessCheck
             timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
           }),
         ]);
-        return { status: 'ready', database: 'ok', ...details };
+        return { status: 'ready' as const, ...database, ...details };
       } catch (error) {
         request.log.warn({ err: error }, 'not ready');
         if (isAppError(error)) {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { withDeadline, type Holdings } from '../platform/db/deadline-scope.ts';
 import { problem, sendProblem } from './problem.ts';
 import { PLATFORM_ERRORS } from './error-statuses.ts';
+import { DEADLINE_HEADER } from '../platform/remote/service-client.ts';
 
 /** How long after its deadline a request that has not answered is answered for it. */
 export const LAST_RESORT_MARGIN_MS = 150;
@@ -30,7 +31,11 @@ const deadlines = new WeakMap<FastifyRequest, RequestDeadline>();
  */
 export function installRequestDeadline(app: FastifyInstance, options: { defaultMs: number; now: () => number }): void {
   app.addHook('onRequest', (request, reply, done) => {
-    const ms = request.routeOptions.config?.deadlineMs ?? options.defaultMs;
+    // A caller's remaining budget (DEADLINE_HEADER, set by the service client) shortens the deadline, never lengthens it.
+    const own = request.routeOptions.config?.deadlineMs ?? options.defaultMs;
+    const sent = request.headers[DEADLINE_HEADER];
+    const budget = typeof sent === 'string' && /^\d{1,9}$/.test(sent) ? Math.max(1, Number(sent)) : undefined;
+    const ms = budget === undefined ? own : Math.min(own, budget);
     const entry: RequestDeadline = { deadlineAt: options.now() + ms, holdings: new Set(), timer: undefined };
     entry.timer = setTimeout(() => {
       entry.timer = undefined;

@@ -4,7 +4,7 @@ import type { ContextModule } from '../../platform/context/context-module.ts';
 import { payloadIf } from '../../platform/context/events.ts';
 import { isConnectionError } from '../../platform/db/pg-errors.ts';
 import { createDependencyPolicy } from '../../platform/resilience/dependency-policy.ts';
-import type { AccountView, ImageLookup } from './account.ts';
+import type { CachedView, ImageLookup, QuoteLookup } from './account.ts';
 import { accountExists } from './accounts-repository.ts';
 import { ACCOUNTS_ERRORS } from './errors.ts';
 import { ACCOUNTS_EVENTS, AccountUpdated } from './events.ts';
@@ -25,7 +25,9 @@ export interface AccountViews {
 /**
  * Accounts and their events, on a role of their own. A view of an account carries its image, read through the
  * images context's port `images.lookup` under a timeout, a retry and a circuit breaker: a failing images context
- * degrades the answer (`imageData: null`) instead of failing it.
+ * degrades the answer (`imageData: null`) instead of failing it. It also carries a quote from the port
+ * `quotes.random` (the fallback quote when none comes within QUOTES_TIMEOUT_MS). In the split deployment this
+ * module is the accounts-data service, and gateway.ts composes the view over HTTP.
  */
 export const accountsModule: ContextModule<Config> = {
   name: 'accounts',
@@ -36,7 +38,7 @@ export const accountsModule: ContextModule<Config> = {
   start(platform) {
     const { config } = platform;
     const transaction = platform.transactionOn(platform.sql);
-    const cache = platform.cache<AccountView>('accounts');
+    const cache = platform.cache<CachedView>('accounts');
     const imagesPolicy = createDependencyPolicy({
       attemptTimeoutMs: config.imagesTimeoutMs,
       retries: 1,
@@ -63,6 +65,11 @@ export const accountsModule: ContextModule<Config> = {
         transaction,
         idempotencyTtlMs: config.idempotencyTtlMs,
         lookupImage,
+        lookupQuote: (signal) => platform.port<QuoteLookup>('quotes.random')(signal),
+        quotesTimeoutMs: config.quotesTimeoutMs,
+        instance: platform.instance,
+        // On the accounts-data service the gateway composes the view.
+        servesViews: config.role !== 'accounts-data',
         cache,
         ...(platform.readSql ? { readTransaction: platform.transactionOn(platform.readSql) } : {}),
         onViewLoad: () => platform.metrics.countCacheLoad('accounts'),

@@ -7,17 +7,17 @@ import { AppError } from '../../platform/errors/app-error.ts';
 import { publish } from '../../platform/context/events.ts';
 import { AccountCreated, AccountUpdated } from './events.ts';
 import { AccountIdParams, ProblemSchema, Text } from '../../http/schemas.ts';
-import type { AccountView, ImageLookup } from './account.ts';
-import { loadAccountView } from './account-view.ts';
-import { countEventsByNamePrefix, insertAccount, renameAccount } from './accounts-repository.ts';
+import type { CachedView, ImageLookup, QuoteLookup } from './account.ts';
+import { composeView, loadAccountView, quoteWithin } from './account-view.ts';
+import { countEventsByNamePrefix, findAccountWithEvents, insertAccount, renameAccount } from './accounts-repository.ts';
 
 /** The read cache as accounts uses it (the platform cache satisfies it). */
 export interface AccountViewCache {
   getOrLoad(
     key: string,
-    load: (signal: AbortSignal) => Promise<AccountView | undefined>,
-    options?: { shouldCache?: (value: AccountView) => boolean },
-  ): Promise<AccountView | undefined>;
+    load: (signal: AbortSignal) => Promise<CachedView | undefined>,
+    options?: { shouldCache?: (value: CachedView) => boolean },
+  ): Promise<CachedView | undefined>;
   invalidate(key: string): Promise<void>;
 }
 
@@ -27,6 +27,16 @@ export interface AccountsDeps {
   /** How long an Idempotency-Key of a creation is remembered. */
   idempotencyTtlMs: number;
   lookupImage: ImageLookup;
+  /** The quotes context's port; a failure or QUOTES_TIMEOUT_MS without an answer gives the fallback quote. */
+  lookupQuote: QuoteLookup;
+  quotesTimeoutMs: number;
+  /** This process's INSTANCE_NAME, for `servedBy`. */
+  instance: string;
+  /**
+   * Whether this process answers GET /accounts/:id with the whole view (one process); false on the accounts-data
+   * service, whose gateway composes the view from GET /internal/accounts/:id and the other services.
+   */
+  servesViews: boolean;
   cache: AccountViewCache;
   /** Called for each read of an account view from the databases (a cache miss that loads). */
   onViewLoad?: () => void;
@@ -48,12 +58,29 @@ const Event = Type.Object({
   created: Type.String({ format: 'date-time' }),
 });
 const AccountSchema = Type.Object({ id: Type.String(), name: Type.String(), events: Type.Array(Event) });
-const AccountViewSchema = Type.Object({
+const AccountRecordSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  events: Type.Array(Event),
+  servedBy: Type.String({ description: 'the instance that read it' }),
+});
+/** The answer of GET /accounts/:id, in one process and from the split deployment's gateway alike. */
+export const AccountViewSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
   events: Type.Array(Event),
   imageData: Type.Union([Type.Object({ url: Type.String() }), Type.Null()]),
-  degraded: Type.Optional(Type.Array(Type.String())),
+  quote: Type.Object({ quote: Type.String(), language: Type.String(), ipAddress: Type.String() }),
+  servedBy: Type.Object(
+    {
+      gateway: Type.String(),
+      account: Type.String(),
+      image: Type.Optional(Type.String()),
+      quote: Type.Optional(Type.String()),
+    },
+    { description: 'the instance (INSTANCE_NAME) that served each part; a degraded part has none' },
+  ),
+  degraded: Type.Optional(Type.Array(Type.String(), { description: '`images`, `quotes`: the parts that stood in' })),
 });
 const NameBody = Type.Object({ name: Text(1, 100) }, { additionalProperties: false });
 const PrefixQuery = Type.Object(
@@ -70,7 +97,7 @@ const PrefixQuery = Type.Object(
 );
 const errors = { 400: ProblemSchema, 404: ProblemSchema, 503: ProblemSchema };
 /** A degraded view (the images context failed) is answered but not cached. */
-const CACHE_COMPLETE_VIEWS_ONLY = { shouldCache: (view: AccountView) => view.degraded === undefined };
+const CACHE_COMPLETE_VIEWS_ONLY = { shouldCache: (view: CachedView) => view.degraded === undefined };
 
 /** POST /accounts, PUT /accounts/:id, GET /accounts/:id, GET /accounts?namePrefix= */
 export function accountsRoutes(deps: AccountsDeps) {
@@ -132,34 +159,59 @@ export function accountsRoutes(deps: AccountsDeps) {
     );
 
     app.get(
-      '/accounts/:id',
+      '/internal/accounts/:id',
       {
         schema: {
-          tags: ['accounts'],
-          summary: 'An account with its events and image',
+          tags: ['internal'],
+          summary: 'An account with its events, without image or quote (what the gateway composes a view from)',
           params: AccountIdParams,
-          response: { 200: AccountViewSchema, ...errors },
+          response: { 200: AccountRecordSchema, ...errors },
         },
       },
       async (request) => {
         const id = request.params.id.toLowerCase();
-        const view = await deps.cache.getOrLoad(
-          accountViewKey(id),
-          () => {
-            deps.onViewLoad?.();
-            // Through transaction(): a read that meets a failover (connection lost, no primary yet) runs again
-            // within the request's deadline instead of failing. Autocommit: one statement needs no BEGIN and COMMIT,
-            // which had halved the uncached read's throughput (docs/benchmarks.md).
-            return deps.transaction({ label: 'accounts.view', readOnly: true, autocommit: true }, (tx) =>
-              loadAccountView(tx, deps.lookupImage, id),
-            );
-          },
-          CACHE_COMPLETE_VIEWS_ONLY,
+        const account = await deps.transaction({ label: 'accounts.record', readOnly: true, autocommit: true }, (tx) =>
+          findAccountWithEvents(tx, id),
         );
-        if (!view) throw notFound(id);
-        return view;
+        if (!account) throw notFound(id);
+        return { ...account, servedBy: deps.instance };
       },
     );
+
+    if (deps.servesViews) {
+      app.get(
+        '/accounts/:id',
+        {
+          schema: {
+            tags: ['accounts'],
+            summary: 'An account with its events, image and a quote',
+            params: AccountIdParams,
+            response: { 200: AccountViewSchema, ...errors },
+          },
+        },
+        async (request) => {
+          const id = request.params.id.toLowerCase();
+          const [view, quote] = await Promise.all([
+            deps.cache.getOrLoad(
+              accountViewKey(id),
+              () => {
+                deps.onViewLoad?.();
+                // Through transaction(): a read that meets a failover (connection lost, no primary yet) runs again
+                // within the request's deadline instead of failing. Autocommit: one statement needs no BEGIN and
+                // COMMIT, which had halved the uncached read's throughput (docs/benchmarks.md).
+                return deps.transaction({ label: 'accounts.view', readOnly: true, autocommit: true }, (tx) =>
+                  loadAccountView(tx, deps.lookupImage, id, deps.instance),
+                );
+              },
+              CACHE_COMPLETE_VIEWS_ONLY,
+            ),
+            quoteWithin(deps.lookupQuote, deps.quotesTimeoutMs),
+          ]);
+          if (!view) throw notFound(id);
+          return composeView(view, quote, deps.instance);
+        },
+      );
+    }
 
     app.get(
       '/accounts',

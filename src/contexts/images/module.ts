@@ -37,6 +37,8 @@ export const imagesModule: ContextModule<Config> = {
         transaction: platform.transactionOn(platform.sql),
         accountExists: (id) => platform.port<AccountExists>('accounts.exists')(id),
         afterImageChanged: (id) => views().invalidate(id),
+        find,
+        instance: platform.instance,
       }),
       ports: { 'images.lookup': find },
       cacheRules: [

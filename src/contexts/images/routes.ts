@@ -13,6 +13,10 @@ export interface ImagesDeps {
   accountExists: (accountId: string) => Promise<boolean>;
   /** Called after the image's transaction committed (the accounts read cache drops its entry). */
   afterImageChanged: (accountId: string) => Promise<void>;
+  /** An account's image (the port `images.lookup`). */
+  find: (accountId: string, signal: AbortSignal) => Promise<{ url: string } | null>;
+  /** This process's INSTANCE_NAME, for `servedBy`. */
+  instance: string;
 }
 
 const ImageBody = Type.Object(
@@ -36,10 +40,36 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
-/** PUT /accounts/:id/image */
+/** PUT /accounts/:id/image, GET /internal/images/:id */
 export function imagesRoutes(deps: ImagesDeps) {
   return (root: FastifyInstance): void => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    app.get(
+      '/internal/images/:id',
+      {
+        schema: {
+          tags: ['internal'],
+          summary: "An account's image (null when it has none), and the instance that read it",
+          params: AccountIdParams,
+          response: {
+            200: Type.Object({
+              imageData: Type.Union([Type.Object({ url: Type.String() }), Type.Null()]),
+              servedBy: Type.String(),
+            }),
+            400: ProblemSchema,
+            503: ProblemSchema,
+          },
+        },
+      },
+      async (request, reply) => {
+        // The caller hung up (its own deadline passed): the query is cancelled.
+        const controller = new AbortController();
+        reply.raw.once('close', () => controller.abort());
+        const imageData = await deps.find(request.params.id.toLowerCase(), controller.signal);
+        return { imageData, servedBy: deps.instance };
+      },
+    );
+
     app.put(
       '/accounts/:id/image',
       {

@@ -60,6 +60,8 @@ export interface ContextPlatform<C = unknown> {
   readonly admin: Sql;
   readonly target: ConnectTarget;
   readonly applicationName: string;
+  /** This process's name in answers that say which instance served them (`servedBy`): INSTANCE_NAME, or a default. */
+  readonly instance: string;
   /** The context's own pool: as its role when it has one, else the administrative pool. */
   readonly sql: Sql;
   /** The context's pool on DATABASE_READ_URL (as its role when it has one); absent without one. */

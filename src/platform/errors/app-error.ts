@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'MIGRATION.INVALID'
   | 'SERVER.SHUTTING_DOWN'
   | 'SERVICE.UNAVAILABLE'
+  | 'DEPENDENCY.UNAVAILABLE'
   | 'INTERNAL';
 
 /** A platform code, or a context's (`AREA.REASON`, upper case, listed in its context's error table). */

@@ -52,7 +52,7 @@ export interface Metrics {
  * and the pool's connections as PostgreSQL sees them (pg_stat_activity, by this pool's application name).
  * @example const metrics = createMetrics({ sql, applicationName: 'stratum-123', poolMax: 10 });
  */
-export function createMetrics(options: { sql: Sql; applicationName: string; poolMax: number }): Metrics {
+export function createMetrics(options: { sql?: Sql; applicationName: string; poolMax: number }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const httpDuration = new Histogram({
@@ -82,22 +82,25 @@ export function createMetrics(options: { sql: Sql; applicationName: string; pool
       this.set(options.poolMax);
     },
   });
-  new Gauge({
-    name: 'stratum_db_pool_connections',
-    help: "Open connections of this process's pools by state: in_use (running or in a transaction) or idle",
-    labelNames: ['state'] as const,
-    registers: [registry],
-    async collect() {
-      const rows = await options.sql<{ in_use: number; idle: number }[]>`
+  const sql = options.sql;
+  // A service without a database (quotes, the gateway) has no pools to count.
+  if (sql)
+    new Gauge({
+      name: 'stratum_db_pool_connections',
+      help: "Open connections of this process's pools by state: in_use (running or in a transaction) or idle",
+      labelNames: ['state'] as const,
+      registers: [registry],
+      async collect() {
+        const rows = await sql<{ in_use: number; idle: number }[]>`
         select count(*) filter (where state <> 'idle')::int as in_use, count(*) filter (where state = 'idle')::int as idle
         from pg_stat_activity where application_name like ${`${options.applicationName}%`} and pid <> pg_backend_pid()`.catch(
-        () => [{ in_use: 0, idle: 0 }],
-      );
-      // The scrape's own connection is in use only for the scrape: count it as idle.
-      this.set({ state: 'in_use' }, rows[0]!.in_use);
-      this.set({ state: 'idle' }, rows[0]!.idle + 1);
-    },
-  });
+          () => [{ in_use: 0, idle: 0 }],
+        );
+        // The scrape's own connection is in use only for the scrape: count it as idle.
+        this.set({ state: 'in_use' }, rows[0]!.in_use);
+        this.set({ state: 'idle' }, rows[0]!.idle + 1);
+      },
+    });
   const cacheRequests = new Counter({
     name: 'stratum_cache_requests_total',
     help: 'Read cache lookups by cache and result (hit_local, hit_shared, miss)',
