@@ -33,6 +33,7 @@ describe('loadConfig: defaults', () => {
       instanceName: undefined,
       serviceUrls: { accountsData: [], images: [], quotes: [] },
       quotesTimeoutMs: 250,
+      tracing: { enabled: true, otlpEndpoint: undefined },
       importDeadlineMs: 600_000,
       ordersShards: undefined,
       ordersShardCount: 4,
@@ -52,6 +53,23 @@ describe('loadConfig: defaults', () => {
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.rolePasswords)).toBe(true);
     expect(Object.isFrozen(config.childEnv)).toBe(true);
+  });
+});
+
+describe('loadConfig: OTEL_SDK_DISABLED, OTEL_EXPORTER_OTLP_ENDPOINT', () => {
+  it('traces unless OTEL_SDK_DISABLED=true; exports where the endpoint says, without a trailing slash', () => {
+    expect(load({}).tracing).toEqual({ enabled: true, otlpEndpoint: undefined });
+    expect(load({ OTEL_SDK_DISABLED: 'TRUE' }).tracing.enabled).toBe(false);
+    expect(load({ OTEL_SDK_DISABLED: 'false' }).tracing.enabled).toBe(true);
+    expect(load({ OTEL_EXPORTER_OTLP_ENDPOINT: ' http://127.0.0.1:4318/ ' }).tracing.otlpEndpoint).toBe(
+      'http://127.0.0.1:4318',
+    );
+  });
+
+  it('refuses a flag that is not true or false, and an endpoint that is not an http(s) URL', () => {
+    expect(() => load({ OTEL_SDK_DISABLED: 'yes' })).toThrow(/OTEL_SDK_DISABLED must be true or false/);
+    expect(() => load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'localhost:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+    expect(() => load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://x' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
   });
 });
 

@@ -30,6 +30,8 @@ async function kill(name: string): Promise<void> {
 // Timeouts far above what a loaded machine takes: a part is degraded here only because its service is down.
 const gatewayEnv = () => ({
   ROLE: 'accounts',
+  // A request deadline that a busy machine does not reach: these tests are about which instance answers.
+  TX_DEADLINE_MS: '10000',
   IMAGES_TIMEOUT_MS: '3000',
   QUOTES_TIMEOUT_MS: '3000',
   ACCOUNTS_DATA_URLS: running['data-1']!.url,

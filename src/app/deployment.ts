@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import type { Config } from '../config/config.ts';
+import { isLoopback, type Config } from '../config/config.ts';
 import { accountsModule } from '../contexts/accounts/module.ts';
 import { gatewayRoutes } from '../contexts/accounts/gateway.ts';
 import { remoteAccountPorts } from '../contexts/accounts/remote.ts';
@@ -12,7 +12,8 @@ import { AppError } from '../platform/errors/app-error.ts';
 import { createServiceClient, type ServiceClient } from '../platform/remote/service-client.ts';
 import { createMetrics } from '../platform/observability/metrics.ts';
 import { startServer } from './server.ts';
-import { instanceName } from './services.ts';
+import { instanceName, startProcessTracing } from './services.ts';
+import { tracesRoutes } from '../http/traces.ts';
 
 /** A running process of any role: where it listens, and how it stops. */
 export interface RunningService {
@@ -103,6 +104,7 @@ async function startWithoutDatabase(
   mustBeReady: () => void = () => {},
 ): Promise<RunningService> {
   const metrics = createMetrics({ applicationName: `stratum-${config.role}-${process.pid}`, poolMax: config.poolMax });
+  const { tracing, peers } = startProcessTracing(config);
   const app = await buildApp({
     bodyLimitBytes: config.bodyLimitBytes,
     requestDeadlineMs: config.txDeadlineMs,
@@ -118,7 +120,10 @@ async function startWithoutDatabase(
         ...(clients.length > 0 ? { dependencies: Object.fromEntries(clients.map((c) => [c.name, c.state()])) } : {}),
       };
     },
-    routes: routes(),
+    routes: [
+      ...routes(),
+      tracesRoutes({ store: tracing.store, peers, open: isLoopback(config.host), token: config.adminToken }),
+    ],
   });
   const closeClients = () => Promise.all(clients.map((c) => c.close())).then(() => {});
   let url: string;
@@ -141,6 +146,7 @@ async function startWithoutDatabase(
         } finally {
           clearTimeout(cut);
           await closeClients();
+          await tracing.flush().catch(() => {});
         }
       })();
       return stopping;

@@ -27,6 +27,8 @@ import { AppError } from '../platform/errors/app-error.ts';
 import { deleteExpiredKeys } from '../platform/idempotency/idempotency.ts';
 import type { Subscription } from '../platform/messaging/broker.ts';
 import { createMetrics } from '../platform/observability/metrics.ts';
+import { startTracing, type Tracing } from '../platform/observability/tracing.ts';
+import { tracesRoutes } from '../http/traces.ts';
 import type { ContextPools } from './context-pools.ts';
 import { CONTEXTS } from './contexts.ts';
 import { openBroker, startWorkers, type RelayedOutbox, type Workers } from './messaging.ts';
@@ -64,6 +66,28 @@ export function instanceName(config: Config): string {
   return config.instanceName ?? `${config.role}-${process.pid}`;
 }
 
+/** `service.name` of this process's spans: `stratum`, or `stratum-<role>` in the split deployment. */
+function serviceName(config: Config): string {
+  return config.role === 'all' || config.role === 'api' || config.role === 'worker'
+    ? 'stratum'
+    : `stratum-${config.role}`;
+}
+
+/**
+ * Starts this process's tracing (once per process) and names the services whose spans its trace pages gather:
+ * every instance it may call.
+ */
+export function startProcessTracing(config: Config): { tracing: Tracing; peers: string[] } {
+  const tracing = startTracing({
+    serviceName: serviceName(config),
+    instance: instanceName(config),
+    otlpEndpoint: config.tracing.otlpEndpoint,
+    disabled: !config.tracing.enabled,
+  });
+  const { accountsData, images, quotes } = config.serviceUrls;
+  return { tracing, peers: [...new Set([...accountsData, ...images, ...quotes])] };
+}
+
 /**
  * Builds a process's services over open pools: metrics, the shared cache tier, every context (started in list
  * order over its platform), the broker with relays and consumers when this process runs workers, and the HTTP
@@ -73,6 +97,7 @@ export function instanceName(config: Config): string {
 export async function assembleServices(config: Config, deps: ServiceDeps): Promise<Services> {
   const contexts = deps.contexts ?? CONTEXTS;
   const metrics = createMetrics({ sql: deps.admin, applicationName: deps.applicationName, poolMax: config.poolMax });
+  const { tracing, peers } = startProcessTracing(config);
   const logger = pino({ level: config.logLevel });
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async () => {
@@ -282,6 +307,7 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
         adminRoutes({ token: config.adminToken, deadLetters: broker.deadLetters }),
         dashboard.routes,
         dataBrowserRoutes({ contexts: browsable, token: config.adminToken, open }),
+        tracesRoutes({ store: tracing.store, peers, open, token: config.adminToken }),
         ...started.flatMap((s) => (s.value.routes ? [s.value.routes] : [])),
       ],
     });
@@ -291,6 +317,7 @@ export async function assembleServices(config: Config, deps: ServiceDeps): Promi
       async close() {
         await app.close();
         await closeAll();
+        await tracing.flush().catch(() => {});
       },
     };
   } catch (error) {

@@ -38,6 +38,11 @@ export interface Config {
   }>;
   /** Longest wait for a quote before the answer carries the fallback quote. */
   readonly quotesTimeoutMs: number;
+  /**
+   * Traces (OpenTelemetry): off with OTEL_SDK_DISABLED=true; exported by OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT
+   * when set; the last ones kept in memory for /admin/traces either way.
+   */
+  readonly tracing: Readonly<{ enabled: boolean; otlpEndpoint: string | undefined }>;
   /** Bearer token of the /admin routes; without one they answer 404. */
   readonly adminToken: string | undefined;
   readonly cacheTtlMs: number;
@@ -222,6 +227,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     instanceName: env.INSTANCE_NAME?.trim() || undefined,
     serviceUrls: Object.freeze(serviceUrls),
     quotesTimeoutMs: readInt(env, 'QUOTES_TIMEOUT_MS', 250, 1, 60_000),
+    tracing: Object.freeze({ enabled: !readFlag(env, 'OTEL_SDK_DISABLED'), otlpEndpoint: otlpEndpoint(env) }),
     adminToken: env.ADMIN_TOKEN || undefined,
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     cacheTtlMs: readInt(env, 'CACHE_TTL_MS', 30_000, 0, 86_400_000),
@@ -251,4 +257,26 @@ export function loadConfig(env: Env, cwd: string): Config {
 /** Whether HOST is a loopback address: only this machine can reach the service. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** A true/false variable: `true` or `false` (any case), unset or empty for false. */
+function readFlag(env: Env, name: string): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function otlpEndpoint(env: Env): string | undefined {
+  const raw = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL, got "${raw}"`);
+  return raw.replace(/\/+$/, '');
 }

@@ -14,6 +14,7 @@ import type { Metrics } from '../platform/observability/metrics.ts';
 import { installProblemHandlers, problemCodeOf } from './problem.ts';
 import { registerHealthRoutes, type ReadinessCheck } from './health.ts';
 import { installRequestDeadline } from './request-deadline.ts';
+import { installRequestSpans } from './request-spans.ts';
 
 export type App = FastifyInstance;
 
@@ -61,6 +62,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installProblemHandlers(app, options.errors);
+  installRequestSpans(app);
   installRequestDeadline(app, { defaultMs: options.requestDeadlineMs, now: Date.now });
   await app.register(swagger, {
     openapi: {

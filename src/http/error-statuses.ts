@@ -10,6 +10,8 @@ export const PLATFORM_ERRORS: Readonly<Record<ErrorCode, ErrorStatus>> = {
   'REQUEST.UNSUPPORTED_MEDIA_TYPE': { status: 415 },
   'AUTH.UNAUTHORIZED': { status: 401 },
   'DLQ.NOT_FOUND': { status: 404 },
+  'TRACE.NOT_FOUND': { status: 404 },
+  'TRACES.OFF': { status: 404 },
   'RESOURCE.NOT_FOUND': { status: 404 },
   'IDEMPOTENCY.KEY_REUSED': { status: 422 },
   'SHARD.UNAVAILABLE': { status: 503, retryAfterSeconds: 1 },

@@ -56,7 +56,7 @@ export function dashboardPage(options: { token: string | undefined; browser: str
 <header>
   <h1>stratum</h1>
   <span id="state" class="state">connecting…</span>
-  <nav><a href="${escape(options.browser)}${q}">Data browser</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></nav>
+  <nav><a href="${escape(options.browser)}${q}">Data browser</a> · <a href="/admin/traces${q}">Traces</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a></nav>
 </header>
 <main id="panels">
 ${panels}

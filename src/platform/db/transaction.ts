@@ -2,6 +2,8 @@ import { AppError } from '../errors/app-error.ts';
 import { primaryState, type Sql, type TxSql } from './connect.ts';
 import { currentDeadline, withDeadline } from './deadline-scope.ts';
 import { admit } from './pool-gate.ts';
+import { inSpan, tracingActive, type Span } from '../observability/tracing.ts';
+import { traceStatement } from './statement-spans.ts';
 import { isConnectionError, isRetryableTxError, retryReason, sqlState, translatePgError } from './pg-errors.ts';
 
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
@@ -85,6 +87,30 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
       // A write whose connection broke could have been applied: running it again is not ours to decide.
       throw new TypeError(`${label}: autocommit is for readOnly work`);
     }
+    // A span inside a trace only (a request, a consumed event): background work such as a relay's polls would
+    // otherwise make a trace of every poll.
+    if (!tracingActive()) return attempts(label, options, fn, undefined);
+    return inSpan(
+      `transaction ${label}`,
+      {
+        attributes: {
+          'db.system.name': 'postgresql',
+          'stratum.transaction': label,
+          ...(options.isolation ? { 'stratum.isolation': options.isolation } : {}),
+          'stratum.read_only': options.readOnly === true,
+          ...(options.autocommit ? { 'stratum.autocommit': true } : {}),
+        },
+      },
+      (span) => attempts(label, options, fn, span),
+    );
+  };
+
+  async function attempts<T>(
+    label: string,
+    options: TransactionOptions,
+    fn: (tx: TxSql) => Promise<T>,
+    span: Span | undefined,
+  ): Promise<T> {
     // Never later than the deadline of the request (or other scope) it runs in.
     const deadlineAt = Math.min(
       runtime.now() + (options.deadlineMs ?? runtime.defaultDeadlineMs),
@@ -111,6 +137,7 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
           runAttempt(runtime.sql, options, deadlineAt, runtime.now, fn, progress),
         );
         runtime.observer?.onCommit?.(label);
+        span?.setAttribute('stratum.attempts', attempt);
         return result;
       } catch (error) {
         if (error === DEADLINE) throw exceeded();
@@ -133,6 +160,7 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
           const backoff = Math.min(maxBackoff, baseBackoff * 2 ** (attempt - 1)) * runtime.random();
           if (runtime.now() + backoff < deadlineAt) {
             runtime.observer?.onRetry?.(label, retryReason(error), attempt);
+            span?.addEvent('retry', { attempt, reason: retryReason(error), 'backoff.ms': Math.round(backoff) });
             await sleep(backoff);
             continue;
           }
@@ -143,7 +171,7 @@ export function createTransaction(runtime: TransactionRuntime): TransactionFn {
         throw translatePgError(error);
       }
     }
-  };
+  }
 }
 
 function commitOutcomeUnknown(label: string, cause: unknown): AppError {
@@ -354,6 +382,7 @@ function trackQueries(tx: TxSql, state: AttemptState): TxSql {
         return refused as R;
       }
       state.queries.push(q as unknown as Query);
+      traceStatement(q);
     }
     return q;
   };

@@ -1,4 +1,5 @@
 import type { Db, TxSql } from '../db/connect.ts';
+import { beginSpan, failSpan, SpanKind } from '../observability/tracing.ts';
 import type { TransactionFn } from '../db/transaction.ts';
 import type { Broker, Delivery, OutboxEvent, Outcome, Subscription } from './broker.ts';
 
@@ -63,7 +64,41 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     }
   }
 
-  async function handleOnce(event: OutboxEvent): Promise<void> {
+  /**
+   * Runs the handling of `events` in a consumer span that continues the trace the first traced one carries
+   * (`traceparent` in its headers, put there by the outbox); untraced events make no trace of their own.
+   */
+  function inConsumeSpan<T>(events: readonly OutboxEvent[], fn: () => Promise<T>): Promise<T> {
+    const first = events.find((e) => typeof e.headers?.traceparent === 'string');
+    if (!first) return fn();
+    const { span, run } = beginSpan(`consume ${options.group}`, {
+      kind: SpanKind.CONSUMER,
+      parentHeaders: first.headers,
+      attributes: {
+        'messaging.consumer.group.name': options.group,
+        'messaging.message.id': first.id,
+        'stratum.event.type': first.type,
+        ...(events.length > 1 ? { 'messaging.batch.message_count': events.length } : {}),
+      },
+    });
+    return run(fn).then(
+      (value) => {
+        span.end();
+        return value;
+      },
+      (error: unknown) => {
+        failSpan(span, error);
+        span.end();
+        throw error;
+      },
+    );
+  }
+
+  function handleOnce(event: OutboxEvent): Promise<void> {
+    return inConsumeSpan([event], () => handleOnceTraced(event));
+  }
+
+  async function handleOnceTraced(event: OutboxEvent): Promise<void> {
     await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
       const fresh = await tx`insert into messaging.processed_messages (consumer_group, message_id)
         select ${options.group}, ${event.id}::uuid ${lazyFrom(tx)} on conflict do nothing returning 1`;
@@ -110,24 +145,27 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   ): Promise<'none' | { index: number; error: unknown } | undefined> {
     let failed: { index: number; error: unknown } | undefined;
     try {
-      await options.transaction({ label: `consume.${options.group}` }, async (tx) => {
-        const ids = deliveries.map((d) => d.event.id);
-        const fresh = new Set(
-          (
-            await tx<{ message_id: string }[]>`insert into messaging.processed_messages (consumer_group, message_id)
+      const events = deliveries.map((d) => d.event);
+      await inConsumeSpan(events, () =>
+        options.transaction({ label: `consume.${options.group}` }, async (tx) => {
+          const ids = deliveries.map((d) => d.event.id);
+          const fresh = new Set(
+            (
+              await tx<{ message_id: string }[]>`insert into messaging.processed_messages (consumer_group, message_id)
           select ${options.group}, id from unnest(${ids}::uuid[]) as t(id) ${lazyJoin(tx)} on conflict do nothing returning message_id`
-          ).map((r) => r.message_id),
-        );
-        for (const [index, d] of deliveries.entries()) {
-          if (!fresh.delete(d.event.id)) continue; // seen before (or twice in this batch): no second effect
-          try {
-            await options.handler(d.event, tx);
-          } catch (error) {
-            failed = { index, error };
-            throw error;
+            ).map((r) => r.message_id),
+          );
+          for (const [index, d] of deliveries.entries()) {
+            if (!fresh.delete(d.event.id)) continue; // seen before (or twice in this batch): no second effect
+            try {
+              await options.handler(d.event, tx);
+            } catch (error) {
+              failed = { index, error };
+              throw error;
+            }
           }
-        }
-      });
+        }),
+      );
       return 'none';
     } catch (error) {
       // A lone delivery's failure of any kind counts as its attempt, as in handle().

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { tracingActive, withTraceHeaders } from '../observability/tracing.ts';
 import type { TxSql } from '../db/connect.ts';
 import { AWAKE_LOCK, WRITERS_LOCK } from './relay-wake.ts';
 
@@ -45,7 +46,9 @@ export async function addAllToOutbox(
   const types = events.map((e) => e.type);
   const keys = events.map((e) => e.key);
   const payloads = events.map((e) => jsonText(e.payload, 'payload'));
-  const headers = events.map((e) => JSON.stringify(e.headers ?? {}));
+  // Inside a trace, each event carries its context (`traceparent`) to the consumers that handle it.
+  const traced = tracingActive();
+  const headers = events.map((e) => JSON.stringify(traced ? withTraceHeaders({ ...e.headers }) : (e.headers ?? {})));
   // Identity values are drawn in the order the rows arrive: `order by n` gives the events seqs in array order.
   // `after`: a relation the rows are read after (a CTE that must run first).
   const rows = (after: string) => tx`

@@ -1,6 +1,7 @@
 import { isBrokenCircuitError } from 'cockatiel';
 import { currentDeadline } from '../db/deadline-scope.ts';
 import { AppError, isAppError } from '../errors/app-error.ts';
+import { inSpan, SpanKind, tracingActive, withTraceHeaders, type Span } from '../observability/tracing.ts';
 import { AttemptFailure, describeFailure, sendAttempt } from './attempt.ts';
 import { createInstanceSet, type Instance, type InstanceState } from './instance-set.ts';
 
@@ -138,7 +139,29 @@ export function createServiceClient(options: ServiceClientOptions): ServiceClien
   const aborted = (attempts: number, cause: unknown) =>
     new AppError('REQUEST.ABORTED', `${name}: the caller gave up`, { cause, details: { dependency: name, attempts } });
 
-  async function request<T>(call: ServiceCall): Promise<ServiceAnswer<T>> {
+  function request<T>(call: ServiceCall): Promise<ServiceAnswer<T>> {
+    // A span inside a trace only: the call a request makes, not a background one of its own.
+    if (!tracingActive()) return attemptAll(call, undefined);
+    const method = call.method ?? 'GET';
+    return inSpan(
+      `${method} ${name}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'peer.service': name, 'http.request.method': method, 'url.path': call.path },
+      },
+      async (span) => {
+        const answer = await attemptAll<T>(call, span);
+        span.setAttributes({
+          'http.response.status_code': answer.status,
+          'server.address': answer.instance,
+          'stratum.attempts': answer.attempts,
+        });
+        return answer;
+      },
+    );
+  }
+
+  async function attemptAll<T>(call: ServiceCall, span: Span | undefined): Promise<ServiceAnswer<T>> {
     const method = call.method ?? 'GET';
     const idempotent = call.idempotent ?? (method === 'GET' || method === 'HEAD');
     const own = call.deadlineMs === undefined ? Number.POSITIVE_INFINITY : now() + call.deadlineMs;
@@ -155,7 +178,9 @@ export function createServiceClient(options: ServiceClientOptions): ServiceClien
       if (!instance) throw unavailable(attempts === 0 ? 'no-instance' : 'failed', attempts, last);
       tried.add(instance);
       attempts++;
-      const sent = { method, path: call.path, body: call.body, headers: call.headers, signal: call.signal };
+      // The trace context of this call's span, so the instance's spans are its children.
+      const headers = span ? withTraceHeaders({ ...call.headers }) : call.headers;
+      const sent = { method, path: call.path, body: call.body, headers, signal: call.signal };
       const cutAtDeadline = left <= attemptTimeoutMs;
       try {
         const answer = await instances.run(instance, () =>
@@ -169,6 +194,7 @@ export function createServiceClient(options: ServiceClientOptions): ServiceClien
         }
         last = error;
         const kind = error instanceof AttemptFailure ? error.kind : 'fatal';
+        span?.addEvent('attempt failed', { attempt: attempts, instance: instance.url, reason: describeFailure(error) });
         if (kind === 'aborted') throw aborted(attempts, error);
         if (kind === 'deadline') throw unavailable('deadline', attempts, error);
         if (kind === 'fatal' || attempts >= maxAttempts) throw unavailable('failed', attempts, error);
