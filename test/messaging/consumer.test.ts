@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTracing } from '../../src/platform/observability/tracing.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { createTransaction } from '../../src/platform/db/transaction.ts';
 import type { Broker, Delivery, SubscribeOptions } from '../../src/platform/messaging/broker.ts';
@@ -233,5 +235,37 @@ describe('the consumer runner with several partitions at once', () => {
     expect(effects).toHaveLength(4); // events 1, 3, 4 and 5, each once
     expect(new Set(effects).size).toBe(4);
     expect(effects).not.toContain(poison.event.id);
+  });
+});
+
+describe('the consumer runner and traces', () => {
+  it("continues the trace an event carries: the handler's transaction and statements are in it", async () => {
+    const { store } = startTracing({ serviceName: 'stratum-test' });
+    const { broker, options } = capturingBroker();
+    const transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    await consume({
+      broker,
+      transaction,
+      group: 'traced',
+      handler: async (e, tx) => {
+        await tx`insert into public.batch_effects (event_id) values (${e.id})`;
+      },
+    });
+    const traceId = randomBytes(16).toString('hex');
+    const traced = { ...event('t', 1), headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } };
+    const untraced = event('t', 2);
+    expect(await options().handle({ event: traced, partition: 0 })).toEqual({ kind: 'ack' });
+    expect(await options().handle({ event: untraced, partition: 0 })).toEqual({ kind: 'ack' });
+
+    const spans = store!.spans(traceId);
+    const consumer = spans.find((s) => s.name === 'consume traced')!;
+    expect(consumer).toMatchObject({ kind: 'consumer', attributes: { 'messaging.message.id': traced.id } });
+    expect(consumer.parentSpanId).toBe(traced.headers.traceparent.split('-')[2]);
+    const tx = spans.find((s) => s.name === 'transaction consume.traced')!;
+    expect(tx.parentSpanId).toBe(consumer.spanId);
+    const statements = spans.filter((s) => s.parentSpanId === tx.spanId).map((s) => s.name);
+    expect(statements).toEqual(['INSERT messaging.processed_messages', 'INSERT public.batch_effects']);
+    // An event without a trace starts none.
+    expect(store!.recent().filter((t) => t.traceId !== traceId)).toEqual([]);
   });
 });
