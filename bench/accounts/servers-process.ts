@@ -1,10 +1,14 @@
 /**
- * The benchmark's server process (started by spawn-servers.ts; run it alone with
- * `node --import tsx bench/accounts/servers-process.ts`): PostgreSQL (embedded under .stratum-bench-accounts,
- * or DATABASE_URL), migrated and seeded; stratum with its default cache settings; stratum with
- * CACHE_TTL_MS=0; and the bare Fastify app, all in this one process on 127.0.0.1. Prints
- * `{"bare":port,"cached":port,"uncached":port}` on stdout once all listen, and nothing else there. Stops
- * everything on SIGTERM or SIGINT, or when stdin closes (the parent went away).
+ * The benchmark's one-process server process (started by spawn-servers.ts; run it alone with
+ * `node --import tsx bench/accounts/servers-process.ts [--join]`), everything on 127.0.0.1:
+ * - by default: PostgreSQL (embedded under .stratum-bench-accounts, or DATABASE_URL), migrated and seeded;
+ *   stratum with its default cache settings; stratum with CACHE_TTL_MS=0; and the bare Fastify app;
+ * - with `--join`: the database of DATABASE_URL, which another server process migrated and seeded; stratum with its
+ *   default cache settings only (the same instance again, in a process started with another environment, e.g.
+ *   OTEL_SDK_DISABLED=true, which holds for a whole process).
+ * Prints `{"cached":port,"uncached":port,"bare":port,"database":url}` (without uncached and bare with `--join`) on
+ * stdout once all listen, and nothing else there: `database` is the URL the other processes of the benchmark
+ * reach the same database with. Stops everything on SIGTERM or SIGINT, or when stdin closes (the parent went away).
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -12,15 +16,16 @@ import { loadConfig, type Config } from '../../src/config/config.ts';
 import { openDatabase } from '../../src/app/database.ts';
 import { openPools } from '../../src/app/server.ts';
 import { assembleServices } from '../../src/app/services.ts';
+import type { ConnectTarget } from '../../src/platform/db/connect.ts';
 import { buildBareApp } from './bare-app.ts';
 import { SEEDED_ACCOUNTS } from './dataset.ts';
 import { seedBenchAccounts } from './seed.ts';
+import { serverLifecycle } from '../support/server-lifecycle.ts';
 
 const STRATUM_HOME = '.stratum-bench-accounts';
 
-import { serverLifecycle } from '../support/server-lifecycle.ts';
-
-const log = (line: string) => process.stderr.write(`[bench servers] ${line}\n`);
+const join = process.argv.includes('--join');
+const log = (line: string) => process.stderr.write(`[bench servers${join ? ' (joined)' : ''}] ${line}\n`);
 
 const { onStop, stop } = serverLifecycle(log);
 
@@ -39,32 +44,41 @@ async function listen(name: string, app: FastifyInstance, close: () => Promise<v
   return (app.server.address() as AddressInfo).port;
 }
 
+function urlOf(target: ConnectTarget): string {
+  if ('url' in target) return target.url;
+  const { user, password, host, port, database } = target;
+  return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password ?? '')}@${host}:${port}/${database}`;
+}
+
 try {
   const env = serverEnv(process.env);
-  const configs: Record<'cached' | 'uncached', Config> = {
+  if (join && !env.DATABASE_URL) throw new Error('--join needs DATABASE_URL (the first server process prints it)');
+  const configs: Partial<Record<'cached' | 'uncached', Config>> = {
     cached: loadConfig(env, process.cwd()),
-    uncached: loadConfig({ ...env, CACHE_TTL_MS: '0' }, process.cwd()),
+    ...(join ? {} : { uncached: loadConfig({ ...env, CACHE_TTL_MS: '0' }, process.cwd()) }),
   };
-  const database = await openDatabase(configs.cached, 'serve', log);
+  const database = await openDatabase(configs.cached!, 'serve', log);
   onStop('the database', () => database.close());
-  await database.migrator.up();
+  if (!join) await database.migrator.up();
 
-  const ports: Record<string, number> = {};
+  const ready: Record<string, number | string> = { database: urlOf(database.target) };
   for (const [name, config] of Object.entries(configs)) {
     const pools = await openPools(config, database);
     onStop(`${name} pools`, () => pools.end());
-    if (name === 'cached') await seedBenchAccounts(database.sql, pools, SEEDED_ACCOUNTS, log);
+    if (name === 'cached' && !join) await seedBenchAccounts(database.sql, pools, SEEDED_ACCOUNTS, log);
     const services = await assembleServices(config, {
       admin: database.sql,
       target: database.target,
       pools,
       applicationName: database.applicationName,
     });
-    ports[name] = await listen(`stratum ${name}`, services.app, () => services.close());
+    ready[name] = await listen(`stratum ${name}`, services.app, () => services.close());
   }
-  const bare = await buildBareApp();
-  ports.bare = await listen('bare Fastify', bare, () => bare.close());
-  process.stdout.write(`${JSON.stringify(ports)}\n`);
+  if (!join) {
+    const bare = await buildBareApp();
+    ready.bare = await listen('bare Fastify', bare, () => bare.close());
+  }
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
 } catch (error) {
   log(`start-up failed: ${(error as Error).stack ?? error}`);
   await stop(1);

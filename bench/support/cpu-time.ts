@@ -15,8 +15,11 @@ export interface CpuSample {
 /** Linux reports process times in clock ticks; 100 per second on every mainstream kernel build. */
 const TICK_MS = 10;
 
-/** Takes a sample; `otherPid` is the process to watch besides this one (e.g. the server under load). */
-export function sampleCpu(otherPid: number): CpuSample {
+/**
+ * Takes a sample; `other` is the process to watch besides this one (e.g. the server under load), or several whose
+ * times are added up (a deployment of several processes).
+ */
+export function sampleCpu(other: number | readonly number[]): CpuSample {
   const self = process.cpuUsage();
   const cpus = os.cpus();
   const total = cpus.reduce(
@@ -27,7 +30,7 @@ export function sampleCpu(otherPid: number): CpuSample {
   return {
     wallMs: performance.now(),
     selfMs: (self.user + self.system) / 1000,
-    otherMs: processCpuMs(otherPid),
+    otherMs: processesCpuMs(typeof other === 'number' ? [other] : other),
     machineBusyMs: total - idle,
     machineTotalMs: total,
   };
@@ -45,6 +48,16 @@ export function cpuBetween(a: CpuSample, b: CpuSample): { self: number; other: n
     other: a.otherMs === undefined || b.otherMs === undefined ? undefined : (100 * (b.otherMs - a.otherMs)) / wall,
     machine: (100 * (b.machineBusyMs - a.machineBusyMs)) / (b.machineTotalMs - a.machineTotalMs),
   };
+}
+
+function processesCpuMs(pids: readonly number[]): number | undefined {
+  let total = 0;
+  for (const pid of pids) {
+    const ms = processCpuMs(pid);
+    if (ms === undefined) return undefined;
+    total += ms;
+  }
+  return total;
 }
 
 function processCpuMs(pid: number): number | undefined {

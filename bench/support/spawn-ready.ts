@@ -15,6 +15,8 @@ export interface SpawnReadyOptions {
   script: string;
   /** Extra Node flags before the script, e.g. `--cpu-prof`. */
   nodeArgs?: readonly string[];
+  /** Arguments after the script (its `process.argv.slice(2)`). */
+  args?: readonly string[];
   env?: NodeJS.ProcessEnv;
   /** Names the process in messages. */
   label: string;
@@ -29,10 +31,14 @@ export interface SpawnReadyOptions {
  * @example const server = await spawnReady<{ port: number }>({ script, label: 'the server process', startTimeoutMs: 180_000, stopGraceMs: 60_000 });
  */
 export async function spawnReady<T>(options: SpawnReadyOptions): Promise<ReadyProcess<T>> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
-    env: options.env ?? process.env,
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), '--import', 'tsx', options.script, ...(options.args ?? [])],
+    {
+      env: options.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   let running = true;
   let stopRequested = false;
