@@ -203,7 +203,8 @@ function flat(attributes: Attributes): Record<string, string | number | boolean>
 
 /** The in-memory span store: the last `keep` traces by first span seen, oldest dropped first. */
 class MemoryStore implements SpanProcessor, TraceStore {
-  private readonly traces = new Map<string, SpanRecord[]>();
+  // The SDK's own span objects, turned into records only when a page asks: keeping one costs a push.
+  private readonly traces = new Map<string, ReadableSpan[]>();
 
   constructor(
     private readonly keep: number,
@@ -215,16 +216,19 @@ class MemoryStore implements SpanProcessor, TraceStore {
   onStart(_span: SdkSpan): void {}
 
   onEnd(span: ReadableSpan): void {
-    const { traceId, spanId } = span.spanContext();
+    const { traceId } = span.spanContext();
     let spans = this.traces.get(traceId);
     if (!spans) {
       spans = [];
       this.traces.set(traceId, spans);
       if (this.traces.size > this.keep) this.traces.delete(this.traces.keys().next().value!);
     }
-    if (spans.length >= this.perTrace) return;
-    const start = ms(span.startTime);
-    spans.push({
+    if (spans.length < this.perTrace) spans.push(span);
+  }
+
+  private record(span: ReadableSpan): SpanRecord {
+    const { traceId, spanId } = span.spanContext();
+    return {
       traceId,
       spanId,
       parentSpanId: span.parentSpanContext?.spanId,
@@ -232,21 +236,22 @@ class MemoryStore implements SpanProcessor, TraceStore {
       kind: KIND_NAMES[span.kind],
       service: this.service,
       instance: this.instance,
-      startMs: start,
+      startMs: ms(span.startTime),
       durationMs: ms(span.duration),
       status:
         span.status.code === SpanStatusCode.ERROR ? 'error' : span.status.code === SpanStatusCode.OK ? 'ok' : 'unset',
       ...(span.status.message ? { statusMessage: span.status.message } : {}),
       attributes: flat(span.attributes),
       events: span.events.map((e) => ({ name: e.name, atMs: ms(e.time), attributes: flat(e.attributes ?? {}) })),
-    });
+    };
   }
 
   recent(limit = 50): TraceSummary[] {
     const out: TraceSummary[] = [];
-    for (const [traceId, spans] of [...this.traces].reverse()) {
+    for (const [traceId, kept] of [...this.traces].reverse()) {
       if (out.length >= limit) break;
-      if (spans.length === 0) continue;
+      if (kept.length === 0) continue;
+      const spans = kept.map((s) => this.record(s));
       // The span whose parent is not here (start times tie at a millisecond): the request that came in.
       const ids = new Set(spans.map((s) => s.spanId));
       const roots = spans.filter((s) => s.parentSpanId === undefined || !ids.has(s.parentSpanId));
@@ -266,7 +271,7 @@ class MemoryStore implements SpanProcessor, TraceStore {
   }
 
   spans(traceId: string): SpanRecord[] {
-    return [...(this.traces.get(traceId) ?? [])].sort((a, b) => a.startMs - b.startMs);
+    return (this.traces.get(traceId) ?? []).map((s) => this.record(s)).sort((a, b) => a.startMs - b.startMs);
   }
 
   forceFlush(): Promise<void> {
