@@ -19,10 +19,14 @@ Commands:
                             load a running stratum on the lab cluster, fail its primary, verify every acknowledged write
   chaos broker --broker rabbitmq|nats --fault stop@S --for S
                             stop and restart a broker under event load; report events lost and effects doubled
+  chaos services [--fault one-of-two|all-quotes]
+                            start the split accounts services, SIGKILL and restart instances under the accounts-read
+                            load; report failures, degraded answers, p99 per fault window and breaker delays
   help                      show this text
 
 Settings: STRATUM_LAB_DIR (default $STRATUM_HOME/lab), DATABASE_URL (chaos failover: the lab's URL),
-BROKER_URL (chaos broker). The service's own commands are \`npm run stratum -- help\`.`;
+BROKER_URL (chaos broker); chaos services starts its services on DATABASE_URL, else the embedded PostgreSQL
+of STRATUM_HOME. The service's own commands are \`npm run stratum -- help\`.`;
 
 export interface ToolsIo {
   out: (line: string) => void;
@@ -51,7 +55,7 @@ export async function runTools(argv: string[], io: ToolsIo, env: Env, cwd: strin
       case 'lab':
         return await runLab(rest, io, settings.lab);
       case 'chaos':
-        return await runChaos(rest, io, settings, () => loadConfig(env, cwd));
+        return await runChaos(rest, io, settings, () => loadConfig(env, cwd), env);
       default:
         io.err(`tools: unknown command "${command}"; see \`npm run tools -- help\``);
         return 2;

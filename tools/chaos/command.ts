@@ -5,8 +5,11 @@ import type { ToolsConfig } from '../../src/config/tools-config.ts';
 import { htmlReportPath, writeHtmlReport } from '../loadtest/html-report.ts';
 import { progressOutput, type ProgressOutput } from '../loadtest/progress.ts';
 import { printBrokerReport, runBrokerChaos } from './broker-chaos.ts';
-import { brokerPage, failoverPage } from './chaos-pages.ts';
+import { brokerPage, failoverPage, servicesPage } from './chaos-pages.ts';
 import { printFailoverReport, runFailoverChaos, type FailoverFault } from './failover-chaos.ts';
+import { isServicesFault, planServiceFaults } from './service-fault-plan.ts';
+import { runServicesChaos } from './services-chaos.ts';
+import { printServicesReport } from './services-report.ts';
 
 interface Io {
   out: (line: string) => void;
@@ -16,7 +19,8 @@ interface Io {
 }
 
 export const CHAOS_USAGE = `usage: npm run tools -- chaos failover --scenario accounts-mixed --rate N --duration S --fault kill-leader|kill-postgres|switchover@SECONDS [--url URL] [--json FILE] [--html FILE | --no-html]
-       npm run tools -- chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE] [--html FILE | --no-html]`;
+       npm run tools -- chaos broker --broker rabbitmq|nats --fault stop@SECONDS --for SECONDS [--rate N] [--duration S] [--json FILE] [--html FILE | --no-html]
+       npm run tools -- chaos services [--fault one-of-two|all-quotes] [--rate N] [--duration S] [--ramp S] [--at S] [--for S] [--images N] [--quotes N] [--port P] [--json FILE] [--html FILE | --no-html]`;
 
 export const CHAOS_HELP = `${CHAOS_USAGE}
 
@@ -38,15 +42,35 @@ export const CHAOS_HELP = `${CHAOS_USAGE}
     --start-command  how to start it again
     --drain          seconds to wait for the consumer to catch up after the load (default 120)
 
-  Both print a progress line on stderr while the load runs (sent, answered, errors, p99 of the last 5 s) and write
-  an HTML report at the end: throughput, latency percentiles and status codes per second with the fault window
-  shaded, and the failed, retried and missing counts; one file that opens offline.
+  chaos services the split accounts deployment started on loopback on its own (accounts-data x1, images x2,
+                 quotes x2, the gateway; each \`stratum serve\` with its ROLE, on the embedded PostgreSQL or
+                 DATABASE_URL), the accounts seeded, then the accounts-read load against the gateway (default 50
+                 req/s for 75 s, ramp 5 s) while instances are SIGKILLed and started again on their ports; the
+                 gateway's /readyz is polled every 100 ms. Every service is stopped at the end, on Ctrl-C too.
+    --fault          one-of-two (default): the first quotes instance killed at --at s (default 20) for --for s
+                     (default 20), then 5 s later the first images instance for --for s. Requires no failed
+                     request, no degraded answer and the p99 of each fault window (kill to back in rotation)
+                     within 2x of the p99 before the first fault (after the ramp).
+                     all-quotes: every quotes instance killed at --at s for --for s. Requires no failed request,
+                     every answer due from the breaker opening to the restart degraded ["quotes"], every quotes
+                     instance out of rotation within 1 s of the kill and each back within 5 s of listening again.
+    --images, --quotes  instances of each (default 2, up to 9)
+    --port           the gateway's port, the others on the ports after it (default: free ports)
+    --accounts       accounts to seed and read (default 15000)
+    --timeout        seconds a request may take (default 10)
+    --log            append every line the services write to this file
+
+  Each prints a progress line on stderr while the load runs (sent, answered, errors, p99 of the last 5 s) and
+  writes an HTML report at the end: throughput, latency percentiles and status codes per second with the fault
+  windows shaded, and the failed, retried, missing or degraded counts; one file that opens offline.
     --json           also write the report as JSON to this file
     --html           the HTML report's file (default: beside --json as .html, else
-                     chaos-failover-<fault>-<yyyymmdd-hhmmss>.html or chaos-broker-<broker>-<…>.html here)
+                     chaos-failover-<fault>-<yyyymmdd-hhmmss>.html, chaos-broker-<broker>-<…>.html or
+                     chaos-services-<fault>-<…>.html here)
     --no-html        write no HTML report
 
-Exit code: 0 when nothing was lost or applied twice, 1 otherwise, 2 for bad arguments.`;
+Exit code: 0 when nothing was lost or applied twice (services: every requirement held), 1 otherwise, 2 for bad
+arguments.`;
 
 function positiveNumber(raw: string | undefined, name: string, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -55,17 +79,25 @@ function positiveNumber(raw: string | undefined, name: string, fallback: number)
   return value;
 }
 
+function instanceCount(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^[1-9]$/.test(raw)) throw new UsageError(`--${name} must be a whole number from 1 to 9, got "${raw}"`);
+  return Number(raw);
+}
+
 class UsageError extends Error {}
 
 /**
- * `npm run tools -- chaos failover|broker ...`. `serviceConfig` loads the service's configuration, which broker
- * chaos runs in (its main database); a failover run does not need it.
+ * `npm run tools -- chaos failover|broker|services ...`. `serviceConfig` loads the service's configuration, which
+ * broker chaos runs in (its main database) and services chaos reads its database and shutdown timeout from; a
+ * failover run does not need it. `env` is what the services of `chaos services` start from.
  */
 export async function runChaos(
   args: string[],
   io: Io,
   settings: ToolsConfig,
   serviceConfig: () => Config,
+  env: Record<string, string | undefined> = process.env,
 ): Promise<number> {
   let parsed;
   try {
@@ -88,6 +120,12 @@ export async function runChaos(
         'stop-command': { type: 'string' },
         'start-command': { type: 'string' },
         drain: { type: 'string' },
+        ramp: { type: 'string' },
+        at: { type: 'string' },
+        images: { type: 'string' },
+        quotes: { type: 'string' },
+        port: { type: 'string' },
+        log: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -110,9 +148,57 @@ export async function runChaos(
     io.out(`HTML report: ${file}`);
   };
   try {
-    if ((kind !== 'broker' && kind !== 'failover') || extra.length > 0)
-      throw new UsageError('the chaos to run is `failover` or `broker`');
+    if ((kind !== 'broker' && kind !== 'failover' && kind !== 'services') || extra.length > 0)
+      throw new UsageError('the chaos to run is `failover`, `broker` or `services`');
     if (html !== undefined && noHtml) throw new UsageError('--html and --no-html exclude each other');
+    if (kind === 'services') {
+      const v = parsed.values;
+      const fault = v.fault ?? 'one-of-two';
+      if (!isServicesFault(fault)) throw new UsageError('--fault must be one-of-two or all-quotes');
+      const durationS = positiveNumber(v.duration, 'duration', 75);
+      const rampS = v.ramp !== undefined && Number(v.ramp) === 0 ? 0 : positiveNumber(v.ramp, 'ramp', 5);
+      const atS = positiveNumber(v.at, 'at', 20);
+      const forS = positiveNumber(v.for, 'for', 20);
+      const images = instanceCount(v.images, 'images', 2);
+      const quotes = instanceCount(v.quotes, 'quotes', 2);
+      if (fault === 'one-of-two' && (images < 2 || quotes < 2))
+        throw new UsageError('--fault one-of-two needs at least 2 images and 2 quotes instances');
+      if (rampS >= atS) throw new UsageError('the ramp must end before the first fault (--at)');
+      const last = planServiceFaults(fault, { atS, forS, quotes: ['q'], images: ['i'] }).at(-1)!.restartAtS;
+      if (last + 5 > durationS)
+        throw new UsageError(
+          `the plan restarts its last instance at ${last} s: --duration must be at least ${last + 5}`,
+        );
+      const port = v.port === undefined ? undefined : Number(v.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port + images + quotes + 1 > 65_535))
+        throw new UsageError(`--port must be a port number with ${images + quotes + 1} free after it, got "${v.port}"`);
+      const config = serviceConfig();
+      const run = await runServicesChaos(
+        {
+          fault,
+          rate: positiveNumber(v.rate, 'rate', 50),
+          durationS,
+          rampS,
+          accounts: positiveNumber(v.accounts, 'accounts', 15000),
+          atS,
+          forS,
+          images,
+          quotes,
+          port,
+          timeoutS: positiveNumber(v.timeout, 'timeout', 10),
+          env,
+          database: config.database.kind === 'embedded' ? `embedded (${config.database.home})` : 'DATABASE_URL',
+          graceMs: config.shutdownTimeoutMs + 5000,
+          logFile: v.log,
+        },
+        io.err,
+        progressOutput(io),
+      );
+      printServicesReport(run.report, io.out);
+      if (json) fs.writeFileSync(json, `${JSON.stringify(run.report, null, 2)}\n`);
+      await writeHtml(`chaos-services-${fault}`, servicesPage(run));
+      return run.report.held ? 0 : 1;
+    }
     if (kind === 'failover') {
       if ((parsed.values.scenario ?? 'accounts-mixed') !== 'accounts-mixed')
         throw new UsageError('--scenario must be accounts-mixed');

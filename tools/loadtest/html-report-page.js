@@ -41,7 +41,8 @@
       ctx.fillStyle = WINDOW_TEXT[i % WINDOW_TEXT.length];
       ctx.font = `${Math.round(11 * window.devicePixelRatio)}px system-ui, sans-serif`;
       ctx.textBaseline = 'top';
-      ctx.fillText(w.label, x0 + 4 * window.devicePixelRatio, top + 4 * window.devicePixelRatio);
+      // One row per window, so the labels of windows that start close together do not overlap.
+      ctx.fillText(w.label, x0 + 4 * window.devicePixelRatio, top + (4 + 14 * i) * window.devicePixelRatio);
     });
     ctx.restore();
   }
