@@ -16,9 +16,10 @@ export function givenToken(request: FastifyRequest): { value: string; inQuery: b
 /**
  * The console's access rule as an onRequest hook: `open` (the service listens on loopback only) lets anyone who
  * can reach it in; otherwise the request needs ADMIN_TOKEN (Bearer or `?token=`), compared in constant time, and
- * is answered 401 AUTH.UNAUTHORIZED without it, also when no token is configured.
+ * is answered 401 AUTH.UNAUTHORIZED without it, also when no token is configured. `what` names the pages in
+ * that answer (`the dashboard`).
  */
-export function consoleGuard(access: { open: boolean; token: string | undefined }) {
+export function consoleGuard(access: { open: boolean; token: string | undefined; what: string }) {
   const token = access.token || undefined;
   return async (request: FastifyRequest, reply: FastifyReply) => {
     if (access.open) return;
@@ -33,7 +34,7 @@ export function consoleGuard(access: { open: boolean; token: string | undefined 
         'AUTH.UNAUTHORIZED',
         token
           ? 'send Authorization: Bearer <ADMIN_TOKEN>, or ?token=<ADMIN_TOKEN>'
-          : 'the console is served without a token on loopback only; elsewhere it needs ADMIN_TOKEN to be set',
+          : `${access.what} is served without a token on loopback only; elsewhere it needs ADMIN_TOKEN to be set`,
       ),
     );
   };

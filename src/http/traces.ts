@@ -33,7 +33,7 @@ export function tracesRoutes(deps: {
 }) {
   return (root: FastifyInstance): void => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const guard = consoleGuard(deps);
+    const guard = consoleGuard({ ...deps, what: 'the trace pages' });
     const off = (reply: FastifyReply) =>
       sendProblem(
         reply,

@@ -1,10 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Metrics } from '../../platform/observability/metrics.ts';
-import { PLATFORM_ERRORS } from '../error-statuses.ts';
+import { consoleGuard, givenToken } from '../console-access.ts';
 import { problem, sendProblem } from '../problem.ts';
 import { DASHBOARD, DASHBOARD_CSP, dashboardPage } from './page.ts';
 import { startSampler } from './sampler.ts';
@@ -29,16 +28,6 @@ const ASSETS: Record<string, { type: string; read: () => string }> = {
   'dashboard.js': { type: 'text/javascript; charset=utf-8', read: () => readFileSync(here('dashboard.js'), 'utf8') },
   'dashboard.css': { type: 'text/css; charset=utf-8', read: () => readFileSync(here('dashboard.css'), 'utf8') },
 };
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
-const same = (given: string, token: string) => timingSafeEqual(digest(given), digest(token));
-
-function givenToken(request: FastifyRequest): { value: string; inQuery: boolean } | undefined {
-  const header = request.headers.authorization ?? '';
-  if (header.startsWith('Bearer ')) return { value: header.slice(7), inQuery: false };
-  const query = (request.query as { token?: unknown } | undefined)?.token;
-  return typeof query === 'string' ? { value: query, inQuery: true } : undefined;
-}
 
 const Token = Type.Optional(Type.String({ maxLength: 1000 }));
 
@@ -72,22 +61,7 @@ export function createDashboard(deps: {
 
   const routes = (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const guard = async (request: FastifyRequest, reply: FastifyReply) => {
-      if (deps.open) return;
-      const given = givenToken(request);
-      if (token && given && same(given.value, token)) return;
-      reply.header('www-authenticate', 'Bearer');
-      return sendProblem(
-        reply,
-        problem(
-          PLATFORM_ERRORS['AUTH.UNAUTHORIZED'].status,
-          'AUTH.UNAUTHORIZED',
-          token
-            ? 'send Authorization: Bearer <ADMIN_TOKEN>, or ?token=<ADMIN_TOKEN>'
-            : 'the dashboard is served without a token on loopback only; elsewhere it needs ADMIN_TOKEN to be set',
-        ),
-      );
-    };
+    const guard = consoleGuard({ open: deps.open, token, what: 'the dashboard' });
     const secure = (reply: FastifyReply) =>
       reply
         .header('cache-control', 'no-store')

@@ -1,8 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { problem, sendProblem } from '../problem.ts';
-import { PLATFORM_ERRORS } from '../error-statuses.ts';
+import { consoleGuard, givenToken } from '../console-access.ts';
 import { CONTENT_SECURITY_POLICY } from './html.ts';
 import { BASE, errorPage, indexPage, Links, rowPage, tablePage, type Place } from './pages.ts';
 import {
@@ -14,18 +12,6 @@ import {
   type DataBrowserContext,
   type Filter,
 } from './sources.ts';
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
-/** Equal-length digests: the comparison takes the same time whatever the given token is. */
-const same = (given: string, token: string) => timingSafeEqual(digest(given), digest(token));
-
-/** The token the request carries: `Authorization: Bearer <token>`, else `?token=`. */
-function givenToken(request: FastifyRequest): { value: string; inQuery: boolean } | undefined {
-  const header = request.headers.authorization ?? '';
-  if (header.startsWith('Bearer ')) return { value: header.slice(7), inQuery: false };
-  const query = (request.query as { token?: unknown } | undefined)?.token;
-  return typeof query === 'string' ? { value: query, inQuery: true } : undefined;
-}
 
 const Name = Type.String({ minLength: 1, maxLength: 100 });
 const TableParams = Type.Object({ context: Name, database: Name, schema: Name, table: Name });
@@ -62,21 +48,7 @@ export function dataBrowserRoutes(deps: {
     const token = deps.token || undefined;
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
-    const unauthorized = (reply: FastifyReply, detail: string) => {
-      reply.header('www-authenticate', 'Bearer');
-      return sendProblem(reply, problem(PLATFORM_ERRORS['AUTH.UNAUTHORIZED'].status, 'AUTH.UNAUTHORIZED', detail));
-    };
-    const guard = async (request: FastifyRequest, reply: FastifyReply) => {
-      if (deps.open) return;
-      if (!token)
-        return unauthorized(
-          reply,
-          'the data browser is served without a token on loopback only; elsewhere it needs ADMIN_TOKEN to be set',
-        );
-      const given = givenToken(request);
-      if (!given || !same(given.value, token))
-        return unauthorized(reply, 'send Authorization: Bearer <ADMIN_TOKEN>, or ?token=<ADMIN_TOKEN>');
-    };
+    const guard = consoleGuard({ open: deps.open, token, what: 'the data browser' });
     /** Links keep `?token=` when the page was reached with it (a bookmark, a link from the dashboard). */
     const linksFor = (request: FastifyRequest) => {
       const given = deps.open ? undefined : givenToken(request);

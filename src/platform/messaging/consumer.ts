@@ -1,5 +1,5 @@
 import type { Db, TxSql } from '../db/connect.ts';
-import { beginSpan, failSpan, SpanKind } from '../observability/tracing.ts';
+import { inSpan, SpanKind } from '../observability/tracing.ts';
 import type { TransactionFn } from '../db/transaction.ts';
 import type { Broker, Delivery, OutboxEvent, Outcome, Subscription } from './broker.ts';
 
@@ -71,26 +71,19 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
   function inConsumeSpan<T>(events: readonly OutboxEvent[], fn: () => Promise<T>): Promise<T> {
     const first = events.find((e) => typeof e.headers?.traceparent === 'string');
     if (!first) return fn();
-    const { span, run } = beginSpan(`consume ${options.group}`, {
-      kind: SpanKind.CONSUMER,
-      parentHeaders: first.headers,
-      attributes: {
-        'messaging.consumer.group.name': options.group,
-        'messaging.message.id': first.id,
-        'stratum.event.type': first.type,
-        ...(events.length > 1 ? { 'messaging.batch.message_count': events.length } : {}),
+    return inSpan(
+      `consume ${options.group}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parentHeaders: first.headers,
+        attributes: {
+          'messaging.consumer.group.name': options.group,
+          'messaging.message.id': first.id,
+          'stratum.event.type': first.type,
+          ...(events.length > 1 ? { 'messaging.batch.message_count': events.length } : {}),
+        },
       },
-    });
-    return run(fn).then(
-      (value) => {
-        span.end();
-        return value;
-      },
-      (error: unknown) => {
-        failSpan(span, error);
-        span.end();
-        throw error;
-      },
+      fn,
     );
   }
 

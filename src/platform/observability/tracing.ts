@@ -114,30 +114,26 @@ function tracer() {
 }
 
 /**
- * Runs `fn` in a new span, the current one its parent, and ends it when `fn` settles: an error is recorded on it
+ * Runs `fn` in a new span, the current one its parent (or the trace context of `parentHeaders`), and ends it when `fn` settles: an error is recorded on it
  * (and rethrown). `fn` gets the span to add attributes and events.
  * @example await inSpan('transaction app.rename', { kind: SpanKind.INTERNAL }, (span) => work());
  */
 export function inSpan<T>(
   name: string,
-  options: { kind?: SpanKind; attributes?: Attributes },
+  options: { kind?: SpanKind; attributes?: Attributes; parentHeaders?: Record<string, unknown> },
   fn: (span: Span) => Promise<T>,
 ): Promise<T> {
-  return tracer().startActiveSpan(
-    name,
-    { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes },
-    (span) =>
-      fn(span).then(
-        (value) => {
-          span.end();
-          return value;
-        },
-        (error: unknown) => {
-          failSpan(span, error);
-          span.end();
-          throw error;
-        },
-      ),
+  const { span, run } = beginSpan(name, options);
+  return run(() => fn(span)).then(
+    (value) => {
+      span.end();
+      return value;
+    },
+    (error: unknown) => {
+      failSpan(span, error);
+      span.end();
+      throw error;
+    },
   );
 }
 
