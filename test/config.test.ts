@@ -20,6 +20,7 @@ describe('loadConfig: defaults', () => {
       bodyLimitBytes: 65_536,
       logLevel: 'info',
       scoreMode: 'sync',
+      scoreCompactionIntervalMs: 30_000,
       broker: 'postgres',
       brokerUrl: undefined,
       role: 'all',
@@ -164,11 +165,15 @@ describe('loadConfig: choices', () => {
     expect(load({ LOG_LEVEL: ' silent ' }).logLevel).toBe('silent');
   });
 
-  it('SCORE_MODE: sync or async', () => {
+  it('SCORE_MODE: sync, async or deferred; SCORE_COMPACTION_INTERVAL_MS bounded, 0 = only on command', () => {
     expect(load({ SCORE_MODE: 'async' }).scoreMode).toBe('async');
+    expect(load({ SCORE_MODE: ' deferred ' }).scoreMode).toBe('deferred');
     expect(() => load({ SCORE_MODE: 'later' })).toThrow(
-      new ConfigError('SCORE_MODE must be "sync" or "async", got "later"'),
+      new ConfigError('SCORE_MODE must be "sync", "async" or "deferred", got "later"'),
     );
+    expect(load({ SCORE_COMPACTION_INTERVAL_MS: '0' }).scoreCompactionIntervalMs).toBe(0);
+    expect(load({ SCORE_COMPACTION_INTERVAL_MS: '5000' }).scoreCompactionIntervalMs).toBe(5000);
+    expect(() => load({ SCORE_COMPACTION_INTERVAL_MS: '-1' })).toThrow(ConfigError);
   });
 
   it('ROLE: all, api or worker, or a service of the split accounts deployment', () => {

@@ -7,6 +7,7 @@ import { MIGRATE_HELP, runMigrate } from './migrate.ts';
 import { runSeed, SEED_HELP } from './seed.ts';
 import { runServe, SERVE_HELP } from './serve.ts';
 import { runShards, SHARDS_HELP } from './shards.ts';
+import { runUsers, USERS_HELP } from './users.ts';
 
 const HELP = `stratum: a data service on PostgreSQL
 
@@ -25,6 +26,8 @@ Commands:
                             dead letters of a consumer group (see dlq --help)
   shards status|add <url>|add --database <name>|rebalance
                             the orders shards: health, adding one, moving buckets online (see shards --help)
+  users compact [--batch N] | users status
+                            fold the score log of SCORE_MODE=deferred into the stored scores (see users --help)
   landscape up [--images N] [--quotes N]
                             the split accounts deployment on loopback: gateway, data, images, quotes (see landscape --help)
   help                      show this text; <command> --help shows that command's
@@ -43,6 +46,7 @@ const COMMAND_HELP: Record<string, string> = {
   dlq: DLQ_HELP,
   shards: SHARDS_HELP,
   landscape: LANDSCAPE_HELP,
+  users: USERS_HELP,
 };
 
 /** Commands that moved to the tools (`npm run tools -- <command>`). */
@@ -94,6 +98,8 @@ export async function runCli(argv: string[]): Promise<number> {
         return await runShards(config, rest, { out, err });
       case 'landscape':
         return await runLandscape(config, rest, { out, err });
+      case 'users':
+        return await runUsers(config, rest, { out, err });
       default:
         err(`stratum: unknown command "${command}"; see \`stratum help\``);
         return 2;

@@ -3,6 +3,10 @@ import path from 'node:path';
 /** Where the database comes from: a server stratum starts itself, or one named by a URL. */
 export type DatabaseSource = { kind: 'embedded'; home: string } | { kind: 'url'; url: string };
 
+/** How a creation raises the other users' scores: in its transaction, in a consumer, or through the score log. */
+export const SCORE_MODES = ['sync', 'async', 'deferred'] as const;
+export type ScoreMode = (typeof SCORE_MODES)[number];
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -18,7 +22,9 @@ export interface Config {
   readonly statementTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
-  readonly scoreMode: 'sync' | 'async';
+  readonly scoreMode: ScoreMode;
+  /** SCORE_MODE=deferred: how often the background compaction folds the score log in; 0 = only on command. */
+  readonly scoreCompactionIntervalMs: number;
   readonly shutdownTimeoutMs: number;
   /** Where the outbox relays events: the embedded default `postgres`, or an external broker at BROKER_URL. */
   readonly broker: BrokerKind;
@@ -181,8 +187,8 @@ export function loadConfig(env: Env, cwd: string): Config {
   const url = env.DATABASE_URL?.trim();
   const home = path.resolve(cwd, env.STRATUM_HOME?.trim() || '.stratum');
   const scoreMode = env.SCORE_MODE?.trim() || 'sync';
-  if (scoreMode !== 'sync' && scoreMode !== 'async') {
-    throw new ConfigError(`SCORE_MODE must be "sync" or "async", got "${scoreMode}"`);
+  if (!(SCORE_MODES as readonly string[]).includes(scoreMode)) {
+    throw new ConfigError(`SCORE_MODE must be "sync", "async" or "deferred", got "${scoreMode}"`);
   }
   const broker = env.BROKER?.trim() || 'postgres';
   if (!BROKERS.includes(broker as BrokerKind))
@@ -220,7 +226,8 @@ export function loadConfig(env: Env, cwd: string): Config {
     statementTimeoutMs: readInt(env, 'DB_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
     bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024, 100 * 1024 * 1024),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
-    scoreMode: scoreMode as 'sync' | 'async',
+    scoreMode: scoreMode as ScoreMode,
+    scoreCompactionIntervalMs: readInt(env, 'SCORE_COMPACTION_INTERVAL_MS', 30_000, 0, 86_400_000),
     broker: broker as BrokerKind,
     brokerUrl,
     role: role as Role,

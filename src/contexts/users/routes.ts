@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { ScoreMode } from '../../config/config.ts';
 import type { Sql } from '../../platform/db/connect.ts';
 import type { TransactionFn } from '../../platform/db/transaction.ts';
 import { createOnce } from '../../http/idempotency.ts';
@@ -10,6 +11,7 @@ import { UserCreated } from './events.ts';
 import {
   findUserById,
   insertUserDeferringFanOut,
+  insertUserLoggingFanOut,
   insertUserWithScoreFanOut,
   listActionsBefore,
   listUsersAfter,
@@ -30,8 +32,11 @@ import {
 export interface UsersDeps {
   sql: Sql;
   transaction: TransactionFn;
-  /** `sync`: the fan-out runs in the creating transaction; `async`: a consumer of user.created applies it. */
-  scoreMode: 'sync' | 'async';
+  /**
+   * `sync`: the fan-out runs in the creating transaction; `async`: a consumer of user.created applies it;
+   * `deferred`: the creation appends to the score log and reads move each score to the log's head.
+   */
+  scoreMode: ScoreMode;
   /** How long an Idempotency-Key of a creation is remembered. */
   idempotencyTtlMs: number;
   /**
@@ -71,6 +76,7 @@ const errors = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 503
 /** POST /users, GET /users, GET /users/:id, GET /actions. */
 export function usersRoutes(deps: UsersDeps) {
   const readTransaction = deps.readTransaction ?? deps.transaction;
+  const scoreRead = deps.scoreMode === 'deferred' ? 'logged' : 'stored';
   return (root: FastifyInstance): void => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -89,6 +95,13 @@ export function usersRoutes(deps: UsersDeps) {
         const input = { username: body.username, score: body.score ?? 0, profile: body.profile };
         const store = { sql: deps.sql, transaction: deps.transaction, ttlMs: deps.idempotencyTtlMs };
         const txOptions = { label: 'users.create', isolation: 'read committed' } as const;
+        if (deps.scoreMode === 'deferred') {
+          return createOnce(request, reply, store, 'users.create', txOptions, async (tx) => {
+            const user = await insertUserLoggingFanOut(tx, input);
+            await publish(tx, UserCreated, USER_EVENTS_KEY, { id: user.id, username: user.username });
+            return { ...user, scoreFanout: 'deferred' as const };
+          });
+        }
         if (deps.scoreMode === 'async') {
           return createOnce(request, reply, store, 'users.create', txOptions, async (tx) => {
             const created = await insertUserDeferringFanOut(tx, input);
@@ -125,7 +138,7 @@ export function usersRoutes(deps: UsersDeps) {
         const limit = parseLimit(request.query.limit);
         const after = request.query.cursor ? userIdOf(decodeCursor(request.query.cursor, isIdCursor).id) : 0;
         const items = await readTransaction({ label: 'users.list', readOnly: true, autocommit: true }, (tx) =>
-          listUsersAfter(tx, after, limit),
+          listUsersAfter(tx, after, limit, scoreRead),
         );
         const last = items.at(-1);
         return { items, nextCursor: items.length === limit && last ? encodeCursor({ id: last.id }) : null };
@@ -140,7 +153,7 @@ export function usersRoutes(deps: UsersDeps) {
       async (request) => {
         const id = parseId(request.params.id);
         const user = await deps.transaction({ label: 'users.get', readOnly: true, autocommit: true }, (tx) =>
-          findUserById(tx, id),
+          findUserById(tx, id, scoreRead),
         );
         if (!user) throw new AppError('USER.NOT_FOUND', `user ${id} does not exist`, { details: { id } });
         return user;

@@ -21,10 +21,13 @@ export const UserSchema = Type.Object({
   profile: Type.Object({ firstname: Type.String(), lastname: Type.String() }),
 });
 
-/** The answer to POST /users; `scoreFanout: "pending"` when SCORE_MODE=async. */
+/**
+ * The answer to POST /users; `scoreFanout: "pending"` when SCORE_MODE=async (a consumer raises the other users
+ * later), `"deferred"` when SCORE_MODE=deferred (reads already show the raised scores).
+ */
 export const CreatedUserSchema = Type.Intersect([
   UserSchema,
-  Type.Object({ scoreFanout: Type.Optional(Type.Literal('pending')) }),
+  Type.Object({ scoreFanout: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('deferred')])) }),
 ]);
 
 export const ActionSchema = Type.Object({
