@@ -177,6 +177,76 @@ describe('switching SCORE_MODE on an existing database', () => {
   }, 60_000);
 });
 
+describe('async fan-outs still pending when SCORE_MODE=deferred starts', () => {
+  let db: TestDatabase;
+  let replayDb: TestDatabase;
+
+  beforeAll(async () => {
+    [db, replayDb] = await Promise.all([createTestDatabase(), createTestDatabase()]);
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+    await replayDb?.drop();
+  });
+
+  it('are applied by the deferred process first; compaction waits for them; the scores are the eager ones', async () => {
+    // An async API process whose fan-outs nobody consumes yet (no worker runs).
+    const api = await startTestApp(db, { scoreMode: 'async', role: 'api' });
+    const scores = [4, 1, 0, 2.5, 8, 3];
+    try {
+      for (const [i, s] of scores.slice(0, 4).entries())
+        expect((await create(api, `p${i}`, s)).scoreFanout).toBe('pending');
+    } finally {
+      await api.close();
+    }
+    expect((await scoreLogStatus(db.sql)).pendingFanouts).toBe(3);
+    const deferred = await startTestApp(db, deferredOptions);
+    const replay = await startTestApp(replayDb, { scoreMode: 'sync' });
+    try {
+      for (const [i, s] of scores.slice(4).entries()) await create(deferred, `p${i + 4}`, s);
+      await expect.poll(async () => (await scoreLogStatus(db.sql)).pendingFanouts, { timeout: 30_000 }).toBe(0);
+      const magnitude: number[] = [];
+      for (const [i, s] of scores.entries()) {
+        await create(replay, `p${i}`, s);
+        addCreation(magnitude, s);
+      }
+      const truth = await allUsers(replay.app);
+      expectSameScores(await allUsers(deferred.app), truth, (_, i) => magnitude[i]!, 'fan-outs applied');
+      expect(await compactScores(db.sql)).toMatchObject({ outcome: 'compacted', target: 2 });
+      expectSameScores(await allUsers(deferred.app), truth, (_, i) => magnitude[i]!, 'compacted');
+    } finally {
+      await deferred.close();
+      await replay.close();
+    }
+  }, 60_000);
+
+  it('a compaction with async fan-outs pending says so and changes nothing', async () => {
+    const api = await startTestApp(db, { scoreMode: 'async', role: 'api' });
+    try {
+      await create(api, 'q1', 1);
+    } finally {
+      await api.close();
+    }
+    const deferredApi = await startTestApp(db, { ...deferredOptions, role: 'api' });
+    try {
+      await create(deferredApi, 'q2', 1);
+      const before = await allUsers(deferredApi.app);
+      expect(await compactScores(db.sql)).toEqual({
+        outcome: 'busy',
+        reason: '1 SCORE_MODE=async fan-outs are still to be applied; they precede the logged creations',
+      });
+      expect(await allUsers(deferredApi.app)).toEqual(before);
+      // An eager start cannot order them: it refuses, saying what to do.
+      await expect(startTestApp(db, { scoreMode: 'sync', role: 'api' })).rejects.toThrow(
+        /1 async fan-outs are still pending before them: run with SCORE_MODE=deferred/,
+      );
+    } finally {
+      await deferredApi.close();
+    }
+  }, 60_000);
+});
+
 describe('operating the score log', () => {
   let db: TestDatabase;
   let app: TestApp;
@@ -210,6 +280,15 @@ describe('operating the score log', () => {
     const again = await runStratum(['users', 'compact'], env);
     expect(again.stdout).toMatch(/nothing to compact/);
     expect((await app.app.inject({ url: '/metrics' })).body).toMatch(/^stratum_users_score_log_length 0$/m);
+    // A worker compacts in the background, on its own pool.
+    const worker = await startTestApp(db, { scoreMode: 'deferred', scoreCompactionIntervalMs: 100, role: 'worker' });
+    try {
+      await create(app, 'op-late', 1);
+      expect((await scoreLogStatus(db.sql)).lag).toBe(1);
+      await expect.poll(async () => (await scoreLogStatus(db.sql)).lag, { timeout: 10_000 }).toBe(0);
+    } finally {
+      await worker.close();
+    }
     const bad = await runStratum(['users', 'fold'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/usage: stratum users compact/);
