@@ -186,6 +186,9 @@ describe('in a browser', () => {
     expect(await page.textContent('[data-value="cache"]')).toMatch(/Redis tier not configured|accounts/);
     // The orders context's shards, with their buckets.
     expect(await page.textContent('[data-value="contexts"]')).toMatch(/orders[\s\S]*buckets/);
+    // The users context's score log (SCORE_MODE=deferred), plain values.
+    expect(await page.textContent('[data-context="users"]')).toMatch(/scoreMode\s*sync[\s\S]*scoreLogLength\s*0/);
+    expect(await page.textContent('[data-context="users"]')).not.toMatch(/object Object/);
     // Charts are drawn (uPlot canvases of a real size).
     const canvases = await page.$$eval('[data-chart] canvas', (list) =>
       list.map((c) => (c as HTMLCanvasElement).width * (c as HTMLCanvasElement).height),

@@ -45,14 +45,21 @@ export const usersModule: ContextModule<Config> = {
       await compactionPool.end({ timeout: 1 });
       throw error;
     }
-    let lastCompaction: { at: string; result: CompactionResult } | { at: string; error: string } | undefined;
+    /** The last background compaction, as one line for the dashboard. */
+    let lastCompaction: string | undefined;
+    const describeRun = (result: CompactionResult) =>
+      result.outcome === 'compacted'
+        ? `${result.moved} users moved to log index ${result.target}, ${result.trimmed} log rows trimmed`
+        : result.outcome === 'busy'
+          ? `skipped: ${result.reason}`
+          : `nothing pending (log index ${result.target})`;
     const stopping = new AbortController();
     let running: Promise<void> | undefined;
     let timer: NodeJS.Timeout | undefined;
     const compactInBackground = () => {
       running = compactScores(compactionPool, { signal: stopping.signal })
         .then((result) => {
-          lastCompaction = { at: new Date().toISOString(), result };
+          lastCompaction = `${new Date().toISOString()}: ${describeRun(result)}`;
           if (result.outcome === 'compacted')
             logger.info(
               { ...result },
@@ -62,7 +69,7 @@ export const usersModule: ContextModule<Config> = {
         })
         .catch((error: unknown) => {
           if (stopping.signal.aborted) return;
-          lastCompaction = { at: new Date().toISOString(), error: String(error) };
+          lastCompaction = `${new Date().toISOString()}: failed: ${String(error)}`;
           logger.warn({ err: error }, 'score log compaction failed; the next run carries on');
         })
         .finally(() => {
