@@ -23,6 +23,7 @@ describe('loadConfig: defaults', () => {
       scoreCompactionIntervalMs: 30_000,
       broker: 'postgres',
       brokerUrl: undefined,
+      eventEncoding: 'json',
       role: 'all',
       adminToken: undefined,
       shutdownTimeoutMs: 10_000,
@@ -174,6 +175,14 @@ describe('loadConfig: choices', () => {
     expect(load({ SCORE_COMPACTION_INTERVAL_MS: '0' }).scoreCompactionIntervalMs).toBe(0);
     expect(load({ SCORE_COMPACTION_INTERVAL_MS: '5000' }).scoreCompactionIntervalMs).toBe(5000);
     expect(() => load({ SCORE_COMPACTION_INTERVAL_MS: '-1' })).toThrow(ConfigError);
+  });
+
+  it('EVENT_ENCODING: json, msgpack or protobuf', () => {
+    expect(load({ EVENT_ENCODING: ' msgpack ' }).eventEncoding).toBe('msgpack');
+    expect(load({ EVENT_ENCODING: 'protobuf' }).eventEncoding).toBe('protobuf');
+    expect(() => load({ EVENT_ENCODING: 'xml' })).toThrow(
+      new ConfigError('EVENT_ENCODING must be one of json, msgpack, protobuf, got "xml"'),
+    );
   });
 
   it('ROLE: all, api or worker, or a service of the split accounts deployment', () => {

@@ -4,6 +4,7 @@ import type { ConsumerSpec } from '../platform/context/context-module.ts';
 import { isOneOf } from '../platform/context/events.ts';
 import { createPool, type ConnectTarget, type Sql } from '../platform/db/connect.ts';
 import type { Broker, Subscription } from '../platform/messaging/broker.ts';
+import { createEventCodec, payloadMismatch, type EventCodec } from '../platform/messaging/codec/event-codec.ts';
 import { consume } from '../platform/messaging/consumer.ts';
 import { createPostgresBroker } from '../platform/messaging/postgres/postgres-broker.ts';
 import { createRelay, type Relay } from '../platform/messaging/relay.ts';
@@ -111,6 +112,7 @@ export async function startWorkers(
       await relay.start();
     }
     for (const consumer of deps.consumers) {
+      const schemas = new Map(consumer.events.map((e) => [e.name, e] as const));
       subscriptions.push(
         await consume({
           broker,
@@ -119,6 +121,8 @@ export async function startWorkers(
           handler: async (event, tx) => {
             if (isOneOf(event, consumer.events)) await consumer.handle(event, tx);
           },
+          // An event of a type the group handles whose payload is off its schema is dead-lettered, field named.
+          reject: (event) => payloadMismatch(schemas, event),
           onError: (event, attempt, error) =>
             deps.logger.warn(
               { err: error, eventId: event.id, attempt, group: consumer.group },

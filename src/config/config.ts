@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { EVENT_ENCODINGS, type EventEncoding } from '../platform/messaging/codec/encodings.ts';
 
 /** Where the database comes from: a server stratum starts itself, or one named by a URL. */
 export type DatabaseSource = { kind: 'embedded'; home: string } | { kind: 'url'; url: string };
@@ -29,6 +30,8 @@ export interface Config {
   /** Where the outbox relays events: the embedded default `postgres`, or an external broker at BROKER_URL. */
   readonly broker: BrokerKind;
   readonly brokerUrl: string | undefined;
+  /** How events travel to RabbitMQ, NATS and Redis: `json`, `msgpack` or `protobuf` (read whatever it is). */
+  readonly eventEncoding: EventEncoding;
   /**
    * `all` serves HTTP and runs the relay and consumers; `api` only serves; `worker` only relays and consumes.
    * The split accounts deployment: `accounts` (the gateway), `accounts-data`, `images`, `quotes` (see SERVICE_ROLES).
@@ -194,6 +197,9 @@ export function loadConfig(env: Env, cwd: string): Config {
   if (!BROKERS.includes(broker as BrokerKind))
     throw new ConfigError(`BROKER must be one of ${BROKERS.join(', ')}, got "${broker}"`);
   const brokerUrl = env.BROKER_URL?.trim() || undefined;
+  const eventEncoding = env.EVENT_ENCODING?.trim() || 'json';
+  if (!(EVENT_ENCODINGS as readonly string[]).includes(eventEncoding))
+    throw new ConfigError(`EVENT_ENCODING must be one of ${EVENT_ENCODINGS.join(', ')}, got "${eventEncoding}"`);
   if (broker !== 'postgres' && !brokerUrl) throw new ConfigError(`BROKER=${broker} needs BROKER_URL`);
   const readDatabaseUrl = env.DATABASE_READ_URL?.trim() || undefined;
   if (readDatabaseUrl && !url)
@@ -230,6 +236,7 @@ export function loadConfig(env: Env, cwd: string): Config {
     scoreCompactionIntervalMs: readInt(env, 'SCORE_COMPACTION_INTERVAL_MS', 30_000, 0, 86_400_000),
     broker: broker as BrokerKind,
     brokerUrl,
+    eventEncoding: eventEncoding as EventEncoding,
     role: role as Role,
     instanceName: env.INSTANCE_NAME?.trim() || undefined,
     serviceUrls: Object.freeze(serviceUrls),

@@ -9,6 +9,11 @@ export interface ConsumeOptions {
   group: string;
   /** The effect: runs inside a transaction that also records the event as processed for this group. */
   handler: (event: OutboxEvent, tx: TxSql) => Promise<void>;
+  /**
+   * Says why an event must not be handled at all (a payload off its type's schema): it goes to the group's dead
+   * letters at once with that reason, without an attempt, and the partition goes on.
+   */
+  reject?: (event: OutboxEvent) => string | undefined;
   /** Attempts before the event goes to the group's dead letters. */
   maxAttempts?: number;
   /** Backoff before attempt n+1: base * 2^(n-1), with full jitter, capped. */
@@ -236,9 +241,21 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     }
   }
 
+  /** The deliveries `reject` refuses are dead-lettered at once; the rest are handed over, in order. */
+  async function screened(deliveries: Delivery[]): Promise<Outcome[]> {
+    const reasons = deliveries.map((d) => options.reject?.(d.event));
+    if (reasons.every((r) => r === undefined)) return handOver(deliveries);
+    const accepted = deliveries.filter((_, i) => reasons[i] === undefined);
+    const outcomes = accepted.length > 0 ? await handOver(accepted) : [];
+    let next = 0;
+    return reasons.map((reason) =>
+      reason === undefined ? outcomes[next++]! : { kind: 'dead-letter', error: reason, attempts: 0 },
+    );
+  }
+
   return options.broker.subscribe(options.group, {
-    handle: (d) => handOver([d]).then((o) => o[0]!),
-    handleBatch: handOver,
+    handle: (d) => screened([d]).then((o) => o[0]!),
+    handleBatch: screened,
   });
 }
 
