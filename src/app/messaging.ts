@@ -1,16 +1,28 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { ConsumerSpec } from '../platform/context/context-module.ts';
-import { isOneOf } from '../platform/context/events.ts';
+import { isOneOf, type EventType } from '../platform/context/events.ts';
 import { createPool, type ConnectTarget, type Sql } from '../platform/db/connect.ts';
 import type { Broker, Subscription } from '../platform/messaging/broker.ts';
 import { createEventCodec, payloadMismatch, type EventCodec } from '../platform/messaging/codec/event-codec.ts';
 import { consume } from '../platform/messaging/consumer.ts';
 import { createPostgresBroker } from '../platform/messaging/postgres/postgres-broker.ts';
 import { createRelay, type Relay } from '../platform/messaging/relay.ts';
+import { CONTEXTS } from './contexts.ts';
+
+/** Every event type the contexts declare: what the codec derives its Protobuf messages from. */
+export function declaredEvents(): readonly EventType[] {
+  return CONTEXTS.flatMap((c) => [...c.events]);
+}
+
+/** The codec of EVENT_ENCODING over every declared event type (decision 0032). */
+export function eventCodec(config: Pick<Config, 'eventEncoding'>): EventCodec {
+  return createEventCodec({ encoding: config.eventEncoding, events: declaredEvents() });
+}
 
 /**
- * Opens the configured broker: the PostgreSQL log by default, or RabbitMQ, NATS JetStream, Redis Streams.
+ * Opens the configured broker: the PostgreSQL log by default, or RabbitMQ, NATS JetStream, Redis Streams, which
+ * get events in EVENT_ENCODING (the PostgreSQL log keeps JSON, like the outbox).
  * `groups`: the consumer groups this deployment runs, declared up front where the broker needs it.
  */
 export async function openBroker(
@@ -20,13 +32,14 @@ export async function openBroker(
   groups: readonly string[] = [],
 ): Promise<Broker> {
   const log = (message: string, error?: unknown) => logger.warn({ err: error }, message);
+  const codec = eventCodec(config);
   switch (config.broker) {
     case 'postgres':
       return createPostgresBroker({ sql: admin, log });
     case 'rabbitmq': {
       const { createRabbitMqBroker } = await import('../platform/messaging/rabbitmq/index.ts');
       // Groups declared up front: a direct exchange drops events published before their group's queues exist.
-      return createRabbitMqBroker({ url: config.brokerUrl!, namespace: 'stratum', groups: [...groups], log });
+      return createRabbitMqBroker({ url: config.brokerUrl!, namespace: 'stratum', groups: [...groups], codec, log });
     }
     case 'nats': {
       const { createNatsBroker } = await import('../platform/messaging/nats/index.ts');

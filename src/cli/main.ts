@@ -6,6 +6,7 @@ import { LANDSCAPE_HELP, runLandscape } from './landscape.ts';
 import { MIGRATE_HELP, runMigrate } from './migrate.ts';
 import { runSeed, SEED_HELP } from './seed.ts';
 import { runServe, SERVE_HELP } from './serve.ts';
+import { PROTO_HELP, runProto } from './proto.ts';
 import { runShards, SHARDS_HELP } from './shards.ts';
 import { runUsers, USERS_HELP } from './users.ts';
 
@@ -26,6 +27,7 @@ Commands:
                             dead letters of a consumer group (see dlq --help)
   shards status|add <url>|add --database <name>|rebalance
                             the orders shards: health, adding one, moving buckets online (see shards --help)
+  proto                     print the Protocol Buffers messages of the events (EVENT_ENCODING=protobuf)
   users compact [--batch N] | users status
                             fold the score log of SCORE_MODE=deferred into the stored scores (see users --help)
   landscape up [--images N] [--quotes N]
@@ -47,6 +49,7 @@ const COMMAND_HELP: Record<string, string> = {
   shards: SHARDS_HELP,
   landscape: LANDSCAPE_HELP,
   users: USERS_HELP,
+  proto: PROTO_HELP,
 };
 
 /** Commands that moved to the tools (`npm run tools -- <command>`). */
@@ -79,6 +82,8 @@ export async function runCli(argv: string[]): Promise<number> {
     out(help);
     return 0;
   }
+  // Needs neither the configuration nor a database.
+  if (command === 'proto') return runProto({ out });
   // Read apart from loadConfig: a stack is printed even when loadConfig itself fails.
   const debug = debugEnabled(process.env);
   try {

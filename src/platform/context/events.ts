@@ -24,7 +24,8 @@ export function defineEvent<S extends TSchema>(name: string, schema: S): EventTy
 
 /**
  * Writes `event` into the outbox inside the caller's transaction (see addToOutbox): published if and only if
- * the transaction commits.
+ * the transaction commits. A payload that does not match the event's schema is refused (a TypeError naming
+ * the field), so no consumer ever gets one from stratum.
  * @example await publish(tx, NoteRenamed, id, { id, title });
  */
 export function publish<E extends EventType>(
@@ -34,7 +35,15 @@ export function publish<E extends EventType>(
   payload: PayloadOf<E>,
   options: { notify?: boolean } = {},
 ): Promise<string> {
+  // Checked at both ends (decision 0032): a payload off its schema fails the write here, naming the field.
+  if (!Check(event.schema, payload)) return Promise.reject(schemaError(event, payload));
   return addToOutbox(tx, { type: event.name, key, payload }, options);
+}
+
+function schemaError(event: EventType, payload: unknown): TypeError {
+  const first = [...Errors(event.schema, payload)][0];
+  const where = first ? `${first.instancePath || '/'} ${first.message}` : 'does not match its schema';
+  return new TypeError(`event ${event.name}: payload ${where}`);
 }
 
 /** The event's payload when `received` is an event of type `event`; undefined when it is another type. */
@@ -43,11 +52,7 @@ export function payloadIf<E extends EventType>(
   event: E,
 ): PayloadOf<E> | undefined {
   if (received.type !== event.name) return undefined;
-  if (!Check(event.schema, received.payload)) {
-    const first = [...Errors(event.schema, received.payload)][0];
-    const where = first ? `${first.instancePath || '/'} ${first.message}` : 'does not match its schema';
-    throw new TypeError(`event ${event.name}: payload ${where}`);
-  }
+  if (!Check(event.schema, received.payload)) throw schemaError(event, received.payload);
   return received.payload as PayloadOf<E>;
 }
 

@@ -47,7 +47,7 @@ export function messageNameOf(eventName: string): string {
 }
 
 /** The proto3 type of one property, or why it has none; nested objects become nested messages. */
-function fieldType(schema: JsonSchema, where: string, nested: string[], nestedName: string): string {
+function fieldType(schema: JsonSchema, where: string, nested: string[], nestedName: string, indent: string): string {
   if (schema.anyOf) {
     if (schema.anyOf.every((s) => s.type === 'string')) return 'string';
     throw new TypeError(`${where}: only unions of strings (literals) have a Protobuf field type`);
@@ -62,7 +62,7 @@ function fieldType(schema: JsonSchema, where: string, nested: string[], nestedNa
     case 'boolean':
       return 'bool';
     case 'object':
-      nested.push(messageText(nestedName, schema, where, '  '));
+      nested.push(messageText(nestedName, schema, where, `${indent}  `));
       return nestedName;
     default:
       throw new TypeError(`${where}: a schema of type ${String(schema.type)} has no Protobuf field type`);
@@ -79,13 +79,13 @@ function messageText(name: string, schema: JsonSchema, where: string, indent = '
     const nestedName = messageNameOf(field);
     if (property.type === 'array') {
       if (!property.items) throw new TypeError(`${at}: an array without items`);
-      return `${indent}  repeated ${fieldType(property.items, at, nested, nestedName)} ${field} = ${i + 1};`;
+      return `${indent}  repeated ${fieldType(property.items, at, nested, nestedName, indent)} ${field} = ${i + 1};`;
     }
-    const type = fieldType(property, at, nested, nestedName);
+    const type = fieldType(property, at, nested, nestedName, indent);
     // proto3 `optional` keeps presence, so an absent property stays absent (not 0 or "").
     return `${indent}  ${required.has(field) ? '' : 'optional '}${type} ${field} = ${i + 1};`;
   });
-  return [`${indent}message ${name} {`, ...nested.map((n) => `${indent}${n.trimStart()}`), ...fields, `${indent}}`]
+  return [`${indent}message ${name} {`, ...nested, ...fields, `${indent}}`]
     .map((line) => line.replace(/^\s+$/, ''))
     .join('\n');
 }

@@ -1,6 +1,7 @@
 import type { ConfirmChannel, GetMessage } from 'amqplib';
 import { AppError } from '../../errors/app-error.ts';
 import { partitionOf, type DeadLetter, type DeadLetterStore } from '../broker.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
 import { isNotFound } from './amqp-error.ts';
 import type { AmqpConnection } from './connection.ts';
 import { decodeDeadLetter, encodeEvent, type StoredDeadLetter } from './message.ts';
@@ -10,6 +11,8 @@ export interface RabbitDeadLetterOptions {
   connection: AmqpConnection;
   names: RabbitNames;
   partitions: number;
+  /** Reads the events of dead letters RabbitMQ dead-lettered itself, in whatever encoding they came. */
+  codec?: EventCodec;
 }
 
 /**
@@ -47,7 +50,7 @@ export function createDeadLetterStore(o: RabbitDeadLetterOptions): DeadLetterSto
     for (let n = 0; n < limit; n++) {
       const message = await ch.get(o.names.deadLetterQueue(group), { noAck: false });
       if (!message) return undefined;
-      const letter = decodeDeadLetter(group, message);
+      const letter = decodeDeadLetter(group, message, o.codec);
       if (stop(letter)) return { letter, message };
     }
     return undefined;

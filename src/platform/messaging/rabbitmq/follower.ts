@@ -1,5 +1,6 @@
 import type { Channel, ChannelModel } from 'amqplib';
 import type { FollowOptions, OutboxEvent, Subscription } from '../broker.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
 import { errorMessage } from './amqp-error.ts';
 import type { AmqpConnection } from './connection.ts';
 import { decodeEvent } from './message.ts';
@@ -9,6 +10,7 @@ export interface RabbitFollowerOptions {
   connection: AmqpConnection;
   names: RabbitNames;
   partitions: number;
+  codec: EventCodec;
   log: (message: string, error?: unknown) => void;
 }
 
@@ -37,9 +39,9 @@ export async function followExchange(o: RabbitFollowerOptions, listener: FollowO
         if (!message) return; // cancelled by the server (the queue went away); the reconnection binds a new one
         let event: OutboxEvent;
         try {
-          event = decodeEvent(message);
+          event = decodeEvent(message, o.codec);
         } catch (error) {
-          o.log('rabbitmq follower: a message that is not an event; skipped', error);
+          o.log(`rabbitmq follower: a message that is not an event (${errorMessage(error)}); skipped`, error);
           return;
         }
         listener.onEvents([event]);

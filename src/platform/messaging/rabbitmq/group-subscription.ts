@@ -1,5 +1,6 @@
 import { AppError } from '../../errors/app-error.ts';
 import type { SubscribeOptions, Subscription } from '../broker.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
 import { errorMessage } from './amqp-error.ts';
 import type { AmqpConnection } from './connection.ts';
 import { joinGroup, type Membership } from './membership.ts';
@@ -18,6 +19,7 @@ export interface GroupSubscriptionOptions {
   redeliverDelayMs: number;
   now: () => Date;
   newId: () => string;
+  codec: EventCodec;
   log: (message: string, error?: unknown) => void;
 }
 
@@ -116,6 +118,7 @@ export async function subscribeGroup(
           handleBatch: options.handleBatch,
           now: o.now,
           newId: o.newId,
+          codec: o.codec,
           log: o.log,
           onLost: letGo,
         });

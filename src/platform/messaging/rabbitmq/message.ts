@@ -1,19 +1,24 @@
 import type { Message, Options } from 'amqplib';
 import type { DeadLetter, OutboxEvent, Outcome } from '../broker.ts';
+import { JSON_EVENTS, undecodableEvent, type EventCodec } from '../codec/event-codec.ts';
 
 export interface Encoded {
   content: Buffer;
   options: Options.Publish;
 }
 
-/** An event as an AMQP message: the whole OutboxEvent as JSON, persistent, messageId = event id. */
-export function encodeEvent(event: OutboxEvent): Encoded {
+/**
+ * An event as an AMQP message: the whole OutboxEvent in the codec's encoding, which the content type names;
+ * persistent, messageId = event id.
+ */
+export function encodeEvent(event: OutboxEvent, codec: EventCodec = JSON_EVENTS): Encoded {
   const createdAt = Date.parse(event.createdAt);
+  const { body, contentType } = codec.encode(event);
   return {
-    content: Buffer.from(JSON.stringify(event)),
+    content: body,
     options: {
       persistent: true,
-      contentType: 'application/json',
+      contentType,
       messageId: event.id,
       type: event.type,
       appId: 'stratum',
@@ -22,20 +27,22 @@ export function encodeEvent(event: OutboxEvent): Encoded {
   };
 }
 
-/** The event a message carries; throws when the body is not one (a message stratum did not publish). */
-export function decodeEvent(message: Message): OutboxEvent {
-  const value = JSON.parse(message.content.toString('utf8')) as Partial<OutboxEvent> | null;
-  if (!value || typeof value.id !== 'string' || typeof value.type !== 'string' || typeof value.key !== 'string') {
-    throw new Error(`message ${String(message.properties.messageId)} is not an outbox event`);
-  }
-  return {
-    id: value.id,
-    type: value.type,
-    key: value.key,
-    payload: value.payload,
-    headers: value.headers ?? {},
-    createdAt: value.createdAt ?? '',
-  };
+/**
+ * The event a message carries, in whichever encoding its content type names; throws EventDecodeError saying why
+ * when the body is not one (an unknown content type, a corrupt body, a message stratum did not publish).
+ */
+export function decodeEvent(message: Message, codec: EventCodec = JSON_EVENTS): OutboxEvent {
+  return codec.decode(message.content, message.properties.contentType as string | undefined);
+}
+
+/** What a dead letter keeps of a message that is no readable event: its body and content type. */
+export function undecodableOf(message: Message): OutboxEvent {
+  const messageId = typeof message.properties.messageId === 'string' ? message.properties.messageId : '';
+  return undecodableEvent(
+    messageId || `delivery-${message.fields.deliveryTag}`,
+    message.content,
+    message.properties.contentType as string | undefined,
+  );
 }
 
 const H = {
@@ -56,7 +63,7 @@ export interface DeadLetterFacts {
   outcome: Extract<Outcome, { kind: 'dead-letter' }>;
 }
 
-/** A dead letter: the event's own message plus headers saying why, when and from which partition. */
+/** A dead letter: the event as JSON (dead letters are read by people) plus headers saying why, when and where from. */
 export function encodeDeadLetter(event: OutboxEvent, facts: DeadLetterFacts): Encoded {
   const { content, options } = encodeEvent(event);
   return {
@@ -91,22 +98,14 @@ interface XDeath {
  * an event, rejected by the consumer) carry no stratum headers: their reason comes from `x-death`, their id is
  * the message id, and an unreadable body becomes the payload of an `undecodable` event.
  */
-export function decodeDeadLetter(group: string, message: Message): StoredDeadLetter {
+export function decodeDeadLetter(group: string, message: Message, codec: EventCodec = JSON_EVENTS): StoredDeadLetter {
   const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
   const death = (Array.isArray(headers['x-death']) ? headers['x-death'][0] : undefined) as XDeath | undefined;
   let event: OutboxEvent;
   try {
-    event = decodeEvent(message);
+    event = decodeEvent(message, codec);
   } catch {
-    const messageId = typeof message.properties.messageId === 'string' ? message.properties.messageId : '';
-    event = {
-      id: messageId,
-      type: 'undecodable',
-      key: '',
-      payload: message.content.toString('utf8'),
-      headers: {},
-      createdAt: '',
-    };
+    event = undecodableOf(message);
   }
   const deathSeconds = death?.time?.value;
   return {

@@ -1,7 +1,8 @@
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import type { OutboxEvent, Outcome, SubscribeOptions } from '../broker.ts';
 import { errorMessage, isAccessRefused } from './amqp-error.ts';
-import { decodeEvent, encodeDeadLetter } from './message.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
+import { decodeEvent, encodeDeadLetter, undecodableOf } from './message.ts';
 
 /** One partition queue of a group, held by this member: the only consumer of the queue while it lasts. */
 export interface PartitionConsumer {
@@ -27,6 +28,8 @@ export interface ClaimPartitionOptions {
   /** When given, the deliveries waiting in hand go to it together (the runner applies them in one transaction). */
   handleBatch?: SubscribeOptions['handleBatch'];
   now: () => Date;
+  /** Reads each delivery in the encoding its content type names. */
+  codec: EventCodec;
   newId: () => string;
   log: (message: string, error?: unknown) => void;
   /** The consumer ended without release(): its channel or connection closed, or it gave a delivery back. */
@@ -124,10 +127,9 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
   async function handleOne(message: ConsumeMessage): Promise<void> {
     let event: OutboxEvent;
     try {
-      event = decodeEvent(message);
+      event = decodeEvent(message, o.codec);
     } catch (error) {
-      o.log(`rabbitmq ${o.queue}: ${errorMessage(error)}; rejected to the dead-letter exchange`, error);
-      settle(() => ch.reject(message, false));
+      await deadLetterUndecodable(message, error);
       return;
     }
     let outcome: Outcome;
@@ -159,23 +161,29 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
   }
 
   /**
-   * The deliveries in hand, in order: those that are no event are rejected to the dead-letter exchange one by
-   * one; the events go to handleBatch together, their dead letters are stored, and one `ack` with `allUpTo`
-   * settles them all.
+   * The deliveries in hand, in order: the events up to the first delivery that is no readable event go to
+   * handleBatch together, their dead letters are stored, and one `ack` with `allUpTo` settles them all; that
+   * delivery (dead-lettered with its reason) and those after it wait their turn.
    */
   async function handleMany(messages: ConsumeMessage[]): Promise<void> {
     const batch: Array<{ message: ConsumeMessage; event: OutboxEvent }> = [];
-    for (const message of messages) {
+    for (const [i, message] of messages.entries()) {
+      let event: OutboxEvent;
       try {
-        batch.push({ message, event: decodeEvent(message) });
+        event = decodeEvent(message, o.codec);
       } catch (error) {
-        o.log(`rabbitmq ${o.queue}: ${errorMessage(error)}; rejected to the dead-letter exchange`, error);
-        settle(() => ch.reject(message, false));
+        // Those before it go first, as a batch; it and those after it wait their turn, in order.
+        waiting.unshift(...messages.slice(i));
+        if (batch.length > 0) break;
+        waiting.shift();
+        await deadLetterUndecodable(message, error);
+        return;
       }
+      batch.push({ message, event });
     }
     if (batch.length === 0) return;
     if (batch.length === 1) {
-      // Rejected ones aside, a single event: the usual path (it acknowledges only this delivery).
+      // A single event: the usual path (it acknowledges only this delivery).
       waiting.unshift(batch[0]!.message);
       return;
     }
@@ -209,6 +217,23 @@ export async function claimPartition(o: ClaimPartitionOptions): Promise<Partitio
     }
     if (mode === 'releasing') await cancel();
     settle(() => ch.ack(batch.at(-1)!.message, true));
+  }
+
+  /**
+   * A delivery that is no readable event (an unknown content type, a corrupt body) goes to the group's dead
+   * letters with the reason and is acknowledged, so the partition goes on; if storing it fails, the channel closes
+   * and RabbitMQ delivers it again.
+   */
+  async function deadLetterUndecodable(message: ConsumeMessage, error: unknown): Promise<void> {
+    o.log(`rabbitmq ${o.queue}: ${errorMessage(error)}; to the dead letters`, error);
+    try {
+      await publishDeadLetter(undecodableOf(message), { kind: 'dead-letter', error: errorMessage(error), attempts: 0 });
+    } catch (failure) {
+      o.log(`rabbitmq ${o.queue}: could not store the dead letter of an undecodable message; giving it back`, failure);
+      await close();
+      return;
+    }
+    settle(() => ch.ack(message));
   }
 
   function publishDeadLetter(event: OutboxEvent, outcome: Extract<Outcome, { kind: 'dead-letter' }>): Promise<void> {

@@ -1,6 +1,7 @@
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { AppError } from '../../errors/app-error.ts';
 import { partitionOf, type OutboxEvent } from '../broker.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
 import { errorMessage } from './amqp-error.ts';
 import type { AmqpConnection } from './connection.ts';
 import { encodeEvent } from './message.ts';
@@ -15,6 +16,7 @@ export interface PublisherOptions {
   connection: AmqpConnection;
   names: RabbitNames;
   partitions: number;
+  codec: EventCodec;
   /** How long a publish waits for RabbitMQ's confirms before it fails (and its channel is dropped). */
   confirmTimeoutMs?: number;
   log: (message: string, error?: unknown) => void;
@@ -64,7 +66,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       try {
         // publish() only buffers (its boolean is amqplib's write-buffer hint); a relay batch fits in memory.
         for (const event of events) {
-          const { content, options: publishOptions } = encodeEvent(event);
+          const { content, options: publishOptions } = encodeEvent(event, options.codec);
           ch.publish(names.events, names.partitionKey(partitionOf(event.key, partitions)), content, {
             ...publishOptions,
             mandatory: true,

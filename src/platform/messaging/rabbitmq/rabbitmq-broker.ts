@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker, Subscription } from '../broker.ts';
+import { JSON_EVENTS, type EventCodec } from '../codec/event-codec.ts';
 import { errorMessage } from './amqp-error.ts';
 import { openAmqpConnection } from './connection.ts';
 import { createDeadLetterStore } from './dead-letters.ts';
@@ -33,6 +34,8 @@ export interface RabbitMqBrokerOptions {
   connectRetries?: number;
   /** Longest wait between reconnection attempts (default 5000 ms). */
   maxReconnectDelayMs?: number;
+  /** How events are written (each message's content type says how it was; every encoding is read). Default JSON. */
+  codec?: EventCodec;
   now?: () => Date;
   newId?: () => string;
   log?: (message: string, error?: unknown) => void;
@@ -56,6 +59,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
   const log = options.log ?? (() => {});
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
+  const codec = options.codec ?? JSON_EVENTS;
   const connection = await openAmqpConnection({
     url: options.url,
     name: `stratum ${options.namespace}`,
@@ -73,7 +77,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
     await connection.close().catch(() => {});
     throw error;
   }
-  const publisher = createPublisher({ connection, names, partitions, log });
+  const publisher = createPublisher({ connection, names, partitions, codec, log });
   const subscriptions = new Set<GroupSubscription>();
   const followers = new Set<Subscription>();
 
@@ -93,6 +97,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
           redeliverDelayMs: options.redeliverDelayMs ?? 1000,
           now,
           newId,
+          codec,
           log,
         },
         subscribeOptions,
@@ -106,7 +111,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
       };
     },
     async follow(listener) {
-      const follower = await followExchange({ connection, names, partitions, log }, listener);
+      const follower = await followExchange({ connection, names, partitions, codec, log }, listener);
       followers.add(follower);
       return {
         async stop() {
@@ -115,7 +120,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
         },
       };
     },
-    deadLetters: createDeadLetterStore({ connection, names, partitions }),
+    deadLetters: createDeadLetterStore({ connection, names, partitions, codec }),
     async close() {
       for (const subscription of subscriptions) subscription.abandon();
       subscriptions.clear();
