@@ -269,3 +269,32 @@ describe('the consumer runner and traces', () => {
     expect(store!.recent().filter((t) => t.traceId !== traceId)).toEqual([]);
   });
 });
+
+describe('the consumer runner and payloads off their schema', () => {
+  it('dead-letters what reject refuses at once, without an attempt, and handles the events around it in order', async () => {
+    const { broker, options } = capturingBroker();
+    const transaction = createTransaction({ sql: db.sql, defaultDeadlineMs: 5000, now: Date.now, random: Math.random });
+    const events = [event('k', 1), event('k', 2), event('k', 3), event('k', 4)];
+    const handled: number[] = [];
+    await consume({
+      broker,
+      transaction,
+      group: 'screened',
+      sleep: async () => {},
+      reject: (e) => ((e.payload as { n: number }).n % 2 === 0 ? `event test.happened: payload /n is even` : undefined),
+      handler: async (e) => {
+        handled.push((e.payload as { n: number }).n);
+      },
+    });
+    const outcomes = await options().handleBatch!(events.map((e) => ({ event: e, partition: 0 })));
+    expect(outcomes).toEqual([
+      { kind: 'ack' },
+      { kind: 'dead-letter', error: 'event test.happened: payload /n is even', attempts: 0 },
+      { kind: 'ack' },
+      { kind: 'dead-letter', error: 'event test.happened: payload /n is even', attempts: 0 },
+    ]);
+    expect(handled).toEqual([1, 3]);
+    expect(await options().handle({ event: event('k', 6), partition: 0 })).toMatchObject({ kind: 'dead-letter' });
+    expect(handled).toEqual([1, 3]);
+  });
+});
