@@ -47,7 +47,7 @@ export async function openBroker(
     }
     case 'redis': {
       const { createRedisStreamsBroker } = await import('../platform/messaging/redis/index.ts');
-      return createRedisStreamsBroker({ url: config.brokerUrl!, namespace: 'stratum', log });
+      return createRedisStreamsBroker({ url: config.brokerUrl!, namespace: 'stratum', codec, log });
     }
   }
 }

@@ -93,6 +93,33 @@ describe('the event codec', () => {
       'the json body is not an event (an id, a type and a key)',
     );
     expect(() => reader.decodeMany(Buffer.from('[]'), CONTENT_TYPES.json)).toThrow('the json body holds no event');
+    expect(() => reader.decode(Buffer.alloc(0), CONTENT_TYPES.protobuf)).toThrow(
+      'the protobuf body is not an event (an id, a type and a key)',
+    );
+    // A reader that does not know a type's schema says so instead of reading its payload as null.
+    const unaware = createEventCodec({ encoding: 'json' });
+    expect(() => unaware.decode(body, CONTENT_TYPES.protobuf)).toThrow(
+      'a protobuf payload of user.created, whose schema this reader does not know',
+    );
+    // A 64-bit integer of another MessagePack writer reads as a number.
+    const packed = Buffer.concat([
+      Buffer.from([0x84, 0xa2]),
+      Buffer.from('id'),
+      Buffer.from([0xa1]),
+      Buffer.from('a'),
+      Buffer.from([0xa4]),
+      Buffer.from('type'),
+      Buffer.from([0xa1]),
+      Buffer.from('t'),
+      Buffer.from([0xa3]),
+      Buffer.from('key'),
+      Buffer.from([0xa1]),
+      Buffer.from('k'),
+      Buffer.from([0xa7]),
+      Buffer.from('payload'),
+      Buffer.from([0x81, 0xa1, 0x6e, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0]),
+    ]);
+    expect(reader.decode(packed, CONTENT_TYPES.msgpack).payload).toEqual({ n: 2 ** 32 });
     expect(undecodableEvent('m1', Buffer.from('abc'), 'text/xml')).toEqual({
       id: 'm1',
       type: 'undecodable',

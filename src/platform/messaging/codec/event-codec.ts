@@ -82,7 +82,9 @@ function envelopeOf(value: unknown, encoding: EventEncoding): OutboxEvent {
     typeof v !== 'object' ||
     typeof v.id !== 'string' ||
     typeof v.type !== 'string' ||
-    typeof v.key !== 'string'
+    typeof v.key !== 'string' ||
+    v.id === '' ||
+    v.type === ''
   )
     throw new EventDecodeError(`the ${encoding} body is not an event (an id, a type and a key)`);
   const headers = v.headers ?? {};
@@ -119,7 +121,8 @@ export function createEventCodec(options: { encoding: EventEncoding; events?: re
   const { encoding } = options;
   const proto = protoTypes(options.events ?? []);
   // Plain maps, no msgpackr extensions: any MessagePack reader reads what this writes.
-  const packr = new Packr({ useRecords: false, moreTypes: false });
+  // 64-bit integers from another writer decode as numbers (as JSON would), never as BigInts.
+  const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' });
   const encodings = new Map(Object.entries(CONTENT_TYPES).map(([e, ct]) => [ct, e as EventEncoding]));
 
   function toEnvelope(event: OutboxEvent): protobuf.Message {
@@ -145,6 +148,10 @@ export function createEventCodec(options: { encoding: EventEncoding; events?: re
   function fromEnvelope(decoded: protobuf.Message): OutboxEvent {
     const e = proto.envelope.toObject(decoded, { defaults: true }) as ProtoEnvelope;
     const message = proto.byEvent.get(e.type);
+    if (!message && e.json_payload.length === 0 && e.payload.length > 0)
+      throw new EventDecodeError(
+        `a protobuf payload of ${e.type || 'an unnamed type'}, whose schema this reader does not know`,
+      );
     const payload =
       e.json_payload.length > 0 || !message
         ? JSON.parse(Buffer.from(e.json_payload).toString('utf8') || 'null')

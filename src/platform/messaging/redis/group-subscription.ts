@@ -1,4 +1,5 @@
 import type { SubscribeOptions, Subscription } from '../broker.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
 import type { RedisStreamsKeys } from './keys.ts';
 import { planLeases } from './lease-plan.ts';
 import { startPartitionWorker, type PartitionWorker } from './partition-worker.ts';
@@ -15,6 +16,8 @@ export interface GroupSubscriptionOptions {
   /** Unique per subscription: the consumer name in the group and the owner in its leases. */
   consumer: string;
   partitions: number;
+  /** Decodes the entries the partition workers read (each by its own content type). */
+  codec: EventCodec;
   leaseMs: number;
   claimIdleMs: number;
   batchSize: number;
@@ -139,6 +142,7 @@ export async function subscribeToGroup(
       keys,
       group,
       consumer,
+      codec: c.codec,
       handle: options.handle,
       handleBatch: options.handleBatch,
       unblock: (id) => client.sendCommand(['CLIENT', 'UNBLOCK', String(id)]),

@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OutboxEvent, Outcome, SubscribeOptions } from '../broker.ts';
-import { deadLetterFields, eventFromFields, type EntryFields } from './entry-codec.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
+import { deadLetterFields, eventFromFields, undecodableFromFields } from './entry-codec.ts';
 import type { RedisStreamsKeys } from './keys.ts';
 import { destroyClient, type Log, type RedisStreamsClient } from './redis-client.ts';
-import { readGroup, type StreamEntry } from './stream-entries.ts';
+import { autoClaim, readGroup, type StreamEntry } from './stream-entries.ts';
 
 export interface PartitionWorkerOptions {
   /** The worker's own connected client: it blocks on it, and destroys it when done. */
@@ -15,6 +16,8 @@ export interface PartitionWorkerOptions {
   /** This subscription's consumer name in the group (also the owner written in its leases). */
   consumer: string;
   partition: number;
+  /** Decodes each entry by its own content type, whatever this codec writes. */
+  codec: EventCodec;
   handle: SubscribeOptions['handle'];
   /** When given, consecutive events read together go to it in one call (the runner applies them in one transaction). */
   handleBatch?: SubscribeOptions['handleBatch'];
@@ -44,13 +47,24 @@ export interface PartitionWorker {
 type HandleResult = 'done' | 'stopped' | 'failed';
 
 /**
+ * An entry as the worker sees it: an event to hand over; one no codec can read, to move to the dead letters
+ * (as its placeholder) and acknowledge; or one deleted while pending, only to acknowledge.
+ */
+type Decoded =
+  | { kind: 'event'; event: OutboxEvent }
+  | { kind: 'undecodable'; placeholder: OutboxEvent; error: string }
+  | { kind: 'deleted' };
+
+/**
  * Serves one partition of a group while the caller holds its lease: first the backlog (this consumer's own
  * pending entries, then others' entries idle longer than claimIdleMs), waiting while entries that are not yet
  * claimable remain pending so no newer entry overtakes them; then new entries with a blocking XREADGROUP.
  * It reads the partition's replay stream alongside. Entries go to the handler one after another, or, with
  * `handleBatch`, the events of one read together; they are acknowledged (or dead-lettered and acknowledged)
- * in one MULTI before the next ones start.
- * @example const worker = startPartitionWorker({ connection, unblock, keys, group, consumer, partition: 3, handle, ...timings, now, log });
+ * in one MULTI before the next ones start. Entries are decoded by their own content type (an `event` field is
+ * JSON); one that cannot be decoded goes to the group's dead letters as its placeholder (undecodableEvent),
+ * with the reason and attempts 0, and is acknowledged, so the partition goes on and nothing is lost unseen.
+ * @example const worker = startPartitionWorker({ connection, unblock, keys, group, consumer, partition: 3, codec, handle, ...timings, now, log });
  * await worker.stop('release');
  */
 export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker {
@@ -75,12 +89,7 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
     const own = await readGroup(connection, group, consumer, streams, '0', { count: o.batchSize });
     if (own.length > 0) return own;
     for (const stream of streams) {
-      const claimed = await connection.xAutoClaim(stream, group, consumer, o.claimIdleMs, '0-0', {
-        COUNT: o.batchSize,
-      });
-      const entries = claimed.messages.flatMap((m) =>
-        m === null ? [] : [{ stream, id: String(m.id), fields: m.message as EntryFields }],
-      );
+      const entries = await autoClaim(connection, stream, group, consumer, o.claimIdleMs, o.batchSize);
       if (entries.length > 0) return entries;
     }
     const pending = await Promise.all(streams.map((stream) => connection.xPending(stream, group)));
@@ -130,36 +139,46 @@ export function startPartitionWorker(o: PartitionWorkerOptions): PartitionWorker
     }
   }
 
-  function decode(entry: StreamEntry): OutboxEvent | undefined {
+  function decode(entry: StreamEntry): Decoded {
+    if (entry.fields === null) return { kind: 'deleted' };
     try {
-      return entry.fields === null ? undefined : eventFromFields(entry.fields);
+      return { kind: 'event', event: eventFromFields(o.codec, entry.fields) };
     } catch (error) {
-      o.log(
-        `redis streams broker: entry ${entry.id} of ${entry.stream} is not an event of this adapter; acknowledged and skipped`,
-        error,
-      );
-      return undefined;
+      return {
+        kind: 'undecodable',
+        placeholder: undecodableFromFields(entry.id, entry.fields),
+        error: error instanceof Error ? error.message : String(error),
+      };
     }
   }
 
   async function handleInOrder(entries: StreamEntry[]): Promise<HandleResult> {
-    const events = entries.map(decode);
+    const decoded = entries.map(decode);
     for (let i = 0; i < entries.length;) {
       if (stopping()) {
         await handBack(entries.slice(i));
         return 'stopped';
       }
-      if (events[i] === undefined) {
-        // Deleted while pending, or written by something else: nothing to hand over, and it must not block the partition.
-        await settle([entries[i]!], [undefined], [{ kind: 'ack' }]);
+      const d = decoded[i]!;
+      if (d.kind !== 'event') {
+        // Nothing to hand over, and it must not block the partition: an entry deleted while pending is only
+        // acknowledged; one no codec can read goes to the dead letters first, with the reason, so it is not lost.
+        if (d.kind === 'undecodable') {
+          await settle([entries[i]!], [d.placeholder], [{ kind: 'dead-letter', error: d.error, attempts: 0 }]);
+          o.log(
+            `redis streams broker: entry ${entries[i]!.id} of ${entries[i]!.stream} cannot be decoded (${d.error}); moved to the dead letters of group ${group}`,
+          );
+        } else {
+          await settle([entries[i]!], [undefined], [{ kind: 'ack' }]);
+        }
         i++;
         continue;
       }
       // The run of consecutive events from here: all of them with handleBatch, else just this one.
       let end = i + 1;
-      if (o.handleBatch) while (end < entries.length && events[end] !== undefined) end++;
+      if (o.handleBatch) while (end < entries.length && decoded[end]!.kind === 'event') end++;
       const run = entries.slice(i, end);
-      const runEvents = events.slice(i, end) as OutboxEvent[];
+      const runEvents = decoded.slice(i, end).map((e) => (e as { event: OutboxEvent }).event);
       const deliveries = runEvents.map((event) => ({ event, partition }));
       let outcomes: Outcome[];
       try {

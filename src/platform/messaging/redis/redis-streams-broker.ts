@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createClient } from 'redis';
 import { partitionOf, type Broker, type Subscription } from '../broker.ts';
+import { JSON_EVENTS, type EventCodec } from '../codec/event-codec.ts';
 import { createDeadLetterStore } from './dead-letter-store.ts';
 import { eventFields } from './entry-codec.ts';
 import { subscribeToGroup, type GroupSubscription } from './group-subscription.ts';
@@ -14,6 +15,12 @@ export interface RedisStreamsBrokerOptions {
   namespace: string;
   /** Streams per namespace; every instance must use the same number (it decides where a key's events go). */
   partitions?: number;
+  /**
+   * What this instance writes events as (decision 0032). Default JSON_EVENTS, whose entries `{ event: <JSON> }`
+   * are what the adapter always wrote; other encodings write `{ ct: <content type>, body: <bytes> }`. Every
+   * instance reads every encoding, by each entry's content type, so instances may differ while they change over.
+   */
+  codec?: EventCodec;
   /** How long a partition's lease lasts unrenewed: a dead consumer's partitions move after it. Default 10 s. */
   leaseMs?: number;
   /** How long an entry stays pending before the partition's next holder takes it over. Default leaseMs. */
@@ -32,7 +39,8 @@ export interface RedisStreamsBrokerOptions {
  * subscribing group, and a lease per group and partition (`<namespace>:lease:<group>:p<i>`) so that one
  * consumer at a time serves a partition, in order. A holder first takes over what is pending (its own entries,
  * then others' idle longer than claimIdleMs, by XAUTOCLAIM), then reads new entries. Dead letters are a stream
- * per group (`<namespace>:dlq:<group>`).
+ * per group (`<namespace>:dlq:<group>`), their events always JSON; an entry that cannot be decoded goes there too,
+ * as its placeholder (undecodableEvent), with the reason.
  *
  * `publish` resolves once Redis answered the MULTI of its XADDs: as durable as the server's AOF (`appendfsync`)
  * and replication settings make it, nothing more. Streams are not trimmed.
@@ -51,6 +59,7 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
   const log = options.log ?? (() => {});
   const now = options.now ?? (() => new Date());
   const newConsumerId = options.newConsumerId ?? randomUUID;
+  const codec = options.codec ?? JSON_EVENTS;
   const keys = redisStreamsKeys(options.namespace);
   const client = await connectClient(createClient({ url: options.url }), log, 'command');
   const subscriptions = new Set<GroupSubscription>();
@@ -72,7 +81,8 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
     async publish(events) {
       if (events.length === 0) return;
       const tx = client.multi();
-      for (const event of events) tx.xAdd(keys.events(partitionOf(event.key, partitions)), '*', eventFields(event));
+      for (const event of events)
+        tx.xAdd(keys.events(partitionOf(event.key, partitions)), '*', eventFields(codec, event));
       await tx.exec();
     },
 
@@ -86,6 +96,7 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
           group,
           consumer: newConsumerId(),
           partitions,
+          codec,
           leaseMs,
           claimIdleMs,
           batchSize: options.batchSize ?? 100,
@@ -114,6 +125,7 @@ export async function createRedisStreamsBroker(options: RedisStreamsBrokerOption
           {
             connection,
             streams: Array.from({ length: partitions }, (_, p) => keys.events(p)),
+            codec,
             batchSize: options.batchSize ?? 100,
             blockMs: 1000,
             retryDelayMs: Math.min(1000, claimIdleMs),

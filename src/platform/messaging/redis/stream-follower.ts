@@ -1,4 +1,5 @@
 import type { FollowOptions, OutboxEvent, Subscription } from '../broker.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
 import { eventFromFields } from './entry-codec.ts';
 import { destroyClient, type Log, type RedisStreamsClient } from './redis-client.ts';
 import { readStreams } from './stream-entries.ts';
@@ -8,6 +9,8 @@ export interface StreamFollowerOptions {
   connection: RedisStreamsClient;
   /** Every partition's events stream. */
   streams: readonly string[];
+  /** Decodes each entry by its own content type, whatever this codec writes. */
+  codec: EventCodec;
   batchSize: number;
   blockMs: number;
   retryDelayMs: number;
@@ -45,12 +48,10 @@ export async function followStreams(o: StreamFollowerOptions, listener: FollowOp
         for (const entry of entries) {
           after[o.streams.indexOf(entry.stream)] = entry.id;
           try {
-            if (entry.fields) events.push(eventFromFields(entry.fields));
+            if (entry.fields) events.push(eventFromFields(o.codec, entry.fields));
           } catch (error) {
-            o.log(
-              `redis streams follower: entry ${entry.id} of ${entry.stream} is not an event of this adapter; skipped`,
-              error,
-            );
+            // The groups' partition workers move it to their dead letters; a follower has none, and goes on.
+            o.log(`redis streams follower: entry ${entry.id} of ${entry.stream} cannot be decoded; skipped`, error);
           }
         }
         if (events.length > 0) listener.onEvents(events);
