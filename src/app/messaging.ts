@@ -43,7 +43,7 @@ export async function openBroker(
     }
     case 'nats': {
       const { createNatsBroker } = await import('../platform/messaging/nats/index.ts');
-      return createNatsBroker({ servers: config.brokerUrl!, namespace: 'stratum', log });
+      return createNatsBroker({ servers: config.brokerUrl!, namespace: 'stratum', codec, log });
     }
     case 'redis': {
       const { createRedisStreamsBroker } = await import('../platform/messaging/redis/index.ts');

@@ -4,6 +4,7 @@ import { startTracing } from '../../src/platform/observability/tracing.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { createTransaction } from '../../src/platform/db/transaction.ts';
 import type { Broker, Delivery, SubscribeOptions } from '../../src/platform/messaging/broker.ts';
+import { undecodableEvent } from '../../src/platform/messaging/codec/event-codec.ts';
 import { consume } from '../../src/platform/messaging/consumer.ts';
 import { event } from './contract.ts';
 
@@ -295,6 +296,10 @@ describe('the consumer runner and payloads off their schema', () => {
     ]);
     expect(handled).toEqual([1, 3]);
     expect(await options().handle({ event: event('k', 6), partition: 0 })).toMatchObject({ kind: 'dead-letter' });
+    expect(handled).toEqual([1, 3]);
+    // A replayed dead letter of an unreadable message (its id need not be a UUID) is acknowledged unseen.
+    const kept = undecodableEvent('raw-7', Buffer.from('<x/>'), 'text/xml');
+    expect(await options().handle({ event: kept, partition: 0 })).toEqual({ kind: 'ack' });
     expect(handled).toEqual([1, 3]);
   });
 });

@@ -2,6 +2,7 @@ import type { Db, TxSql } from '../db/connect.ts';
 import { inSpan, SpanKind } from '../observability/tracing.ts';
 import type { TransactionFn } from '../db/transaction.ts';
 import type { Broker, Delivery, OutboxEvent, Outcome, Subscription } from './broker.ts';
+import { UNDECODABLE } from './codec/event-codec.ts';
 
 export interface ConsumeOptions {
   broker: Broker;
@@ -241,16 +242,21 @@ export async function consume(options: ConsumeOptions): Promise<Subscription> {
     }
   }
 
-  /** The deliveries `reject` refuses are dead-lettered at once; the rest are handed over, in order. */
+  /**
+   * The deliveries `reject` refuses are dead-lettered at once; what a dead letter kept of an unreadable message
+   * (a replay of it) is acknowledged unseen, as no handler has a use for it; the rest are handed over, in order.
+   */
   async function screened(deliveries: Delivery[]): Promise<Outcome[]> {
-    const reasons = deliveries.map((d) => options.reject?.(d.event));
-    if (reasons.every((r) => r === undefined)) return handOver(deliveries);
-    const accepted = deliveries.filter((_, i) => reasons[i] === undefined);
+    const verdicts: Array<Outcome | undefined> = deliveries.map((d) => {
+      if (d.event.type === UNDECODABLE) return { kind: 'ack' };
+      const reason = options.reject?.(d.event);
+      return reason === undefined ? undefined : { kind: 'dead-letter', error: reason, attempts: 0 };
+    });
+    if (verdicts.every((v) => v === undefined)) return handOver(deliveries);
+    const accepted = deliveries.filter((_, i) => verdicts[i] === undefined);
     const outcomes = accepted.length > 0 ? await handOver(accepted) : [];
     let next = 0;
-    return reasons.map((reason) =>
-      reason === undefined ? outcomes[next++]! : { kind: 'dead-letter', error: reason, attempts: 0 },
-    );
+    return verdicts.map((verdict) => verdict ?? outcomes[next++]!);
   }
 
   return options.broker.subscribe(options.group, {

@@ -60,6 +60,9 @@ export function payloadMismatch(
   return `event ${event.type}: payload ${first?.instancePath || '/'} ${first?.message ?? 'does not match its schema'}`;
 }
 
+/** The type of the events undecodableEvent makes. */
+export const UNDECODABLE = 'undecodable';
+
 /**
  * What a dead letter keeps of a message no codec could read: its body (base64) and content type, under the
  * type `undecodable`, which no consumer handles (a replay of it is acknowledged unseen).
@@ -67,7 +70,7 @@ export function payloadMismatch(
 export function undecodableEvent(id: string, body: Uint8Array, contentType: string | undefined): OutboxEvent {
   return {
     id,
-    type: 'undecodable',
+    type: UNDECODABLE,
     key: '',
     payload: { contentType: contentType ?? null, base64: Buffer.from(body).toString('base64') },
     headers: {},

@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { Broker, Subscription } from '../broker.ts';
+import { JSON_EVENTS, type EventCodec } from '../codec/event-codec.ts';
 import { createNatsDeadLetters } from './nats-dead-letters.ts';
 import { followStream } from './nats-follower.ts';
 import { groupToken, natsLayout } from './nats-layout.ts';
@@ -13,6 +14,11 @@ export interface NatsBrokerOptions {
   /** Lower-case; names the streams (`<NAMESPACE>_EVENTS`, `<NAMESPACE>_DLQ`) and prefixes every subject. */
   namespace: string;
   partitions?: number;
+  /**
+   * What events are written in (default JSON, without schemas: what this adapter always wrote). Every message
+   * says its encoding in a `content-type` header, and consumers and followers read every encoding whatever this is.
+   */
+  codec?: EventCodec;
   /** How long the server waits for an ack before delivering an event again; a running handler extends it. */
   ackWaitMs?: number;
   /** Delay before an event whose handling threw unexpectedly is delivered again. */
@@ -31,7 +37,8 @@ const DAY_MS = 86_400_000;
 /**
  * The NATS JetStream broker: a stream `<NAMESPACE>_EVENTS` with a subject per partition, a durable pull consumer
  * per group and partition (`<group>_p<i>`, one unacknowledged message at a time; a message carries a
- * partition's consecutive events of one publish), and dead letters in a stream
+ * partition's consecutive events of one publish, in the codec's encoding, named by its `content-type` header;
+ * a message no codec can read goes to each group's dead letters), and dead letters in a stream
  * `<NAMESPACE>_DLQ` with a subject per group. Several instances of the app share the consumers and compete for
  * events; the connection reconnects for as long as it takes.
  * @example
@@ -49,6 +56,7 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const retryDelayMs = options.retryDelayMs ?? 1000;
   const log = options.log ?? (() => {});
+  const codec = options.codec ?? JSON_EVENTS;
 
   // No stack captured at the start of every request and publish (a tenth of the process's CPU under load);
   // our own log lines say what failed.
@@ -66,7 +74,7 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
       duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
     });
     const deadLetters = createNatsDeadLetters({ js, jsm, layout, partitions, now: options.now ?? (() => new Date()) });
-    const packer = createPacker(DEFAULT_MESSAGE_LIMITS);
+    const packer = createPacker(DEFAULT_MESSAGE_LIMITS, codec);
     const subscriptions = new Set<GroupSubscription>();
     const followers = new Set<Subscription>();
 
@@ -82,6 +90,8 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
         const subscription = subscribeGroup(
           {
             group,
+            codec,
+            stream: layout.eventsStream,
             consumers: infos.map((info) => js.consumers.getConsumerFromInfo(info)),
             deadLetters,
             ackWaitMs,
@@ -102,7 +112,7 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Brok
       },
       async follow(listener) {
         const follower = await followStream(
-          { js, layout, retryDelayMs, isConnectionClosed: () => nc.isClosed(), log },
+          { js, layout, codec, retryDelayMs, isConnectionClosed: () => nc.isClosed(), log },
           listener,
         );
         followers.add(follower);

@@ -1,11 +1,14 @@
 import { DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { FollowOptions, OutboxEvent, Subscription } from '../broker.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
 import { REPLAY_GROUP_HEADER, type NatsLayout } from './nats-layout.ts';
-import { unpackEvents } from './nats-publish.ts';
+import { contentTypeOf, unpackEvents } from './nats-publish.ts';
 
 export interface NatsFollowerOptions {
   js: JetStreamClient;
   layout: NatsLayout;
+  /** Reads each message in the encoding its content type names. */
+  codec: EventCodec;
   retryDelayMs: number;
   isConnectionClosed: () => boolean;
   log: (message: string, error?: unknown) => void;
@@ -17,8 +20,9 @@ export interface NatsFollowerOptions {
  * behind or the connection comes back. Stopping deletes it; the consumer of a process that died is deleted by
  * the server once nobody pulled from it for its inactivity threshold (5 minutes). Replays of dead
  * letters (for one group) are skipped. Should the consumer have to be made anew after an error, the follower
- * starts from there and reports a gap.
- * @example const follower = await followStream({ js, layout, retryDelayMs: 1000, isConnectionClosed, log }, { onEvents, onGap });
+ * starts from there and reports a gap. Messages are read in whichever encoding they say; one that is no readable
+ * event is skipped with a log line.
+ * @example const follower = await followStream({ js, layout, codec, retryDelayMs: 1000, isConnectionClosed, log }, { onEvents, onGap });
  */
 export async function followStream(o: NatsFollowerOptions, listener: FollowOptions): Promise<Subscription> {
   let running = true;
@@ -44,9 +48,11 @@ export async function followStream(o: NatsFollowerOptions, listener: FollowOptio
           if (msg.headers?.get(REPLAY_GROUP_HEADER)) continue; // for one group only; every follower had the original
           let events: OutboxEvent[];
           try {
-            events = unpackEvents(msg.json<unknown>());
+            events = unpackEvents(msg.data, contentTypeOf(msg.headers), o.codec);
           } catch (error) {
-            o.log(`nats follower: message ${msg.seq} is not an event; skipped`, error);
+            // Not for a follower to keep: each group's consumer puts it in that group's dead letters.
+            const reason = error instanceof Error ? error.message : String(error);
+            o.log(`nats follower: message ${msg.seq} is not an event (${reason}); skipped`, error);
             continue;
           }
           listener.onEvents(events);

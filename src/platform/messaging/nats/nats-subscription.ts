@@ -1,11 +1,16 @@
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { Delivery, OutboxEvent, Outcome, SubscribeOptions } from '../broker.ts';
-import { unpackEvents } from './nats-publish.ts';
+import type { EventCodec } from '../codec/event-codec.ts';
+import { contentTypeOf, undecodableMessage, unpackEvents } from './nats-publish.ts';
 import { REPLAY_GROUP_HEADER } from './nats-layout.ts';
 import type { NatsDeadLetters } from './nats-dead-letters.ts';
 
 export interface GroupSubscriptionDeps {
   group: string;
+  /** Reads each message in the encoding its content type names, whatever this process writes. */
+  codec: EventCodec;
+  /** The events stream: with a message's sequence, what names an undecodable message in its dead letter. */
+  stream: string;
   /** The group's durable consumer of each partition, index = partition. */
   consumers: readonly Consumer[];
   deadLetters: NatsDeadLetters;
@@ -32,7 +37,7 @@ export interface GroupSubscription {
  * consumers compete with this one; `max_ack_pending: 1` on the consumer keeps each partition in order across them.
  * While a handler runs, `working()` keeps the event from being delivered elsewhere; a crashed process stops
  * sending it, and the event comes again after the ack wait.
- * @example const sub = subscribeGroup({ group: 'billing', consumers, deadLetters, ackWaitMs: 30_000, retryDelayMs: 1000, isConnectionClosed, flush, log }, { handle });
+ * @example const sub = subscribeGroup({ group: 'billing', codec: JSON_EVENTS, stream: 'STRATUM_EVENTS', consumers, deadLetters, ackWaitMs: 30_000, retryDelayMs: 1000, isConnectionClosed, flush, log }, { handle });
  */
 export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOptions): GroupSubscription {
   const { group, log } = deps;
@@ -71,13 +76,12 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
       await acknowledge(msg, 'a replay for another group');
       return;
     }
+    const contentType = contentTypeOf(msg.headers);
     let events: OutboxEvent[];
     try {
-      events = unpackEvents(msg.json<unknown>());
+      events = unpackEvents(msg.data, contentType, deps.codec);
     } catch (error) {
-      // Only this adapter publishes here; a body it cannot read would otherwise block the partition for good.
-      log(`nats: ${group} partition ${partition}: message ${msg.seq} is not an event; terminating it`, error);
-      quietly(() => msg.term('not an event'));
+      await deadLetterUndecodable(msg, partition, contentType, error);
       return;
     }
     const what = events.length === 1 ? `event ${events[0]!.id}` : `the ${events.length} events from ${events[0]!.id}`;
@@ -108,6 +112,35 @@ export function subscribeGroup(deps: GroupSubscriptionDeps, options: SubscribeOp
       clearInterval(heartbeat);
       heartbeats.delete(heartbeat);
     }
+  }
+
+  /**
+   * A message that is no readable event (an unknown content type, a corrupt body) would block the partition for
+   * good: it goes to the group's dead letters with the reason, body and content type kept, and is acknowledged,
+   * so the partition goes on. Should storing it fail, it comes again after the retry delay.
+   */
+  async function deadLetterUndecodable(
+    msg: JsMsg,
+    partition: number,
+    contentType: string | undefined,
+    error: unknown,
+  ): Promise<void> {
+    const reason = error instanceof Error ? error.message : String(error);
+    log(`nats: ${group} partition ${partition}: message ${msg.seq} is not an event (${reason}); to the dead letters`);
+    try {
+      const event = undecodableMessage(deps.stream, msg.seq, msg.data, contentType);
+      await deps.deadLetters.add(group, event, { error: reason, attempts: 0 }, String(msg.seq));
+    } catch (failure) {
+      if (ending === 'abandon') return;
+      log(
+        `nats: ${group} partition ${partition}: could not store the dead letter of message ${msg.seq}; delivering it again in ${deps.retryDelayMs} ms`,
+        failure,
+      );
+      quietly(() => msg.nak(deps.retryDelayMs));
+      return;
+    }
+    if (ending === 'abandon') return;
+    await acknowledge(msg, `message ${msg.seq}`);
   }
 
   /** The events of one message: all to handleBatch when there are several and it is given, else one after another. */
