@@ -45,7 +45,7 @@ describe('migrations', () => {
   it('applies the real migrations up, down and up again', async () => {
     const migrator = createMigrator({ sql: db.sql, migrations: allMigrations() });
     expect((await migrator.up()).length).toBe(allMigrations().length);
-    expect(await tables('users')).toEqual(['actions', 'user_profile', 'users']);
+    expect(await tables('users')).toEqual(['actions', 'score_log', 'tally', 'user_profile', 'users']);
     await migrator.verify();
     expect(await migrator.up()).toEqual([]);
 
@@ -55,7 +55,7 @@ describe('migrations', () => {
     await expectCode(migrator.verify(), 'MIGRATION.INVALID');
 
     await migrator.up();
-    expect(await tables('users')).toEqual(['actions', 'user_profile', 'users']);
+    expect(await tables('users')).toEqual(['actions', 'score_log', 'tally', 'user_profile', 'users']);
     await migrator.down(allMigrations().length);
   });
 

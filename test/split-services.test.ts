@@ -180,7 +180,8 @@ describe('the split accounts deployment', () => {
       expect(ids.size).toBeLessThanOrEqual(1);
     }
 
-    // 30 renames of one hot account at once: each answered, and each that succeeded left its event.
+    // 30 renames of one hot account at once: each answered; each that succeeded left its event, one that failed
+    // (a 503 after its call may have reached the data service) at most one. The gateway never sends one twice.
     const renames = await Promise.all(
       Array.from({ length: 30 }, (_, i) =>
         fetch(`${gw()}/accounts/${account}`, { ...json({ name: `Split_Person_${i}` }), method: 'PUT' }).then(
@@ -194,11 +195,12 @@ describe('the split accounts deployment', () => {
     const [row] = await db.sql`
       select a.name, (select count(*)::int from accounts.account_events e where e.account_id = a.id and e.event_name = 'UPDATED') as updates
         from accounts.accounts a where a.id = ${account}`;
-    expect(row!.updates).toBe(ok);
+    expect(row!.updates).toBeGreaterThanOrEqual(ok);
+    expect(row!.updates).toBeLessThanOrEqual(renames.length);
     expect(row!.name).toMatch(/^Split_Person_\d+$/);
     const { body } = await read(account);
     expect(body.name).toBe(row!.name);
-    expect(body.events).toHaveLength(1 + ok);
+    expect(body.events).toHaveLength(1 + row!.updates);
   });
 
   it('keeps answering, not degraded, when one of two quotes instances dies; degraded with the fallback when both do; whole again when one returns', async () => {

@@ -137,10 +137,12 @@ export function gatewayRoutes(deps: GatewayDeps) {
       { schema: { ...summary('Create an account', 'accounts-data'), response: errors } },
       pass(deps.data, 'POST', (h) => h.has('idempotency-key')),
     );
+    // A rename records an event each time it runs: it is not sent again once it may have reached the data service
+    // (a refused connection, which reached nothing, still goes to another instance).
     app.put(
       '/accounts/:id',
       { schema: { ...summary('Rename an account', 'accounts-data'), params: AccountIdParams, response: errors } },
-      pass(deps.data, 'PUT', () => true),
+      pass(deps.data, 'PUT', () => false),
     );
     app.get(
       '/accounts',

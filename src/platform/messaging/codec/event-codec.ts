@@ -48,7 +48,7 @@ export interface EventCodec {
 /**
  * Why `event`'s payload does not match the schema of its declared type (naming the field), or undefined when it
  * does or the type is not among `events`.
- * @example payloadMismatch([UserCreated], event) // 'event user.created: payload /id must be integer'
+ * @example payloadMismatch(new Map([[NoteCreated.name, NoteCreated]]), event) // 'event note.created: payload /id must be integer'
  */
 export function payloadMismatch(
   events: ReadonlyMap<string, EventType>,
@@ -118,7 +118,7 @@ interface ProtoEnvelope {
  * message derived from their type's schema (proto-schema.ts); a type not among `events`, or a payload its
  * message cannot hold, travels as JSON inside the envelope, so the relay never fails on an encoding. Schemas are
  * checked where events are written (publish) and where they are handled (the consumer runner), not here.
- * @example const codec = createEventCodec({ encoding: 'msgpack', events: [UserCreated] }); codec.encode(event)
+ * @example const codec = createEventCodec({ encoding: 'msgpack', events: [NoteCreated] }); codec.encode(event)
  */
 export function createEventCodec(options: { encoding: EventEncoding; events?: readonly EventType[] }): EventCodec {
   const { encoding } = options;

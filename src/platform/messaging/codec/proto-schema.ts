@@ -38,7 +38,7 @@ interface JsonSchema {
   items?: JsonSchema;
 }
 
-/** `user.created` -> `UserCreated`, `order.status_changed` -> `OrderStatusChanged`. */
+/** `note.created` -> `NoteCreated`, `note.title_changed` -> `NoteTitleChanged`. */
 export function messageNameOf(eventName: string): string {
   return eventName
     .split(/[._]/)
