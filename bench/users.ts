@@ -9,25 +9,46 @@ import { summarize } from './support/stats.ts';
 import { awaitedPerUser, pipelinedPerUser, setBasedSql } from './users/baselines.ts';
 import { resetUsers, scoreTotal, seedUsers, verifyCreation } from './users/dataset.ts';
 import type { CreationMethod, NewUserInput } from './users/method.ts';
-import { baselineSamples, parseUsersOptions } from './users/options.ts';
+import { benchModesAtSize } from './users/modes.ts';
+import { failedChecks, formatModesSummary, formatModesSize, type ModesSizeResults } from './users/modes-report.ts';
+import { baselineSamples, parseUsersOptions, type UsersBenchOptions } from './users/options.ts';
 import { formatSize, type SizeResults } from './users/report.ts';
 import { startStratum, stratumOverHttp } from './users/stratum-http.ts';
 
 /**
- * POST /users latency at each size of the users table, next to three baselines; see docs/benchmarks.md.
- * Prints markdown on stdout and progress on stderr.
+ * By default SCORE_MODE=deferred next to the eager mode (SCORE_MODE=sync) at each size; with `--baselines`
+ * POST /users latency at each size next to three baselines. See docs/benchmarks.md. Prints markdown on stdout
+ * and progress on stderr.
  */
 export async function runUsersBench(argv: readonly string[]): Promise<void> {
   const options = parseUsersOptions(argv);
   const started = performance.now();
   const server = await openBenchServer(process.env);
   try {
-    console.log(heading(server));
-    for (const size of options.sizes) console.log(formatSize(await benchSize(server, size, options.samples)));
+    if (options.suite === 'baselines') {
+      console.log(heading(server));
+      for (const size of options.sizes) console.log(formatSize(await benchSize(server, size, options.samples)));
+    } else {
+      await runModes(server, options);
+    }
   } finally {
     await server.close();
   }
   progress(`done in ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+}
+
+/** The mode comparison, size by size; fails after the report when a correctness check failed. */
+async function runModes(server: BenchServer, options: UsersBenchOptions): Promise<void> {
+  console.log(modesHeading(server, options));
+  const all: ModesSizeResults[] = [];
+  for (const size of options.sizes) {
+    const result = await benchModesAtSize(server, size, options, progress);
+    all.push(result);
+    console.log(formatModesSize(result));
+  }
+  console.log(formatModesSummary(all));
+  const failed = failedChecks(all);
+  if (failed.length > 0) throw new Error(`scores differ from the eager mode's:\n${failed.join('\n')}`);
 }
 
 interface Planned {
@@ -91,6 +112,8 @@ async function benchSize(server: BenchServer, size: number, samples: number): Pr
     await stratum?.stop();
     await sql.end({ timeout: 5 });
     await server.dropDatabase(database);
+    // stratum creates its orders shards (4 by default) beside the database it is given.
+    for (let i = 0; i < 4; i++) await server.dropDatabase(`${database}_orders_${i}`);
   }
 }
 
@@ -112,17 +135,39 @@ async function warmUp(sql: Sql, size: number, method: CreationMethod, nextUser: 
   }
 }
 
-function heading(server: BenchServer): string {
+function machine(server: BenchServer): string[] {
   const cpus = os.cpus();
   return [
-    "## POST /users: creating a user while every other user's score moves",
-    '',
     `date: ${new Date().toISOString().slice(0, 10)}`,
     '',
     `machine: ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, ` +
       `Node ${process.version}, PostgreSQL ${server.version} (${server.source})`,
     '',
+  ];
+}
+
+function heading(server: BenchServer): string {
+  return [
+    "## POST /users: creating a user while every other user's score moves",
+    '',
+    ...machine(server),
     'Milliseconds per creation, one at a time; p99 is nearest rank, so with fewer than 100 samples it is the slowest one.',
+    '',
+  ].join('\n');
+}
+
+function modesHeading(server: BenchServer, options: UsersBenchOptions): string {
+  return [
+    '## POST /users: SCORE_MODE=deferred against eager',
+    '',
+    ...machine(server),
+    `options: --modes ${options.modes.join(',')} --sizes ${options.sizes.join(',')} --samples ${options.samples} ` +
+      `--seconds ${options.seconds} --concurrency ${options.concurrency} --reads ${options.reads}`,
+    '',
+    'Each mode on a database of its own, seeded alike by COPY, behind a stratum server of its own over HTTP ' +
+      '(SCORE_COMPACTION_INTERVAL_MS=0: compaction is timed on its own). Milliseconds, client side, until the ' +
+      'body is in; p99 is nearest rank, so with fewer than 100 samples it is the slowest one. The creation load ' +
+      'is closed-model: so many creations in flight, each sent when the last one of its slot is answered.',
     '',
   ].join('\n');
 }

@@ -10,9 +10,14 @@ const ROLE_PASSWORD_VARIABLES = ['ACCOUNTS_DB_PASSWORD', 'IMAGES_DB_PASSWORD'];
  * Starts stratum in this process (its composition root: pools, migrations, routes, transactions, metrics) on
  * 127.0.0.1 and a free port, over the database at `databaseUrl`. The deadline is generous so 100,000-user
  * fan-outs finish. On the benchmark's own server the contexts' roles get throwaway passwords; on
- * DATABASE_URL's they come from the environment, as for `stratum serve`.
+ * DATABASE_URL's they come from the environment, as for `stratum serve`. `extraEnv` adds to (or overrides) the
+ * server's environment, e.g. `{ SCORE_MODE: 'deferred' }`.
  */
-export async function startStratum(databaseUrl: string, ownServer: boolean): Promise<RunningServer> {
+export async function startStratum(
+  databaseUrl: string,
+  ownServer: boolean,
+  extraEnv: Readonly<Record<string, string>> = {},
+): Promise<RunningServer> {
   const rolePasswords = Object.fromEntries(
     ROLE_PASSWORD_VARIABLES.map((name) => [
       name,
@@ -26,6 +31,7 @@ export async function startStratum(databaseUrl: string, ownServer: boolean): Pro
     PORT: '0',
     LOG_LEVEL: 'silent',
     TX_DEADLINE_MS: '60000',
+    ...extraEnv,
   };
   return startServer(loadConfig(env, process.cwd()), () => {});
 }

@@ -155,7 +155,10 @@ export async function findUserById(db: Db, id: number, read: ScoreRead = 'stored
   return row ? userRowToUser(row) : undefined;
 }
 
-/** Users in id order after `afterId`, with their profiles. */
+/**
+ * Users in id order after `afterId`, with their profiles. The bound is given on both tables: the planner then
+ * reads each index from the cursor on, where a merge join would read the profiles' from the first row.
+ */
 export async function listUsersAfter(
   db: Db,
   afterId: number,
@@ -164,7 +167,7 @@ export async function listUsersAfter(
 ): Promise<User[]> {
   const rows = await db<UserRow[]>`
     select ${userColumns(db, read)}
-    where u.id > ${afterId}
+    where u.id > ${afterId} and p.user_id > ${afterId}
     order by u.id
     limit ${limit}`;
   return rows.map(userRowToUser);
