@@ -1,4 +1,5 @@
 import { runAccountsBench } from './accounts.ts';
+import { runCodecsBench } from './codecs.ts';
 import { runContentionBench } from './contention.ts';
 import { runImportBench } from './import.ts';
 import { runMessagingBench } from './messaging.ts';
@@ -14,6 +15,7 @@ const benchmarks: Record<string, (argv: readonly string[]) => Promise<void>> = {
   messaging: runMessagingBench,
   shards: runShardsBench,
   contention: runContentionBench,
+  codecs: runCodecsBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,0 +1,67 @@
+import postgres from 'postgres';
+import { createMainMigrator } from '../../src/app/migrations.ts';
+import type { Sql } from '../../src/platform/db/connect.ts';
+import { openBenchServer } from '../support/database.ts';
+
+/** The benchmark's own database with stratum's migrations applied; dropped again by `close()`. */
+export interface CodecsDatabase {
+  /** For the report: `embedded, .stratum-bench-codecs` or `DATABASE_URL`. */
+  source: string;
+  version: string;
+  url: string;
+  /**
+   * Gives every run the same outbox: SENT_ROWS rows already sent (what a live outbox keeps for its retention)
+   * and no unsent one, analyzed. See SENT_ROWS for why not an empty one.
+   */
+  reset(sql: Sql): Promise<void>;
+  close(): Promise<void>;
+}
+
+const DATABASE = 'stratum_bench_codecs';
+
+/**
+ * Sent rows each run starts with. An outbox emptied and analyzed instead made the relay's claim (a prepared
+ * statement, `limit $1`) go to a generic plan costed for an empty table: a nested loop that runs the
+ * `limit ... for update skip locked` subquery again for every outbox row, each run skipping the rows the statement
+ * already took, so one claim took every unsent row (24,865 in one publish here; 20,000 in 35 s in an EXPLAIN
+ * ANALYZE on PostgreSQL 15) and the relay fell seconds behind. A live outbox holds its retention of sent rows,
+ * and with those in its statistics the plan is the index scan of the unsent rows.
+ */
+const SENT_ROWS = 20_000;
+
+/**
+ * The bench server (DATABASE_URL, or an embedded PostgreSQL under .stratum-bench-codecs/) with a fresh database
+ * `stratum_bench_codecs`, migrated with stratum's own migrations (messaging.outbox among them).
+ */
+export async function openCodecsDatabase(env: Record<string, string | undefined>): Promise<CodecsDatabase> {
+  const server = await openBenchServer(env, '.stratum-bench-codecs');
+  try {
+    const url = await server.createDatabase(DATABASE);
+    const migrating = postgres(url, { max: 1, onnotice: () => {} }) as unknown as Sql;
+    try {
+      await createMainMigrator(migrating).up();
+    } finally {
+      await migrating.end({ timeout: 5 });
+    }
+    return {
+      source: server.source,
+      version: server.version,
+      url,
+      async reset(sql) {
+        await sql`truncate messaging.outbox`;
+        await sql`
+          insert into messaging.outbox (id, type, key, payload, sent_at)
+          select gen_random_uuid(), 'bench.sent', 'bench', '{}', now() - interval '1 hour'
+          from generate_series(1, ${SENT_ROWS})`;
+        await sql`vacuum analyze messaging.outbox`;
+      },
+      async close() {
+        await server.dropDatabase(DATABASE).catch(() => {});
+        await server.close();
+      },
+    };
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+}
