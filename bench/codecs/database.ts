@@ -1,20 +1,13 @@
-import postgres from 'postgres';
-import { createMainMigrator } from '../../src/app/migrations.ts';
 import type { Sql } from '../../src/platform/db/connect.ts';
-import { openBenchServer } from '../support/database.ts';
+import { openMigratedDatabase, type MigratedBenchDatabase } from '../support/database.ts';
 
 /** The benchmark's own database with stratum's migrations applied; dropped again by `close()`. */
-export interface CodecsDatabase {
-  /** For the report: `embedded, .stratum-bench-codecs` or `DATABASE_URL`. */
-  source: string;
-  version: string;
-  url: string;
+export interface CodecsDatabase extends MigratedBenchDatabase {
   /**
    * Gives every run the same outbox: SENT_ROWS rows already sent (what a live outbox keeps for its retention)
    * and no unsent one, analyzed. See SENT_ROWS for why not an empty one.
    */
   reset(sql: Sql): Promise<void>;
-  close(): Promise<void>;
 }
 
 const DATABASE = 'stratum_bench_codecs';
@@ -29,39 +22,18 @@ const DATABASE = 'stratum_bench_codecs';
  */
 const SENT_ROWS = 20_000;
 
-/**
- * The bench server (DATABASE_URL, or an embedded PostgreSQL under .stratum-bench-codecs/) with a fresh database
- * `stratum_bench_codecs`, migrated with stratum's own migrations (messaging.outbox among them).
- */
+/** The bench database stratum_bench_codecs under .stratum-bench-codecs (see openMigratedDatabase), with its own reset. */
 export async function openCodecsDatabase(env: Record<string, string | undefined>): Promise<CodecsDatabase> {
-  const server = await openBenchServer(env, '.stratum-bench-codecs');
-  try {
-    const url = await server.createDatabase(DATABASE);
-    const migrating = postgres(url, { max: 1, onnotice: () => {} }) as unknown as Sql;
-    try {
-      await createMainMigrator(migrating).up();
-    } finally {
-      await migrating.end({ timeout: 5 });
-    }
-    return {
-      source: server.source,
-      version: server.version,
-      url,
-      async reset(sql) {
-        await sql`truncate messaging.outbox`;
-        await sql`
-          insert into messaging.outbox (id, type, key, payload, sent_at)
-          select gen_random_uuid(), 'bench.sent', 'bench', '{}', now() - interval '1 hour'
-          from generate_series(1, ${SENT_ROWS})`;
-        await sql`vacuum analyze messaging.outbox`;
-      },
-      async close() {
-        await server.dropDatabase(DATABASE).catch(() => {});
-        await server.close();
-      },
-    };
-  } catch (error) {
-    await server.close();
-    throw error;
-  }
+  const database = await openMigratedDatabase(env, '.stratum-bench-codecs', DATABASE);
+  return {
+    ...database,
+    async reset(sql) {
+      await sql`truncate messaging.outbox`;
+      await sql`
+        insert into messaging.outbox (id, type, key, payload, sent_at)
+        select gen_random_uuid(), 'bench.sent', 'bench', '{}', now() - interval '1 hour'
+        from generate_series(1, ${SENT_ROWS})`;
+      await sql`vacuum analyze messaging.outbox`;
+    },
+  };
 }

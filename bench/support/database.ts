@@ -1,5 +1,7 @@
 import postgres from 'postgres';
+import { createMainMigrator } from '../../src/app/migrations.ts';
 import { childEnv } from '../../src/config/config.ts';
+import type { Sql } from '../../src/platform/db/connect.ts';
 import { openEmbedded } from '../../src/platform/db/embedded/embedded-server.ts';
 
 /** The PostgreSQL server a benchmark runs on; every benchmark works in databases of its own there. */
@@ -61,4 +63,47 @@ export async function openBenchServer(
 
 function urlOf(t: { host: string; port: number; user: string; password?: string; database: string }): string {
   return `postgres://${encodeURIComponent(t.user)}:${encodeURIComponent(t.password ?? '')}@${t.host}:${t.port}/${t.database}`;
+}
+
+/** A benchmark's own database with stratum's migrations applied; dropped again by `close()`. */
+export interface MigratedBenchDatabase {
+  /** For the report: `embedded, <home>` or `DATABASE_URL`. */
+  source: string;
+  version: string;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The bench server (DATABASE_URL, or an embedded PostgreSQL under `home`) with a fresh database `name`,
+ * migrated with stratum's own migrations.
+ * @example const db = await openMigratedDatabase(process.env, '.stratum-bench-codecs', 'stratum_bench_codecs');
+ */
+export async function openMigratedDatabase(
+  env: Record<string, string | undefined>,
+  home: string,
+  name: string,
+): Promise<MigratedBenchDatabase> {
+  const server = await openBenchServer(env, home);
+  try {
+    const url = await server.createDatabase(name);
+    const migrating = postgres(url, { max: 1, onnotice: () => {} }) as unknown as Sql;
+    try {
+      await createMainMigrator(migrating).up();
+    } finally {
+      await migrating.end({ timeout: 5 });
+    }
+    return {
+      source: server.source,
+      version: server.version,
+      url,
+      async close() {
+        await server.dropDatabase(name).catch(() => {});
+        await server.close();
+      },
+    };
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
 }

@@ -2,7 +2,7 @@ import type { Config } from '../../config/config.ts';
 import type { ContextModule } from '../../platform/context/context-module.ts';
 import { payloadIf } from '../../platform/context/events.ts';
 import { createPool } from '../../platform/db/connect.ts';
-import { compactScores, scoreLogStatus, type CompactionResult } from './deferred-scores.ts';
+import { compactScores, scoreLogStatus, type CompactionResult, type ScoreLogStatus } from './deferred-scores.ts';
 import { USERS_ERRORS } from './errors.ts';
 import { USERS_EVENTS, UserCreated } from './events.ts';
 import { usersMigrations } from './migrations/index.ts';
@@ -80,7 +80,18 @@ export const usersModule: ContextModule<Config> = {
     if (config.scoreMode === 'deferred' && platform.runsWorkers && config.scoreCompactionIntervalMs > 0)
       timer = setTimeout(compactInBackground, config.scoreCompactionIntervalMs);
 
-    const status = () => scoreLogStatus(compactionPool);
+    // One read serves both gauges of a scrape and a dashboard sample close to it.
+    let lastStatus: { at: number; read: Promise<ScoreLogStatus> } | undefined;
+    const status = () => {
+      if (!lastStatus || Date.now() - lastStatus.at > 500) {
+        const read = scoreLogStatus(compactionPool);
+        lastStatus = { at: Date.now(), read };
+        read.catch(() => {
+          if (lastStatus?.read === read) lastStatus = undefined;
+        });
+      }
+      return lastStatus.read;
+    };
     platform.metrics.gauge(
       'stratum_users_score_log_length',
       'Creations in the score log not yet folded into every stored score (SCORE_MODE=deferred)',

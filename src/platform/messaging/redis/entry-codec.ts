@@ -58,18 +58,13 @@ export function undecodableFromFields(id: string, fields: Readonly<Record<string
   return undecodableEvent(id, fields.body === undefined ? Buffer.alloc(0) : bytes(fields.body), text(fields.ct));
 }
 
-/** JSON that does not throw on the bigints a MessagePack body written elsewhere may hold (as decimal strings). */
-function toJson(event: OutboxEvent): string {
-  return JSON.stringify(event, (_, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
-}
-
 /**
  * The fields of a dead letter's entry in the group's dead-letter stream. The event is JSON whatever it was
  * published as (what REPLAY_DEAD_LETTER copies to the replay stream, and what every reader reads).
  * @example await client.xAdd(keys.deadLetters(group), '*', deadLetterFields(event, 'boom', 5, new Date()));
  */
 export function deadLetterFields(event: OutboxEvent, error: string, attempts: number, deadAt: Date): EntryFields {
-  return { event: toJson(event), error, attempts: String(attempts), deadAt: deadAt.toISOString() };
+  return { event: JSON.stringify(event), error, attempts: String(attempts), deadAt: deadAt.toISOString() };
 }
 
 /**
